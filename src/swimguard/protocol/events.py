@@ -1,0 +1,104 @@
+"""Notifications the core emits; drained by the driver with `Node.take_events()`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from swimguard.protocol.members import Member
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberJoined:
+    """A member became alive (new, or back from dead/left). Also emitted for ourselves at start."""
+
+    member: Member
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberUpdated:
+    """An alive member changed its metadata (or address, after a reclaim)."""
+
+    member: Member
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberSuspected:
+    """We started suspecting a member (not in memberlist's delegate set; useful for flap metrics)."""
+
+    member: Member
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberFailed:
+    """A member was declared dead by failure detection (dead message from someone else)."""
+
+    member: Member
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberLeft:
+    """A member left gracefully (dead message from itself)."""
+
+    member: Member
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UserMessage:
+    """User bytes from a peer: a best-effort or reliable message, or a user broadcast."""
+
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoteState:
+    """User state a peer sent in push/pull (memberlist's MergeRemoteState)."""
+
+    data: bytes
+    join: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PingCompleted:
+    """A direct probe of `member` was acked after `rtt` seconds with the ack `payload`."""
+
+    member: Member
+    rtt: float
+    payload: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NameConflict:
+    """An alive message claims a known name from another address; it was dropped."""
+
+    existing: Member
+    other: Member
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JoinCompleted:
+    """Every seed of one `Node.join()` call answered or failed; `joined` counts successes."""
+
+    joined: int
+    errors: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaveCompleted:
+    """The leave broadcast went out (or `timed_out`); the driver may stop now."""
+
+    timed_out: bool
+
+
+Event = (
+    MemberJoined
+    | MemberUpdated
+    | MemberSuspected
+    | MemberFailed
+    | MemberLeft
+    | UserMessage
+    | RemoteState
+    | PingCompleted
+    | NameConflict
+    | JoinCompleted
+    | LeaveCompleted
+)

@@ -1,0 +1,361 @@
+"""Typed memberlist messages and their msgpack bodies.
+
+Every message is a frozen dataclass with snake_case attributes. Each class lists
+its wire fields as `(GoKey, attribute, kind, omitempty)` in the order Go writes
+them (keys sorted by byte value), so encoding a message is one dict build and one
+`msgpack.packb(use_bin_type=False)`: that reproduces go-msgpack 0.5.5 byte for
+byte (old-spec raw strings, minimal integers). Decoding reads `raw=True` maps,
+skips unknown keys, leaves missing keys at their defaults and checks each value's
+type and range, so a hostile peer can only get a `BodyError`.
+
+`bytes | None` attributes keep Go's nil/empty distinction (nil -> 0xC0, empty ->
+0xA0) because captured vectors show both; plain `bytes` attributes decode nil as
+b"".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final, Literal, TypeVar
+
+import msgpack
+
+from swimguard.wire.errors import BodyError
+
+__all__ = [
+    "VSN_LEN",
+    "AckResp",
+    "Alive",
+    "Body",
+    "Compress",
+    "Dead",
+    "ErrResp",
+    "IndirectPingReq",
+    "MessageType",
+    "NackResp",
+    "NodeState",
+    "Ping",
+    "PushNodeState",
+    "PushPullHeader",
+    "Suspect",
+    "UserMsgHeader",
+    "decode_body",
+    "encode_body",
+]
+
+
+class MessageType(enum.IntEnum):
+    """First byte of every memberlist message. Wire protocol: append only."""
+
+    PING = 0
+    INDIRECT_PING = 1
+    ACK = 2
+    SUSPECT = 3
+    ALIVE = 4
+    DEAD = 5
+    PUSH_PULL = 6
+    COMPOUND = 7
+    USER = 8
+    COMPRESS = 9
+    ENCRYPT = 10
+    NACK = 11
+    HAS_CRC = 12
+    ERR = 13
+    HAS_LABEL = 244
+
+
+class NodeState(enum.IntEnum):
+    """Member state as carried in push/pull. Wire protocol: append only."""
+
+    ALIVE = 0
+    SUSPECT = 1
+    DEAD = 2
+    LEFT = 3
+
+
+VSN_LEN: Final = 6
+U8: Final = 0xFF
+U16: Final = 0xFFFF
+U32: Final = 0xFFFF_FFFF
+# Go `int` on 64-bit platforms.
+I64_MIN: Final = -(1 << 63)
+I64_MAX: Final = (1 << 63) - 1
+
+B = TypeVar("B", bound="Body")
+Kind = Literal["str", "bytes", "nbytes", "bool", "u8", "u16", "u32", "int"]
+_RANGES: Final[dict[str, tuple[int, int]]] = {
+    "u8": (0, U8),
+    "u16": (0, U16),
+    "u32": (0, U32),
+    "int": (I64_MIN, I64_MAX),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Body:
+    """Base of every msgpack-bodied message; subclasses set FIELDS."""
+
+    # (Go key, attribute, kind, omitempty), in Go's sorted key order.
+    FIELDS: ClassVar[tuple[tuple[str, str, Kind, bool], ...]] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ping(Body):
+    """`ping` (type 0): probe of `node` ("" = whoever receives it)."""
+
+    seq_no: int
+    node: str = ""
+    source_addr: bytes = b""
+    source_node: str = ""
+    source_port: int = 0
+    FIELDS: ClassVar = (
+        ("Node", "node", "str", False),
+        ("SeqNo", "seq_no", "u32", False),
+        ("SourceAddr", "source_addr", "bytes", True),
+        ("SourceNode", "source_node", "str", True),
+        ("SourcePort", "source_port", "u16", True),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IndirectPingReq(Body):
+    """`indirectPingReq` (type 1): ask a peer to probe `target:port` for us."""
+
+    seq_no: int
+    target: bytes
+    port: int
+    node: str = ""
+    nack: bool = False
+    source_addr: bytes = b""
+    source_node: str = ""
+    source_port: int = 0
+    FIELDS: ClassVar = (
+        ("Nack", "nack", "bool", False),
+        ("Node", "node", "str", False),
+        ("Port", "port", "u16", False),
+        ("SeqNo", "seq_no", "u32", False),
+        ("SourceAddr", "source_addr", "bytes", True),
+        ("SourceNode", "source_node", "str", True),
+        ("SourcePort", "source_port", "u16", True),
+        ("Target", "target", "bytes", False),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AckResp(Body):
+    """`ackResp` (type 2); `payload` comes from the ping hook (Serf: coordinates)."""
+
+    seq_no: int
+    payload: bytes | None = None
+    FIELDS: ClassVar = (
+        ("Payload", "payload", "nbytes", False),
+        ("SeqNo", "seq_no", "u32", False),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NackResp(Body):
+    """`nackResp` (type 11): an indirect prober got no ack in time."""
+
+    seq_no: int
+    FIELDS: ClassVar = (("SeqNo", "seq_no", "u32", False),)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ErrResp(Body):
+    """`errResp` (type 13): the stream peer could not handle our request."""
+
+    error: str
+    FIELDS: ClassVar = (("Error", "error", "str", False),)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Suspect(Body):
+    """`suspect` (type 3): `from_` suspects `node` at `incarnation`."""
+
+    incarnation: int
+    node: str
+    from_: str
+    FIELDS: ClassVar = (
+        ("From", "from_", "str", False),
+        ("Incarnation", "incarnation", "u32", False),
+        ("Node", "node", "str", False),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Alive(Body):
+    """`alive` (type 4): `node` is alive at `incarnation`, reachable at addr:port."""
+
+    incarnation: int
+    node: str
+    addr: bytes
+    port: int
+    meta: bytes | None = None
+    vsn: bytes = b""
+    FIELDS: ClassVar = (
+        ("Addr", "addr", "bytes", False),
+        ("Incarnation", "incarnation", "u32", False),
+        ("Meta", "meta", "nbytes", False),
+        ("Node", "node", "str", False),
+        ("Port", "port", "u16", False),
+        ("Vsn", "vsn", "bytes", False),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dead(Body):
+    """`dead` (type 5); `from_ == node` means a graceful leave."""
+
+    incarnation: int
+    node: str
+    from_: str
+    FIELDS: ClassVar = (
+        ("From", "from_", "str", False),
+        ("Incarnation", "incarnation", "u32", False),
+        ("Node", "node", "str", False),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PushPullHeader(Body):
+    """Header of a push/pull stream (after the 0x06 type byte)."""
+
+    nodes: int
+    user_state_len: int
+    join: bool = False
+    FIELDS: ClassVar = (
+        ("Join", "join", "bool", False),
+        ("Nodes", "nodes", "int", False),
+        ("UserStateLen", "user_state_len", "int", False),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PushNodeState(Body):
+    """One member as carried in push/pull; note Go's key is `Name`, not `Node`."""
+
+    name: str
+    addr: bytes
+    port: int
+    incarnation: int
+    state: int
+    meta: bytes | None = None
+    vsn: bytes = b""
+    FIELDS: ClassVar = (
+        ("Addr", "addr", "bytes", False),
+        ("Incarnation", "incarnation", "u32", False),
+        ("Meta", "meta", "nbytes", False),
+        ("Name", "name", "str", False),
+        ("Port", "port", "u16", False),
+        ("State", "state", "int", False),
+        ("Vsn", "vsn", "bytes", False),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UserMsgHeader(Body):
+    """Header of a reliable (TCP) user message; the raw bytes follow it."""
+
+    user_msg_len: int
+    FIELDS: ClassVar = (("UserMsgLen", "user_msg_len", "int", False),)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Compress(Body):
+    """`compress` (type 9): `buf` is LZW of a whole message; algo 0 = LZW."""
+
+    buf: bytes
+    algo: int = 0
+    FIELDS: ClassVar = (
+        ("Algo", "algo", "u8", False),
+        ("Buf", "buf", "bytes", False),
+    )
+
+
+def _empty(value: object) -> bool:
+    return value in (0, b"", "", False, None)
+
+
+def body_map(msg: Body) -> dict[str, Any]:
+    """The map Go would write for `msg`, keys in wire order."""
+    out: dict[str, Any] = {}
+    for key, attr, _kind, omitempty in msg.FIELDS:
+        value = getattr(msg, attr)
+        if omitempty and _empty(value):
+            continue
+        out[key] = value
+    return out
+
+
+def encode_body(msg: Body) -> bytes:
+    """msgpack body of `msg`, byte-identical to go-msgpack 0.5.5."""
+    return msgpack.packb(body_map(msg), use_bin_type=False)  # type: ignore[no-any-return]
+
+
+def _convert(key: str, kind: Kind, value: object) -> object:
+    if kind == "str":
+        if value is None:
+            return ""
+        if isinstance(value, bytes):
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                # Go strings are bytes; keep them usable as a stable key.
+                return value.decode("utf-8", "surrogateescape")
+        raise BodyError(f"field {key}: expected a string, got {type(value).__name__}")
+    if kind in ("bytes", "nbytes"):
+        if value is None:
+            return None if kind == "nbytes" else b""
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, list) and all(type(v) is int and 0 <= v <= U8 for v in value):
+            return bytes(value)  # go-msgpack accepts an array of small ints
+        raise BodyError(f"field {key}: expected bytes, got {type(value).__name__}")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if type(value) is int and value in (0, 1):
+            return bool(value)
+        if value is None:
+            return False
+        raise BodyError(f"field {key}: expected a bool, got {type(value).__name__}")
+    # integers
+    if value is None:
+        return 0
+    if type(value) is not int:
+        raise BodyError(f"field {key}: expected an integer, got {type(value).__name__}")
+    lo, hi = _RANGES[kind]
+    if not lo <= value <= hi:
+        raise BodyError(f"field {key}: {value} out of range for {kind}")
+    return value
+
+
+def body_from_map(cls: type[B], raw: object) -> B:
+    """Build `cls` from a decoded `raw=True` msgpack map."""
+    if not isinstance(raw, Mapping):
+        raise BodyError(f"{cls.__name__}: body is {type(raw).__name__}, not a map")
+    values: dict[str, object] = {}
+    for key, attr, kind, _omit in cls.FIELDS:
+        if key.encode() in raw:
+            values[attr] = _convert(key, kind, raw[key.encode()])
+        elif kind in ("str", "bytes"):
+            values[attr] = "" if kind == "str" else b""
+        elif kind == "nbytes":
+            values[attr] = None
+        elif kind == "bool":
+            values[attr] = False
+        else:
+            values[attr] = 0
+    return cls(**values)
+
+
+def decode_body(cls: type[B], data: bytes) -> B:
+    """Decode one msgpack body that must fill `data` exactly."""
+    try:
+        raw = msgpack.unpackb(data, raw=True, strict_map_key=False)
+    except (msgpack.ExtraData, ValueError, TypeError) as exc:  # FormatError etc. subclass ValueError
+        raise BodyError(f"{cls.__name__}: bad msgpack: {exc}") from None
+    return body_from_map(cls, raw)
