@@ -1,0 +1,376 @@
+"""Serf's layer above memberlist, as much of it as a swimguard node needs to be a good citizen.
+
+`SerfLayer` is pure (no IO, no clock reads): it encodes our join/leave intents and user
+events, decodes the Serf messages peers gossip, keeps Serf's three Lamport clocks and its
+user-event/query dedup rings, and builds/merges the push/pull user state. The driver
+passes it memberlist user messages and push/pull state, broadcasts what it returns, and
+drains `take_outgoing()` (re-gossip, query acks) after every call.
+
+What is not done: originating queries, answering Serf's internal `_serf_*` queries
+beyond the automatic ack (conflict resolution, key rotation), relaying our own responses
+(RelayFactor), and the 5-minute expiry of intents about unknown names (the table is
+bounded by size instead).
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Final, Literal
+
+import msgpack
+
+from swimguard.serf.clock import LamportClock
+from swimguard.serf.events import (
+    JoinIntentReceived,
+    LeaveIntentReceived,
+    QueryReceived,
+    QueryResponseReceived,
+    SerfBroadcast,
+    SerfDirect,
+    SerfEvent,
+    SerfOutgoing,
+    UserEventReceived,
+)
+from swimguard.serf.messages import (
+    EVENT_BUFFER,
+    Join,
+    Leave,
+    PushPull,
+    Query,
+    QueryFlag,
+    QueryResponse,
+    Relay,
+    SerfDecodeError,
+    SerfMessageType,
+    UserEvent,
+    UserEventEntry,
+    UserEvents,
+    decode_message,
+    encode_message,
+)
+
+__all__ = ["MemberStatus", "SerfLayer"]
+
+# Serf agent's default UserEventSizeLimit (name + payload).
+USER_EVENT_SIZE_LIMIT: Final = 512
+QUERY_RESPONSE_SIZE_LIMIT: Final = 1024
+# Bound on names remembered with a status time: gossip may name anything.
+MAX_NAMES: Final = 65536
+_FILTER_NODE: Final = 0
+_FILTER_TAG: Final = 1
+# A quantified group, e.g. "(a+)+": Python's backtracking regexps can take exponential time on
+# those while Go's RE2 cannot, so such tag filters from the network are not evaluated.
+_NESTED_QUANTIFIER: Final = re.compile(r"\)\s*(?:[*+?]|\{\d)")
+
+MemberStatus = Literal["alive", "left", "failed"]
+
+
+class SerfLayer:
+    """Serf protocol state of one local member named `name`."""
+
+    def __init__(self, name: str, *, tags: Mapping[str, str] | None = None) -> None:
+        self.name = name
+        self.tags: dict[str, str] = dict(tags or {})
+        # Serf increments each clock once at creation.
+        self.member_clock = LamportClock(1)
+        self.event_clock = LamportClock(1)
+        self.query_clock = LamportClock(1)
+        self.leaving = False
+        # name -> (status LTime, last accepted intent), most recently updated last.
+        self._status: dict[str, tuple[int, Literal["join", "leave"]]] = {name: (0, "join")}
+        self._left: dict[str, None] = {}
+        self._events: list[UserEvents | None] = [None] * EVENT_BUFFER
+        self._queries: list[tuple[int, set[int]] | None] = [None] * EVENT_BUFFER
+        self._outgoing: list[SerfOutgoing] = []
+        self._pending_events: list[SerfEvent] = []
+        self.drops: collections.Counter[str] = collections.Counter()
+
+    # --- our own messages ----------------------------------------------------------------
+
+    def join_intent(self) -> bytes:
+        """Serf join intent about us (to broadcast after a successful join)."""
+        ltime = self.member_clock.time()
+        self.member_clock.witness(ltime)
+        self._accept_status(self.name, ltime, "join")
+        return encode_message(Join(ltime, self.name))
+
+    def leave_intent(self) -> bytes:
+        """Serf leave intent about us; gossip it before the memberlist leave so Serf says "left"."""
+        ltime = self.member_clock.time()
+        self.member_clock.increment()
+        self.leaving = True
+        self._accept_status(self.name, ltime, "leave")
+        return encode_message(Leave(ltime, self.name))
+
+    def user_event(self, name: str, payload: bytes, *, coalesce: bool = True) -> bytes:
+        """A new Serf user event to broadcast; raises ValueError above Serf's 512-byte limit."""
+        if len(name.encode()) + len(payload) > USER_EVENT_SIZE_LIMIT:
+            raise ValueError(f"user event larger than {USER_EVENT_SIZE_LIMIT} bytes")
+        msg = UserEvent(self.event_clock.time(), name, payload, coalesce)
+        self.event_clock.increment()
+        self._record_event(msg)
+        return encode_message(msg)
+
+    def respond(self, query: Query, payload: bytes) -> SerfDirect:
+        """The response to `query`, to send (raises ValueError if too large or no reply address)."""
+        reply_to = query.reply_to
+        if reply_to is None:
+            raise ValueError("query carries no usable reply address")
+        data = encode_message(QueryResponse(query.ltime, query.id, self.name, 0, payload))
+        if len(data) > QUERY_RESPONSE_SIZE_LIMIT:
+            raise ValueError(f"query response larger than {QUERY_RESPONSE_SIZE_LIMIT} bytes")
+        return SerfDirect(reply_to, data)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Tags used to evaluate query tag filters (keep in step with our Meta)."""
+        self.tags = dict(tags)
+
+    def note_member(self, name: str, status: MemberStatus) -> None:
+        """Tell the layer what memberlist decided about `name` (for push/pull `LeftMembers`)."""
+        if status == "left":
+            self._left.pop(name, None)
+            self._left[name] = None
+            while len(self._left) > MAX_NAMES:
+                del self._left[next(iter(self._left))]
+        else:
+            self._left.pop(name, None)
+        if name not in self._status:
+            self._accept_status(name, 0, "join")
+
+    # --- inbound ----------------------------------------------------------------------------
+
+    def handle_user_message(self, data: bytes) -> list[object]:
+        """Process one memberlist user message; returns the Serf events it produced.
+
+        Bad or unknown messages are dropped and counted in `drops`; never raises.
+        Re-gossip and acks are queued for `take_outgoing()`.
+        """
+        try:
+            msg = decode_message(data)
+        except SerfDecodeError as exc:
+            self.drops["unknown_type" if "unknown Serf" in str(exc) else "malformed"] += 1
+            return []
+        events: list[object] = []
+        if isinstance(msg, Join):
+            if self._on_join(msg):
+                events.append(JoinIntentReceived(msg.node, msg.ltime))
+                self._outgoing.append(SerfBroadcast(bytes(data)))
+        elif isinstance(msg, Leave):
+            if self._on_leave(msg):
+                events.append(LeaveIntentReceived(msg.node, msg.ltime, msg.prune))
+                self._outgoing.append(SerfBroadcast(bytes(data)))
+        elif isinstance(msg, UserEvent):
+            if self._record_event(msg):
+                events.append(UserEventReceived(msg.name, msg.payload, msg.ltime, msg.cc))
+                self._outgoing.append(SerfBroadcast(bytes(data)))
+        elif isinstance(msg, Query):
+            events.extend(self._on_query(msg, data))
+        elif isinstance(msg, QueryResponse):
+            events.append(QueryResponseReceived(msg))
+        elif isinstance(msg, Relay):
+            self._on_relay(msg)
+        else:  # push/pull state has no business inside a user message
+            self.drops["unexpected_type"] += 1
+        return events
+
+    def local_state(self, join: bool) -> bytes:
+        """Push/pull user state: 0x02 + messagePushPull with the 512-slot event ring."""
+        del join  # Serf sends the same state either way
+        state = PushPull(
+            ltime=self.member_clock.time(),
+            status_ltimes={name: ltime for name, (ltime, _kind) in self._status.items()},
+            left_members=tuple(self._left),
+            event_ltime=self.event_clock.time(),
+            events=tuple(self._events),
+            query_ltime=self.query_clock.time(),
+        )
+        return encode_message(state)
+
+    def merge_remote_state(self, data: bytes, join: bool) -> None:
+        """Merge a peer's push/pull user state. Never raises; bad state is counted in `drops`.
+
+        Replayed user events are queued for `take_events()` (they are not re-gossiped).
+        """
+        del join  # we never ask to ignore old events
+        if not data:
+            return  # a pure memberlist peer: UserStateLen 0
+        if data[0] != SerfMessageType.PUSH_PULL:
+            self.drops["state_type"] += 1
+            return
+        try:
+            msg = decode_message(data)
+        except SerfDecodeError:
+            self.drops["state_malformed"] += 1
+            return
+        assert isinstance(msg, PushPull)
+        if msg.ltime > 0:
+            self.member_clock.witness(msg.ltime - 1)
+        if msg.event_ltime > 0:
+            self.event_clock.witness(msg.event_ltime - 1)
+        if msg.query_ltime > 0:
+            self.query_clock.witness(msg.query_ltime - 1)
+        left = set(msg.left_members)
+        for name in msg.left_members:
+            self._on_leave(Leave(msg.status_ltimes.get(name, 0) + 1, name))
+        for name, ltime in msg.status_ltimes.items():
+            if name not in left:
+                self._on_join(Join(ltime, name))
+        for slot in msg.events:
+            if slot is None:
+                continue
+            for entry in slot.events:
+                replay = UserEvent(slot.ltime, entry.name, entry.payload)
+                if self._record_event(replay):
+                    self._pending_events.append(
+                        UserEventReceived(entry.name, entry.payload, slot.ltime, False)
+                    )
+
+    def take_outgoing(self) -> list[SerfOutgoing]:
+        """Messages to send since the last call: re-gossip and refutations, query acks, relays."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def take_events(self) -> list[SerfEvent]:
+        """Events produced outside `handle_user_message` (user events replayed by a merge)."""
+        out, self._pending_events = self._pending_events, []
+        return out
+
+    def status_ltime(self, name: str) -> int | None:
+        """The member-clock time of the last intent accepted about `name`, if any."""
+        entry = self._status.get(name)
+        return None if entry is None else entry[0]
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _accept_status(self, name: str, ltime: int, kind: Literal["join", "leave"]) -> None:
+        self._status.pop(name, None)
+        self._status[name] = (ltime, kind)
+        while len(self._status) > MAX_NAMES:
+            oldest = next(iter(self._status))
+            if oldest == self.name:  # never forget ourselves: move to the end
+                self._status[oldest] = self._status.pop(oldest)
+                continue
+            del self._status[oldest]
+
+    def _on_join(self, msg: Join) -> bool:
+        """Serf's handleNodeJoinIntent; True if new (to be re-gossiped)."""
+        self.member_clock.witness(msg.ltime)
+        known = self._status.get(msg.node)
+        if known is not None and msg.ltime <= known[0]:
+            return False
+        self._accept_status(msg.node, msg.ltime, "join")
+        return True
+
+    def _on_leave(self, msg: Leave) -> bool:
+        """Serf's handleNodeLeaveIntent; True if new (to be re-gossiped)."""
+        self.member_clock.witness(msg.ltime)
+        known = self._status.get(msg.node)
+        if known is not None and msg.ltime <= known[0]:
+            return False
+        if msg.node == self.name and not self.leaving:
+            # An old leave of ours is still going round: refute it with a fresh join intent.
+            self._outgoing.append(SerfBroadcast(self.join_intent()))
+            return False
+        self._accept_status(msg.node, msg.ltime, "leave")
+        return True
+
+    def _record_event(self, msg: UserEvent) -> bool:
+        """Serf's handleUserEvent dedup; True if the event is new."""
+        self.event_clock.witness(msg.ltime)
+        now = self.event_clock.time()
+        if now > EVENT_BUFFER and msg.ltime < now - EVENT_BUFFER:
+            self.drops["event_too_old"] += 1
+            return False
+        idx = msg.ltime % EVENT_BUFFER
+        slot = self._events[idx]
+        entry = UserEventEntry(msg.name, msg.payload)
+        if slot is not None and slot.ltime == msg.ltime:
+            if entry in slot.events:
+                return False
+            self._events[idx] = UserEvents(msg.ltime, (*slot.events, entry))
+        else:
+            self._events[idx] = UserEvents(msg.ltime, (entry,))
+        return True
+
+    def _on_query(self, query: Query, raw: bytes) -> list[object]:
+        """Serf's handleQuery: dedup, re-gossip, filter, automatic ack."""
+        self.query_clock.witness(query.ltime)
+        now = self.query_clock.time()
+        if now > EVENT_BUFFER and query.ltime < now - EVENT_BUFFER:
+            self.drops["query_too_old"] += 1
+            return []
+        idx = query.ltime % EVENT_BUFFER
+        slot = self._queries[idx]
+        if slot is not None and slot[0] == query.ltime:
+            if query.id in slot[1]:
+                return []
+            slot[1].add(query.id)
+        else:
+            self._queries[idx] = (query.ltime, {query.id})
+        if not query.flags & QueryFlag.NO_BROADCAST:
+            self._outgoing.append(SerfBroadcast(bytes(raw)))
+        if not self._filters_match(query.filters or ()):
+            return []
+        if query.flags & QueryFlag.ACK:
+            reply_to = query.reply_to
+            if reply_to is None:
+                self.drops["query_reply_addr"] += 1
+            else:
+                ack = QueryResponse(query.ltime, query.id, self.name, QueryFlag.ACK)
+                self._outgoing.append(SerfDirect(reply_to, encode_message(ack)))
+        return [QueryReceived(query)]
+
+    def _filters_match(self, filters: tuple[bytes, ...] | tuple[()]) -> bool:
+        for raw in filters:
+            if not raw:
+                self.drops["query_filter"] += 1
+                return False
+            try:
+                body = msgpack.unpackb(raw[1:], raw=True, strict_map_key=False)
+            except (ValueError, TypeError):
+                self.drops["query_filter"] += 1
+                return False
+            if raw[0] == _FILTER_NODE:
+                names = body if isinstance(body, list) else []
+                if self.name.encode() not in names:
+                    return False
+            elif raw[0] == _FILTER_TAG and isinstance(body, dict):
+                tag = body.get(b"Tag", b"")
+                expr = body.get(b"Expr", b"")
+                if not isinstance(tag, bytes) or not isinstance(expr, bytes):
+                    self.drops["query_filter"] += 1
+                    return False
+                if not self._tag_matches(tag.decode("utf-8", "replace"), expr):
+                    return False
+            else:
+                self.drops["query_filter"] += 1
+                return False  # Go: unknown filter type -> not processed
+        return True
+
+    def _tag_matches(self, tag: str, expr_raw: bytes) -> bool:
+        expr = expr_raw.decode("utf-8", "replace")
+        if len(expr) > 256 or _NESTED_QUANTIFIER.search(expr):
+            self.drops["query_filter_unsupported"] += 1
+            return False
+        try:
+            return re.search(expr, self.tags.get(tag, "")) is not None
+        except re.error:
+            return False
+
+    def _on_relay(self, relay: Relay) -> None:
+        # Serf only relays query responses; refuse to bounce anything else.
+        if relay.inner[0] != SerfMessageType.QUERY_RESPONSE:
+            self.drops["relay_type"] += 1
+            return
+        try:
+            host = str(ipaddress.ip_address(relay.dest_ip))
+        except ValueError:
+            self.drops["relay_addr"] += 1
+            return
+        if not 0 < relay.dest_port <= 0xFFFF:
+            self.drops["relay_addr"] += 1
+            return
+        self._outgoing.append(SerfDirect((host, relay.dest_port), relay.inner))

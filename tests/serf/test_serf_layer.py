@@ -1,0 +1,195 @@
+"""SerfLayer: intents, clocks, dedup, push/pull state, robustness."""
+
+from __future__ import annotations
+
+import msgpack
+from hypothesis import given
+from hypothesis import strategies as st
+
+from swimguard.serf import (
+    Join,
+    JoinIntentReceived,
+    Leave,
+    LeaveIntentReceived,
+    PushPull,
+    Query,
+    QueryReceived,
+    QueryResponse,
+    Relay,
+    SerfBroadcast,
+    SerfDirect,
+    SerfLayer,
+    UserEvent,
+    UserEventReceived,
+    decode_message,
+    encode_message,
+)
+
+
+def test_join_intent_uses_member_clock_then_witnesses_it() -> None:
+    layer = SerfLayer("py")
+    assert decode_message(layer.join_intent()) == Join(1, "py")
+    assert layer.member_clock.time() == 2
+    assert layer.status_ltime("py") == 1
+
+
+def test_leave_intent_uses_current_time_then_increments() -> None:
+    layer = SerfLayer("py")
+    layer.join_intent()
+    assert decode_message(layer.leave_intent()) == Leave(2, "py", False)
+    assert layer.member_clock.time() == 3
+    assert layer.leaving
+
+
+def test_intents_accepted_once_and_regossiped() -> None:
+    layer = SerfLayer("py")
+    msg = encode_message(Join(5, "b"))
+    assert layer.handle_user_message(msg) == [JoinIntentReceived("b", 5)]
+    assert layer.take_outgoing() == [SerfBroadcast(msg)]
+    assert layer.member_clock.time() == 6
+    assert layer.handle_user_message(msg) == []  # not newer
+    assert layer.take_outgoing() == []
+    leave = encode_message(Leave(7, "b"))
+    assert layer.handle_user_message(leave) == [LeaveIntentReceived("b", 7, False)]
+    assert layer.take_outgoing() == [SerfBroadcast(leave)]
+    assert layer.handle_user_message(encode_message(Join(6, "b"))) == []  # older than the leave
+
+
+def test_old_leave_about_us_is_refuted_with_a_join_intent() -> None:
+    layer = SerfLayer("py")
+    layer.join_intent()
+    assert layer.handle_user_message(encode_message(Leave(9, "py"))) == []
+    out = layer.take_outgoing()
+    assert len(out) == 1 and isinstance(out[0], SerfBroadcast)
+    refute = decode_message(out[0].data)
+    assert isinstance(refute, Join) and refute.node == "py" and refute.ltime >= 10
+
+
+def test_leave_about_us_while_leaving_is_not_refuted() -> None:
+    layer = SerfLayer("py")
+    layer.leave_intent()
+    assert layer.handle_user_message(encode_message(Leave(9, "py"))) != []
+    assert all(not isinstance(decode_message(o.data), Join) for o in layer.take_outgoing())
+
+
+def test_user_events_dedup_by_ltime_name_payload() -> None:
+    layer = SerfLayer("py")
+    ev = encode_message(UserEvent(3, "deploy", b"v1", True))
+    assert layer.handle_user_message(ev) == [UserEventReceived("deploy", b"v1", 3, True)]
+    assert layer.handle_user_message(ev) == []
+    other = encode_message(UserEvent(3, "deploy", b"v2"))
+    assert len(layer.handle_user_message(other)) == 1
+    assert layer.event_clock.time() == 4
+    assert len(layer.take_outgoing()) == 2
+
+
+def test_too_old_events_dropped_and_counted() -> None:
+    layer = SerfLayer("py")
+    layer.event_clock.witness(2000)
+    assert layer.handle_user_message(encode_message(UserEvent(5, "x"))) == []
+    assert layer.drops["event_too_old"] == 1
+
+
+def test_query_dedup_ack_and_regossip() -> None:
+    layer = SerfLayer("py")
+    q = Query(ltime=4, id=77, name="whoami", addr=bytes([127, 0, 0, 1]), port=7946,
+              source_node="a", flags=1)
+    raw = encode_message(q)
+    assert layer.handle_user_message(raw) == [QueryReceived(q)]
+    out = layer.take_outgoing()
+    assert SerfBroadcast(raw) in out
+    acks = [o for o in out if isinstance(o, SerfDirect)]
+    assert acks == [SerfDirect(("127.0.0.1", 7946), encode_message(QueryResponse(4, 77, "py", 1)))]
+    assert layer.handle_user_message(raw) == []
+    assert layer.query_clock.time() == 5
+
+
+def test_query_filters() -> None:
+    layer = SerfLayer("py", tags={"role": "web"})
+    node_filter = b"\x00" + msgpack.packb([b"other"])
+    tag_ok = b"\x01" + msgpack.packb({b"Expr": b"^we", b"Tag": b"role"})
+    tag_bad = b"\x01" + msgpack.packb({b"Expr": b"db", b"Tag": b"role"})
+    evil = b"\x01" + msgpack.packb({b"Expr": b"(a+)+$", b"Tag": b"role"})
+    base = {"name": "q", "addr": bytes(4), "port": 1}
+    assert layer.handle_user_message(encode_message(Query(1, 1, filters=(node_filter,), **base))) == []
+    got = layer.handle_user_message(encode_message(Query(1, 2, filters=(tag_ok,), **base)))
+    assert len(got) == 1
+    assert layer.handle_user_message(encode_message(Query(1, 3, filters=(tag_bad,), **base))) == []
+    assert layer.handle_user_message(encode_message(Query(1, 4, filters=(evil,), **base))) == []
+    assert layer.drops["query_filter_unsupported"] == 1
+    # no-broadcast flag: not re-gossiped
+    layer.take_outgoing()
+    layer.handle_user_message(encode_message(Query(1, 5, flags=2, **base)))
+    assert layer.take_outgoing() == []
+
+
+def test_relay_forwards_only_query_responses() -> None:
+    layer = SerfLayer("py")
+    inner = encode_message(QueryResponse(1, 2, "b", 1))
+    relay = Relay(bytes([127, 0, 0, 1]), 7000, "a", inner)
+    assert layer.handle_user_message(encode_message(relay)) == []
+    assert layer.take_outgoing() == [SerfDirect(("127.0.0.1", 7000), inner)]
+    bad = Relay(bytes([127, 0, 0, 1]), 7000, "a", encode_message(Join(1, "x")))
+    layer.handle_user_message(encode_message(bad))
+    assert layer.take_outgoing() == [] and layer.drops["relay_type"] == 1
+
+
+def test_local_state_has_512_slot_ring_and_clocks() -> None:
+    layer = SerfLayer("py")
+    layer.join_intent()
+    layer.handle_user_message(encode_message(UserEvent(3, "deploy", b"v1")))
+    layer.note_member("gone", "left")
+    state = layer.local_state(join=True)
+    assert state[:1] == b"\x02"
+    pp = decode_message(state)
+    assert isinstance(pp, PushPull)
+    assert len(pp.events) == 512
+    assert pp.events[3] is not None and pp.events[3].events[0].name == "deploy"
+    assert sum(slot is not None for slot in pp.events) == 1
+    assert (pp.ltime, pp.event_ltime, pp.query_ltime) == (2, 4, 1)
+    assert pp.status_ltimes == {"py": 1, "gone": 0}
+    assert pp.left_members == ("gone",)
+    assert state.startswith(b"\x02\x86\xaaEventLTime")
+
+
+def test_merge_witnesses_clocks_applies_intents_and_replays_events() -> None:
+    a, b = SerfLayer("a"), SerfLayer("b")
+    a.member_clock.witness(40)
+    a.event_clock.witness(9)
+    a.handle_user_message(encode_message(UserEvent(8, "deploy", b"x")))
+    a.handle_user_message(encode_message(Leave(30, "c")))
+    a.note_member("c", "left")
+    b.merge_remote_state(a.local_state(False), join=False)
+    assert b.member_clock.time() == 41  # witness(LTime - 1)
+    assert b.event_clock.time() == 10
+    assert b.status_ltime("c") == 31  # leave applied at StatusLTimes + 1
+    assert b.take_events() == [UserEventReceived("deploy", b"x", 8, False)]
+    assert b.take_outgoing() == []  # merges are not re-gossiped
+
+
+def test_merge_of_empty_state_is_a_noop_and_garbage_is_counted() -> None:
+    layer = SerfLayer("py")
+    layer.merge_remote_state(b"", join=True)
+    layer.merge_remote_state(b"\x01\x80", join=True)
+    layer.merge_remote_state(b"\x02\xc1", join=True)
+    assert layer.drops == {"state_type": 1, "state_malformed": 1}
+
+
+@given(st.binary(max_size=300), st.booleans())
+def test_never_raises_on_garbage(data: bytes, join: bool) -> None:
+    layer = SerfLayer("py")
+    layer.handle_user_message(data)
+    layer.merge_remote_state(data, join)
+    layer.merge_remote_state(b"\x02" + data, join)
+    layer.handle_user_message(b"\x04" + data)
+
+
+def test_status_table_is_bounded_and_keeps_self() -> None:
+    from swimguard.serf import layer as layer_mod
+
+    layer = SerfLayer("py")
+    for i in range(layer_mod.MAX_NAMES + 10):
+        layer.handle_user_message(encode_message(Join(i + 1, f"n{i}")))
+    assert layer.status_ltime("py") == 0
+    assert layer.status_ltime("n0") is None
+    layer.take_outgoing()
