@@ -60,9 +60,12 @@ def test_old_leave_about_us_is_refuted_with_a_join_intent() -> None:
     layer.join_intent()
     assert layer.handle_user_message(encode_message(Leave(9, "py"))) == []
     out = layer.take_outgoing()
-    assert len(out) == 1 and isinstance(out[0], SerfBroadcast)
+    assert len(out) == 1
+    assert isinstance(out[0], SerfBroadcast)
     refute = decode_message(out[0].data)
-    assert isinstance(refute, Join) and refute.node == "py" and refute.ltime >= 10
+    assert isinstance(refute, Join)
+    assert refute.node == "py"
+    assert refute.ltime >= 10
 
 
 def test_leave_about_us_while_leaving_is_not_refuted() -> None:
@@ -92,8 +95,15 @@ def test_too_old_events_dropped_and_counted() -> None:
 
 def test_query_dedup_ack_and_regossip() -> None:
     layer = SerfLayer("py")
-    q = Query(ltime=4, id=77, name="whoami", addr=bytes([127, 0, 0, 1]), port=7946,
-              source_node="a", flags=1)
+    q = Query(
+        ltime=4,
+        id=77,
+        name="whoami",
+        addr=bytes([127, 0, 0, 1]),
+        port=7946,
+        source_node="a",
+        flags=1,
+    )
     raw = encode_message(q)
     assert layer.handle_user_message(raw) == [QueryReceived(q)]
     out = layer.take_outgoing()
@@ -111,7 +121,9 @@ def test_query_filters() -> None:
     tag_bad = b"\x01" + msgpack.packb({b"Expr": b"db", b"Tag": b"role"})
     evil = b"\x01" + msgpack.packb({b"Expr": b"(a+)+$", b"Tag": b"role"})
     base = {"name": "q", "addr": bytes(4), "port": 1}
-    assert layer.handle_user_message(encode_message(Query(1, 1, filters=(node_filter,), **base))) == []
+    assert (
+        layer.handle_user_message(encode_message(Query(1, 1, filters=(node_filter,), **base))) == []
+    )
     got = layer.handle_user_message(encode_message(Query(1, 2, filters=(tag_ok,), **base)))
     assert len(got) == 1
     assert layer.handle_user_message(encode_message(Query(1, 3, filters=(tag_bad,), **base))) == []
@@ -131,7 +143,8 @@ def test_relay_forwards_only_query_responses() -> None:
     assert layer.take_outgoing() == [SerfDirect(("127.0.0.1", 7000), inner)]
     bad = Relay(bytes([127, 0, 0, 1]), 7000, "a", encode_message(Join(1, "x")))
     layer.handle_user_message(encode_message(bad))
-    assert layer.take_outgoing() == [] and layer.drops["relay_type"] == 1
+    assert layer.take_outgoing() == []
+    assert layer.drops["relay_type"] == 1
 
 
 def test_local_state_has_512_slot_ring_and_clocks() -> None:
@@ -144,7 +157,8 @@ def test_local_state_has_512_slot_ring_and_clocks() -> None:
     pp = decode_message(state)
     assert isinstance(pp, PushPull)
     assert len(pp.events) == 512
-    assert pp.events[3] is not None and pp.events[3].events[0].name == "deploy"
+    assert pp.events[3] is not None
+    assert pp.events[3].events[0].name == "deploy"
     assert sum(slot is not None for slot in pp.events) == 1
     assert (pp.ltime, pp.event_ltime, pp.query_ltime) == (2, 4, 1)
     assert pp.status_ltimes == {"py": 1, "gone": 0}

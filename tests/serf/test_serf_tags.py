@@ -37,7 +37,9 @@ def test_encoding_matches_go_for_one_tag_and_no_tags() -> None:
         (b"\xff\x81\xa1a\xa1b\xde\xad", {"a": "b"}),  # trailing garbage ignored, as Go does
     ],
 )
-def test_decode_follows_serf_rules_and_never_raises(meta: bytes | None, tags: dict[str, str]) -> None:
+def test_decode_follows_serf_rules_and_never_raises(
+    meta: bytes | None, tags: dict[str, str]
+) -> None:
     assert decode_tags(meta) == tags
 
 
