@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import msgpack
@@ -282,7 +282,7 @@ def _empty(value: object) -> bool:
 def body_map(msg: Body) -> dict[str, Any]:
     """The map Go would write for `msg`, keys in wire order."""
     out: dict[str, Any] = {}
-    for key, attr, _kind, omitempty in msg.FIELDS:
+    for key, attr, omitempty in _encode_spec(type(msg)):
         value = getattr(msg, attr)
         if omitempty and _empty(value):
             continue
@@ -292,7 +292,37 @@ def body_map(msg: Body) -> dict[str, Any]:
 
 def encode_body(msg: Body) -> bytes:
     """msgpack body of `msg`, byte-identical to go-msgpack 0.5.5."""
-    return msgpack.packb(body_map(msg), use_bin_type=False)  # type: ignore[no-any-return]
+    return _PACK(body_map(msg))
+
+
+# Container limits for untrusted msgpack: msgpack preallocates a container
+# from its declared length, so without them a few header bytes nested a few
+# hundred deep could reserve gigabytes. Bodies are maps of <= 8 keys; 64 leaves
+# room for unknown keys from newer peers, and 512 covers a bytes field sent as
+# an array of ints (Meta is at most 512 bytes).
+MAX_MAP_LEN: Final = 64
+MAX_ARRAY_LEN: Final = 512
+
+_PACK: Final = msgpack.Packer(use_bin_type=False, autoreset=True).pack
+
+
+def unpack(data: bytes) -> object:
+    """Decode exactly one msgpack object of `data` with swimguard's limits.
+
+    Raises `BodyError` for anything that is not a single valid object.
+    """
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=True,
+            strict_map_key=False,
+            max_map_len=MAX_MAP_LEN,
+            max_array_len=MAX_ARRAY_LEN,
+        )
+    except (msgpack.ExtraData, ValueError, TypeError) as exc:  # FormatError is a ValueError
+        raise BodyError(f"bad msgpack: {exc}") from None
+    except RecursionError:  # deeply nested containers
+        raise BodyError("bad msgpack: nested too deeply") from None
 
 
 def _convert(key: str, kind: Kind, value: object) -> object:
@@ -333,29 +363,87 @@ def _convert(key: str, kind: Kind, value: object) -> object:
     return value
 
 
+Check = Callable[[object], object]
+
+
+def _checker(key: str, kind: Kind) -> Check:
+    """A per-field converter: a fast path for the common type, `_convert` otherwise.
+
+    A missing key reads as None, which converts to the same zero value Go leaves.
+    """
+    if kind == "str":
+
+        def check_str(value: object) -> object:
+            if type(value) is bytes and value.isascii():
+                return value.decode("ascii")
+            return _convert(key, kind, value)
+
+        return check_str
+    if kind == "bytes":
+
+        def check_bytes(value: object) -> object:
+            return value if type(value) is bytes else _convert(key, kind, value)
+
+        return check_bytes
+    if kind == "nbytes":
+
+        def check_nbytes(value: object) -> object:
+            return value if value is None or type(value) is bytes else _convert(key, kind, value)
+
+        return check_nbytes
+    if kind == "bool":
+
+        def check_bool(value: object) -> object:
+            return value if type(value) is bool else _convert(key, kind, value)
+
+        return check_bool
+    lo, hi = _RANGES[kind]
+
+    def check_int(value: object) -> object:
+        if type(value) is int and lo <= value <= hi:
+            return value
+        return _convert(key, kind, value)
+
+    return check_int
+
+
+EncodeSpec = tuple[tuple[str, str, bool], ...]
+DecodeSpec = tuple[tuple[bytes, Check], ...]
+_ENCODE_SPECS: dict[type[Body], EncodeSpec] = {}
+_DECODE_SPECS: dict[type[Body], DecodeSpec] = {}
+
+
+def _encode_spec(cls: type[Body]) -> EncodeSpec:
+    spec = _ENCODE_SPECS.get(cls)
+    if spec is None:
+        spec = tuple((key, attr, omit) for key, attr, _kind, omit in cls.FIELDS)
+        _ENCODE_SPECS[cls] = spec
+    return spec
+
+
+def _decode_spec(cls: type[Body]) -> DecodeSpec:
+    """(wire key, converter) per dataclass field, in constructor order."""
+    spec = _DECODE_SPECS.get(cls)
+    if spec is None:
+        by_attr = {attr: (key, kind) for key, attr, kind, _omit in cls.FIELDS}
+        built = []
+        for field in dataclasses.fields(cls):
+            key, kind = by_attr[field.name]
+            built.append((key.encode(), _checker(key, kind)))
+        spec = _DECODE_SPECS[cls] = tuple(built)
+    return spec
+
+
 def body_from_map(cls: type[B], raw: object) -> B:
     """Build `cls` from a decoded `raw=True` msgpack map."""
-    if not isinstance(raw, Mapping):
-        raise BodyError(f"{cls.__name__}: body is {type(raw).__name__}, not a map")
-    values: dict[str, object] = {}
-    for key, attr, kind, _omit in cls.FIELDS:
-        if key.encode() in raw:
-            values[attr] = _convert(key, kind, raw[key.encode()])
-        elif kind in ("str", "bytes"):
-            values[attr] = "" if kind == "str" else b""
-        elif kind == "nbytes":
-            values[attr] = None
-        elif kind == "bool":
-            values[attr] = False
-        else:
-            values[attr] = 0
-    return cls(**values)
+    if type(raw) is not dict:
+        if not isinstance(raw, Mapping):
+            raise BodyError(f"{cls.__name__}: body is {type(raw).__name__}, not a map")
+        raw = dict(raw)
+    get = raw.get
+    return cls(*[check(get(key)) for key, check in _decode_spec(cls)])
 
 
 def decode_body(cls: type[B], data: bytes) -> B:
     """Decode one msgpack body that must fill `data` exactly."""
-    try:
-        raw = msgpack.unpackb(data, raw=True, strict_map_key=False)
-    except (msgpack.ExtraData, ValueError, TypeError) as exc:  # FormatError etc. subclass ValueError
-        raise BodyError(f"{cls.__name__}: bad msgpack: {exc}") from None
-    return body_from_map(cls, raw)
+    return body_from_map(cls, unpack(data))

@@ -1,0 +1,182 @@
+"""LZW compression as memberlist uses it (Go `compress/lzw`, LSB order, literal width 8).
+
+Codes start 9 bits wide: 0-255 are literals, 256 = clear, 257 = end, 258.. are
+dictionary entries; width grows when the next code to assign reaches
+``1 << width`` (no early change) up to 12 bits. Go's writer emits a clear code
+first, and a clear whenever code 4095 would be assigned. This port reproduces
+Go's output byte for byte, and its reader enforces a bound on the decompressed
+size so a small packet cannot expand into a memory bomb.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from swimguard.wire.errors import BodyError, CompressionError, TooLargeError
+from swimguard.wire.messages import Compress, MessageType, body_from_map, encode_body, unpack
+
+__all__ = [
+    "LZW_ALGO",
+    "compress_message",
+    "decompress_map",
+    "decompress_message",
+    "lzw_compress",
+    "lzw_decompress",
+]
+
+LZW_ALGO: Final = 0
+_CLEAR: Final = 256
+_EOF: Final = 257
+_MAX_CODE: Final = 4095
+_MAX_WIDTH: Final = 12
+_LITERALS: Final = tuple(bytes((i,)) for i in range(256))
+
+
+def lzw_compress(data: bytes) -> bytes:
+    """Compress `data` exactly like Go's ``lzw.NewWriter(w, lzw.LSB, 8)``."""
+    out = bytearray()
+    acc = 0  # pending bits, LSB first
+    nbits = 0
+    width = 9
+    hi = _EOF  # last assigned code
+    overflow = 1 << 9
+
+    def emit(code: int) -> None:
+        nonlocal acc, nbits
+        acc |= code << nbits
+        nbits += width
+        while nbits >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            nbits -= 8
+
+    def next_code() -> bool:
+        """Assign the next code; True when the table was full and got cleared."""
+        nonlocal hi, width, overflow
+        hi += 1
+        if hi == overflow:
+            width += 1
+            overflow <<= 1
+        if hi == _MAX_CODE:
+            emit(_CLEAR)
+            width, hi, overflow = 9, _EOF, 1 << 9
+            table.clear()
+            return True
+        return False
+
+    table: dict[int, int] = {}
+    # Go's Write sends a clear first; for empty input Close sends it instead.
+    emit(_CLEAR)
+    if data:
+        code = data[0]
+        for literal in data[1:]:
+            key = (code << 8) | literal
+            found = table.get(key)
+            if found is not None:
+                code = found
+                continue
+            emit(code)
+            code = literal
+            if not next_code():
+                table[key] = hi
+        emit(code)
+        next_code()
+    emit(_EOF)
+    if nbits:
+        out.append(acc & 0xFF)
+    return bytes(out)
+
+
+def lzw_decompress(data: bytes, max_size: int) -> bytes:
+    """Decompress a Go LZW (LSB, literal width 8) stream of at most `max_size` bytes.
+
+    Raises `CompressionError` for an invalid code or a stream without an end
+    code, and `TooLargeError` once the output would exceed `max_size`. Bytes
+    after the end code are ignored, as in Go.
+    """
+    out = bytearray()
+    table: list[bytes | None] = [*_LITERALS, b"", b""] + [None] * (_MAX_CODE + 1 - 258)
+    acc = 0
+    nbits = 0
+    pos = 0
+    size = len(data)
+    width = 9
+    mask = (1 << width) - 1
+    hi = _EOF
+    overflow = 1 << 9
+    last = -1  # previous code, -1 right after a clear
+    while True:
+        while nbits < width:
+            if pos >= size:
+                raise CompressionError("compress: LZW stream ends without an end code")
+            acc |= data[pos] << nbits
+            pos += 1
+            nbits += 8
+        code = acc & mask
+        acc >>= width
+        nbits -= width
+        if code < _CLEAR:
+            entry: bytes | None = _LITERALS[code]
+        elif code == _CLEAR:
+            width, hi, overflow, last = 9, _EOF, 1 << 9, -1
+            mask = (1 << width) - 1
+            continue
+        elif code == _EOF:
+            return bytes(out)
+        elif code < hi or (code == hi and last < 0):
+            entry = table[code]
+        elif code == hi:
+            previous = table[last]
+            assert previous is not None  # `last` always names a defined entry
+            entry = previous + previous[:1]
+        else:
+            raise CompressionError(f"compress: invalid LZW code {code}")
+        if entry is None:
+            raise CompressionError(f"compress: invalid LZW code {code}")
+        out += entry
+        if len(out) > max_size:
+            raise TooLargeError(f"compress: decompressed size exceeds {max_size} bytes")
+        if last >= 0:
+            previous = table[last]
+            assert previous is not None
+            table[hi] = previous + entry[:1]
+        last = code
+        hi += 1
+        if hi >= overflow:
+            if width == _MAX_WIDTH:
+                # Table full: Go stops adding entries until the next clear code.
+                last = -1
+                hi -= 1
+            else:
+                width += 1
+                mask = (1 << width) - 1
+                overflow <<= 1
+
+
+def compress_message(message: bytes) -> bytes:
+    """A whole compress message: ``0x09`` + msgpack ``{Algo: 0, Buf: LZW(message)}``."""
+    return bytes((MessageType.COMPRESS,)) + encode_body(Compress(buf=lzw_compress(message)))
+
+
+def decompress_message(body: bytes, max_size: int) -> bytes:
+    """Decompress a compress message body (the msgpack bytes after 0x09).
+
+    Raises `CompressionError` (bad body, unknown algorithm, invalid stream) or
+    `TooLargeError` (more than `max_size` bytes).
+    """
+    try:
+        raw = unpack(body)
+    except BodyError as exc:
+        raise CompressionError(f"compress: {exc}") from None
+    return decompress_map(raw, max_size)
+
+
+def decompress_map(raw: object, max_size: int) -> bytes:
+    """Like `decompress_message`, for a compress body already decoded from msgpack."""
+    try:
+        compress = body_from_map(Compress, raw)
+    except BodyError as exc:
+        raise CompressionError(f"compress: {exc}") from None
+    if compress.algo != LZW_ALGO:
+        raise CompressionError(f"compress: unknown algorithm {compress.algo}")
+    return lzw_decompress(compress.buf, max_size)

@@ -1,0 +1,207 @@
+"""UDP packets: typed messages <-> the bytes memberlist puts in a datagram.
+
+Layers, innermost first (memberlist's order): message or compound →
+compress (only if shorter) → CRC envelope → encryption → label header.
+`decode_packet` undoes them and flattens compounds and compressed messages
+into one list of typed messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Final
+
+from swimguard.wire import compound as _compound
+from swimguard.wire.checksum import CRC_HEADER_LEN, CRC_TYPE, add_crc, strip_crc
+from swimguard.wire.compression import compress_message, decompress_message
+from swimguard.wire.encryption import Keyring
+from swimguard.wire.errors import (
+    CompoundError,
+    DecodeError,
+    DecryptError,
+    TruncatedError,
+    UnknownTypeError,
+)
+from swimguard.wire.label import LABEL_TYPE, add_label, check_label
+from swimguard.wire.messages import (
+    AckResp,
+    Alive,
+    Body,
+    Dead,
+    ErrResp,
+    IndirectPingReq,
+    MessageType,
+    NackResp,
+    Ping,
+    Suspect,
+    body_from_map,
+    encode_body,
+    unpack,
+)
+
+__all__ = [
+    "DEFAULT_MAX_DECOMPRESSED",
+    "MAX_NESTING",
+    "Message",
+    "UserData",
+    "decode_message",
+    "decode_packet",
+    "encode_message",
+    "encode_packet",
+    "make_compound",
+]
+
+make_compound = _compound.make_compound
+
+# memberlist reads at most 64 KiB per datagram; no legitimate packet expands to
+# more than a few times that. Bounds the total output of all compress layers.
+DEFAULT_MAX_DECOMPRESSED: Final = 1 << 20
+# compress(compound(...)) is what Go sends; deeper nesting is legal but useless
+# and would otherwise let a small packet recurse thousands of levels deep.
+MAX_NESTING: Final = 8
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UserData:
+    """A memberlist user message (type 8) on UDP: opaque delegate bytes."""
+
+    data: bytes
+
+
+Message = Ping | IndirectPingReq | AckResp | NackResp | Suspect | Alive | Dead | UserData | ErrResp
+
+_TYPE_OF: Final[dict[type[Body], int]] = {
+    Ping: MessageType.PING,
+    IndirectPingReq: MessageType.INDIRECT_PING,
+    AckResp: MessageType.ACK,
+    Suspect: MessageType.SUSPECT,
+    Alive: MessageType.ALIVE,
+    Dead: MessageType.DEAD,
+    NackResp: MessageType.NACK,
+    ErrResp: MessageType.ERR,
+}
+# Types memberlist handles on UDP (errResp is stream-only: Go drops it here).
+_PACKET_BODIES: Final[dict[int, type[Body]]] = {
+    int(t): cls for cls, t in _TYPE_OF.items() if cls is not ErrResp
+}
+_USER: Final = int(MessageType.USER)
+_COMPOUND: Final = int(MessageType.COMPOUND)
+_COMPRESS: Final = int(MessageType.COMPRESS)
+
+
+def encode_message(msg: Message) -> bytes:
+    """Type byte + msgpack body (UserData: ``0x08`` + the raw bytes)."""
+    if isinstance(msg, UserData):
+        return bytes((_USER,)) + msg.data
+    return bytes((_TYPE_OF[type(msg)],)) + encode_body(msg)
+
+
+def encode_packet(
+    payload: bytes,
+    *,
+    compress: bool = False,
+    crc: bool = False,
+    keyring: Keyring | None = None,
+    encryption_version: int = 1,
+    label: bytes = b"",
+) -> bytes:
+    """Wrap one message (or compound) for a datagram, in memberlist's layer order.
+
+    Compression is kept only if it makes the payload shorter. `ValueError` for
+    an empty payload (memberlist 0.2.2 crashes on empty messages) or a label
+    longer than 255 bytes.
+    """
+    if not payload:
+        raise ValueError("refusing to send an empty message")
+    if compress:
+        compressed = compress_message(payload)
+        if len(compressed) < len(payload):
+            payload = compressed
+    if crc:
+        payload = add_crc(payload)
+    if keyring is not None:
+        payload = keyring.encrypt(payload, label, encryption_version)
+    return add_label(payload, label)
+
+
+def decode_packet(
+    data: bytes,
+    *,
+    keyring: Keyring | None = None,
+    label: bytes = b"",
+    verify_incoming: bool = True,
+    max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+    errors: list[DecodeError] | None = None,
+) -> list[Message]:
+    """Decode one datagram into a flat list of messages.
+
+    Strips and checks the label, decrypts (plaintext is accepted when decryption
+    fails only if `verify_incoming` is false), verifies a CRC envelope,
+    decompresses (at most `max_decompressed` bytes in total) and flattens
+    compounds. Raises `DecodeError` subclasses only.
+
+    By default any bad part fails the whole packet. Pass a list as `errors` to
+    behave like memberlist instead: problems inside compound parts (including
+    truncated parts) are appended to it and the good parts are still returned.
+    """
+    data = bytes(data)
+    if label or (data and data[0] == LABEL_TYPE):
+        data = check_label(data, label)
+    if keyring is not None:
+        try:
+            data = keyring.decrypt(data, label)
+        except DecryptError:
+            if verify_incoming:
+                raise
+    if len(data) >= CRC_HEADER_LEN and data[0] == CRC_TYPE:
+        data = strip_crc(data)
+    out: list[Message] = []
+    _decode_into(data, out, [max_decompressed], 0, errors)
+    return out
+
+
+def decode_message(data: bytes) -> Message:
+    """Decode one bare message (type byte + body); no compound or compress layers."""
+    messages: list[Message] = []
+    _decode_into(bytes(data), messages, [0], MAX_NESTING, None)
+    return messages[0]
+
+
+def _decode_into(
+    data: bytes,
+    out: list[Message],
+    budget: list[int],
+    depth: int,
+    errors: list[DecodeError] | None,
+) -> None:
+    if not data:
+        raise TruncatedError("empty message")
+    kind = data[0]
+    cls = _PACKET_BODIES.get(kind)
+    if cls is not None:
+        out.append(body_from_map(cls, unpack(data[1:])))  # type: ignore[arg-type]
+    elif kind == _USER:
+        out.append(UserData(data[1:]))
+    elif depth >= MAX_NESTING and kind in (_COMPOUND, _COMPRESS):
+        raise CompoundError(f"messages nested more than {MAX_NESTING} deep")
+    elif kind == _COMPOUND:
+        parts, truncated = _compound.split_compound(data[1:])
+        for part in parts:
+            if errors is None:
+                _decode_into(part, out, budget, depth + 1, errors)
+                continue
+            try:
+                _decode_into(part, out, budget, depth + 1, errors)
+            except DecodeError as exc:
+                errors.append(exc)
+        if truncated:
+            error = CompoundError(f"compound: {truncated} truncated parts")
+            if errors is None:
+                raise error
+            errors.append(error)
+    elif kind == _COMPRESS:
+        inner = decompress_message(data[1:], budget[0])
+        budget[0] -= len(inner)
+        _decode_into(inner, out, budget, depth + 1, errors)
+    else:
+        raise UnknownTypeError(f"message type {kind} not supported in a packet")

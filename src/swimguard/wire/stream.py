@@ -1,0 +1,382 @@
+"""TCP stream messages: push/pull, reliable user messages, fallback ping/ack, err.
+
+One logical request per connection. Framing, outermost first::
+
+    [0xF4 len label]  then one of
+      plain:      type | body
+      compressed: 0x09 | msgpack compress{Algo: 0, Buf: LZW(type | body)}
+      encrypted:  0x0A | L:u32be | L bytes of [vsn][nonce][ciphertext||tag]
+                  (additional data: the 5 header bytes + label; plaintext is
+                  the plain or compressed form)
+
+`StreamDecoder` is incremental (h11-style): feed it bytes as they arrive and it
+returns the message once complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Final
+
+import msgpack
+
+from swimguard.wire.compression import compress_message, decompress_map
+from swimguard.wire.encryption import Keyring, encrypted_length
+from swimguard.wire.errors import (
+    BodyError,
+    DecodeError,
+    DecryptError,
+    LabelError,
+    TooLargeError,
+    TruncatedError,
+    UnknownTypeError,
+)
+from swimguard.wire.label import LABEL_TYPE, MAX_LABEL_LEN, add_label
+from swimguard.wire.messages import (
+    MAX_ARRAY_LEN,
+    MAX_MAP_LEN,
+    AckResp,
+    ErrResp,
+    MessageType,
+    Ping,
+    PushNodeState,
+    PushPullHeader,
+    UserMsgHeader,
+    body_from_map,
+    encode_body,
+)
+
+__all__ = [
+    "DEFAULT_MAX_STREAM_BYTES",
+    "PushPull",
+    "StreamDecoder",
+    "StreamMessage",
+    "UserStream",
+    "encode_stream_message",
+    "frame_stream",
+]
+
+# memberlist's maxPushStateBytes: bound on an encrypted frame and on remote state.
+DEFAULT_MAX_STREAM_BYTES: Final = 20 * 1024 * 1024
+_ENCRYPT: Final = int(MessageType.ENCRYPT)
+_COMPRESS: Final = int(MessageType.COMPRESS)
+_FRAME_HEADER_LEN: Final = 5
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PushPull:
+    """A push/pull exchange: header, every known member, and the delegate's state."""
+
+    header: PushPullHeader
+    states: tuple[PushNodeState, ...]
+    user_state: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UserStream:
+    """A reliable (TCP) user message: opaque delegate bytes."""
+
+    data: bytes
+
+
+StreamMessage = PushPull | Ping | AckResp | UserStream | ErrResp
+
+
+def encode_stream_message(msg: StreamMessage) -> bytes:
+    """Type byte + body (+ node states + raw user bytes) of a stream message.
+
+    `ValueError` if a PushPull header's counts disagree with its contents.
+    """
+    if isinstance(msg, PushPull):
+        header = msg.header
+        if header.nodes != len(msg.states) or header.user_state_len != len(msg.user_state):
+            raise ValueError("push/pull header counts do not match its states and user state")
+        parts = [bytes((MessageType.PUSH_PULL,)), encode_body(header)]
+        parts.extend(encode_body(state) for state in msg.states)
+        parts.append(msg.user_state)
+        return b"".join(parts)
+    if isinstance(msg, UserStream):
+        head = encode_body(UserMsgHeader(user_msg_len=len(msg.data)))
+        return bytes((MessageType.USER,)) + head + msg.data
+    if isinstance(msg, Ping):
+        return bytes((MessageType.PING,)) + encode_body(msg)
+    if isinstance(msg, AckResp):
+        return bytes((MessageType.ACK,)) + encode_body(msg)
+    if isinstance(msg, ErrResp):
+        return bytes((MessageType.ERR,)) + encode_body(msg)
+    raise TypeError(f"not a stream message: {type(msg).__name__}")
+
+
+def frame_stream(
+    payload: bytes,
+    *,
+    compress: bool,
+    keyring: Keyring | None,
+    encryption_version: int = 1,
+    label: bytes = b"",
+) -> bytes:
+    """Wrap an encoded stream message for the wire.
+
+    Compresses whenever `compress` is set (memberlist does so on streams even
+    when it grows the payload), then encrypts into a 0x0A frame whose 5 header
+    bytes (and the label) are authenticated, then prefixes the label header.
+    """
+    if not payload:
+        raise ValueError("refusing to send an empty message")
+    if compress:
+        payload = compress_message(payload)
+    if keyring is not None:
+        size = encrypted_length(encryption_version, len(payload))
+        header = bytes((_ENCRYPT,)) + size.to_bytes(4, "big")
+        payload = header + keyring.encrypt(payload, header + label, encryption_version)
+    return add_label(payload, label)
+
+
+class _MessageReader:
+    """Incremental parser of one plain stream message (after its type byte)."""
+
+    def __init__(self, kind: int, max_bytes: int) -> None:
+        if kind not in _STREAM_TYPES:
+            raise UnknownTypeError(f"message type {kind} not supported on a stream")
+        self._kind = kind
+        self._max_bytes = max_bytes
+        self._unpacker = msgpack.Unpacker(
+            raw=True,
+            strict_map_key=False,
+            max_buffer_size=max_bytes,
+            max_map_len=MAX_MAP_LEN,
+            max_array_len=MAX_ARRAY_LEN,
+        )
+        self._header: PushPullHeader | None = None
+        self._states: list[PushNodeState] = []
+        self._want = -1  # raw bytes still expected; -1 until the header is read
+        self._raw = bytearray()
+
+    def feed(self, data: bytes) -> StreamMessage | None:
+        try:
+            self._unpacker.feed(data)
+        except msgpack.BufferFull:
+            raise TooLargeError(f"stream message exceeds {self._max_bytes} bytes") from None
+        try:
+            return self._step()
+        except msgpack.OutOfData:
+            return None
+        except (msgpack.UnpackException, ValueError, TypeError) as exc:
+            raise BodyError(f"stream: bad msgpack: {exc}") from None
+
+    def _step(self) -> StreamMessage | None:
+        unpacker = self._unpacker
+        kind = self._kind
+        if kind == MessageType.PING:
+            return body_from_map(Ping, unpacker.unpack())
+        if kind == MessageType.ACK:
+            return body_from_map(AckResp, unpacker.unpack())
+        if kind == MessageType.ERR:
+            return body_from_map(ErrResp, unpacker.unpack())
+        if self._want < 0:
+            if kind == MessageType.USER:
+                self._want = self._check_len(
+                    body_from_map(UserMsgHeader, unpacker.unpack()).user_msg_len
+                )
+            else:
+                header = body_from_map(PushPullHeader, unpacker.unpack())
+                # Each state takes at least one byte, so this bounds the loop below.
+                self._check_len(header.nodes)
+                self._want = self._check_len(header.user_state_len)
+                self._header = header
+        if self._header is not None:
+            while len(self._states) < self._header.nodes:
+                self._states.append(body_from_map(PushNodeState, unpacker.unpack()))
+        while self._want > len(self._raw):
+            chunk = unpacker.read_bytes(self._want - len(self._raw))
+            if not chunk:
+                return None
+            self._raw += chunk
+        if self._header is None:
+            return UserStream(bytes(self._raw))
+        return PushPull(self._header, tuple(self._states), bytes(self._raw))
+
+    def _check_len(self, value: int) -> int:
+        if value < 0:
+            raise BodyError(f"stream: negative length {value}")
+        if value > self._max_bytes:
+            raise TooLargeError(f"stream: declared length {value} exceeds {self._max_bytes}")
+        return value
+
+
+_STREAM_TYPES: Final = frozenset(
+    int(t)
+    for t in (
+        MessageType.PING,
+        MessageType.ACK,
+        MessageType.PUSH_PULL,
+        MessageType.USER,
+        MessageType.ERR,
+    )
+)
+
+
+class StreamDecoder:
+    """Incremental decoder of the one request (or reply) a stream carries.
+
+    Feed received bytes with `feed`; it returns None until the message is
+    complete, then the message. Bytes after it are ignored (memberlist closes
+    the connection after one message). Call `eof` when the peer closed, to
+    learn whether the stream ended early. Raises `DecodeError` subclasses only.
+
+    `max_bytes` bounds the encrypted frame length, the declared push/pull and
+    user lengths and the plain message size; decompressed output is bounded by
+    `max_decompressed` (default twice `max_bytes`, as newer memberlist does).
+    """
+
+    def __init__(
+        self,
+        *,
+        keyring: Keyring | None = None,
+        label: bytes = b"",
+        verify_incoming: bool = True,
+        max_bytes: int = DEFAULT_MAX_STREAM_BYTES,
+        max_decompressed: int | None = None,
+    ) -> None:
+        """Configure security and bounds; see the class docstring."""
+        self._keyring = keyring
+        self._label = label
+        self._verify_incoming = verify_incoming
+        self._max_bytes = max_bytes
+        self._max_decompressed = 2 * max_bytes if max_decompressed is None else max_decompressed
+        self._buf = bytearray()
+        self._stage = "label"
+        self._reader: _MessageReader | None = None
+        self._compressed: msgpack.Unpacker | None = None
+        self._received = 0
+        self.message: StreamMessage | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the message was returned (or decoding failed)."""
+        return self._stage == "done"
+
+    def feed(self, data: bytes) -> StreamMessage | None:
+        """Add received bytes; the message once complete, else None."""
+        if self._stage == "done":
+            return None
+        self._received += len(data)
+        try:
+            message = self._advance(bytes(data))
+        except DecodeError:
+            self._stage = "done"
+            raise
+        if message is not None:
+            self.message = message
+            self._stage = "done"
+            self._buf.clear()
+            self._reader = None
+            self._compressed = None
+        return message
+
+    def eof(self) -> None:
+        """The peer closed: `TruncatedError` unless a whole message was decoded."""
+        if self.message is None:
+            self._stage = "done"
+            raise TruncatedError(f"stream closed after {self._received} bytes, message incomplete")
+
+    def _advance(self, data: bytes) -> StreamMessage | None:
+        if self._reader is not None:
+            return self._reader.feed(data)
+        if self._compressed is not None:
+            return self._feed_compressed(data)
+        self._buf += data
+        if self._received > self._max_bytes + _FRAME_HEADER_LEN + 2 + MAX_LABEL_LEN:
+            raise TooLargeError(f"stream exceeds {self._max_bytes} bytes")
+        buf = self._buf
+        if self._stage == "label":
+            if not buf:
+                return None
+            found = b""
+            if buf[0] == LABEL_TYPE:
+                if len(buf) < 2 or len(buf) < 2 + buf[1]:
+                    return None
+                if buf[1] == 0:
+                    raise LabelError("label: empty label in header")
+                found = bytes(buf[2 : 2 + buf[1]])
+                del buf[: 2 + buf[1]]
+            if found != self._label:
+                raise LabelError(f"label: got {found!r}, expected {self._label!r}")
+            self._stage = "type"
+        if self._stage == "type":
+            if not buf:
+                return None
+            kind = buf[0]
+            if kind == _ENCRYPT:
+                if self._keyring is None:
+                    raise DecryptError("stream is encrypted and no keyring is configured")
+                self._stage = "frame"
+            else:
+                if self._keyring is not None and self._verify_incoming:
+                    raise DecryptError("encryption is configured but the stream is not encrypted")
+                rest = bytes(buf[1:])
+                buf.clear()
+                if kind == _COMPRESS:
+                    self._compressed = _unpacker(self._max_bytes)
+                    return self._feed_compressed(rest)
+                self._reader = _MessageReader(kind, self._max_bytes)
+                return self._reader.feed(rest)
+        # stage "frame"
+        if len(buf) < _FRAME_HEADER_LEN:
+            return None
+        size = int.from_bytes(buf[1:_FRAME_HEADER_LEN], "big")
+        if size > self._max_bytes:
+            raise TooLargeError(f"encrypted frame of {size} bytes exceeds {self._max_bytes}")
+        if len(buf) < _FRAME_HEADER_LEN + size:
+            return None
+        assert self._keyring is not None
+        plain = self._keyring.decrypt(
+            bytes(buf[_FRAME_HEADER_LEN : _FRAME_HEADER_LEN + size]),
+            bytes(buf[:_FRAME_HEADER_LEN]) + self._label,
+        )
+        return self._decode_whole(plain, allow_compress=True)
+
+    def _feed_compressed(self, data: bytes) -> StreamMessage | None:
+        assert self._compressed is not None
+        try:
+            self._compressed.feed(data)
+            raw = self._compressed.unpack()
+        except msgpack.OutOfData:
+            return None
+        except msgpack.BufferFull:
+            raise TooLargeError(f"compressed stream exceeds {self._max_bytes} bytes") from None
+        except (msgpack.UnpackException, ValueError, TypeError) as exc:
+            raise BodyError(f"stream: bad msgpack: {exc}") from None
+        inner = decompress_map(raw, self._max_decompressed)
+        return self._decode_whole(inner, allow_compress=False)
+
+    def _decode_whole(self, data: bytes, *, allow_compress: bool) -> StreamMessage:
+        """Decode a complete buffer (decrypted or decompressed): no more bytes will come."""
+        if not data:
+            raise TruncatedError("stream: empty message")
+        if data[0] == _COMPRESS and allow_compress:
+            unpacker = _unpacker(len(data))
+            try:
+                unpacker.feed(data[1:])
+                raw = unpacker.unpack()
+            except msgpack.OutOfData:
+                raise TruncatedError("stream: compress message truncated") from None
+            except (msgpack.UnpackException, ValueError, TypeError) as exc:
+                raise BodyError(f"stream: bad msgpack: {exc}") from None
+            inner = decompress_map(raw, self._max_decompressed)
+            return self._decode_whole(inner, allow_compress=False)
+        reader = _MessageReader(data[0], max(self._max_bytes, len(data)))
+        message = reader.feed(data[1:])
+        if message is None:
+            raise TruncatedError("stream: message truncated")
+        return message
+
+
+def _unpacker(max_bytes: int) -> msgpack.Unpacker:
+    return msgpack.Unpacker(
+        raw=True,
+        strict_map_key=False,
+        max_buffer_size=max(max_bytes, 1),
+        max_map_len=MAX_MAP_LEN,
+        max_array_len=MAX_ARRAY_LEN,
+    )
