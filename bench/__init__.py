@@ -1,0 +1,1 @@
+"""swimguard benchmarks (`python -m bench` runs them all; see bench/__main__.py)."""
