@@ -1,0 +1,79 @@
+"""Ready-made cluster setups shared by the tests, the CLI and the benchmarks."""
+
+from __future__ import annotations
+
+import random
+import shlex
+import sys
+
+from swimguard.config import Config
+from swimguard.protocol.outgoing import Address
+from swimguard.sim.cluster import SimCluster
+from swimguard.sim.faults import ScenarioSpec
+from swimguard.sim.invariants import convergence_gaps
+from swimguard.sim.network import LinkModel
+from swimguard.sim.nodeapi import NodeFactory, SimNode
+
+__all__ = ["node_factory", "replay_command", "run_scenario_spec", "start_cluster"]
+
+
+def node_factory(config: Config) -> NodeFactory:
+    """A factory building the real `swimguard.protocol.Node` with `config`."""
+    from swimguard.protocol.node import Node  # late: keeps `sim` importable piecewise
+
+    def make(name: str, addr: Address, rng: random.Random, now: float) -> SimNode:
+        node: SimNode = Node(config, name=name, advertise=addr, rng=rng, now=now)
+        return node
+
+    return make
+
+
+def replay_command(argv: list[str] | None = None) -> str:
+    """The command line that started this process (the replay hint for failures)."""
+    args = sys.argv if argv is None else argv
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def start_cluster(
+    n: int,
+    *,
+    seed: int,
+    config: Config | None = None,
+    factory: NodeFactory | None = None,
+    link: LinkModel | None = None,
+    join_spread: float | None = None,
+    settle: float = 0.0,
+    trace: bool = False,
+    replay_hint: str = "",
+) -> SimCluster:
+    """Members m0 .. m{n-1}; m0 starts alone and the others join it over `join_spread` s.
+
+    With `settle` > 0 the cluster then runs until every member sees every other alive (or
+    `settle` virtual seconds pass). The join order is by index, so it is seed independent.
+    """
+    if factory is None:
+        factory = node_factory(config if config is not None else Config.lan())
+    cluster = SimCluster(factory, seed=seed, link=link, trace=trace, replay_hint=replay_hint)
+    cluster.add_member("m0")
+    spread = 0.02 * n if join_spread is None else join_spread
+    for i in range(1, n):
+        cluster.at(spread * i / n, cluster.start_member, f"m{i}", ["m0"])
+    cluster.run_until(spread)
+    if settle > 0:
+        cluster.run_until_true(lambda: not convergence_gaps(cluster), cluster.now + settle, 0.5)
+    return cluster
+
+
+def run_scenario_spec(spec: ScenarioSpec, *, seed: int, replay_hint: str = "") -> SimCluster:
+    """Build the cluster a scenario file describes and schedule its faults (not run yet)."""
+    cluster = start_cluster(
+        spec.members,
+        seed=seed,
+        config=spec.config,
+        link=spec.link,
+        join_spread=spec.join_spread,
+        replay_hint=replay_hint,
+    )
+    for fault in spec.faults:
+        cluster.at(fault.at, fault.apply, cluster, spec.members)
+    return cluster
