@@ -1,0 +1,65 @@
+"""Socket-level settings of the asyncio driver (the simulator never sees these).
+
+Protocol timing lives in `swimguard.config.Config`; this holds only what a real
+network needs: buffer sizes and the bounds that stop a misbehaving peer from
+holding resources (connection count, write buffers, connection lifetime).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class AgentConfig:
+    """Bounds and buffer sizes of one `Agent`'s sockets and event buffer.
+
+    Every limit is checked at construction; a bad value raises `ValueError`
+    naming the field.
+    """
+
+    max_streams: int = 128
+    """Open TCP connections (inbound + outbound) at once; more inbound ones are cut
+    at accept and counted as `tcp_conn_limit`, more outbound ones fail at once."""
+
+    max_stream_buffer_bytes: int = 24 * 1024 * 1024
+    """Unsent bytes one TCP connection may hold (push/pull states are at most
+    20 MiB on the wire); above it the connection is aborted (`tcp_write_overflow`)."""
+
+    stream_close_grace: float = 2.0
+    """Seconds a connection closed by the core may spend flushing its unsent bytes
+    before it is aborted (guards against a peer that stops reading)."""
+
+    stream_max_lifetime: float = 120.0
+    """Hard cap on any TCP connection's life, in seconds. The core closes streams at
+    its own deadlines; this only catches a stream the core forgot."""
+
+    udp_receive_buffer_bytes: int = 2 * 1024 * 1024
+    """Kernel `SO_RCVBUF` asked for the UDP socket (memberlist asks for 2 MiB)."""
+
+    event_buffer: int = 4096
+    """Events held for `Agent.events()` before new ones are dropped and reported
+    as `EventsLost`."""
+
+    drop_log_interval: float = 10.0
+    """At most one warning per this many seconds summarises dropped input."""
+
+    bind_attempts: int = 32
+    """Tries at finding a port free for both UDP and TCP when binding port 0."""
+
+    def __post_init__(self) -> None:
+        positive_ints = ("max_streams", "max_stream_buffer_bytes", "event_buffer", "bind_attempts")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"AgentConfig.{name} must be a positive int, got {value!r}")
+        if self.udp_receive_buffer_bytes < 0:
+            raise ValueError(
+                "AgentConfig.udp_receive_buffer_bytes must be >= 0 "
+                f"(0 = kernel default), got {self.udp_receive_buffer_bytes!r}"
+            )
+        positive_floats = ("stream_close_grace", "stream_max_lifetime", "drop_log_interval")
+        for name in positive_floats:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"AgentConfig.{name} must be > 0 seconds, got {value!r}")

@@ -1,0 +1,102 @@
+"""A bounded, single-consumer event buffer that reports what it had to drop.
+
+The core may emit bursts (a push/pull join brings hundreds of members at once)
+while the application reads slowly. Nothing in the driver may grow without
+bound, so when the buffer is full new events are dropped and counted; the
+consumer then receives one `EventsLost(count)` marking the gap, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventsLost:
+    """`count` events were dropped here because the consumer fell behind."""
+
+    count: int
+
+
+class EventBuffer(Generic[T]):
+    """Bounded FIFO of events with gap markers; `close()` ends iteration."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("EventBuffer capacity must be >= 1")
+        self._capacity = capacity
+        self._items: collections.deque[T | EventsLost] = collections.deque()
+        self._pending_lost = 0
+        self._total_lost = 0
+        self._closed = False
+        self._wakeup: asyncio.Event | None = None
+
+    @property
+    def total_lost(self) -> int:
+        """Events dropped since creation."""
+        return self._total_lost
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: T) -> bool:
+        """Append `item`; return False (and count it) if the buffer is full or closed."""
+        if self._closed:
+            return False
+        if len(self._items) >= self._capacity:
+            self._pending_lost += 1
+            self._total_lost += 1
+            return False
+        if self._pending_lost:
+            # The marker may push the buffer one over capacity: it is a bounded,
+            # single extra item, and it must sit exactly at the gap.
+            self._items.append(EventsLost(self._pending_lost))
+            self._pending_lost = 0
+        self._items.append(item)
+        self._wake()
+        return True
+
+    def close(self) -> None:
+        """End iteration once the buffered items are consumed."""
+        self._closed = True
+        self._wake()
+
+    def get_nowait(self) -> T | EventsLost | None:
+        """The next item, a pending gap marker, or None if empty."""
+        if self._items:
+            return self._items.popleft()
+        if self._pending_lost:
+            lost = EventsLost(self._pending_lost)
+            self._pending_lost = 0
+            return lost
+        return None
+
+    async def get(self) -> T | EventsLost | None:
+        """Wait for the next item; None once closed and drained."""
+        while True:
+            item = self.get_nowait()
+            if item is not None:
+                return item
+            if self._closed:
+                return None
+            if self._wakeup is None:
+                self._wakeup = asyncio.Event()
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def __aiter__(self) -> AsyncIterator[T | EventsLost]:
+        while True:
+            item = await self.get()
+            if item is None:
+                return
+            yield item
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()

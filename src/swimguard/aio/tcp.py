@@ -1,0 +1,270 @@
+"""TCP side of the driver: the core's numbered streams mapped onto connections.
+
+The core allocates stream ids, owns every deadline and says when to close
+(`StreamClose`); this module only moves bytes and reports EOF, resets and
+connect failures back as `stream_closed`. It adds the bounds the core cannot
+enforce from inside: a cap on open connections, a cap on unsent bytes per
+connection, a grace period for flushing after close (a peer that stops
+reading cannot pin a connection), and a hard lifetime for any connection.
+
+Effects (`open`, `send`, `close`) never call back into the core synchronously;
+failures found while performing them are reported on the next loop turn, so
+the agent's drain loop is never re-entered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable
+from typing import Protocol
+
+from swimguard.aio.agent_config import AgentConfig
+from swimguard.aio.sockets import normalize_peer
+from swimguard.protocol.outgoing import Address
+
+CountDrop = Callable[[str], None]
+
+
+class StreamSink(Protocol):
+    """What the stream manager reports to (the agent, which feeds the core)."""
+
+    def stream_accepted(self, peer: Address, bind: Callable[[int], None]) -> None:
+        """An inbound connection arrived; obtain its id from the core and `bind` it."""
+
+    def stream_data(self, stream_id: int, data: bytes) -> None:
+        """Bytes arrived on a stream the core has not closed."""
+
+    def stream_closed(self, stream_id: int, error: str | None) -> None:
+        """The connection ended without the core asking (EOF, reset, connect failure)."""
+
+
+class _State(enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"  # closed by the core, still flushing
+    DONE = "done"
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection, inbound or outbound."""
+
+    def __init__(self, manager: StreamManager, *, inbound: bool) -> None:
+        self.manager = manager
+        self.inbound = inbound
+        self.stream_id: int | None = None
+        self.transport: asyncio.Transport | None = None
+        self.state = _State.CONNECTING
+        self.core_knows_closed = False  # the core closed it, or was told it closed
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.timers: list[asyncio.TimerHandle] = []
+        self.connect_task: asyncio.Task[None] | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.manager._connection_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.state is _State.OPEN and self.stream_id is not None:
+            self.manager._sink.stream_data(self.stream_id, data)
+
+    def eof_received(self) -> bool | None:
+        return False  # no half-close in memberlist: EOF ends the connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.manager._connection_lost(self, exc)
+
+
+class StreamManager:
+    """Maps core stream ids to TCP connections, within `AgentConfig` bounds."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sink: StreamSink,
+        options: AgentConfig,
+        count_drop: CountDrop,
+    ) -> None:
+        self._loop = loop
+        self._sink = sink
+        self._options = options
+        self._count_drop = count_drop
+        self._streams: dict[int, _Connection] = {}
+        self._live: set[_Connection] = set()
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        """Connections that hold a socket or a connect attempt right now."""
+        return len(self._live)
+
+    def protocol_factory(self) -> asyncio.Protocol:
+        """Factory for `loop.create_server`: one inbound `_Connection` per accept."""
+        return _Connection(self, inbound=True)
+
+    # -- effects from the core --------------------------------------------
+
+    def open(self, stream_id: int, to: Address) -> None:
+        """Start connecting to `to` for stream `stream_id`."""
+        if self._closed:
+            self._report_later(stream_id, "agent closed")
+            return
+        if len(self._live) >= self._options.max_streams:
+            self._count_drop("tcp_conn_limit")
+            self._report_later(stream_id, "too many open connections")
+            return
+        conn = _Connection(self, inbound=False)
+        conn.stream_id = stream_id
+        self._streams[stream_id] = conn
+        self._live.add(conn)
+        self._arm_lifetime(conn)
+        conn.connect_task = self._loop.create_task(self._connect(conn, to))
+
+    def send(self, stream_id: int, data: bytes) -> None:
+        """Write `data` on stream `stream_id` (queued while connecting)."""
+        conn = self._streams.get(stream_id)
+        if conn is None:
+            self._count_drop("tcp_send_unknown_stream")
+            return
+        if conn.transport is None:
+            conn.pending.append(data)
+            conn.pending_bytes += len(data)
+            if conn.pending_bytes > self._options.max_stream_buffer_bytes:
+                self._fail(conn, "tcp_write_overflow")
+            return
+        conn.transport.write(data)
+        if conn.transport.get_write_buffer_size() > self._options.max_stream_buffer_bytes:
+            self._fail(conn, "tcp_write_overflow")
+
+    def close(self, stream_id: int) -> None:
+        """Close stream `stream_id` after flushing; the core expects no report."""
+        conn = self._streams.pop(stream_id, None)
+        if conn is None:
+            return
+        conn.core_knows_closed = True
+        if conn.transport is None:
+            # Still connecting: there is nothing to flush that the peer awaits
+            # and nobody awaits a reply, so drop the attempt.
+            if conn.connect_task is not None:
+                conn.connect_task.cancel()
+            self._finish(conn)
+            return
+        self._begin_close(conn)
+
+    def close_all(self) -> None:
+        """Abort every connection and connect attempt (agent shutdown)."""
+        self._closed = True
+        for conn in list(self._live):
+            conn.core_knows_closed = True
+            if conn.connect_task is not None:
+                conn.connect_task.cancel()
+            if conn.transport is not None:
+                conn.transport.abort()
+            self._finish(conn)
+        self._streams.clear()
+
+    # -- internals ----------------------------------------------------------
+
+    async def _connect(self, conn: _Connection, to: Address) -> None:
+        host, port = to
+        try:
+            await self._loop.create_connection(lambda: conn, host, port)
+        except OSError as exc:
+            if conn.state is not _State.DONE:
+                self._count_drop("tcp_connect_failed")
+                self._fail(conn, None, error=f"connect to {host}:{port} failed: {exc}")
+
+    def _connection_made(self, conn: _Connection) -> None:
+        assert conn.transport is not None
+        if conn.inbound:
+            if self._closed or len(self._live) >= self._options.max_streams:
+                self._count_drop("tcp_conn_limit")
+                conn.state = _State.DONE
+                conn.transport.abort()
+                return
+            self._live.add(conn)
+            conn.state = _State.OPEN
+            self._arm_lifetime(conn)
+            peer = conn.transport.get_extra_info("peername")
+            address = normalize_peer(peer) if peer else ("", 0)
+            self._sink.stream_accepted(address, lambda sid: self._bind(conn, sid))
+            return
+        if conn.state is _State.DONE:
+            # Closed by the core while the connect was finishing.
+            conn.transport.abort()
+            return
+        conn.state = _State.OPEN
+        pending, conn.pending, conn.pending_bytes = conn.pending, [], 0
+        for chunk in pending:
+            conn.transport.write(chunk)
+
+    def _bind(self, conn: _Connection, stream_id: int) -> None:
+        conn.stream_id = stream_id
+        if conn.state is _State.OPEN:
+            self._streams[stream_id] = conn
+
+    def _connection_lost(self, conn: _Connection, exc: Exception | None) -> None:
+        was_reported = conn.core_knows_closed
+        self._finish(conn)
+        sid = conn.stream_id
+        if was_reported or sid is None:
+            return
+        conn.core_knows_closed = True
+        if self._streams.get(sid) is conn:
+            del self._streams[sid]
+        self._sink.stream_closed(sid, None if exc is None else f"connection lost: {exc}")
+
+    def _begin_close(self, conn: _Connection) -> None:
+        assert conn.transport is not None
+        conn.state = _State.CLOSING
+        conn.transport.close()
+        if conn.transport.get_write_buffer_size() > 0:
+            conn.timers.append(
+                self._loop.call_later(self._options.stream_close_grace, self._close_overdue, conn)
+            )
+
+    def _close_overdue(self, conn: _Connection) -> None:
+        if conn.state is not _State.DONE and conn.transport is not None:
+            self._count_drop("tcp_close_stuck")
+            conn.transport.abort()
+
+    def _arm_lifetime(self, conn: _Connection) -> None:
+        conn.timers.append(
+            self._loop.call_later(self._options.stream_max_lifetime, self._expire, conn)
+        )
+
+    def _expire(self, conn: _Connection) -> None:
+        if conn.state is not _State.DONE:
+            self._fail(conn, "tcp_lifetime_exceeded")
+
+    def _fail(self, conn: _Connection, reason: str | None, *, error: str | None = None) -> None:
+        """Abort `conn` and tell the core (on the next loop turn) if it does not know."""
+        if reason is not None:
+            self._count_drop(reason)
+        if conn.connect_task is not None and conn.transport is None:
+            conn.connect_task.cancel()
+        if conn.transport is not None:
+            conn.transport.abort()
+        sid = conn.stream_id
+        notify = not conn.core_knows_closed and sid is not None
+        conn.core_knows_closed = True
+        self._finish(conn)
+        if notify and sid is not None:
+            if self._streams.get(sid) is conn:
+                del self._streams[sid]
+            self._report_later(sid, error or reason)
+
+    def _finish(self, conn: _Connection) -> None:
+        conn.state = _State.DONE
+        conn.pending, conn.pending_bytes = [], 0
+        for timer in conn.timers:
+            timer.cancel()
+        conn.timers.clear()
+        self._live.discard(conn)
+
+    def _report_later(self, stream_id: int, error: str | None) -> None:
+        self._loop.call_soon(self._sink.stream_closed, stream_id, error)

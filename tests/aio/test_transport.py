@@ -1,0 +1,331 @@
+"""The asyncio driver against a fake core: sockets, streams, timer, bounds, counters."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import pytest
+from aio_fakes import FakeNode, reply_and_close, wait_for
+
+from swimguard.aio import Agent, AgentConfig, EventsLost
+from swimguard.config import Config
+from swimguard.errors import JoinError, UsageError
+from swimguard.protocol.events import MemberJoined
+from swimguard.protocol.outgoing import StreamClose, StreamOpen, StreamSend
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def run(coro: Awaitable[None]) -> None:
+    asyncio.run(cast(Any, coro))
+
+
+def make_agent(name: str, host: str = "127.0.0.1", **kwargs: Any) -> Agent:
+    return Agent(
+        name,
+        bind=(host, 0),
+        config=Config.local(),
+        node_factory=FakeNode,
+        serf_compat=False,
+        **kwargs,
+    )
+
+
+def fake(agent: Agent) -> FakeNode:
+    node = agent._node
+    assert isinstance(node, FakeNode)
+    return node
+
+
+def with_agents(
+    n: int, body: Callable[..., Awaitable[None]], host: str = "127.0.0.1", **kwargs: Any
+) -> None:
+    async def main() -> None:
+        agents = [make_agent(f"n{i}", host, **kwargs) for i in range(n)]
+        for a in agents:
+            await a.start()
+        try:
+            await body(*agents)
+        finally:
+            for a in agents:
+                await a.close()
+
+    run(main())
+
+
+def test_udp_and_tcp_share_the_bound_port_and_udp_leaves_from_it() -> None:
+    async def body(a: Agent, b: Agent) -> None:
+        host, port = a.bound_address
+        assert port != 0
+        assert a.advertise_address == (host, port)
+        # The TCP listener is on the same port.
+        _r, w = await asyncio.open_connection(host, port)
+        w.close()
+        a.send_best_effort(b.advertise_address, b"hello")
+        await wait_for(lambda: bool(fake(b).of_kind("datagram")))
+        _kind, data, sender, _now = fake(b).of_kind("datagram")[0]
+        assert data == b"hello"
+        assert sender == a.advertise_address  # source port = bound port
+
+    with_agents(2, body)
+
+
+def test_ipv6_loopback() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 support in this Python build")
+
+    async def body(a: Agent, b: Agent) -> None:
+        assert a.bound_address[0] == "::1"
+        a.send_best_effort(b.advertise_address, b"v6")
+        await wait_for(lambda: bool(fake(b).of_kind("datagram")))
+        assert fake(b).of_kind("datagram")[0][2] == a.advertise_address
+        fake(b).on_stream_data = reply_and_close(b"pong")
+        a.send_reliable(b.advertise_address, b"ping")
+        await wait_for(lambda: bool(fake(a).of_kind("stream_data")))
+        assert fake(a).of_kind("stream_data")[0][2] == b"pong"
+
+    with_agents(2, body, host="::1")
+
+
+def test_reliable_request_reply_and_eof() -> None:
+    async def body(a: Agent, b: Agent) -> None:
+        fake(b).on_stream_data = reply_and_close(b"pong")
+        a.send_reliable(b.advertise_address, b"ping")
+        await wait_for(lambda: bool(fake(a).of_kind("stream_closed")))
+        accepted = fake(b).of_kind("stream_accepted")
+        assert len(accepted) == 1
+        assert accepted[0][1][0] == "127.0.0.1"
+        assert [d[2] for d in fake(b).of_kind("stream_data")] == [b"ping"]
+        assert [d[1:3] for d in fake(a).of_kind("stream_data")] == [(1, b"pong")]
+        # The peer closed after replying: EOF, no error.
+        assert fake(a).of_kind("stream_closed")[0][1:3] == (1, None)
+        # b closed the stream itself, so it is not told about the close.
+        await asyncio.sleep(0.05)
+        assert fake(b).of_kind("stream_closed") == []
+        await wait_for(lambda: a.open_connections == 0 and b.open_connections == 0)
+
+    with_agents(2, body)
+
+
+def test_connect_failure_is_reported_as_stream_closed_with_error() -> None:
+    async def body(a: Agent) -> None:
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            dead_port = s.getsockname()[1]
+        a.send_reliable(("127.0.0.1", dead_port), b"x")
+        await wait_for(lambda: bool(fake(a).of_kind("stream_closed")))
+        _k, sid, error, _now = fake(a).of_kind("stream_closed")[0]
+        assert sid == 1
+        assert error is not None
+        assert "connect" in error
+        assert a.drops["tcp_connect_failed"] == 1
+
+    with_agents(1, body)
+
+
+def test_core_closing_a_connecting_stream_cancels_it_silently() -> None:
+    async def body(a: Agent) -> None:
+        node = fake(a)
+        # Open, send and close in one drain: the connect attempt is dropped and
+        # the core, having closed the stream itself, hears nothing more about it.
+        to = a.bound_address
+        node.outgoing += [StreamOpen(7, to), StreamSend(7, b"data"), StreamClose(7)]
+        a.broadcast(b"poke")
+        await asyncio.sleep(0.1)
+        assert [i for i in node.of_kind("stream_closed") if i[1] == 7] == []
+        await wait_for(lambda: a.open_connections == 0)
+
+    with_agents(1, body)
+
+
+def test_timer_fires_at_next_deadline_and_reports_lag() -> None:
+    async def body(a: Agent) -> None:
+        node = fake(a)
+        loop = asyncio.get_running_loop()
+        node.deadline = loop.time() + 0.05
+        a.broadcast(b"poke")  # any input re-arms the timer
+        await wait_for(lambda: bool(node.of_kind("timeout")))
+        lag = node.of_kind("lag")[0][1]
+        assert 0.0 <= lag < 0.5
+        # The lag report comes right before the timeout, with the same `now`.
+        i = node.inputs.index(node.of_kind("lag")[0])
+        assert node.inputs[i + 1] == ("timeout", node.of_kind("lag")[0][2])
+
+        # A blocked loop makes the timer late by about the stall.
+        node.deadline = loop.time() + 0.02
+        a.broadcast(b"poke")
+        time.sleep(0.3)  # noqa: ASYNC251 - deliberately block the loop
+        await wait_for(lambda: len(node.of_kind("lag")) == 2)
+        assert node.of_kind("lag")[1][1] >= 0.25
+        assert a.last_loop_lag >= 0.25
+
+    with_agents(1, body)
+
+
+def test_idle_tcp_connection_is_cut_and_counted() -> None:
+    async def body(a: Agent) -> None:
+        host, port = a.bound_address
+        reader, writer = await asyncio.open_connection(host, port)
+        await wait_for(lambda: bool(fake(a).of_kind("stream_accepted")))
+        started = time.monotonic()
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # cut by us
+        assert time.monotonic() - started < 1.5
+        assert a.drops["tcp_lifetime_exceeded"] == 1
+        sid = fake(a).of_kind("stream_accepted")[0][2]
+        await wait_for(lambda: bool(fake(a).of_kind("stream_closed")))
+        assert fake(a).of_kind("stream_closed")[0][1:3] == (sid, "tcp_lifetime_exceeded")
+        writer.close()
+
+    with_agents(1, body, options=AgentConfig(stream_max_lifetime=0.3))
+
+
+def test_connection_limit() -> None:
+    async def body(a: Agent) -> None:
+        host, port = a.bound_address
+        conns = [await asyncio.open_connection(host, port) for _ in range(3)]
+        await wait_for(lambda: a.drops.get("tcp_conn_limit", 0) == 1)
+        assert len(fake(a).of_kind("stream_accepted")) == 2
+        assert await asyncio.wait_for(conns[2][0].read(), 2) == b""
+        for _r, w in conns:
+            w.close()
+
+    with_agents(1, body, options=AgentConfig(max_streams=2))
+
+
+def test_stuck_write_after_close_is_aborted() -> None:
+    big = b"x" * (48 * 1024 * 1024)
+
+    def flood_and_close(node: FakeNode, sid: int, data: bytes) -> None:
+        node.outgoing += [StreamSend(sid, big), StreamClose(sid)]
+
+    async def body(a: Agent) -> None:
+        fake(a).on_stream_data = flood_and_close
+        host, port = a.bound_address
+        with socket.create_connection((host, port)) as raw:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.sendall(b"req")  # and never read the reply
+            await wait_for(lambda: a.drops.get("tcp_close_stuck", 0) == 1, timeout=5)
+            await wait_for(lambda: a.open_connections == 0)
+
+    with_agents(
+        1,
+        body,
+        options=AgentConfig(stream_close_grace=0.3, max_stream_buffer_bytes=64 * 1024 * 1024),
+    )
+
+
+def test_write_overflow_aborts_and_reports() -> None:
+    def flood(node: FakeNode, sid: int, data: bytes) -> None:
+        node.outgoing.append(StreamSend(sid, b"y" * 20_000_000))
+
+    async def body(a: Agent) -> None:
+        fake(a).on_stream_data = flood
+        host, port = a.bound_address
+        with socket.create_connection((host, port)) as raw:
+            raw.sendall(b"req")
+            await wait_for(lambda: bool(fake(a).of_kind("stream_closed")))
+            assert fake(a).of_kind("stream_closed")[0][2] == "tcp_write_overflow"
+            assert a.drops["tcp_write_overflow"] == 1
+
+    with_agents(1, body, options=AgentConfig(max_stream_buffer_bytes=1_000_000))
+
+
+def test_core_exception_is_counted_and_agent_keeps_working() -> None:
+    async def body(a: Agent, b: Agent) -> None:
+        fake(b).fail_on_datagram = True
+        a.send_best_effort(b.advertise_address, b"boom")
+        await wait_for(lambda: b.drops.get("internal_error", 0) == 1)
+        fake(b).fail_on_datagram = False
+        a.send_best_effort(b.advertise_address, b"fine")
+        await wait_for(lambda: len(fake(b).of_kind("datagram")) == 2)
+
+    with_agents(2, body)
+
+
+def test_events_start_with_own_join_and_end_on_close() -> None:
+    async def main() -> None:
+        agent = make_agent("solo")
+        await agent.start()
+        events = agent.events()
+        first = await asyncio.wait_for(anext(events), 1)
+        assert isinstance(first, MemberJoined)
+        assert first.member.name == "solo"
+        await agent.close()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(events), 1)
+
+    run(main())
+
+
+def test_event_overflow_is_reported_as_events_lost() -> None:
+    async def main() -> None:
+        agent = make_agent("solo", options=AgentConfig(event_buffer=2))
+        async with agent:
+            node = fake(agent)
+            for _ in range(5):
+                node.events.append(MemberJoined(node.local_member))
+            agent.broadcast(b"poke")
+            events = agent.events()
+            got = [await anext(events) for _ in range(3)]
+            assert isinstance(got[0], MemberJoined)
+            assert isinstance(got[1], MemberJoined)
+            assert got[2] == EventsLost(4)
+            assert agent.drops["events_lost"] == 4
+
+    run(main())
+
+
+def test_join_success_and_failure() -> None:
+    async def main() -> None:
+        async with make_agent("j") as agent:
+            assert await agent.join(["127.0.0.1:7946", ("::1", 1)]) == 2
+            assert fake(agent).of_kind("join")[0][1] == (("127.0.0.1", 7946), ("::1", 1))
+            fake(agent).join_ok = False
+            with pytest.raises(JoinError, match="refused"):
+                await agent.join(["127.0.0.1:7946"])
+            with pytest.raises(ValueError):
+                await agent.join([])
+
+    run(main())
+
+
+def test_leave_meta_and_usage_errors() -> None:
+    async def main() -> None:
+        agent = make_agent("m", meta=b"hello")
+        with pytest.raises(UsageError):
+            agent.members()
+        async with agent:
+            assert fake(agent).meta == b"hello"
+            agent.update_meta(b"v2")
+            assert agent.local_member.meta == b"v2"
+            assert await agent.leave(1.0) is True
+            assert fake(agent).of_kind("leave")[0][2] == pytest.approx(1.0, abs=0.05)
+
+    run(main())
+
+
+def test_serf_compat_sends_intents_and_tags() -> None:
+    from swimguard.serf import decode_message, decode_tags
+
+    async def main() -> None:
+        agent = Agent(
+            "s",
+            config=Config.local(),
+            node_factory=FakeNode,
+            tags={"role": "web"},
+        )
+        async with agent:
+            node = fake(agent)
+            assert decode_tags(node.meta) == {"role": "web"}
+            await agent.join(["127.0.0.1:1"])
+            await agent.leave(1.0)
+            kinds = [i[0] for i in node.inputs]
+            assert kinds.index("broadcast") < kinds.index("leave")
+            intents = [type(decode_message(i[1])).__name__ for i in node.of_kind("broadcast")]
+            assert intents == ["Join", "Leave"]
+
+    run(main())
