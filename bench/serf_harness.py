@@ -122,12 +122,14 @@ class LineLog:
 class Proc:
     """A child process we started; stopped by its own PID only."""
 
-    def __init__(self, name: str, argv: Sequence[str], workdir: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], workdir: Path, env: Mapping[str, str]
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.stderr_path = workdir / f"{name}.stderr"
         with self.stderr_path.open("wb") as err:
-            self.popen = subprocess.Popen(  # noqa: S603 - argv built by us
+            self.popen = subprocess.Popen(
                 self.argv,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -269,7 +271,7 @@ class SerfAgent:
     def members_cli(self) -> list[dict[str, Any]]:
         """`serf members -format json` parsed (the Go command-line client itself)."""
         assert SERF is not None
-        out = subprocess.run(  # noqa: S603
+        out = subprocess.run(
             [SERF, "members", f"-rpc-addr=127.0.0.1:{self.rpc_port}", "-format=json"],
             capture_output=True,
             timeout=10,
@@ -283,7 +285,7 @@ class SerfAgent:
             return []
         out = []
         for line in self.events_path.read_text("utf-8", "replace").splitlines():
-            ts, event, rest = (line.split(" ", 2) + ["", ""])[:3]
+            ts, event, rest = [*line.split(" ", 2), "", ""][:3]
             with contextlib.suppress(ValueError):
                 out.append((float(ts), event, rest))
         return out
@@ -405,7 +407,9 @@ class Cluster:
 
         def rpc_up() -> bool:
             if not proc.alive:
-                raise RuntimeError(f"serf agent {name} exited:\n{proc.stderr_text()}\n{self.logs()}")
+                raise RuntimeError(
+                    f"serf agent {name} exited:\n{proc.stderr_text()}\n{self.logs()}"
+                )
             try:
                 with agent.rpc():
                     return True
