@@ -95,6 +95,38 @@ def _default_node_factory(config: Config, **kwargs: Any) -> NodeAPI:
     return node
 
 
+class _AgentHooks:
+    """The hooks object handed to the node: our metadata and Serf's push/pull state.
+
+    Every other hook (and the state hook, when the application brings one) is
+    forwarded to the application's own hooks object, found by attribute, so the
+    node's per-protocol `isinstance` checks see exactly what the application
+    implements.
+    """
+
+    def __init__(self, agent: Agent, user: object | None) -> None:
+        self._agent = agent
+        self._user = user
+        serf = agent._serf
+        if serf is not None and not (
+            hasattr(user, "local_state") and hasattr(user, "merge_remote_state")
+        ):
+            self.local_state = serf.local_state
+            self.merge_remote_state = serf.merge_remote_state
+
+    def node_meta(self, limit: int) -> bytes:
+        """Our metadata at start: tags/meta given to the Agent, else the application's hook."""
+        if self._agent._meta:
+            return self._agent._meta
+        user_meta = getattr(self._user, "node_meta", None)
+        return bytes(user_meta(limit)) if callable(user_meta) else b""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or self._user is None:
+            raise AttributeError(name)
+        return getattr(self._user, name)
+
+
 class Agent:
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
@@ -214,8 +246,6 @@ class Agent:
                 keyring=self._keyring,
                 label=self._label,
             )
-            if self._meta:
-                self._node.update_meta(self._meta, now)
             self._streams = StreamManager(loop, self, self.options, self._count_drop)
             udp = UdpEndpoint(self._on_datagram, self._count_drop)
             await loop.create_datagram_endpoint(lambda: udp, sock=udp_sock)
@@ -264,8 +294,8 @@ class Agent:
             host = await self._loop.run_in_executor(None, resolve_host, host)
         return host, port or bound_port
 
-    def _make_hooks(self) -> object | None:
-        return self._hooks
+    def _make_hooks(self) -> object:
+        return _AgentHooks(self, self._hooks)
 
     # -- public API -----------------------------------------------------------
 
@@ -550,8 +580,8 @@ class Agent:
             return
         serf = self._serf
         if isinstance(event, RemoteState):
+            # Already merged by the state hook (`_AgentHooks`); publish what it replayed.
             if serf is not None:
-                serf.merge_remote_state(event.data, event.join)
                 self._publish_serf(serf, serf.take_events())
             return
         if serf is not None:

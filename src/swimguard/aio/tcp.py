@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from swimguard.aio.sockets import normalize_peer
 from swimguard.protocol.outgoing import Address
 
 CountDrop = Callable[[str], None]
+log = logging.getLogger("swimguard.agent")
 
 
 class StreamSink(Protocol):
@@ -60,6 +62,7 @@ class _Connection(asyncio.Protocol):
         self.pending_bytes = 0
         self.timers: list[asyncio.TimerHandle] = []
         self.connect_task: asyncio.Task[None] | None = None
+        self.close_requested = False
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -147,11 +150,9 @@ class StreamManager:
             return
         conn.core_knows_closed = True
         if conn.transport is None:
-            # Still connecting: there is nothing to flush that the peer awaits
-            # and nobody awaits a reply, so drop the attempt.
-            if conn.connect_task is not None:
-                conn.connect_task.cancel()
-            self._finish(conn)
+            # Still connecting (send_reliable opens, sends and closes at once):
+            # flush the queued bytes once connected, then close.
+            conn.close_requested = True
             return
         self._begin_close(conn)
 
@@ -175,8 +176,8 @@ class StreamManager:
             await self._loop.create_connection(lambda: conn, host, port)
         except OSError as exc:
             if conn.state is not _State.DONE:
-                self._count_drop("tcp_connect_failed")
                 self._fail(conn, None, error=f"connect to {host}:{port} failed: {exc}")
+                log.debug("stream %s: connect to %s:%s failed: %s", conn.stream_id, host, port, exc)
 
     def _connection_made(self, conn: _Connection) -> None:
         assert conn.transport is not None
@@ -201,6 +202,8 @@ class StreamManager:
         pending, conn.pending, conn.pending_bytes = conn.pending, [], 0
         for chunk in pending:
             conn.transport.write(chunk)
+        if conn.close_requested:
+            self._begin_close(conn)
 
     def _bind(self, conn: _Connection, stream_id: int) -> None:
         conn.stream_id = stream_id
