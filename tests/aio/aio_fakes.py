@@ -47,7 +47,9 @@ class FakeNode:
         self.advertise = advertise
         self.inputs: list[tuple[Any, ...]] = []
         self.outgoing: list[Outgoing] = []
-        self.meta = b""
+        node_meta = getattr(hooks, "node_meta", None)
+        self.meta = node_meta(512) if callable(node_meta) else b""
+        self.hooks = hooks
         self.events: list[Event] = [MemberJoined(self.local_member)]
         self.deadline: float | None = None
         self.join_ok = True
