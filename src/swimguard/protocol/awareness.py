@@ -1,0 +1,73 @@
+"""Lifeguard local health ("awareness", LHA-Probe) plus swimguard's loop-lag input.
+
+memberlist rule (`awareness.go`, `state.go`): an integer score clamped to
+[0, max_multiplier - 1]; a probe that gets any ack scores -1, a failed probe
+scores +(expected nacks - received nacks) (or +1 when no relay can nack), a
+refutation of a suspicion about ourselves scores +1. The failed-probe wait is
+`probe_interval * (score + 1)`.
+
+Loop-lag rule (swimguard extension). The driver reports how late each timer
+fired (`Node.report_loop_lag`). A process whose event loop is blocked cannot
+receive acks in time, so it would accuse healthy peers. Therefore:
+
+* a report with `lag > threshold` (threshold = `loop_lag_threshold * probe_timeout`)
+  raises the score by `ceil(lag / probe_timeout)` (at least +1), and the amount
+  is remembered as "lag debt";
+* once reports have been on time (`lag <= threshold`) for a whole
+  `probe_interval` since the last stall or the last decay step, one point of lag
+  debt is paid back (score -1). Debt never lowers the score below what probes and
+  refutations alone put there, and probe successes keep lowering it as usual.
+
+(The node additionally stops counting the stalled time against peers: in-flight
+probe and suspicion deadlines are pushed back by the lag; see `Node.report_loop_lag`.)
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["Awareness"]
+
+
+class Awareness:
+    """Health score in [0, max_multiplier - 1]; 0 is healthy."""
+
+    __slots__ = ("_debt", "_last_step", "_max", "score")
+
+    def __init__(self, max_multiplier: int) -> None:
+        self._max = max_multiplier
+        self.score = 0
+        self._debt = 0
+        self._last_step: float | None = None
+
+    def apply_delta(self, delta: int) -> None:
+        """Add `delta` to the score, clamping to [0, max_multiplier - 1]."""
+        self.score = min(max(self.score + delta, 0), self._max - 1)
+        self._debt = min(self._debt, self.score)
+
+    def scale_timeout(self, timeout: float) -> float:
+        """`timeout * (score + 1)`."""
+        return timeout * (self.score + 1)
+
+    def report_lag(self, lag: float, now: float, *, threshold: float, unit: float,
+                   decay_period: float) -> bool:
+        """Apply the loop-lag rule; returns True when `lag` counted as a stall."""
+        if lag > threshold:
+            before = self.score
+            self.apply_delta(max(1, math.ceil(lag / unit)))
+            self._debt += self.score - before
+            self._last_step = now
+            return True
+        if self._debt > 0:
+            if self._last_step is None:
+                self._last_step = now
+            elif now - self._last_step >= decay_period:
+                self._debt -= 1
+                self.apply_delta(-1)
+                self._last_step = now
+        return False
+
+    @property
+    def lag_debt(self) -> int:
+        """Score points still attributed to loop lag."""
+        return self._debt

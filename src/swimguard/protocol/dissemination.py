@@ -1,0 +1,164 @@
+"""Retransmit-limited broadcast queue (memberlist `queue.go`, `TransmitLimitedQueue`).
+
+Order of preference when filling a packet: fewest transmissions first, then the
+longest message that still fits, then the newest. A broadcast is dropped after
+`retransmit_mult * ceil(log10(n + 1))` transmissions. A *named* broadcast
+replaces a queued one with the same name (memberlist invalidates member messages
+by node name this way); an unnamed one is unique and replaces nothing.
+
+Entries are kept per transmit count in lists sorted by (-length, -id), so picking
+"the longest that fits" is one bisection, with no scan of the whole queue.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+
+from swimguard.protocol.scaling import retransmit_limit
+
+__all__ = ["Broadcast", "BroadcastQueue"]
+
+_MIN_KEY = -(1 << 63)
+
+
+class Broadcast:
+    """One queued message."""
+
+    __slots__ = ("id", "msg", "name", "on_finished", "serial", "transmits")
+
+    def __init__(
+        self,
+        msg: bytes,
+        name: str | None,
+        transmits: int,
+        id_: int,
+        on_finished: Callable[[], None] | None,
+        serial: int,
+    ) -> None:
+        self.serial = serial
+        self.msg = msg
+        self.name = name
+        self.transmits = transmits
+        self.id = id_
+        self.on_finished = on_finished
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """Sort key inside one transmit-count bucket (serial: unique, as ids restart at 1)."""
+        return (-len(self.msg), -self.id, self.serial)
+
+    def finish(self) -> None:
+        """Run the completion callback once (sent enough times, replaced or pruned)."""
+        callback, self.on_finished = self.on_finished, None
+        if callback is not None:
+            callback()
+
+
+class BroadcastQueue:
+    """A retransmit-limited queue of encoded messages."""
+
+    __slots__ = ("_buckets", "_by_name", "_by_serial", "_serial", "id_gen", "retransmit_mult")
+
+    def __init__(self, retransmit_mult: int) -> None:
+        self.retransmit_mult = retransmit_mult
+        self._buckets: dict[int, list[tuple[int, int, int]]] = {}
+        self._by_serial: dict[int, Broadcast] = {}
+        self._serial = 0
+        self._by_name: dict[str, Broadcast] = {}
+        self.id_gen = 0
+
+    def __len__(self) -> int:
+        return len(self._by_serial)
+
+    def queue(
+        self,
+        msg: bytes,
+        *,
+        name: str | None = None,
+        on_finished: Callable[[], None] | None = None,
+        transmits: int = 0,
+    ) -> None:
+        """Queue `msg`; a named message replaces (and finishes) the queued one of that name."""
+        self.id_gen = 1 if self.id_gen >= (1 << 63) - 1 else self.id_gen + 1
+        self._serial += 1
+        item = Broadcast(msg, name, transmits, self.id_gen, on_finished, self._serial)
+        if name is not None:
+            old = self._by_name.get(name)
+            if old is not None:
+                old.finish()
+                self._delete(old)
+        self._add(item)
+
+    def get_broadcasts(
+        self, overhead: int, limit: int, num_nodes: int, max_count: int = 255
+    ) -> list[bytes]:
+        """Messages to piggyback, each costing `overhead + len`, within `limit` bytes."""
+        if not self._by_serial:
+            return []
+        transmit_limit = retransmit_limit(self.retransmit_mult, num_nodes)
+        used = 0
+        out: list[bytes] = []
+        reinsert: list[Broadcast] = []
+        for level in sorted(self._buckets):
+            bucket = self._buckets.get(level)
+            while bucket and len(out) < max_count:
+                free = limit - used - overhead
+                if free <= 0:
+                    break
+                i = bisect.bisect_left(bucket, (-free, _MIN_KEY, 0))
+                if i == len(bucket):
+                    break
+                item = self._by_serial[bucket[i][2]]
+                used += overhead + len(item.msg)
+                out.append(item.msg)
+                self._delete(item)
+                if item.transmits + 1 >= transmit_limit:
+                    item.finish()
+                else:
+                    item.transmits += 1
+                    reinsert.append(item)
+            if limit - used - overhead <= 0 or len(out) >= max_count:
+                break
+        for item in reinsert:
+            self._add(item)
+        return out
+
+    def prune(self, max_retain: int) -> None:
+        """Drop the most-transmitted messages until at most `max_retain` remain."""
+        while len(self._by_serial) > max_retain:
+            item = self.ordered()[-1]
+            item.finish()
+            self._delete(item)
+
+    def reset(self) -> None:
+        """Finish and drop everything."""
+        for item in list(self._by_serial.values()):
+            item.finish()
+        self._buckets.clear()
+        self._by_serial.clear()
+        self._by_name.clear()
+        self.id_gen = 0
+
+    def ordered(self) -> list[Broadcast]:
+        """All entries in preference order (first = sent first). For tests and inspection."""
+        return sorted(self._by_serial.values(), key=lambda b: (b.transmits, -len(b.msg), -b.id))
+
+    def _add(self, item: Broadcast) -> None:
+        bisect.insort(self._buckets.setdefault(item.transmits, []), item.key)
+        self._by_serial[item.serial] = item
+        if item.name is not None:
+            self._by_name[item.name] = item
+
+    def _delete(self, item: Broadcast) -> None:
+        bucket = self._buckets[item.transmits]
+        key = item.key
+        i = bisect.bisect_left(bucket, key)
+        del bucket[i]
+        if not bucket:
+            del self._buckets[item.transmits]
+        del self._by_serial[item.serial]
+        if item.name is not None and self._by_name.get(item.name) is item:
+            del self._by_name[item.name]
+        if not self._by_serial:
+            self.id_gen = 0

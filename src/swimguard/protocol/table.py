@@ -1,0 +1,148 @@
+"""The member table: mutable records, name index and the shuffled probe order.
+
+Mirrors memberlist's `nodes` slice + `nodeMap`: new members go to a random
+position of the probe list; at every wrap-around of the probe index the list is
+purged of long-dead members and reshuffled (`resetNodes`), which costs O(n) once
+per n probes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+from swimguard.protocol.members import Member, MemberState
+from swimguard.protocol.outgoing import Address
+
+__all__ = ["MemberRecord", "MemberTable"]
+
+_EMPTY_VSN = bytes(6)
+
+
+class MemberRecord:
+    """What we know about one member (ourselves included)."""
+
+    __slots__ = (
+        "addr_bytes",
+        "host",
+        "incarnation",
+        "meta",
+        "name",
+        "port",
+        "state",
+        "state_change",
+        "vsn",
+    )
+
+    def __init__(self, name: str, host: str, addr_bytes: bytes, port: int, meta: bytes) -> None:
+        self.name = name
+        self.host = host
+        self.addr_bytes = addr_bytes
+        self.port = port
+        self.meta = meta
+        self.incarnation = 0
+        # memberlist creates unknown nodes "dead" with a zero StateChange (long ago).
+        self.state = MemberState.DEAD
+        self.state_change = -math.inf
+        self.vsn = _EMPTY_VSN
+
+    @property
+    def address(self) -> Address:
+        """(host, port) to send to."""
+        return (self.host, self.port)
+
+    @property
+    def pmax(self) -> int:
+        """Highest memberlist protocol version the member understands."""
+        return self.vsn[1]
+
+    @property
+    def dead_or_left(self) -> bool:
+        """True for DEAD and LEFT."""
+        return self.state is MemberState.DEAD or self.state is MemberState.LEFT
+
+    def snapshot(self) -> Member:
+        """An immutable copy for events and `Node.members()`."""
+        return Member(
+            name=self.name,
+            addr=(self.host, self.port),
+            incarnation=self.incarnation,
+            state=self.state,
+            meta=self.meta,
+            vsn=self.vsn,
+        )
+
+
+class MemberTable:
+    """Records by name plus the probe order."""
+
+    __slots__ = ("by_addr", "by_name", "order", "probe_index")
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, MemberRecord] = {}
+        self.by_addr: dict[Address, MemberRecord] = {}
+        self.order: list[MemberRecord] = []
+        self.probe_index = 0
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def get(self, name: str) -> MemberRecord | None:
+        """The record for `name`, if known."""
+        return self.by_name.get(name)
+
+    def add(self, record: MemberRecord, rng: random.Random) -> None:
+        """Insert at a random position of the probe order (memberlist's `aliveNode`)."""
+        self.by_name[record.name] = record
+        self.by_addr[record.address] = record
+        order = self.order
+        n = len(order)
+        offset = rng.randrange(n) if n else 0
+        order.append(record)
+        order[offset], order[n] = order[n], order[offset]
+
+    def move(self, rec: MemberRecord, host: str, addr_bytes: bytes, port: int) -> None:
+        """Change a member's address, keeping the address index right."""
+        if self.by_addr.get(rec.address) is rec:
+            del self.by_addr[rec.address]
+        rec.host, rec.addr_bytes, rec.port = host, addr_bytes, port
+        self.by_addr[rec.address] = rec
+
+    def reset(
+        self, now: float, rng: random.Random, dead_time: float, reap_left: bool
+    ) -> list[MemberRecord]:
+        """Drop members dead (or left) for longer than `dead_time`, reshuffle; returns dropped."""
+        keep: list[MemberRecord] = []
+        dropped: list[MemberRecord] = []
+        for rec in self.order:
+            gone = rec.state is MemberState.DEAD or (reap_left and rec.state is MemberState.LEFT)
+            if gone and now - rec.state_change > dead_time:
+                dropped.append(rec)
+                del self.by_name[rec.name]
+                if self.by_addr.get(rec.address) is rec:
+                    del self.by_addr[rec.address]
+            else:
+                keep.append(rec)
+        rng.shuffle(keep)
+        self.order = keep
+        return dropped
+
+    def k_random(
+        self, k: int, rng: random.Random, exclude: Callable[[MemberRecord], bool]
+    ) -> list[MemberRecord]:
+        """Up to `k` distinct random records not excluded, in at most 3n draws (`kRandomNodes`)."""
+        order = self.order
+        n = len(order)
+        out: list[MemberRecord] = []
+        if n == 0 or k <= 0:
+            return out
+        randrange = rng.randrange
+        for _ in range(3 * n):
+            if len(out) >= k:
+                break
+            rec = order[randrange(n)]
+            if exclude(rec) or rec in out:
+                continue
+            out.append(rec)
+        return out
