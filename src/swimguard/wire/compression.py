@@ -126,8 +126,10 @@ def lzw_decompress(data: bytes, max_size: int) -> bytes:
         elif code < hi or (code == hi and last < 0):
             entry = table[code]
         elif code == hi:
+            # The code being defined right now: last expansion + its first byte.
             previous = table[last]
-            assert previous is not None  # `last` always names a defined entry
+            if previous is None:
+                raise CompressionError(f"compress: invalid LZW code {code}")
             entry = previous + previous[:1]
         else:
             raise CompressionError(f"compress: invalid LZW code {code}")
@@ -138,7 +140,8 @@ def lzw_decompress(data: bytes, max_size: int) -> bytes:
             raise TooLargeError(f"compress: decompressed size exceeds {max_size} bytes")
         if last >= 0:
             previous = table[last]
-            assert previous is not None
+            if previous is None:
+                raise CompressionError(f"compress: invalid LZW code {last}")
             table[hi] = previous + entry[:1]
         last = code
         hi += 1

@@ -303,7 +303,10 @@ def encode_body(msg: Body) -> bytes:
 MAX_MAP_LEN: Final = 64
 MAX_ARRAY_LEN: Final = 512
 
-_PACK: Final = msgpack.Packer(use_bin_type=False, autoreset=True).pack
+# surrogateescape: names decoded from non-UTF-8 bytes re-encode to the same bytes.
+_PACK: Final = msgpack.Packer(
+    use_bin_type=False, autoreset=True, unicode_errors="surrogateescape"
+).pack
 
 
 def unpack(data: bytes) -> object:

@@ -1,0 +1,199 @@
+"""LZW (Go compress/lzw, LSB, literal width 8): structure, round trips, bounds, bombs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from swimguard.wire import (
+    CompressionError,
+    StreamDecoder,
+    TooLargeError,
+    UserStream,
+    decode_packet,
+    encode_stream_message,
+    frame_stream,
+    make_compound,
+)
+from swimguard.wire.compression import compress_message, lzw_compress, lzw_decompress
+from swimguard.wire.messages import Compress, encode_body
+
+
+def pack_codes(codes: list[int]) -> bytes:
+    """Pack codes LSB-first with Go's width rules (a clear resets to 9 bits, 12 at most)."""
+    out = bytearray()
+    acc = nbits = 0
+    width, hi, overflow = 9, 257, 512
+    for code in codes:
+        acc |= code << nbits
+        nbits += width
+        while nbits >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            nbits -= 8
+        if code == 256:
+            width, hi, overflow = 9, 257, 512
+        elif code != 257:
+            hi += 1
+            if hi == overflow and width < 12:
+                width += 1
+                overflow <<= 1
+    if nbits:
+        out.append(acc & 0xFF)
+    return bytes(out)
+
+
+def read_codes(data: bytes) -> list[int]:
+    """Unpack the code sequence of a stream produced by `lzw_compress`."""
+    codes = []
+    acc = nbits = pos = 0
+    width, hi, overflow = 9, 257, 512
+    while True:
+        while nbits < width:
+            acc |= data[pos] << nbits
+            pos += 1
+            nbits += 8
+        code = acc & ((1 << width) - 1)
+        acc >>= width
+        nbits -= width
+        codes.append(code)
+        if code == 257:
+            assert pos == len(data), "no bytes after the end code"
+            return codes
+        if code == 256:
+            width, hi, overflow = 9, 257, 512
+        else:
+            hi += 1
+            if hi == overflow:
+                width += 1
+                overflow <<= 1
+
+
+def zero_bomb(epochs: int) -> bytes:
+    """A valid stream of runs of zeros: each code one byte longer than the last."""
+    codes = [256]
+    for _ in range(epochs):
+        codes += [0, *range(258, 4095), 256]
+    return pack_codes([*codes, 0, 257])
+
+
+def test_empty_input_is_clear_then_end() -> None:
+    assert lzw_compress(b"") == bytes.fromhex("000302")
+    assert read_codes(lzw_compress(b"")) == [256, 257]
+    assert lzw_decompress(lzw_compress(b""), 0) == b""
+
+
+def expand(codes: list[int]) -> bytes:
+    """Textbook LZW expansion of a code list (independent of the module under test)."""
+    out = bytearray()
+    table: dict[int, bytes] = {}
+    previous = b""
+    for code in codes:
+        if code == 256:
+            table, previous = {}, b""
+            continue
+        if code == 257:
+            break
+        entry = bytes((code,)) if code < 256 else table.get(code, previous + previous[:1])
+        if previous:
+            table[258 + len(table)] = previous + entry[:1]
+        out += entry
+        previous = entry
+    return bytes(out)
+
+
+def test_writer_starts_with_clear_and_grows_width_without_early_change() -> None:
+    rng = random.Random(1)
+    data = bytes(rng.randrange(4) for _ in range(5000))
+    codes = read_codes(lzw_compress(data))
+    assert codes[0] == 256
+    assert codes[-1] == 257
+    assert max(codes) > 1023  # 9, 10 and 11-bit codes were all used
+    assert expand(codes) == data
+
+
+def test_writer_clears_when_the_table_fills() -> None:
+    data = random.Random(2).randbytes(20_000)  # incompressible: one new entry per byte
+    codes = read_codes(lzw_compress(data))
+    clears = [i for i, c in enumerate(codes) if c == 256]
+    assert clears[0] == 0
+    assert len(clears) >= 4
+    # Between clears exactly 4095 - 258 codes get table entries assigned.
+    assert clears[1] - clears[0] - 1 == 4095 - 257
+    assert max(codes) <= 4094
+    assert expand(codes) == data
+    assert lzw_decompress(lzw_compress(data), len(data)) == data
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_round_trip(seed: int) -> None:
+    rng = random.Random(seed)
+    size = rng.choice([1, 2, 3, 255, 256, 511, 512, 4096, 30_000])
+    alphabet = rng.choice([b"a", b"ab", bytes(range(16)), bytes(range(256))])
+    data = bytes(rng.choice(alphabet) for _ in range(size))
+    assert lzw_decompress(lzw_compress(data), size) == data
+
+
+def test_bomb_is_cut_at_the_bound() -> None:
+    bomb = zero_bomb(10)  # about 55 KB expanding to about 74 MB
+    assert len(bomb) < 60_000
+    # 0, then codes 258..4094 expanding to 2..3838 zeros, then a final 0.
+    assert lzw_decompress(zero_bomb(1), 10**8) == bytes(1 + sum(range(2, 3839)) + 1)
+    with pytest.raises(TooLargeError):
+        lzw_decompress(bomb, 1 << 20)
+
+
+def test_packet_bomb_is_too_large() -> None:
+    packet = b"\x09" + encode_body(Compress(buf=zero_bomb(10)))
+    assert len(packet) < 65_536
+    with pytest.raises(TooLargeError) as info:
+        decode_packet(packet)
+    assert info.value.reason == "too_large"
+
+
+def test_packet_budget_is_shared_by_every_compress_layer() -> None:
+    part = compress_message(b"\x08" + bytes(600_000))
+    assert decode_packet(part)[0].data == bytes(600_000)  # type: ignore[union-attr]
+    with pytest.raises(TooLargeError):
+        decode_packet(make_compound([part, part]))  # 1.2 MB in total > 1 MiB
+    nested = compress_message(compress_message(b"\x08" + bytes(600_000)))
+    assert len(decode_packet(nested)) == 1
+    assert decode_packet(make_compound([part, part]), max_decompressed=2 << 20)
+
+
+def test_stream_bomb_is_too_large() -> None:
+    framed = b"\x09" + encode_body(Compress(buf=zero_bomb(10)))
+    with pytest.raises(TooLargeError):
+        StreamDecoder(max_bytes=1 << 20).feed(framed)
+    honest = frame_stream(
+        encode_stream_message(UserStream(bytes(100_000))), compress=True, keyring=None
+    )
+    assert StreamDecoder(max_bytes=1 << 20).feed(honest) == UserStream(bytes(100_000))
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        [256, 65],  # no end code
+        [256, 300, 257],  # code beyond the table
+        [256, 65, 300, 257],
+        [],
+    ],
+)
+def test_invalid_streams(codes: list[int]) -> None:
+    with pytest.raises(CompressionError):
+        lzw_decompress(pack_codes(codes), 1000)
+
+
+def test_stream_without_leading_clear_and_trailing_garbage() -> None:
+    # Go's reader needs no leading clear and ignores bytes after the end code.
+    assert lzw_decompress(pack_codes([65, 66, 258, 257]) + b"junk", 100) == b"ABAB"
+
+
+def test_table_full_without_clear_keeps_decoding() -> None:
+    # A foreign writer may fill the table and go on without a clear: Go then
+    # stops adding entries; the output stays correct for literals and old codes.
+    codes = [256, *([65] * 3838), 65, 66, 258, 257]
+    out = lzw_decompress(pack_codes(codes), 10_000)
+    assert out.endswith(b"AB" + b"AA")
