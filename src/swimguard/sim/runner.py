@@ -1,0 +1,246 @@
+"""`swimguard sim ...`: the Lifeguard experiment and the scenario runner.
+
+    swimguard sim lifeguard --members 100 --anomalies 1,4,8,16,32 --duration 300 --seeds 5 --out DIR
+    swimguard sim run SCENARIO_FILE [--seed N] [--json]
+
+(`python -m swimguard.sim.runner ...` works the same.) Exit status: 0 on success, 1 when a
+simulation broke an invariant (the seed and the replay command are printed), 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from swimguard.sim.experiment import CONFIG_NAMES, AnomalyModel, RunResult, RunSpec, run_many
+from swimguard.sim.faults import ScenarioError, parse_scenario
+from swimguard.sim.invariants import InvariantViolation, attach_all, convergence_gaps
+from swimguard.sim.report import FailureMetrics, member_report
+from swimguard.sim.scenarios import run_scenario_spec
+from swimguard.sim.slow import parse_slow
+
+__all__ = ["ProgressBar", "main"]
+
+
+class ProgressBar:
+    """A one-line progress bar with an ETA on a text stream (stderr by default)."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.start = time.monotonic()
+
+    def update(self, done: int, note: str = "") -> None:
+        """Redraw for `done` of `total` items finished."""
+        frac = done / self.total if self.total else 1.0
+        filled = int(self.width * frac)
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / done * (self.total - done) if done else math.nan
+        eta_text = "?" if math.isnan(eta) else f"{eta / 60:.1f}m"
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(
+            f"\r[{bar}] {done}/{self.total} runs, {elapsed / 60:.1f}m elapsed, "
+            f"eta {eta_text} {note}\x1b[K"
+        )
+        if done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError("expected one or more non-negative integers")
+    return values
+
+
+def _config_list(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [n for n in names if n not in CONFIG_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown configuration(s) {', '.join(unknown)}; known: {', '.join(CONFIG_NAMES)}"
+        )
+    return names
+
+
+def _slow_text(text: str) -> str:
+    try:
+        parse_slow(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `swimguard sim` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="swimguard sim", description="deterministic simulations driving the real core"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    lg = sub.add_parser("lifeguard", help="reproduce the Lifeguard paper's false-positive study")
+    lg.add_argument("--members", type=int, default=100)
+    lg.add_argument("--anomalies", type=_int_list, default=[1, 4, 8, 16, 32])
+    lg.add_argument("--duration", type=float, default=300.0, help="virtual seconds per run")
+    lg.add_argument("--seeds", type=int, default=5, help="runs per (config, anomalies)")
+    lg.add_argument("--first-seed", type=int, default=1)
+    lg.add_argument("--out", type=Path, required=True, help="directory for the outputs")
+    lg.add_argument("--configs", type=_config_list, default=list(CONFIG_NAMES))
+    lg.add_argument("--alpha", type=int, default=5, help="SuspicionMult (paper: 5)")
+    lg.add_argument("--beta", type=int, default=6, help="SuspicionMaxTimeoutMult (paper: 6)")
+    lg.add_argument(
+        "--slow",
+        type=_slow_text,
+        default=AnomalyModel().slow,
+        help="slow-member delay: DIST[,notimers][,nofifo] (default %(default)s)",
+    )
+    lg.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    lg.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    run = sub.add_parser("run", help="run a scenario file and report what each member saw")
+    run.add_argument("scenario", type=Path)
+    run.add_argument("--seed", type=int, default=None, help="override the file's seed")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.members < 3:
+        print("--members must be at least 3", file=sys.stderr)
+        return 2
+    model = AnomalyModel(slow=args.slow)
+    specs = [
+        RunSpec(
+            config=config,
+            anomalies=a,
+            seed=seed,
+            members=args.members,
+            duration=args.duration,
+            alpha=args.alpha,
+            beta=args.beta,
+            anomaly=model,
+        )
+        for a in args.anomalies
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
+        for config in args.configs
+    ]
+    bar = None if args.quiet else ProgressBar(len(specs))
+    started = time.perf_counter()
+
+    def progress(done: int, total: int, result: RunResult) -> None:
+        if bar is not None:
+            bar.update(done, f"({result.config} a={result.anomalies} s={result.seed})")
+
+    try:
+        results = run_many(specs, jobs=args.jobs, progress=progress)
+    except InvariantViolation as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 1
+    from swimguard.sim.lifeguard_output import summary_markdown, write_all
+
+    meta = {
+        "members": args.members,
+        "anomalies": args.anomalies,
+        "duration": args.duration,
+        "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
+        "configs": args.configs,
+        "alpha": args.alpha,
+        "beta": args.beta,
+        "anomaly": str(model),
+        "command": "swimguard sim " + " ".join(argv),
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    paths = write_all(args.out, results, meta)
+    print(summary_markdown(results, meta))
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _run_scenario(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    try:
+        spec = parse_scenario(args.scenario.read_text())
+    except (OSError, ScenarioError) as exc:
+        print(f"swimguard sim run: {exc}", file=sys.stderr)
+        return 2
+    seed = spec.seed if args.seed is None else args.seed
+    hint = f"swimguard sim run {args.scenario} --seed {seed}"
+    try:
+        cluster = run_scenario_spec(spec, seed=seed, replay_hint=hint)
+        attach_all(cluster)
+        metrics = FailureMetrics(cluster)
+        cluster.add_listener(metrics)
+        cluster.run_until(spec.duration)
+    except InvariantViolation as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    rows = member_report(cluster)
+    gaps = convergence_gaps(cluster)
+    summary = {
+        "seed": seed,
+        "members": spec.members,
+        "duration": spec.duration,
+        "false_declarations": metrics.fp_total,
+        "false_observations": metrics.fp_observed,
+        "converged": not gaps,
+        "disagreements": len(gaps),
+        "network": {
+            "sent": cluster.network.stats.sent,
+            "lost": cluster.network.stats.lost,
+            "blocked": cluster.network.stats.blocked,
+            "duplicated": cluster.network.stats.duplicated,
+        },
+        "replay": hint,
+    }
+    if args.json:
+        print(json.dumps({"summary": summary, "members": rows}, indent=1))
+        return 0
+    cols = [
+        "name",
+        "state",
+        "alive",
+        "suspect",
+        "dead",
+        "left",
+        "health_score",
+        "msgs_sent",
+        "slow",
+    ]
+    print("  ".join(f"{c:>12}" for c in cols))
+    for row in rows:
+        print("  ".join(f"{row.get(c, '-')!s:>12}" for c in cols))
+    print()
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    for gap in gaps[:10]:
+        print(f"  not converged: {gap}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for `swimguard sim ARGS` (argv excludes the program and `sim`)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    if args.command == "lifeguard":
+        return _lifeguard(args, argv)
+    return _run_scenario(args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
