@@ -23,7 +23,7 @@ class MemberUpdated:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MemberSuspected:
-    """We started suspecting a member (not in memberlist's delegate set; useful for flap metrics)."""
+    """We started suspecting a member (not a memberlist delegate call; for flap metrics)."""
 
     member: Member
 

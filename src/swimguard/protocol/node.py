@@ -65,6 +65,7 @@ from swimguard.protocol.outgoing import (
 from swimguard.protocol.scaling import push_pull_scale, suspicion_timeout
 from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord, MemberTable
+from swimguard.protocol.versions import verify_protocol, vsn_is_sane
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.errors import DecodeError
 from swimguard.wire.messages import (
@@ -845,8 +846,7 @@ class Node:
         if self._left and is_local:
             return
         vsn = a.vsn
-        if vsn and (len(vsn) < 6 or vsn[0] == 0 or vsn[1] == 0 or vsn[0] > vsn[1]):
-            # 0.2.2 panics on 1-5 byte Vsn; we drop those too.
+        if not vsn_is_sane(vsn):
             self._drops["bad_vsn"] += 1
             return
         host = bytes_to_host(a.addr)
@@ -1058,7 +1058,9 @@ class Node:
     def _merge_remote_state(self, pp: PushPull, now: float) -> str | None:
         """Verify and merge a peer's push/pull; returns an error text on refusal."""
         join = pp.header.join
-        error = self._verify_protocol(pp.states)
+        error = verify_protocol(
+            ((r.vsn, r.state is _ALIVE) for r in self._table.order), pp.states
+        )
         if error is not None:
             self._drops["incompatible_version"] += 1
             return error
@@ -1102,47 +1104,6 @@ class Node:
                 self._suspect_node(Suspect(incarnation=st.incarnation, node=st.name, from_=me), now)
             else:
                 self._drops["bad_state"] += 1
-
-    def _verify_protocol(self, remote: Sequence[PushNodeState]) -> str | None:
-        """memberlist `verifyProtocol`: every PCur/DCur inside everyone's ranges."""
-        max_pmin = max_dmin = 0
-        min_pmax = min_dmax = 255
-        for st in remote:
-            if st.state != 0 or not st.vsn:
-                continue
-            v = st.vsn
-            if len(v) < 6:
-                return f"Node '{st.name}' has a {len(v)}-byte Vsn"
-            max_pmin = max(max_pmin, v[0])
-            min_pmax = min(min_pmax, v[1])
-            max_dmin = max(max_dmin, v[3])
-            min_dmax = min(min_dmax, v[4])
-        for rec in self._table.order:
-            if rec.state is not _ALIVE:
-                continue
-            v = rec.vsn
-            max_pmin = max(max_pmin, v[0])
-            min_pmax = min(min_pmax, v[1])
-            max_dmin = max(max_dmin, v[3])
-            min_dmax = min(min_dmax, v[4])
-        checks: list[tuple[str, int, int]] = []
-        for st in remote:
-            v = st.vsn
-            checks.append((st.name, v[2] if len(v) >= 6 else 0, v[5] if len(v) >= 6 else 0))
-        for rec in self._table.order:
-            checks.append((rec.name, rec.vsn[2], rec.vsn[5]))
-        for name, pcur, dcur in checks:
-            if not max_pmin <= pcur <= min_pmax:
-                return (
-                    f"Node '{name}' protocol version ({pcur}) is incompatible: "
-                    f"[{max_pmin}, {min_pmax}]"
-                )
-            if not max_dmin <= dcur <= min_dmax:
-                return (
-                    f"Node '{name}' delegate protocol version ({dcur}) is incompatible: "
-                    f"[{max_dmin}, {min_dmax}]"
-                )
-        return None
 
     # ------------------------------------------------------------------ streams
 

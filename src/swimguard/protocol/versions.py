@@ -1,0 +1,67 @@
+"""Protocol version checks (memberlist `verifyProtocol` and the alive-message Vsn sanity test).
+
+`Vsn` is [PMin, PMax, PCur, DMin, DMax, DCur]. Features gate on a peer's PMax:
+3 = TCP fallback ping, 4 = nacks, 5 = CRC envelope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from swimguard.wire.messages import PushNodeState
+
+__all__ = ["verify_protocol", "vsn_is_sane"]
+
+
+def vsn_is_sane(vsn: bytes) -> bool:
+    """An alive message's Vsn is usable: empty, or 6 bytes with 0 < PMin <= PMax.
+
+    memberlist 0.2.2 drops PMin/PMax = 0 or PMin > PMax, and panics on 1-5 bytes;
+    we drop those too.
+    """
+    if not vsn:
+        return True
+    return len(vsn) == 6 and vsn[0] != 0 and vsn[1] != 0 and vsn[0] <= vsn[1]
+
+
+def verify_protocol(
+    local: Iterable[tuple[bytes, bool]], remote: Sequence[PushNodeState]
+) -> str | None:
+    """None if a push/pull may be merged, else memberlist's error text.
+
+    `local` yields (vsn, is_alive) for every member of our table. Ranges are the
+    intersection over alive members (remote ones without Vsn are skipped); every
+    member's PCur and DCur (remote without Vsn = 0) must lie inside them.
+    """
+    local = list(local)
+    max_pmin = max_dmin = 0
+    min_pmax = min_dmax = 255
+    for st in remote:
+        if st.state != 0 or not st.vsn:
+            continue
+        v = st.vsn
+        if len(v) < 6:
+            return f"Node '{st.name}' has a {len(v)}-byte Vsn"
+        max_pmin, min_pmax = max(max_pmin, v[0]), min(min_pmax, v[1])
+        max_dmin, min_dmax = max(max_dmin, v[3]), min(min_dmax, v[4])
+    for v, alive in local:
+        if alive:
+            max_pmin, min_pmax = max(max_pmin, v[0]), min(min_pmax, v[1])
+            max_dmin, min_dmax = max(max_dmin, v[3]), min(min_dmax, v[4])
+    checks: list[tuple[str, int, int]] = [
+        (st.name, st.vsn[2] if len(st.vsn) >= 6 else 0, st.vsn[5] if len(st.vsn) >= 6 else 0)
+        for st in remote
+    ]
+    checks.extend(("local", v[2], v[5]) for v, _ in local)
+    for name, pcur, dcur in checks:
+        if not max_pmin <= pcur <= min_pmax:
+            return (
+                f"Node '{name}' protocol version ({pcur}) is incompatible: "
+                f"[{max_pmin}, {min_pmax}]"
+            )
+        if not max_dmin <= dcur <= min_dmax:
+            return (
+                f"Node '{name}' delegate protocol version ({dcur}) is incompatible: "
+                f"[{max_dmin}, {min_dmax}]"
+            )
+    return None
