@@ -268,6 +268,21 @@ class SerfAgent:
         with self.rpc() as rpc:
             return rpc.statuses()
 
+    def user_event(self, name: str, payload: bytes, coalesce: bool = False) -> None:
+        """Fire a user event through this agent's RPC."""
+        with self.rpc() as rpc:
+            rpc.user_event(name, payload, coalesce)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Set/replace tags through RPC."""
+        with self.rpc() as rpc:
+            rpc.set_tags(tags)
+
+    def leave(self) -> None:
+        """Ask the agent to leave gracefully (it exits afterwards)."""
+        with self.rpc() as rpc:
+            rpc.call("leave")
+
     def members_cli(self) -> list[dict[str, Any]]:
         """`serf members -format json` parsed (the Go command-line client itself)."""
         assert SERF is not None
