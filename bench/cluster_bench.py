@@ -504,33 +504,47 @@ def run_kills(cluster: Cluster, opts: Options, rng: random.Random) -> dict[str, 
     }
 
 
+def _dump_events(cluster: Cluster) -> None:
+    """Write every agent generation's parsed events to <run_dir>/<name>.events (diagnosis)."""
+    with cluster.cond:
+        gens = list(cluster.by_key.values())
+    for agent in gens:
+        with open(cluster.run_dir / f"{agent.name}.events", "a") as f:
+            f.write(f"# generation {agent.key} spawned {agent.spawned_at:.3f}\n")
+            for ts, ev, subj in agent.events:
+                f.write(f"{ts:.3f} {ev} {subj}\n")
+
+
 def run_cluster(kind: Kind, opts: Options, keep_dir: Path | None) -> dict[str, Any]:
     """Whole benchmark for one cluster type; every child is killed before returning."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{kind.label}-"))
     rng = random.Random(opts.seed)
     result: dict[str, Any] = {"members": opts.members}
-    with Children() as kids:
-        cluster = Cluster(kind, kids, run_dir, opts.members)
-        try:
-            _log(f"{kind.label}: starting {opts.members} agents")
-            result["join"] = run_join(cluster, opts)
-            _log(f"{kind.label}: converged in "
-                 f"{result['join']['converge_from_last_spawn_s']:.2f} s; "
-                 f"idle {opts.settle_seconds:.0f}+{opts.idle_seconds:.0f} s")  # fmt: skip
-            result["idle"] = run_idle(cluster, opts)
-            _log(f"{kind.label}: {opts.kills} SIGKILLs")
-            result["detect"] = run_kills(cluster, opts, rng)
-        except BenchError as exc:
-            result["error"] = str(exc)
-            _log(f"{kind.label}: ERROR {exc}")
-        finally:
-            cluster.close()
-    if keep_dir is not None:
-        dest = keep_dir / kind.label
-        shutil.rmtree(dest, ignore_errors=True)
-        shutil.copytree(run_dir, dest)
-        result["logs"] = str(dest)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        with Children() as kids:
+            cluster = Cluster(kind, kids, run_dir, opts.members)
+            try:
+                _log(f"{kind.label}: starting {opts.members} agents")
+                result["join"] = run_join(cluster, opts)
+                _log(f"{kind.label}: converged in "
+                     f"{result['join']['converge_from_last_spawn_s']:.2f} s; "
+                     f"idle {opts.settle_seconds:.0f}+{opts.idle_seconds:.0f} s")  # fmt: skip
+                result["idle"] = run_idle(cluster, opts)
+                _log(f"{kind.label}: {opts.kills} SIGKILLs")
+                result["detect"] = run_kills(cluster, opts, rng)
+            except BenchError as exc:
+                result["error"] = str(exc)
+                _log(f"{kind.label}: ERROR {exc}")
+            finally:
+                cluster.close()
+                _dump_events(cluster)
+    finally:
+        if keep_dir is not None:
+            dest = keep_dir / kind.label
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(run_dir, dest)
+            result["logs"] = str(dest)
+        shutil.rmtree(run_dir, ignore_errors=True)
     return result
 
 
