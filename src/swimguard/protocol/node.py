@@ -475,6 +475,8 @@ class Node:
         return cfg.probe_interval
 
     def _probe_tick(self, now: float) -> None:
+        if self._probe is not None:
+            return  # the running probe schedules the next tick when it ends
         target = self._next_probe_target(now)
         if target is None:
             self._deadlines.set(_PROBE, now + self.config.probe_interval)
@@ -518,6 +520,7 @@ class Node:
             deadline=now + interval,
         )
         self._probe = probe
+        self._deadlines.cancel(_PROBE)
         ping = Ping(
             seq_no=seq,
             node=rec.name,

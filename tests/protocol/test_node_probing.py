@@ -1,0 +1,439 @@
+"""Probing (memberlist probeNode / handlePing / handleIndirectPing), gossip and user messages."""
+
+from __future__ import annotations
+
+import pytest
+from node_helpers import (
+    IP,
+    VSN,
+    A,
+    add_members,
+    addr_of,
+    alive,
+    datagrams,
+    feed,
+    make_node,
+    packet,
+    sent_messages,
+    suspect,
+)
+
+from swimguard.config import Config
+from swimguard.protocol import (
+    MemberState,
+    MemberSuspected,
+    PingCompleted,
+    StreamClose,
+    StreamOpen,
+    StreamSend,
+    UserMessage,
+)
+from swimguard.protocol.node import Node
+from swimguard.wire.messages import AckResp, IndirectPingReq, NackResp, Ping, Suspect
+from swimguard.wire.packet import UserData
+from swimguard.wire.stream import StreamDecoder, UserStream
+
+B = addr_of("b")
+
+
+def _start_probe(node: Node, target: str, now: float = 0.0) -> Ping:
+    rec = node._table.get(target)
+    assert rec is not None
+    node._start_probe(rec, now)
+    pings = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
+    assert len(pings) == 1
+    return pings[0]
+
+
+def test_ping_is_acked_to_source_address() -> None:
+    node = make_node()
+    ping = Ping(seq_no=9, node="a", source_addr=IP, source_node="z", source_port=4444)
+    node.receive_datagram(packet(ping), ("10.0.0.1", 1), 0.0)
+    ((to, msgs),) = datagrams(node.take_outgoing())
+    assert to == ("127.0.0.1", 4444)
+    assert msgs[0] == AckResp(seq_no=9, payload=None)
+
+
+def test_ping_without_source_is_acked_to_sender_with_hook_payload() -> None:
+    class Hooks:
+        def ack_payload(self) -> bytes:
+            return b"coord"
+
+        def notify_ping_complete(self, member: object, rtt: float, payload: bytes) -> None:
+            pass
+
+    node = make_node(hooks=Hooks())
+    node.receive_datagram(packet(Ping(seq_no=3)), ("10.0.0.1", 1), 0.0)
+    ((to, msgs),) = datagrams(node.take_outgoing())
+    assert to == ("10.0.0.1", 1)
+    assert msgs[0] == AckResp(seq_no=3, payload=b"coord")
+
+
+def test_ping_for_another_name_is_dropped() -> None:
+    node = make_node()
+    feed(node, Ping(seq_no=3, node="zz"))
+    assert node.take_outgoing() == []
+    assert node.drops["ping_other_node"] == 1
+
+
+def test_direct_probe_ack_completes_and_improves_health() -> None:
+    rtts: list[float] = []
+
+    class Hooks:
+        def ack_payload(self) -> bytes:
+            return b""
+
+        def notify_ping_complete(self, member: object, rtt: float, payload: bytes) -> None:
+            rtts.append(rtt)
+
+    node = make_node(hooks=Hooks())
+    add_members(node, "b")
+    node._awareness.apply_delta(2)
+    ping = _start_probe(node, "b", now=1.0)
+    assert ping.node == "b"
+    assert ping.source_node == "a"
+    assert ping.source_port == 7000
+    feed(node, AckResp(seq_no=ping.seq_no, payload=b"p"), now=1.01)
+    ev = node.take_events()
+    assert len(ev) == 1
+    assert isinstance(ev[0], PingCompleted)
+    assert ev[0].rtt == pytest.approx(0.01)
+    assert ev[0].payload == b"p"
+    assert rtts == [pytest.approx(0.01)]
+    assert node.health_score == 1
+    assert node._deadlines.get(("probe",)) == pytest.approx(2.0)
+
+
+def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
+    node = make_node()
+    add_members(node, "b", "c", "d", "e")
+    ping = _start_probe(node, "b", now=0.0)
+    node.handle_timeout(0.5)  # ProbeTimeout
+    out = node.take_outgoing()
+    reqs = [(to, m) for to, msgs in datagrams(out) for m in msgs if isinstance(m, IndirectPingReq)]
+    assert len(reqs) == 3
+    assert {to for to, _ in reqs} == {addr_of(n) for n in "cde"}
+    for _, req in reqs:
+        assert req.seq_no == ping.seq_no
+        assert req.node == "b"
+        assert req.target == IP
+        assert req.port == B[1]
+        assert req.nack
+    opens = [o for o in out if isinstance(o, StreamOpen)]
+    assert [o.to for o in opens] == [B]
+    send = next(o for o in out if isinstance(o, StreamSend))
+    assert StreamDecoder().feed(send.data) == ping
+    # Two relays nack, one stays silent: awareness +1.
+    feed(node, NackResp(seq_no=ping.seq_no), NackResp(seq_no=ping.seq_no), now=0.7)
+    node.handle_timeout(1.0)
+    out = node.take_outgoing()
+    assert StreamClose(opens[0].stream_id) in out
+    ev = node.take_events()
+    assert [type(e) for e in ev] == [MemberSuspected]
+    assert node.health_score == 1
+
+
+def test_failed_probe_without_nacks_scores_all_expected() -> None:
+    node = make_node()
+    add_members(node, "b", "c", "d", "e")
+    _start_probe(node, "b")
+    node.handle_timeout(0.5)
+    node.handle_timeout(1.0)
+    assert node.health_score == 3
+    # The next probe starts at once (a whole interval has passed) and waits (3 + 1) intervals.
+    (ping,) = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
+    assert node._deadlines.get(("probe_end",)) == pytest.approx(5.0)
+    assert node._deadlines.get(("probe_direct",)) == pytest.approx(1.5)  # not scaled
+    feed(node, AckResp(seq_no=ping.seq_no), now=1.2)
+    assert node.health_score == 2
+
+
+def test_old_protocol_relays_get_no_nack_and_score_one() -> None:
+    node = make_node()
+    old = bytes((1, 3, 2, 2, 5, 5))
+    feed(node, alive("b"), alive("c", vsn=old), alive("d", vsn=old))
+    node.take_events()
+    node.take_outgoing()
+    _start_probe(node, "b")
+    node.handle_timeout(0.5)
+    reqs = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, IndirectPingReq)]
+    assert len(reqs) == 2
+    assert not any(r.nack for r in reqs)
+    node.handle_timeout(1.0)
+    assert node.health_score == 1
+
+
+def test_indirect_ack_counts_as_success_without_ping_completed() -> None:
+    node = make_node()
+    add_members(node, "b", "c")
+    ping = _start_probe(node, "b")
+    node.handle_timeout(0.5)
+    node.take_outgoing()
+    feed(node, AckResp(seq_no=ping.seq_no), now=0.6)
+    assert node.take_events() == []
+    assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
+    assert ("probe_end",) not in node._deadlines
+
+
+def test_tcp_fallback_ack_saves_the_target() -> None:
+    node = make_node()
+    add_members(node, "b")
+    ping = _start_probe(node, "b")
+    node.handle_timeout(0.5)
+    out = node.take_outgoing()
+    (op,) = [o for o in out if isinstance(o, StreamOpen)]
+    from swimguard.wire.stream import encode_stream_message, frame_stream
+
+    reply = frame_stream(encode_stream_message(AckResp(seq_no=ping.seq_no)), compress=True,
+                         keyring=None)
+    node.stream_data(op.stream_id, reply, 0.7)
+    assert StreamClose(op.stream_id) in node.take_outgoing()
+    node.handle_timeout(1.0)
+    assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
+    assert node.health_score == 0
+
+
+@pytest.mark.parametrize(
+    ("config", "vsn"),
+    [(Config.lan(disable_tcp_pings=True), VSN), (Config.lan(), bytes((1, 2, 2, 2, 5, 5)))],
+)
+def test_no_tcp_fallback_when_disabled_or_old_protocol(config: Config, vsn: bytes) -> None:
+    node = make_node(config)
+    feed(node, alive("b", vsn=vsn))
+    node.take_outgoing()
+    _start_probe(node, "b")
+    node.handle_timeout(0.5)
+    assert not any(isinstance(o, StreamOpen) for o in node.take_outgoing())
+
+
+def test_buddy_system_sends_suspect_with_the_ping() -> None:
+    node = make_node()
+    add_members(node, "b", "c")
+    feed(node, suspect("b", 1, frm="c"))
+    node.take_outgoing()
+    rec = node._table.get("b")
+    assert rec is not None
+    node._start_probe(rec, 0.0)
+    ((to, msgs),) = datagrams(node.take_outgoing())
+    assert to == B
+    assert isinstance(msgs[0], Ping)
+    assert msgs[1] == Suspect(incarnation=1, node="b", from_="a")
+
+
+def test_without_buddy_system_the_ping_is_plain() -> None:
+    node = make_node(Config.lan(buddy_system=False))
+    add_members(node, "b", "c")
+    feed(node, suspect("b", 1, frm="c"))
+    node.take_outgoing()
+    rec = node._table.get("b")
+    assert rec is not None
+    node._start_probe(rec, 0.0)
+    msgs = sent_messages(node.take_outgoing())
+    assert isinstance(msgs[0], Ping)
+    # Only the queued gossip (c's suspicion) may ride along, not our own buddy suspect.
+    assert not any(isinstance(m, Suspect) and m.from_ == "a" for m in msgs)
+
+
+def test_relay_forwards_ack_with_origin_seq() -> None:
+    node = make_node()
+    req = IndirectPingReq(seq_no=77, target=IP, port=9999, node="t", nack=True,
+                          source_addr=IP, source_node="o", source_port=5555)
+    feed(node, req, now=0.0)
+    ((to, msgs),) = datagrams(node.take_outgoing())
+    assert to == ("127.0.0.1", 9999)
+    ping = msgs[0]
+    assert isinstance(ping, Ping)
+    assert ping.node == "t"
+    assert ping.seq_no != 77
+    feed(node, AckResp(seq_no=ping.seq_no), now=0.1)
+    ((to, msgs),) = datagrams(node.take_outgoing())
+    assert to == ("127.0.0.1", 5555)
+    assert msgs[0] == AckResp(seq_no=77)
+    node.handle_timeout(1.0)
+    assert node.take_outgoing() == []  # no nack after an ack
+
+
+@pytest.mark.parametrize("want_nack", [True, False])
+def test_relay_nacks_after_probe_timeout_only_when_asked(want_nack: bool) -> None:
+    node = make_node()
+    req = IndirectPingReq(seq_no=5, target=IP, port=9999, node="t", nack=want_nack,
+                          source_addr=IP, source_node="o", source_port=5555)
+    feed(node, req, now=0.0)
+    node.take_outgoing()
+    node.handle_timeout(0.49)
+    assert node.take_outgoing() == []
+    node.handle_timeout(0.5)
+    msgs = sent_messages(node.take_outgoing())
+    assert (NackResp(seq_no=5) in msgs) is want_nack
+
+
+def test_gossip_sends_queued_broadcasts_to_gossip_nodes() -> None:
+    node = make_node()
+    add_members(node, "b", "c", "d", "e", "f")
+    feed(node, alive("g"))
+    node.take_outgoing()
+    node._gossip_tick(1.0)
+    sent = datagrams(node.take_outgoing())
+    assert len(sent) == 3
+    assert len({to for to, _ in sent}) == 3
+
+
+def test_each_broadcast_is_sent_retransmit_limit_times() -> None:
+    node = make_node(Config.lan(retransmit_mult=2))
+    add_members(node, "b", "c")  # n = 3: limit = 2 * ceil(log10 4) = 2
+    while node.broadcasts_queued:
+        node._gossip_tick(1.0)
+    node.take_outgoing()
+    feed(node, alive("b", 2, meta=b"m"))
+    count = 0
+    for _ in range(10):
+        node._gossip_tick(2.0)
+        count += sum(1 for m in sent_messages(node.take_outgoing())
+                     if getattr(m, "meta", None) == b"m")
+    assert count == 2
+
+
+def test_gossip_to_the_dead_only_within_the_window() -> None:
+    node = make_node()
+    add_members(node, "b")
+    feed(node, suspect("b", 1), now=0.0)
+    node.handle_timeout(4.0)  # b dead at t=4
+    node.take_outgoing()
+    node.broadcast(b"hello", 5.0)
+    node._gossip_tick(10.0)
+    assert [to for to, _ in datagrams(node.take_outgoing())] == [B]
+    node.broadcast(b"again", 40.0)
+    node._gossip_tick(40.0)
+    assert datagrams(node.take_outgoing()) == []
+
+
+def test_user_broadcasts_piggyback_and_keys_replace() -> None:
+    node = make_node()
+    add_members(node, "b")
+    while node.broadcasts_queued:
+        node._gossip_tick(1.0)
+    node.take_outgoing()
+    node.broadcast(b"v1", 1.0, key="k")
+    node.broadcast(b"v2", 1.0, key="k")
+    node.broadcast(b"other", 1.0)
+    feed(node, Ping(seq_no=1, node="a"))
+    msgs = sent_messages(node.take_outgoing())
+    assert isinstance(msgs[0], AckResp)
+    assert set(msgs[1:]) == {UserData(b"v2"), UserData(b"other")}
+    with pytest.raises(ValueError, match="fit"):
+        node.broadcast(b"x" * 1500, 1.0)
+
+
+def test_broadcast_hook_contributes_user_messages() -> None:
+    class Hooks:
+        def get_broadcasts(self, overhead: int, limit: int) -> list[bytes]:
+            assert overhead == 3
+            return [b"serf-event"]
+
+    node = make_node(hooks=Hooks())
+    add_members(node, "b")
+    feed(node, Ping(seq_no=1, node="a"))
+    assert UserData(b"serf-event") in sent_messages(node.take_outgoing())
+
+
+def test_user_messages_by_udp_and_stream() -> None:
+    got: list[bytes] = []
+
+    class Hooks:
+        def notify_message(self, data: bytes) -> None:
+            got.append(data)
+
+    node = make_node(hooks=Hooks())
+    feed(node, UserData(b"udp"))
+    sid = node.stream_accepted(("127.0.0.1", 1), 0.0)
+    from swimguard.wire.stream import encode_stream_message, frame_stream
+
+    node.stream_data(sid, frame_stream(encode_stream_message(UserStream(b"tcp")), compress=False,
+                                       keyring=None), 0.0)
+    assert node.take_events() == [UserMessage(b"udp"), UserMessage(b"tcp")]
+    assert got == [b"udp", b"tcp"]
+    assert node.take_outgoing() == [StreamClose(sid)]
+
+
+def test_send_best_effort_and_reliable() -> None:
+    node = make_node()
+    add_members(node, "b")
+    node.send_best_effort(B, b"hi", 0.0)
+    (dg,) = node.take_outgoing()
+    assert datagrams([dg]) == [(B, [UserData(b"hi")])]
+    node.send_reliable(B, b"big", 0.0)
+    out = node.take_outgoing()
+    assert isinstance(out[0], StreamOpen)
+    assert out[0].to == B
+    assert isinstance(out[1], StreamSend)
+    assert StreamDecoder().feed(out[1].data) == UserStream(b"big")
+    assert out[2] == StreamClose(out[0].stream_id)
+
+
+def test_bad_datagrams_are_counted_not_raised() -> None:
+    node = make_node()
+    for junk in (b"", b"\x00", b"\xff\xff", b"\x07\x05\x00", b"\x04\x81\xa4Node\x05",
+                 bytes(range(40))):
+        node.receive_datagram(junk, ("1.2.3.4", 5), 0.0)
+    assert sum(node.drops.values()) >= 5
+    assert node.take_outgoing() == []
+
+
+def test_stale_acks_and_nacks_are_counted() -> None:
+    node = make_node()
+    feed(node, AckResp(seq_no=999), NackResp(seq_no=999))
+    assert node.drops["late_ack"] == 1
+    assert node.drops["late_nack"] == 1
+
+
+def test_probe_round_robin_visits_every_member() -> None:
+    node = make_node()
+    names = [f"n{i}" for i in range(10)]
+    add_members(node, *names)
+    seen: list[str] = []
+    now = 0.0
+    for _ in range(20):
+        target = node._next_probe_target(now)
+        assert target is not None
+        seen.append(target.name)
+    assert set(seen[:10]) == set(names)
+    assert set(seen[10:]) == set(names)
+
+
+def test_loop_lag_raises_health_and_pushes_probe_deadlines() -> None:
+    node = make_node()
+    add_members(node, "b")
+    _start_probe(node, "b", now=10.0)
+    node.report_loop_lag(0.1, 10.1)  # below 0.25 s: nothing
+    assert node.health_score == 0
+    node.report_loop_lag(3.0, 13.5)
+    assert node.health_score == 6
+    assert node.stalls == 1
+    assert node._deadlines.get(("probe_direct",)) == pytest.approx(13.5)
+    assert node._deadlines.get(("probe_end",)) == pytest.approx(14.0)
+
+
+def test_loop_lag_can_be_switched_off() -> None:
+    node = make_node(Config.lan(loop_lag_health=False))
+    node.report_loop_lag(3.0, 3.0)
+    assert node.health_score == 0
+    assert node.stalls == 0
+
+
+def test_a_stall_postpones_running_suspicions() -> None:
+    node = make_node()
+    add_members(node, "b", "c")
+    feed(node, suspect("b", 1, frm="c"), now=0.0)
+    node.report_loop_lag(5.0, 5.0)
+    assert node._deadlines.get(("suspect", "b")) == pytest.approx(9.0)
+
+
+def test_advertise_must_be_an_ip() -> None:
+    import random
+
+    from swimguard.errors import UsageError
+
+    with pytest.raises(UsageError):
+        Node(Config.lan(), name="a", advertise=("localhost", 1), rng=random.Random(), now=0.0)
+    with pytest.raises(UsageError):
+        Node(Config.lan(), name="", advertise=A, rng=random.Random(), now=0.0)

@@ -1,0 +1,364 @@
+"""memberlist state.go rules (aliveNode, suspectNode, deadNode, mergeState, refute) on one Node."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from node_helpers import (
+    IP,
+    VSN,
+    add_members,
+    addr_of,
+    alive,
+    dead,
+    feed,
+    make_node,
+    suspect,
+)
+
+from swimguard.config import Config
+from swimguard.protocol import (
+    Member,
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberState,
+    MemberSuspected,
+    MemberUpdated,
+    NameConflict,
+)
+from swimguard.protocol.node import Node
+from swimguard.wire.messages import Alive, Dead, PushNodeState, Suspect
+
+
+def _state(node: Node, name: str) -> MemberState:
+    m = node.member(name)
+    assert m is not None
+    return m.state
+
+
+def _queued(node: Node) -> list[object]:
+    """Everything gossip would send now (drains the member queue for one round)."""
+    from node_helpers import datagrams  # local: keeps the import list short
+
+    msgs: list[object] = []
+    for _, batch in datagrams(node.take_outgoing()):
+        msgs.extend(batch)
+    for _ in range(10):
+        node._gossip_tick(1000.0)
+        for _, batch in datagrams(node.take_outgoing()):
+            msgs.extend(batch)
+    return msgs
+
+
+def test_start_emits_self_join_and_alive_broadcast() -> None:
+    import random
+
+    node = Node(Config.lan(), name="a", advertise=("127.0.0.1", 7000), rng=random.Random(1),
+                now=5.0)
+    events = node.take_events()
+    assert [type(e) for e in events] == [MemberJoined]
+    assert events[0].member.name == "a"  # type: ignore[union-attr]
+    me = node.local_member
+    assert me.incarnation == 1
+    assert me.state is MemberState.ALIVE
+    assert me.vsn == VSN
+    assert node.next_deadline() is not None
+    assert node.broadcasts_queued == 1  # our own alive, gossiped once peers exist
+
+
+def test_alive_new_node_joins_then_ignored_when_not_newer() -> None:
+    node = make_node()
+    feed(node, alive("b", 1))
+    ev = node.take_events()
+    assert [type(e) for e in ev] == [MemberJoined]
+    assert node.member("b") == Member("b", addr_of("b"), 1, MemberState.ALIVE, b"", VSN)
+    feed(node, alive("b", 1, meta=b"x"))
+    assert node.take_events() == []
+    assert node.member("b").meta == b""  # type: ignore[union-attr]
+
+
+def test_alive_with_new_meta_updates() -> None:
+    node = make_node()
+    add_members(node, "b")
+    feed(node, alive("b", 2, meta=b"role=web"))
+    ev = node.take_events()
+    assert [type(e) for e in ev] == [MemberUpdated]
+    assert ev[0].member.meta == b"role=web"  # type: ignore[union-attr]
+
+
+def test_alive_cancels_suspicion() -> None:
+    node = make_node()
+    add_members(node, "b", "c", "d", "e")
+    feed(node, suspect("b", 1))
+    assert _state(node, "b") is MemberState.SUSPECT
+    feed(node, alive("b", 2))
+    assert _state(node, "b") is MemberState.ALIVE
+    assert ("suspect", "b") not in node._deadlines
+    # No failure later.
+    node.handle_timeout(1000.0)
+    assert not any(isinstance(e, MemberFailed) and e.member.name == "b"
+                   for e in node.take_events())
+
+
+def test_name_conflict_is_dropped_and_reported() -> None:
+    seen: list[tuple[Member, Member]] = []
+
+    class Hooks:
+        def notify_conflict(self, existing: Member, other: Member) -> None:
+            seen.append((existing, other))
+
+    node = make_node(hooks=Hooks())
+    add_members(node, "b")
+    feed(node, alive("b", 5, port=1234))
+    ev = node.take_events()
+    assert [type(e) for e in ev] == [NameConflict]
+    assert seen[0][0].addr == addr_of("b")
+    assert seen[0][1].addr == ("127.0.0.1", 1234)
+    assert node.member("b").incarnation == 1  # type: ignore[union-attr]
+    assert node.drops["name_conflict"] == 1
+
+
+def test_left_member_may_come_back_from_a_new_address() -> None:
+    node = make_node()
+    add_members(node, "b")
+    feed(node, dead("b", 1, frm="b"))
+    assert [type(e) for e in node.take_events()] == [MemberLeft]
+    feed(node, alive("b", 1, port=1234))  # same incarnation: address update is accepted
+    ev = node.take_events()
+    assert [type(e) for e in ev] == [MemberJoined]
+    assert node.member("b").addr == ("127.0.0.1", 1234)  # type: ignore[union-attr]
+
+
+def test_dead_member_reclaim_needs_reclaim_time() -> None:
+    node = make_node(Config.lan(dead_node_reclaim_time=10.0))
+    add_members(node, "b")
+    feed(node, dead("b", 1), now=1.0)
+    node.take_events()
+    feed(node, alive("b", 2, port=1234), now=5.0)
+    assert [type(e) for e in node.take_events()] == [NameConflict]
+    feed(node, alive("b", 2, port=1234), now=12.0)
+    assert [type(e) for e in node.take_events()] == [MemberJoined]
+    # Default (0) never reclaims.
+    node = make_node()
+    add_members(node, "b")
+    feed(node, dead("b", 1), now=1.0)
+    feed(node, alive("b", 2, port=1234), now=1e6)
+    assert NameConflict in [type(e) for e in node.take_events()]
+
+
+def test_alive_about_ourselves_is_refuted() -> None:
+    node = make_node()
+    add_members(node, "b")
+    feed(node, alive("a", 7, port=7000))
+    me = node.local_member
+    assert me.incarnation == 8
+    assert node.health_score == 1
+    msgs = _queued(node)
+    assert any(isinstance(m, Alive) and m.node == "a" and m.incarnation == 8 for m in msgs)
+
+
+def test_own_alive_echo_is_not_refuted() -> None:
+    node = make_node()
+    add_members(node, "b")
+    feed(node, Alive(incarnation=1, node="a", addr=IP, port=7000, meta=None, vsn=VSN))
+    assert node.local_member.incarnation == 1
+    assert node.health_score == 0
+
+
+@pytest.mark.parametrize("accusation", [suspect("a", 3), dead("a", 3)])
+def test_suspect_or_dead_about_ourselves_is_refuted(accusation: Suspect | Dead) -> None:
+    node = make_node()
+    add_members(node, "b")
+    feed(node, accusation)
+    assert node.local_member.state is MemberState.ALIVE
+    assert node.local_member.incarnation == 4
+    assert node.health_score == 1
+
+
+def test_refute_without_lha_probe_keeps_health() -> None:
+    node = make_node(Config.lan(lha_probe=False))
+    add_members(node, "b")
+    feed(node, suspect("a", 1))
+    assert node.local_member.incarnation == 2
+    assert node.health_score == 0
+
+
+def test_suspect_rules() -> None:
+    node = make_node()
+    feed(node, suspect("ghost", 1))  # unknown: ignored
+    add_members(node, "b")
+    feed(node, alive("b", 3))
+    feed(node, suspect("b", 2))  # old incarnation
+    assert _state(node, "b") is MemberState.ALIVE
+    feed(node, suspect("b", 3), now=1.0)
+    ev = node.take_events()
+    assert [type(e) for e in ev] == [MemberSuspected]
+    assert _state(node, "b") is MemberState.SUSPECT
+
+
+def test_suspicion_times_out_into_dead_with_our_name() -> None:
+    node = make_node()
+    add_members(node, "b", "c")  # n = 3: k = 0, timeout = min = 4 s
+    feed(node, suspect("b", 1), now=10.0)
+    node.take_events()
+    node.take_outgoing()
+    assert node._deadlines.get(("suspect", "b")) == pytest.approx(14.0)
+    node.handle_timeout(13.99)
+    assert _state(node, "b") is MemberState.SUSPECT
+    node.handle_timeout(14.0)
+    assert [type(e) for e in node.take_events()] == [MemberFailed]
+    assert _state(node, "b") is MemberState.DEAD
+    msgs = _queued(node)
+    assert Dead(incarnation=1, node="b", from_="a") in msgs
+
+
+def test_dogpile_confirmations_shorten_the_timer() -> None:
+    node = make_node()
+    add_members(node, "b", "c", "d", "e")  # n=5: k=2, min 4 s, max 24 s
+    feed(node, suspect("b", 1, frm="c"), now=0.0)
+    assert node._deadlines.get(("suspect", "b")) == pytest.approx(24.0)
+    feed(node, suspect("b", 1, frm="c"), now=1.0)  # duplicate: no change
+    assert node._deadlines.get(("suspect", "b")) == pytest.approx(24.0)
+    feed(node, suspect("b", 1, frm="d"), now=1.0)
+    assert node._deadlines.get(("suspect", "b")) == pytest.approx(24 - 20 * 0.6309297, abs=2e-3)
+    feed(node, suspect("b", 1, frm="e"), now=2.0)
+    assert node._deadlines.get(("suspect", "b")) == pytest.approx(4.0)
+    node.handle_timeout(4.0)
+    assert _state(node, "b") is MemberState.DEAD
+
+
+def test_without_lha_suspicion_the_timeout_is_fixed_at_min() -> None:
+    node = make_node(Config.lan(lha_suspicion=False))
+    add_members(node, "b", "c", "d", "e")
+    feed(node, suspect("b", 1, frm="c"), now=0.0)
+    assert node._deadlines.get(("suspect", "b")) == pytest.approx(4.0)
+    feed(node, suspect("b", 1, frm="d"), now=0.0)
+    assert node._deadlines.get(("suspect", "b")) == pytest.approx(4.0)
+
+
+def test_dead_rules_and_leave_vs_failure() -> None:
+    node = make_node()
+    add_members(node, "b", "c")
+    feed(node, dead("ghost", 1))
+    feed(node, alive("b", 2))
+    feed(node, dead("b", 1))  # old
+    assert _state(node, "b") is MemberState.ALIVE
+    feed(node, dead("b", 2, frm="c"))
+    assert [type(e) for e in node.take_events()] == [MemberFailed]
+    feed(node, dead("b", 2, frm="c"))  # already dead: nothing
+    assert node.take_events() == []
+    feed(node, dead("c", 1, frm="c"))
+    assert [type(e) for e in node.take_events()] == [MemberLeft]
+    assert _state(node, "c") is MemberState.LEFT
+    # A newer alive brings a dead member back.
+    feed(node, alive("b", 3))
+    assert [type(e) for e in node.take_events()] == [MemberJoined]
+
+
+def test_merge_state_rules() -> None:
+    node = make_node()
+    add_members(node, "b", "c")
+
+    def st(name: str, inc: int, state: int) -> PushNodeState:
+        return PushNodeState(name=name, addr=IP, port=addr_of(name)[1], incarnation=inc,
+                             state=state, vsn=VSN)
+
+    node._merge_state([st("b", 1, 2), st("c", 1, 3), st("d", 1, 0), st("e", 1, 1)], now=0.0)
+    assert _state(node, "b") is MemberState.SUSPECT  # remote dead -> only suspect
+    assert _state(node, "c") is MemberState.LEFT
+    assert _state(node, "d") is MemberState.ALIVE
+    assert node.member("e") is None  # unknown suspect: ignored
+    susp = node._suspicions["b"]
+    assert "a" in susp.confirmations  # From = ourselves
+
+
+@pytest.mark.parametrize("vsn", [bytes((0, 5, 2, 2, 5, 5)), bytes((3, 2, 2, 2, 5, 5)),
+                                 bytes((1, 5, 2))])
+def test_alive_with_bad_vsn_is_dropped(vsn: bytes) -> None:
+    node = make_node()
+    feed(node, alive("b", 1, vsn=vsn))
+    assert node.member("b") is None
+    assert node.drops["bad_vsn"] == 1
+
+
+def test_alive_hook_can_veto() -> None:
+    class Hooks:
+        def notify_alive(self, peer: Member) -> str | None:
+            return "no" if peer.name.startswith("bad") else None
+
+    node = make_node(hooks=Hooks())
+    feed(node, alive("bad1"), alive("good"))
+    assert node.member("bad1") is None
+    assert node.member("good") is not None
+    assert node.drops["alive_vetoed"] == 1
+
+
+def test_update_meta_bumps_incarnation_and_broadcasts() -> None:
+    node = make_node()
+    add_members(node, "b")
+    node.update_meta(b"v2", 1.0)
+    ev = node.take_events()
+    assert [type(e) for e in ev] == [MemberUpdated]
+    assert node.local_member.meta == b"v2"
+    assert node.local_member.incarnation == 2
+    assert any(isinstance(m, Alive) and m.meta == b"v2" for m in _queued(node))
+    with pytest.raises(ValueError, match="512"):
+        node.update_meta(b"x" * 513, 2.0)
+
+
+def test_meta_hook_supplies_start_meta() -> None:
+    class Hooks:
+        def node_meta(self, limit: int) -> bytes:
+            assert limit == 512
+            return b"\xff\x80"
+
+    node = make_node(hooks=Hooks())
+    assert node.local_member.meta == b"\xff\x80"
+
+
+def test_name_conflict_event_lists_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    node = make_node()
+    add_members(node, "b")
+    feed(node, alive("b", 2, port=4321))
+    (ev,) = node.take_events()
+    assert isinstance(ev, NameConflict)
+    assert ev.existing.addr != ev.other.addr
+
+
+def _names(members: Sequence[Member]) -> set[str]:
+    return {m.name for m in members}
+
+
+def test_members_lists_all_states() -> None:
+    node = make_node()
+    add_members(node, "b", "c")
+    feed(node, dead("c", 1))
+    assert _names(node.members()) == {"a", "b", "c"}
+    assert node.num_members == 3
+
+
+def test_dead_members_are_reaped_after_gossip_to_the_dead_time() -> None:
+    node = make_node()
+    add_members(node, "b", "c")
+    feed(node, dead("c", 1), now=1.0)
+    feed(node, dead("b", 1, frm="b"), now=1.0)
+    node._reset_nodes(20.0)
+    assert node.member("c") is not None
+    node._reset_nodes(31.5)
+    assert node.member("c") is None
+    assert node.member("b") is None  # left members too (reap_left_nodes)
+    node = make_node(Config.lan(reap_left_nodes=False))
+    add_members(node, "b")
+    feed(node, dead("b", 1, frm="b"), now=1.0)
+    node._reset_nodes(100.0)
+    assert node.member("b") is not None  # memberlist 0.2.2 keeps left members
+
+
+def test_suspect_carries_on_when_sent_in_push_pull_from_us() -> None:
+    node = make_node()
+    add_members(node, "b")
+    pp = node._local_state(False)
+    assert {s.name for s in pp.states} == {"a", "b"}
+    assert all(s.vsn == VSN for s in pp.states)
