@@ -369,6 +369,15 @@ class Cluster:
         if self._tmp is not None and not self.keep:
             self._tmp.cleanup()
 
+    def _unique(self, label: str) -> str:
+        """A log-file label not used yet (a restarted agent keeps its name)."""
+        taken = {p.name for p in self.procs}
+        n, out = 1, label
+        while out in taken:
+            n += 1
+            out = f"{label}.{n}"
+        return out
+
     def logs(self, tail: int = 40) -> str:
         """The last lines of every agent's log, for assertion messages."""
         parts = []
@@ -391,11 +400,12 @@ class Cluster:
         compression: bool = True,
         log_level: str = "debug",
         extra: Sequence[str] = (),
+        port: int | None = None,
     ) -> SerfAgent:
-        """Start `serf agent`; returns once its RPC answers."""
+        """Start `serf agent` (on `port` if given, e.g. a restart); returns once its RPC answers."""
         if SERF is None:
             raise RuntimeError("serf is not installed (apt-get install serf)")
-        port, rpc_port = free_port(), free_port()
+        port, rpc_port = port or free_port(), free_port()
         events = self.workdir / f"{name}.events"
         argv = [
             SERF,
@@ -415,7 +425,7 @@ class Cluster:
         if not compression:
             argv.append("-disable-compression")
         argv += list(extra)
-        proc = Proc(f"serf-{name}", argv, self.workdir, os.environ)
+        proc = Proc(self._unique(f"serf-{name}"), argv, self.workdir, os.environ)
         self.procs.append(proc)
         agent = SerfAgent(name, port, rpc_port, proc, events)
         self.serf[name] = agent
@@ -444,9 +454,10 @@ class Cluster:
         tags: Mapping[str, str] | None = None,
         extra: Sequence[str] = (),
         log_level: str = "info",
+        port: int | None = None,
     ) -> SwimAgent:
-        """Start `python -m swimguard agent`; returns once it printed its first event."""
-        port = free_port()
+        """Start `python -m swimguard agent` (on `port` if given); returns after its first event."""
+        port = port or free_port()
         argv = [
             sys.executable,
             "-m",
@@ -469,7 +480,7 @@ class Cluster:
             argv += ["--tag", f"{k}={v}"]
         argv += list(extra)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = Proc(f"swim-{name}", argv, self.workdir, env)
+        proc = Proc(self._unique(f"swim-{name}"), argv, self.workdir, env)
         self.procs.append(proc)
         agent = SwimAgent(name, port, proc)
         self.swim[name] = agent
