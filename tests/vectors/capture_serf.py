@@ -27,6 +27,7 @@ import select
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 import zlib
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench.serf_harness import SERF as SERF_BIN  # noqa: E402
 from bench.serf_harness import Cluster, free_port, wait_for  # noqa: E402
 
 from swimguard.serf import SerfLayer, decode_message  # noqa: E402
@@ -311,6 +313,17 @@ class Pose:
         )
         self.send_udp(port, b"\x08" + self.serf.join_intent())
 
+    def ping(self, port: int, node: str, seq: int) -> None:
+        """A UDP ping, so the agent answers with an ack carrying its coordinate."""
+        body = {
+            "Node": node,
+            "SeqNo": seq,
+            "SourceAddr": bytes((127, 0, 0, 1)),
+            "SourceNode": self.name,
+            "SourcePort": self.port,
+        }
+        self.send_udp(port, b"\x00" + msgpack.packb(body, use_bin_type=False))
+
     def send_udp(self, port: int, payload: bytes) -> None:
         self.udp.sendto(self._wrap(payload), ("127.0.0.1", port))
 
@@ -382,7 +395,17 @@ def run(mode: str) -> list[dict[str, Any]]:
         a = cluster.start_serf("a", tags={"role": "db"}, **kw)
         b = cluster.start_serf("b", [a.addr], tags={"role": "web", "dc": "x"}, **kw)
         pose.join(a.port)
-        pose.pump(2.0)
+        pose.pump(1.0)
+        pose.ping(a.port, "a", 1)
+        pose.pump(1.0)
+        assert SERF_BIN is not None
+        query = subprocess.Popen(
+            [SERF_BIN, "query", f"-rpc-addr=127.0.0.1:{a.rpc_port}", "-timeout=1s", "whoami", "hi"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        pose.pump(1.5)
+        query.wait(10)
         c = cluster.start_serf("c", [a.addr], **kw)
         pose.pump(2.0)
         with a.rpc() as rpc:
@@ -442,6 +465,8 @@ WANTED_PREFIXES = (
     "serf_join",
     "serf_leave",
     "serf_user_event",
+    "serf_query",
+    "indirect_ping",
     "push_pull_reply",
     "push_pull_periodic",
 )

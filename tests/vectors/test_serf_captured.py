@@ -86,6 +86,9 @@ def test_corpus_covers_what_the_issue_asks_for() -> None:
         "plain_serf_join",
         "compressed_serf_leave",
         "plain_serf_user_event",
+        "plain_serf_query",
+        "plain_ack",
+        "encrypted_ack",
     ):
         assert needed in names
 
