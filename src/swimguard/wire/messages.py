@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, Literal, TypeVar
 
@@ -366,54 +367,9 @@ def _convert(key: str, kind: Kind, value: object) -> object:
     return value
 
 
-Check = Callable[[object], object]
-
-
-def _checker(key: str, kind: Kind) -> Check:
-    """A per-field converter: a fast path for the common type, `_convert` otherwise.
-
-    A missing key reads as None, which converts to the same zero value Go leaves.
-    """
-    if kind == "str":
-
-        def check_str(value: object) -> object:
-            if type(value) is bytes and value.isascii():
-                return value.decode("ascii")
-            return _convert(key, kind, value)
-
-        return check_str
-    if kind == "bytes":
-
-        def check_bytes(value: object) -> object:
-            return value if type(value) is bytes else _convert(key, kind, value)
-
-        return check_bytes
-    if kind == "nbytes":
-
-        def check_nbytes(value: object) -> object:
-            return value if value is None or type(value) is bytes else _convert(key, kind, value)
-
-        return check_nbytes
-    if kind == "bool":
-
-        def check_bool(value: object) -> object:
-            return value if type(value) is bool else _convert(key, kind, value)
-
-        return check_bool
-    lo, hi = _RANGES[kind]
-
-    def check_int(value: object) -> object:
-        if type(value) is int and lo <= value <= hi:
-            return value
-        return _convert(key, kind, value)
-
-    return check_int
-
-
 EncodeSpec = tuple[tuple[str, str, bool], ...]
-DecodeSpec = tuple[tuple[bytes, Check], ...]
 _ENCODE_SPECS: dict[type[Body], EncodeSpec] = {}
-_DECODE_SPECS: dict[type[Body], DecodeSpec] = {}
+_DECODERS: dict[type[Body], Callable[[object], Any]] = {}
 
 
 def _encode_spec(cls: type[Body]) -> EncodeSpec:
@@ -424,27 +380,79 @@ def _encode_spec(cls: type[Body]) -> EncodeSpec:
     return spec
 
 
-def _decode_spec(cls: type[Body]) -> DecodeSpec:
-    """(wire key, converter) per dataclass field, in constructor order."""
-    spec = _DECODE_SPECS.get(cls)
-    if spec is None:
-        by_attr = {attr: (key, kind) for key, attr, kind, _omit in cls.FIELDS}
-        built = []
-        for field in dataclasses.fields(cls):
-            key, kind = by_attr[field.name]
-            built.append((key.encode(), _checker(key, kind)))
-        spec = _DECODE_SPECS[cls] = tuple(built)
-    return spec
+def _as_dict(cls: type[Body], raw: object) -> dict[Any, Any]:
+    if not isinstance(raw, Mapping):
+        raise BodyError(f"{cls.__name__}: body is {type(raw).__name__}, not a map")
+    return dict(raw)
+
+
+# Per kind: the test that a value is already of the expected type and range
+# (`{lo}`/`{hi}` filled in for integers) and the expression that converts it.
+_FAST: Final[dict[str, tuple[str, str]]] = {
+    "str": ("type(v) is bytes and v.isascii()", 'v.decode("ascii")'),
+    "bytes": ("type(v) is bytes", "v"),
+    "nbytes": ("v is None or type(v) is bytes", "v"),
+    "bool": ("type(v) is bool", "v"),
+    "int": ("type(v) is int and {lo} <= v <= {hi}", "v"),
+}
+
+
+def _build_decoder(cls: type[B]) -> Callable[[object], B]:
+    """Compile a decoder for `cls`: one straight-line function per message class.
+
+    This is the UDP hot path (every ping and ack), so instead of looping over
+    FIELDS it generates code (as `dataclasses` itself does) with an inline type
+    check per field and falls back to `_convert` only for unusual encodings.
+    It fills the slots directly, skipping the frozen `__init__`; bodies are
+    plain records without `__post_init__`.
+    """
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: generated decoders skip __post_init__")
+    by_attr = {attr: (key, kind) for key, attr, kind, _omit in cls.FIELDS}
+    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_as_dict": _as_dict}
+    lines = [
+        "def decode(raw):",
+        "    if type(raw) is not dict:",
+        "        raw = _as_dict(_cls, raw)",
+        "    get = raw.get",
+        "    obj = _new(_cls)",
+    ]
+    for index, field in enumerate(dataclasses.fields(cls)):
+        key, kind = by_attr[field.name]
+        env[f"_set{index}"] = cls.__dict__[field.name].__set__
+        env[f"_conv{index}"] = functools.partial(_convert, key, kind)
+        test, value = _FAST["int" if kind in _RANGES else kind]
+        if kind in _RANGES:
+            lo, hi = _RANGES[kind]
+            test = test.format(lo=lo, hi=hi)
+        lines += [
+            f"    v = get({key.encode()!r})",
+            f"    _set{index}(obj, {value} if {test} else _conv{index}(v))",
+        ]
+    lines.append("    return obj")
+    exec("\n".join(lines), env)  # the source is built above from class metadata only
+    decode: Callable[[object], B] = env["decode"]
+    return decode
 
 
 def body_from_map(cls: type[B], raw: object) -> B:
-    """Build `cls` from a decoded `raw=True` msgpack map."""
-    if type(raw) is not dict:
-        if not isinstance(raw, Mapping):
-            raise BodyError(f"{cls.__name__}: body is {type(raw).__name__}, not a map")
-        raw = dict(raw)
-    get = raw.get
-    return cls(*[check(get(key)) for key, check in _decode_spec(cls)])
+    """Build `cls` from a decoded `raw=True` msgpack map.
+
+    Missing keys and nil values give Go's zero values; unknown keys are ignored.
+    Raises `BodyError` for a non-map or a field of the wrong type or range.
+    """
+    decoder = _DECODERS.get(cls)
+    if decoder is None:
+        decoder = _DECODERS[cls] = _build_decoder(cls)
+    return decoder(raw)  # type: ignore[no-any-return]
+
+
+def decoder_for(cls: type[B]) -> Callable[[object], B]:
+    """The compiled map -> `cls` decoder (what `body_from_map` calls), for hot loops."""
+    decoder = _DECODERS.get(cls)
+    if decoder is None:
+        decoder = _DECODERS[cls] = _build_decoder(cls)
+    return decoder
 
 
 def decode_body(cls: type[B], data: bytes) -> B:

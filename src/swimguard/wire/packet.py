@@ -9,6 +9,7 @@ into one list of typed messages.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Final
 
 from swimguard.wire import compound as _compound
@@ -34,7 +35,7 @@ from swimguard.wire.messages import (
     NackResp,
     Ping,
     Suspect,
-    body_from_map,
+    decoder_for,
     encode_body,
     unpack,
 )
@@ -80,9 +81,11 @@ _TYPE_OF: Final[dict[type[Body], int]] = {
     NackResp: MessageType.NACK,
     ErrResp: MessageType.ERR,
 }
-# Types memberlist handles on UDP (errResp is stream-only: Go drops it here).
-_PACKET_BODIES: Final[dict[int, type[Body]]] = {
-    int(t): cls for cls, t in _TYPE_OF.items() if cls is not ErrResp
+# Decoders of the types memberlist handles on UDP (errResp is stream-only: Go drops it here).
+_PACKET_DECODERS: Final[dict[int, Callable[[object], Message]]] = {
+    int(t): decoder_for(cls)  # type: ignore[misc]
+    for cls, t in _TYPE_OF.items()
+    if cls is not ErrResp
 }
 _USER: Final = int(MessageType.USER)
 _COMPOUND: Final = int(MessageType.COMPOUND)
@@ -144,7 +147,13 @@ def decode_packet(
     behave like memberlist instead: problems inside compound parts (including
     truncated parts) are appended to it and the good parts are still returned.
     """
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
+    if keyring is None and not label and data:
+        # Hot path: a bare ping/ack/gossip message, as most UDP traffic is.
+        decoder = _PACKET_DECODERS.get(data[0])
+        if decoder is not None:
+            return [decoder(unpack(data[1:]))]
     if label or (data and data[0] == LABEL_TYPE):
         data = check_label(data, label)
     if keyring is not None:
@@ -177,9 +186,9 @@ def _decode_into(
     if not data:
         raise TruncatedError("empty message")
     kind = data[0]
-    cls = _PACKET_BODIES.get(kind)
-    if cls is not None:
-        out.append(body_from_map(cls, unpack(data[1:])))  # type: ignore[arg-type]
+    decoder = _PACKET_DECODERS.get(kind)
+    if decoder is not None:
+        out.append(decoder(unpack(data[1:])))
     elif kind == _USER:
         out.append(UserData(data[1:]))
     elif depth >= MAX_NESTING and kind in (_COMPOUND, _COMPRESS):
