@@ -202,6 +202,17 @@ def test_stream_round_trip(
         assert decoder.feed(b"trailing bytes are ignored") is None
 
 
+def test_short_vsn_is_refused_on_encode() -> None:
+    # 1-5 Vsn bytes crash memberlist 0.2.2; 0 and 6 are fine.
+    for size in range(1, 6):
+        with pytest.raises(ValueError, match="Vsn"):
+            encode_message(Alive(incarnation=1, node="a", addr=ADDR4, port=1, vsn=bytes(size)))
+    assert encode_message(Alive(incarnation=1, node="a", addr=ADDR4, port=1, vsn=b""))
+    state = PushNodeState(name="a", addr=ADDR4, port=1, incarnation=1, state=0, vsn=b"\x01")
+    with pytest.raises(ValueError, match="Vsn"):
+        encode_stream_message(PushPull(PushPullHeader(nodes=1, user_state_len=0), (state,), b""))
+
+
 def test_push_pull_header_must_match_contents() -> None:
     with pytest.raises(ValueError, match="header counts"):
         encode_stream_message(PushPull(PushPullHeader(nodes=1, user_state_len=0), (), b""))
@@ -213,13 +224,14 @@ names = st.text(max_size=40)
 u32 = st.integers(0, 2**32 - 1)
 u16 = st.integers(0, 2**16 - 1)
 blobs = st.binary(max_size=40)
+vsns = st.sampled_from([b"", VSN, bytes(7)])
 messages_st: st.SearchStrategy[Message] = st.one_of(
     st.builds(Ping, u32, names, blobs, names, u16),
     st.builds(IndirectPingReq, u32, blobs, u16, names, st.booleans(), blobs, names, u16),
     st.builds(AckResp, u32, st.none() | blobs),
     st.builds(NackResp, u32),
     st.builds(Suspect, u32, names, names),
-    st.builds(Alive, u32, names, blobs, u16, st.none() | blobs, blobs),
+    st.builds(Alive, u32, names, blobs, u16, st.none() | blobs, vsns),
     st.builds(Dead, u32, names, names),
     st.builds(UserData, st.binary(min_size=1, max_size=40)),
 )
@@ -235,7 +247,7 @@ def test_random_messages_round_trip(messages: list[Message], compress: bool, crc
 
 
 states_st = st.builds(
-    PushNodeState, names, blobs, u16, u32, st.integers(0, 3), st.none() | blobs, blobs
+    PushNodeState, names, blobs, u16, u32, st.integers(0, 3), st.none() | blobs, vsns
 )
 
 

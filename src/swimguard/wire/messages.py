@@ -292,8 +292,16 @@ def body_map(msg: Body) -> dict[str, Any]:
 
 
 def encode_body(msg: Body) -> bytes:
-    """msgpack body of `msg`, byte-identical to go-msgpack 0.5.5."""
-    return _PACK(body_map(msg))
+    """msgpack body of `msg`, byte-identical to go-msgpack 0.5.5.
+
+    `ValueError` for a `Vsn` of 1 to 5 bytes: memberlist 0.2.2 indexes all six
+    version bytes whenever `Vsn` is non-empty, so such a message crashes it.
+    """
+    fields = body_map(msg)
+    vsn = fields.get("Vsn")
+    if vsn is not None and 0 < len(vsn) < VSN_LEN:
+        raise ValueError(f"Vsn must be {VSN_LEN} bytes, got {len(vsn)}")
+    return _PACK(fields)
 
 
 # Container limits for untrusted msgpack: msgpack preallocates a container
