@@ -144,6 +144,8 @@ class SimCluster:
         self._streams: dict[tuple[int, int, int], _Stream] = {}  # (member, epoch, id)
         self._trace = hashlib.blake2b(digest_size=16) if trace else None
         self.steps = 0
+        self.datagram_tap: Callable[[float, SimMember, Datagram], None] | None = None
+        """Optional observer of every datagram a node sends (tests decode them)."""
 
     # -- building ---------------------------------------------------------------------------
 
@@ -284,6 +286,8 @@ class SimCluster:
     def _send_datagram(self, m: SimMember, out: Datagram, now: float) -> None:
         data = out.data
         m.msgs_sent += 1
+        if self.datagram_tap is not None:
+            self.datagram_tap(now, m, out)
         m.bytes_sent += len(data)
         dst = self.by_addr.get(out.to)
         if dst is None:

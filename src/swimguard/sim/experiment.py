@@ -40,13 +40,17 @@ __all__ = [
 CONFIG_NAMES = ("swim", "lha-probe", "lha-suspicion", "buddy", "lifeguard", "lifeguard-looplag")
 
 
-def experiment_config(name: str, *, alpha: int = 5, beta: int = 6) -> Config:
+def experiment_config(
+    name: str, *, alpha: int = 5, beta: int = 6, compression: bool = False
+) -> Config:
     """The paper's configurations on memberlist LAN timing with SuspicionMult=α, MaxMult=β.
 
     `lifeguard` is the paper's full Lifeguard; `lifeguard-looplag` adds swimguard's loop-lag
     health input (timer lateness raises the local health score).
     """
-    base = Config.lan(suspicion_mult=alpha, suspicion_max_timeout_mult=beta)
+    base = Config.lan(
+        suspicion_mult=alpha, suspicion_max_timeout_mult=beta, enable_compression=compression
+    )
     off = {"lha_probe": False, "lha_suspicion": False, "buddy_system": False}
     switches: dict[str, dict[str, bool]] = {
         "swim": {},
@@ -164,7 +168,7 @@ def run_one(spec: RunSpec) -> RunResult:
     )
     cluster.run_until_true(lambda: not convergence_gaps(cluster), cluster.now + spec.settle, 1.0)
     settle = cluster.now
-    attach_all(cluster)
+    attach_all(cluster, config.gossip_to_the_dead_time)
     metrics = FailureMetrics(cluster, start=settle)
     cluster.add_listener(metrics)
     load = LoadWindow(cluster)

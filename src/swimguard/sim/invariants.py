@@ -79,11 +79,17 @@ class IncarnationMonotonic:
 
 
 class NoResurrection:
-    """A member seen dead/left at incarnation i comes back alive only with incarnation > i."""
+    """A member seen dead/left at incarnation i comes back alive only with incarnation > i.
 
-    def __init__(self, cluster: SimCluster) -> None:
+    Only while the observer still remembers the death: after `forget_after` seconds (the
+    config's `gossip_to_the_dead_time`) a node may reap the record, and a reaped member
+    that shows up again is simply new to it, as in memberlist.
+    """
+
+    def __init__(self, cluster: SimCluster, forget_after: float = 30.0) -> None:
         self.cluster = cluster
-        self.buried: dict[tuple[int, int, str], int] = {}
+        self.forget_after = forget_after
+        self.buried: dict[tuple[int, int, str], tuple[int, float]] = {}
         self.checked = 0
 
     def on_events(self, now: float, member: SimMember, events: list[Event], cause: str) -> None:
@@ -91,13 +97,17 @@ class NoResurrection:
         for event in events:
             if isinstance(event, (MemberFailed, MemberLeft)):
                 subject = event.member
-                self.buried[(member.index, member.epoch, subject.name)] = subject.incarnation
+                key = (member.index, member.epoch, subject.name)
+                self.buried[key] = (subject.incarnation, now)
             elif isinstance(event, MemberJoined):
                 subject = event.member
                 key = (member.index, member.epoch, subject.name)
-                dead_at = self.buried.pop(key, None)
+                grave = self.buried.pop(key, None)
+                if grave is None or now - grave[1] > self.forget_after:
+                    continue
+                dead_at = grave[0]
                 self.checked += 1
-                if dead_at is not None and subject.incarnation <= dead_at:
+                if subject.incarnation <= dead_at:
                     raise _fail(
                         self.cluster,
                         f"{member.name} resurrected {subject.name} at incarnation "
@@ -171,9 +181,14 @@ def check_converged(cluster: SimCluster, *, limit: int = 10) -> None:
         raise _fail(cluster, "not converged: " + "; ".join(gaps[:limit]) + more)
 
 
-def attach_all(cluster: SimCluster) -> tuple[IncarnationMonotonic, NoResurrection]:
-    """Attach the event-driven checkers to `cluster` and return them."""
-    checkers = (IncarnationMonotonic(cluster), NoResurrection(cluster))
+def attach_all(
+    cluster: SimCluster, forget_after: float = 30.0
+) -> tuple[IncarnationMonotonic, NoResurrection]:
+    """Attach the event-driven checkers to `cluster` and return them.
+
+    `forget_after` is the nodes' `gossip_to_the_dead_time` (see `NoResurrection`).
+    """
+    checkers = (IncarnationMonotonic(cluster), NoResurrection(cluster, forget_after))
     for checker in checkers:
         cluster.add_listener(checker)
     return checkers

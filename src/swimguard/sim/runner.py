@@ -180,7 +180,7 @@ def _run_scenario(args: argparse.Namespace, argv: Sequence[str]) -> int:
     hint = f"swimguard sim run {args.scenario} --seed {seed}"
     try:
         cluster = run_scenario_spec(spec, seed=seed, replay_hint=hint)
-        attach_all(cluster)
+        attach_all(cluster, spec.config.gossip_to_the_dead_time)
         metrics = FailureMetrics(cluster)
         cluster.add_listener(metrics)
         cluster.run_until(spec.duration)
