@@ -202,17 +202,6 @@ def test_stream_round_trip(
         assert decoder.feed(b"trailing bytes are ignored") is None
 
 
-def test_short_vsn_is_refused_on_encode() -> None:
-    # 1-5 Vsn bytes crash memberlist 0.2.2; 0 and 6 are fine.
-    for size in range(1, 6):
-        with pytest.raises(ValueError, match="Vsn"):
-            encode_message(Alive(incarnation=1, node="a", addr=ADDR4, port=1, vsn=bytes(size)))
-    assert encode_message(Alive(incarnation=1, node="a", addr=ADDR4, port=1, vsn=b""))
-    state = PushNodeState(name="a", addr=ADDR4, port=1, incarnation=1, state=0, vsn=b"\x01")
-    with pytest.raises(ValueError, match="Vsn"):
-        encode_stream_message(PushPull(PushPullHeader(nodes=1, user_state_len=0), (state,), b""))
-
-
 def test_push_pull_header_must_match_contents() -> None:
     with pytest.raises(ValueError, match="header counts"):
         encode_stream_message(PushPull(PushPullHeader(nodes=1, user_state_len=0), (), b""))

@@ -294,14 +294,10 @@ def body_map(msg: Body) -> dict[str, Any]:
 def encode_body(msg: Body) -> bytes:
     """msgpack body of `msg`, byte-identical to go-msgpack 0.5.5.
 
-    `ValueError` for a `Vsn` of 1 to 5 bytes: memberlist 0.2.2 indexes all six
-    version bytes whenever `Vsn` is non-empty, so such a message crashes it.
+    No validation: the caller sends well-formed values (notably a 6-byte `Vsn`;
+    1 to 5 bytes crash memberlist 0.2.2) and tests may craft malformed ones.
     """
-    fields = body_map(msg)
-    vsn = fields.get("Vsn")
-    if vsn is not None and 0 < len(vsn) < VSN_LEN:
-        raise ValueError(f"Vsn must be {VSN_LEN} bytes, got {len(vsn)}")
-    return _PACK(fields)
+    return _PACK(body_map(msg))
 
 
 # Container limits for untrusted msgpack: msgpack preallocates a container
