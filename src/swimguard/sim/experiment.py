@@ -71,11 +71,11 @@ class AnomalyModel:
     """How an anomalous member misbehaves: slow episodes of `on` seconds every `on + off`.
 
     `slow` is a SlowSpec text (see `sim/slow.py`): by default each input waits an
-    exponentially distributed delay (mean 1 s) in one FIFO queue, and each timer fires late
+    exponentially distributed delay (mean 2 s) in one FIFO queue, and each timer fires late
     by an independent draw of the same delay.
     """
 
-    slow: str = "exp:1"
+    slow: str = "exp:2"
     on: tuple[float, float] = (30.0, 90.0)
     off: tuple[float, float] = (5.0, 20.0)
 

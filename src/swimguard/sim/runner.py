@@ -10,6 +10,7 @@ simulation broke an invariant (the seed and the replay command are printed), 2 o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -139,8 +140,13 @@ def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ]
     bar = None if args.quiet else ProgressBar(len(specs))
     started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial = args.out / "results.partial.jsonl"  # survives an interrupted run
+    partial.write_text("")
 
     def progress(done: int, total: int, result: RunResult) -> None:
+        with partial.open("a") as f:
+            f.write(json.dumps(dataclasses.asdict(result)) + "\n")
         if bar is not None:
             bar.update(done, f"({result.config} a={result.anomalies} s={result.seed})")
 
@@ -164,6 +170,7 @@ def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "wall_s": round(time.perf_counter() - started, 1),
     }
     paths = write_all(args.out, results, meta)
+    partial.unlink()
     print(summary_markdown(results, meta))
     for path in paths:
         print(f"wrote {path}")
