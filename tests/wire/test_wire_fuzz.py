@@ -37,6 +37,7 @@ from swimguard.wire import (
     make_compound,
 )
 from swimguard.wire.compression import lzw_compress, lzw_decompress
+from swimguard.wire.layers import inspect_packet, inspect_stream
 
 KEYRING = Keyring([bytes(range(16)), bytes(range(32))])
 LABEL = b"fuzz"
@@ -132,11 +133,11 @@ def mutate(seeds: list[bytes], program: bytes) -> bytes:
 
 
 def random_packet(program: bytes) -> bytes:
-    """Raw random bytes, or (flag bit 2 of the first byte) led by a real type byte."""
+    """Raw random bytes, or (top bit of the first byte) led by a real type byte."""
     if len(program) < 2:
         return program
     body = program[1:]
-    if program[0] & 4:
+    if program[0] & 0x80:
         body = bytes((PACKET_TYPES[body[0] % len(PACKET_TYPES)],)) + body[1:]
     return body
 
@@ -151,8 +152,10 @@ def packet_must_not_crash(data: bytes, how: int) -> None:
         elif how == 2:  # mutated plaintext, sealed with a key we hold, behind a label
             sealed = encode_packet(data or b"\x00", keyring=KEYRING, label=LABEL)
             decode_packet(sealed, keyring=KEYRING, label=LABEL)
-        else:  # the raw bytes as if they were ciphertext, with plaintext fallback
+        elif how == 3:  # the raw bytes as if they were ciphertext, with plaintext fallback
             decode_packet(data, keyring=KEYRING, verify_incoming=False)
+        else:  # the layer-preserving inspector
+            inspect_packet(data)
     except DecodeError as exc:
         REASONS.add(exc.reason)
 
@@ -160,6 +163,9 @@ def packet_must_not_crash(data: bytes, how: int) -> None:
 def stream_must_not_crash(data: bytes, chunk: int, how: int) -> None:
     """Feed in chunks; anything but a DecodeError fails the test."""
     try:
+        if how == 3:
+            inspect_stream(data, keyring=KEYRING, max_bytes=1 << 16)
+            return
         if how == 0:
             decoder = StreamDecoder(max_bytes=1 << 16)
         else:
@@ -211,7 +217,7 @@ def run_packet_random(examples: int) -> None:
     @given(st.binary(max_size=200))
     def check(program: bytes) -> None:
         COUNTS["packet_random"] += 1
-        packet_must_not_crash(random_packet(program), program[0] % 4 if program else 0)
+        packet_must_not_crash(random_packet(program), program[0] % 5 if program else 0)
 
     check()
 
@@ -221,7 +227,7 @@ def run_packet_mutations(examples: int) -> None:
     @given(st.binary(min_size=1, max_size=25))
     def check(program: bytes) -> None:
         COUNTS["packet_mutations"] += 1
-        how = (program[0] >> 6) % 4
+        how = program[-1] % 5
         packet_must_not_crash(mutate(PACKET_SEEDS, program), how)
 
     check()
@@ -232,7 +238,7 @@ def run_stream(examples: int) -> None:
     @given(st.binary(min_size=2, max_size=120))
     def check(program: bytes) -> None:
         COUNTS["stream"] += 1
-        chunk, how = 1 + program[0] % 64, program[1] % 3
+        chunk, how = 1 + program[0] % 64, program[1] % 4
         # Half mutated valid streams, half raw bytes.
         data = mutate(STREAM_SEEDS, program[2:26]) if program[1] & 8 else program[2:]
         stream_must_not_crash(data, chunk, how)

@@ -18,6 +18,8 @@ from swimguard.wire.errors import LabelError as LabelError
 from swimguard.wire.errors import TooLargeError as TooLargeError
 from swimguard.wire.errors import TruncatedError as TruncatedError
 from swimguard.wire.errors import UnknownTypeError as UnknownTypeError
+from swimguard.wire.layers import inspect_packet as inspect_packet
+from swimguard.wire.layers import inspect_stream as inspect_stream
 from swimguard.wire.messages import AckResp as AckResp
 from swimguard.wire.messages import Alive as Alive
 from swimguard.wire.messages import Compress as Compress
@@ -87,5 +89,7 @@ __all__ = [
     "encode_packet",
     "encode_stream_message",
     "frame_stream",
+    "inspect_packet",
+    "inspect_stream",
     "make_compound",
 ]
