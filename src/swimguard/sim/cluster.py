@@ -144,8 +144,8 @@ class SimCluster:
         self._streams: dict[tuple[int, int, int], _Stream] = {}  # (member, epoch, id)
         self._trace = hashlib.blake2b(digest_size=16) if trace else None
         self.steps = 0
-        self.datagram_tap: Callable[[float, SimMember, Datagram], None] | None = None
-        """Optional observer of every datagram a node sends (tests decode them)."""
+        self.datagram_tap: Callable[[float, SimMember, Datagram, str], None] | None = None
+        """Optional observer of every datagram sent: (now, sender, datagram, cause)."""
 
     # -- building ---------------------------------------------------------------------------
 
@@ -234,6 +234,8 @@ class SimCluster:
         for out in node.take_outgoing():
             kind = type(out)
             if kind is Datagram:
+                if self.datagram_tap is not None:
+                    self.datagram_tap(now, m, out, cause)  # type: ignore[arg-type]
                 self._send_datagram(m, out, now)  # type: ignore[arg-type]
             elif kind is StreamSend:
                 self._stream_send(m, out, now)  # type: ignore[arg-type]
@@ -286,8 +288,6 @@ class SimCluster:
     def _send_datagram(self, m: SimMember, out: Datagram, now: float) -> None:
         data = out.data
         m.msgs_sent += 1
-        if self.datagram_tap is not None:
-            self.datagram_tap(now, m, out)
         m.bytes_sent += len(data)
         dst = self.by_addr.get(out.to)
         if dst is None:

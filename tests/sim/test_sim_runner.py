@@ -1,0 +1,108 @@
+"""The scenario file format and the `swimguard sim` entry point."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from swimguard.sim.faults import ScenarioError, parse_members, parse_scenario
+from swimguard.sim.runner import main
+
+SCENARIO = """
+# three faults and a partition
+members 8
+duration 40
+seed 3
+config lan suspicion_mult=5 lha_probe=false
+link latency=uniform:0.001,0.003 loss=0.01
+at 5 slow m2 exp:0.5
+at 10 crash m3
+at 12 partition m0-m3 / m4-m7
+at 14 heal
+at 15 fast m2
+at 20 leave m7
+at 22 block m1 m0
+at 25 unblock m1 m0
+at 30 meta m1 hello world
+"""
+
+
+def test_parse_scenario() -> None:
+    spec = parse_scenario(SCENARIO)
+    assert spec.members == 8
+    assert spec.seed == 3
+    assert spec.config.suspicion_mult == 5
+    assert spec.config.lha_probe is False
+    assert spec.link.loss == 0.01
+    assert [f.verb for f in spec.faults][:3] == ["slow", "crash", "partition"]
+    assert parse_members("m1,m3-m4", 8) == ["m1", "m3", "m4"]
+    assert parse_members("*", 2) == ["m0", "m1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("members 4\nat 1 crash m9", "outside"),
+        ("at 1 explode m1", "unknown fault"),
+        ("config lan nosuch=1", "unknown config"),
+        ("config lan probe_interval=-1", "probe_interval"),
+        ("at 1 slow m1 weird:1", "bad distribution"),
+        ("members 3\nmembers 4", "already set"),
+        ("link loss=2", "loss"),
+    ],
+)
+def test_parse_scenario_errors_name_the_line(text: str, fragment: str) -> None:
+    with pytest.raises(ScenarioError, match=fragment) as info:
+        parse_scenario(text)
+    assert "line " in str(info.value)
+
+
+def test_run_scenario_reports_each_member(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text(SCENARIO)
+    assert main(["run", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {row["name"]: row for row in report["members"]}
+    assert rows["m3"]["state"] == "crashed"
+    assert rows["m7"]["state"] == "left"
+    assert rows["m0"]["dead"] + rows["m0"].get("left", 0) >= 1
+    assert "--seed 3" in report["summary"]["replay"]
+
+
+def test_run_scenario_bad_file_is_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text("at 1 crash\n")
+    assert main(["run", str(path)]) == 2
+    assert main(["run", str(tmp_path / "missing.txt")]) == 2
+    assert main(["lifeguard", "--configs", "nope", "--out", str(tmp_path)]) == 2
+
+
+def test_lifeguard_command_writes_every_output(tmp_path: Path) -> None:
+    out = tmp_path / "lg"
+    argv = ["lifeguard", "--members", "8", "--anomalies", "1", "--duration", "20"]
+    argv += ["--seeds", "1", "--configs", "swim,lifeguard", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["config"] for r in rows] == ["swim", "lifeguard"]
+    for column in (
+        "anomalies",
+        "seed",
+        "fp_total",
+        "fp_healthy",
+        "detect_first_s",
+        "detect_full_s",
+        "msgs_per_member_s",
+        "bytes_per_member_s",
+    ):
+        assert column in rows[0]
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["rows"]) == 2
+    assert "swim" in data["summary"]
+    assert (out / "lifeguard.png").stat().st_size > 1000
+    assert "| lifeguard |" in (out / "summary.md").read_text()
