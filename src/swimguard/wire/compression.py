@@ -35,39 +35,17 @@ _LITERALS: Final = tuple(bytes((i,)) for i in range(256))
 def lzw_compress(data: bytes) -> bytes:
     """Compress `data` exactly like Go's ``lzw.NewWriter(w, lzw.LSB, 8)``."""
     out = bytearray()
-    acc = 0  # pending bits, LSB first
-    nbits = 0
-    width = 9
-    hi = _EOF  # last assigned code
-    overflow = 1 << 9
-
-    def emit(code: int) -> None:
-        nonlocal acc, nbits
-        acc |= code << nbits
-        nbits += width
-        while nbits >= 8:
-            out.append(acc & 0xFF)
-            acc >>= 8
-            nbits -= 8
-
-    def next_code() -> bool:
-        """Assign the next code; True when the table was full and got cleared."""
-        nonlocal hi, width, overflow
-        hi += 1
-        if hi == overflow:
-            width += 1
-            overflow <<= 1
-        if hi == _MAX_CODE:
-            emit(_CLEAR)
-            width, hi, overflow = 9, _EOF, 1 << 9
-            table.clear()
-            return True
-        return False
-
-    table: dict[int, int] = {}
     # Go's Write sends a clear first; for empty input Close sends it instead.
-    emit(_CLEAR)
+    acc = _CLEAR  # pending bits, LSB first
+    nbits = 9
     if data:
+        # Emitting is inlined (this loop runs once per input byte): after each
+        # emitted code the next code to assign (`hi`) grows; the width grows
+        # when `hi` reaches 1 << width, and at 4095 Go emits a clear and resets.
+        table: dict[int, int] = {}
+        width = 9
+        hi = _EOF + 1  # code the next table entry gets
+        overflow = 1 << 9
         code = data[0]
         for literal in data[1:]:
             key = (code << 8) | literal
@@ -75,15 +53,40 @@ def lzw_compress(data: bytes) -> bytes:
             if found is not None:
                 code = found
                 continue
-            emit(code)
+            acc |= code << nbits
+            nbits += width
+            while nbits >= 8:
+                out.append(acc & 0xFF)
+                acc >>= 8
+                nbits -= 8
             code = literal
-            if not next_code():
+            if hi == overflow:
+                width += 1
+                overflow <<= 1
+            if hi == _MAX_CODE:
+                acc |= _CLEAR << nbits
+                nbits += width
+                width, hi, overflow = 9, _EOF + 1, 1 << 9
+                table.clear()
+            else:
                 table[key] = hi
-        emit(code)
-        next_code()
-    emit(_EOF)
-    if nbits:
+                hi += 1
+        acc |= code << nbits
+        nbits += width
+        if hi == overflow:
+            width += 1
+        if hi == _MAX_CODE:
+            acc |= _CLEAR << nbits
+            nbits += width
+            width = 9
+    else:
+        width = 9
+    acc |= _EOF << nbits
+    nbits += width
+    while nbits > 0:
         out.append(acc & 0xFF)
+        acc >>= 8
+        nbits -= 8
     return bytes(out)
 
 
@@ -92,19 +95,20 @@ def lzw_decompress(data: bytes, max_size: int) -> bytes:
 
     Raises `CompressionError` for an invalid code or a stream without an end
     code, and `TooLargeError` once the output would exceed `max_size`. Bytes
-    after the end code are ignored, as in Go.
+    after the end code are ignored, as in Go. The table holds at most one entry
+    per output byte, so memory stays within a small multiple of `max_size`.
     """
     out = bytearray()
-    table: list[bytes | None] = [*_LITERALS, b"", b""] + [None] * (_MAX_CODE + 1 - 258)
+    table: list[bytes | None] = [*_LITERALS, None, None] + [None] * (_MAX_CODE + 1 - 258)
     acc = 0
     nbits = 0
     pos = 0
     size = len(data)
     width = 9
     mask = (1 << width) - 1
-    hi = _EOF
+    hi = _EOF  # the next code to define
     overflow = 1 << 9
-    last = -1  # previous code, -1 right after a clear
+    previous: bytes | None = None  # expansion of the previous code; None after a clear
     while True:
         while nbits < width:
             if pos >= size:
@@ -118,37 +122,32 @@ def lzw_decompress(data: bytes, max_size: int) -> bytes:
         if code < _CLEAR:
             entry: bytes | None = _LITERALS[code]
         elif code == _CLEAR:
-            width, hi, overflow, last = 9, _EOF, 1 << 9, -1
+            width, hi, overflow, previous = 9, _EOF, 1 << 9, None
             mask = (1 << width) - 1
             continue
         elif code == _EOF:
             return bytes(out)
-        elif code < hi or (code == hi and last < 0):
+        elif code < hi:
             entry = table[code]
         elif code == hi:
-            # The code being defined right now: last expansion + its first byte.
-            previous = table[last]
-            if previous is None:
-                raise CompressionError(f"compress: invalid LZW code {code}")
-            entry = previous + previous[:1]
+            # The code being defined right now: previous expansion + its first byte
+            # (with the table full, Go reuses the entry already stored there).
+            entry = table[code] if previous is None else previous + previous[:1]
         else:
-            raise CompressionError(f"compress: invalid LZW code {code}")
+            entry = None
         if entry is None:
             raise CompressionError(f"compress: invalid LZW code {code}")
         out += entry
         if len(out) > max_size:
             raise TooLargeError(f"compress: decompressed size exceeds {max_size} bytes")
-        if last >= 0:
-            previous = table[last]
-            if previous is None:
-                raise CompressionError(f"compress: invalid LZW code {last}")
+        if previous is not None:
             table[hi] = previous + entry[:1]
-        last = code
+        previous = entry
         hi += 1
         if hi >= overflow:
             if width == _MAX_WIDTH:
                 # Table full: Go stops adding entries until the next clear code.
-                last = -1
+                previous = None
                 hi -= 1
             else:
                 width += 1
