@@ -220,9 +220,10 @@ class StreamDecoder:
     """Incremental decoder of the one request (or reply) a stream carries.
 
     Feed received bytes with `feed`; it returns None until the message is
-    complete, then the message. Bytes after it are ignored (memberlist closes
-    the connection after one message). Call `eof` when the peer closed, to
-    learn whether the stream ended early. Raises `DecodeError` subclasses only.
+    complete, then the message (also kept in `message`). Bytes after it are
+    ignored (memberlist closes the connection after one message), as is any
+    input after an error. Call `eof` when the peer closed, to learn whether
+    the stream ended early. Raises `DecodeError` subclasses only.
 
     `max_bytes` bounds the encrypted frame length, the declared push/pull and
     user lengths and the plain message size; decompressed output is bounded by
