@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.procs import (
     LOOPBACK,
     Children,
@@ -144,9 +146,7 @@ class SerfKind(Kind):
                 parts = line.split(" ", 2)
                 if len(parts) == 3 and parts[1].startswith("member-"):
                     with contextlib.suppress(ValueError):
-                        out.append(
-                            (float(parts[0]), parts[1][7:], parts[2].split("\t")[0].strip())
-                        )
+                        out.append((float(parts[0]), parts[1][7:], parts[2].split("\t")[0].strip()))
         return out
 
 
@@ -350,6 +350,15 @@ class Options:
     detect_timeout: float = 60.0
     rejoin_delay: float = 4.0
     seed: int = 1
+    wait_load: float = 0.0  # >0: before each cluster, wait (<= 10 min) for loadavg <= this
+
+
+def wait_for_load(limit: float, max_wait: float = 600.0) -> float:
+    """Sleep until the 1-min load average is <= `limit` (or `max_wait`); returns seconds waited."""
+    t0 = time.monotonic()
+    while limit > 0 and os.getloadavg()[0] > limit and time.monotonic() - t0 < max_wait:
+        time.sleep(5)
+    return time.monotonic() - t0
 
 
 def run_join(cluster: Cluster, opts: Options) -> dict[str, Any]:
@@ -418,6 +427,8 @@ def run_kills(cluster: Cluster, opts: Options, rng: random.Random) -> dict[str, 
     """SIGKILL a random non-seed member `opts.kills` times; detection and rejoin times."""
     kills: list[dict[str, Any]] = []
     t_start = time.time()
+    load0 = os.getloadavg()
+    psutil.cpu_percent(interval=None)  # machine CPU over the kill phase, for context
     active = list(cluster.names)  # a victim that fails to rejoin is dropped from it
     for _ in range(opts.kills):
         if len(active) < 3:
@@ -500,6 +511,11 @@ def run_kills(cluster: Cluster, opts: Options, rng: random.Random) -> dict[str, 
         "handler_first_failed_s": summary(col("handler_first_failed_s")),
         "handler_all_failed_s": summary(col("handler_all_failed_s")),
         "incomplete_kills": sum(1 for k in kills if "error" in k or "rejoin_error" in k),
+        "machine": {
+            "loadavg_start": list(load0),
+            "loadavg_end": list(os.getloadavg()),
+            "system_cpu_percent_all_cores": psutil.cpu_percent(interval=None),
+        },
         "failed_events_about_healthy_members": len(false_failed),
     }
 
@@ -520,6 +536,9 @@ def run_cluster(kind: Kind, opts: Options, keep_dir: Path | None) -> dict[str, A
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{kind.label}-"))
     rng = random.Random(opts.seed)
     result: dict[str, Any] = {"members": opts.members}
+    waited = wait_for_load(opts.wait_load)
+    result["waited_for_load_s"] = waited
+    result["loadavg_at_start"] = list(os.getloadavg())
     try:
         with Children() as kids:
             cluster = Cluster(kind, kids, run_dir, opts.members)
@@ -579,8 +598,9 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
 
 def compare(serf: dict[str, Any] | None, sg: dict[str, Any] | None) -> dict[str, Any]:
     """Ratios swimguard/serf and the issue's targets, each with pass/fail (None = unknown)."""
-    cpu_r = ratio(_med(sg, "idle", "cpu_percent_per_agent"), _med(serf, "idle",
-                                                                   "cpu_percent_per_agent"))
+    cpu_r = ratio(
+        _med(sg, "idle", "cpu_percent_per_agent"), _med(serf, "idle", "cpu_percent_per_agent")
+    )
     first_r = ratio(_med(sg, "detect", "first_failed_s"), _med(serf, "detect", "first_failed_s"))
     all_r = ratio(_med(sg, "detect", "all_failed_s"), _med(serf, "detect", "all_failed_s"))
     rss = _med(sg, "idle", "rss_bytes_median")
@@ -636,6 +656,13 @@ def render(results: dict[str, Any]) -> str:
                 f"incomplete={d.get('incomplete_kills')} "
                 f"failed-events-about-healthy={d.get('failed_events_about_healthy_members')}"
             )
+            km = d.get("machine")
+            if km:
+                lines.append(
+                    f"{name}: kill phase load avg {km['loadavg_start'][0]:.2f}->"
+                    f"{km['loadavg_end'][0]:.2f}, machine CPU "
+                    f"{km['system_cpu_percent_all_cores']:.1f}%"
+                )
         if idle and "machine" in idle:
             m = idle["machine"]
             lines.append(
@@ -664,26 +691,48 @@ def _git_rev() -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line flags; defaults are the issue's figures."""
-    p = argparse.ArgumentParser(prog="python -m bench.cluster_bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.cluster_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--members", type=int, default=20, help="agents per cluster (default 20)")
     p.add_argument("--idle-seconds", type=float, default=60.0, help="idle window (default 60)")
-    p.add_argument("--settle-seconds", type=float, default=10.0,
-                   help="wait after convergence before the idle window (default 10)")
+    p.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=10.0,
+        help="wait after convergence before the idle window (default 10)",
+    )
     p.add_argument("--kills", type=int, default=5, help="SIGKILLs per cluster (default 5)")
     p.add_argument("--seed", type=int, default=1, help="random seed for victims and timing")
     p.add_argument("--skip-serf", action="store_true", help="do not run the serf cluster")
-    p.add_argument("--skip-swimguard", action="store_true",
-                   help="do not run the swimguard cluster")
-    p.add_argument("--out", default="results/cluster_bench.json",
-                   help="JSON results path (default results/cluster_bench.json; '' = none)")
-    p.add_argument("--keep-logs", default="",
-                   help="copy agents' logs and serf handler files into this directory")
-    p.add_argument("--python", default=sys.executable,
-                   help="interpreter for swimguard agents (default: this one)")
-    p.add_argument("--swimguard-arg", action="append", default=[],
-                   help="extra argument for every swimguard agent (repeatable)")
+    p.add_argument("--skip-swimguard", action="store_true", help="do not run the swimguard cluster")
+    p.add_argument(
+        "--out",
+        default="results/cluster_bench.json",
+        help="JSON results path (default results/cluster_bench.json; '' = none)",
+    )
+    p.add_argument(
+        "--keep-logs",
+        default="",
+        help="copy agents' logs and serf handler files into this directory",
+    )
+    p.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter for swimguard agents (default: this one)",
+    )
+    p.add_argument(
+        "--swimguard-arg",
+        action="append",
+        default=[],
+        help="extra argument for every swimguard agent (repeatable)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--wait-load", type=float, default=0.0,
+                   help="before each cluster, wait up to 10 min for the 1-min load average "
+                        "to fall to this (shared machines; default 0 = do not wait)")
     args = p.parse_args(argv)
     if args.members < 3:
         p.error("--members must be >= 3 (a seed, a victim and an observer)")
@@ -695,8 +744,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 0 when every requested cluster ran fully, else 1."""
     args = parse_args(argv)
-    opts = Options(members=args.members, idle_seconds=args.idle_seconds,
-                   settle_seconds=args.settle_seconds, kills=args.kills, seed=args.seed)
+    opts = Options(
+        members=args.members,
+        idle_seconds=args.idle_seconds,
+        settle_seconds=args.settle_seconds,
+        kills=args.kills,
+        seed=args.seed,
+    )
     keep = Path(args.keep_logs).resolve() if args.keep_logs else None
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
@@ -720,8 +774,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_serf:
         binary = ensure_serf()
         if binary is None:
-            results["serf"] = {"error": "serf not installed and could not be installed "
-                                        "(needs root and apt-get); use --skip-serf"}
+            results["serf"] = {
+                "error": "serf not installed and could not be installed "
+                "(needs root and apt-get); use --skip-serf"
+            }
             failed = True
         else:
             results["meta"]["serf_version"] = serf_version(binary)
