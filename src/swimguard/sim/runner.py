@@ -110,6 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lg.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     lg.add_argument("--quiet", action="store_true", help="no progress bar")
+    lg.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the runs already in OUT/results.partial.jsonl (runs are deterministic)",
+    )
+
+    rep = sub.add_parser(
+        "lifeguard-report",
+        help="rebuild the outputs from OUT/results.partial.jsonl of an interrupted run",
+    )
+    rep.add_argument("--out", type=Path, required=True)
 
     run = sub.add_parser("run", help="run a scenario file and report what each member saw")
     run.add_argument("scenario", type=Path)
@@ -134,15 +145,22 @@ def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
             beta=args.beta,
             anomaly=model,
         )
-        for a in args.anomalies
+        # Seed outermost: an interrupted run still holds complete seeds (see --resume).
         for seed in range(args.first_seed, args.first_seed + args.seeds)
+        for a in args.anomalies
         for config in args.configs
     ]
-    bar = None if args.quiet else ProgressBar(len(specs))
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     partial = args.out / "results.partial.jsonl"  # survives an interrupted run
-    partial.write_text("")
+    done: dict[tuple[str, int, int], RunResult] = {}
+    if args.resume and partial.exists():
+        for result in load_partial(partial):
+            done[(result.config, result.anomalies, result.seed)] = result
+    else:
+        partial.write_text("")
+    todo = [s for s in specs if (s.config, s.anomalies, s.seed) not in done]
+    bar = None if args.quiet else ProgressBar(len(todo))
 
     def progress(done: int, total: int, result: RunResult) -> None:
         with partial.open("a") as f:
@@ -151,10 +169,13 @@ def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
             bar.update(done, f"({result.config} a={result.anomalies} s={result.seed})")
 
     try:
-        results = run_many(specs, jobs=args.jobs, progress=progress)
+        fresh = run_many(todo, jobs=args.jobs, progress=progress)
     except InvariantViolation as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 1
+    for result in fresh:
+        done[(result.config, result.anomalies, result.seed)] = result
+    results = [done[(s.config, s.anomalies, s.seed)] for s in specs]
     from swimguard.sim.lifeguard_output import summary_markdown, write_all
 
     meta = {
@@ -174,6 +195,45 @@ def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(summary_markdown(results, meta))
     for path in paths:
         print(f"wrote {path}")
+    return 0
+
+
+def load_partial(path: Path) -> list[RunResult]:
+    """The runs recorded (one JSON object a line) by an earlier, possibly interrupted, run."""
+    results = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            for key in ("detect_first_s", "detect_full_s"):
+                if row.get(key) is None:
+                    row[key] = math.nan
+            results.append(RunResult(**row))
+    return results
+
+
+def _lifeguard_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from swimguard.sim.lifeguard_output import summary_markdown, write_all
+
+    partial = args.out / "results.partial.jsonl"
+    try:
+        results = load_partial(partial)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"swimguard sim lifeguard-report: cannot read {partial}: {exc}", file=sys.stderr)
+        return 2
+    meta = {
+        "members": sorted({r.members for r in results}),
+        "anomalies": sorted({r.anomalies for r in results}),
+        "duration": sorted({r.duration_s for r in results}),
+        "seeds": sorted({r.seed for r in results}),
+        "configs": sorted({r.config for r in results}),
+        "alpha": "see the run",
+        "beta": "see the run",
+        "anomaly": "see the run",
+        "command": "swimguard sim " + " ".join(argv) + " (rebuilt from an interrupted run)",
+        "runs": len(results),
+    }
+    write_all(args.out, results, meta)
+    print(summary_markdown(results, meta))
     return 0
 
 
@@ -246,6 +306,8 @@ def main(argv: list[str]) -> int:
         return int(exc.code) if isinstance(exc.code, int) else 2
     if args.command == "lifeguard":
         return _lifeguard(args, argv)
+    if args.command == "lifeguard-report":
+        return _lifeguard_report(args, argv)
     return _run_scenario(args, argv)
 
 
