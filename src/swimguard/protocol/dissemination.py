@@ -97,31 +97,43 @@ class BroadcastQueue:
         if not self._by_serial:
             return []
         transmit_limit = retransmit_limit(self.retransmit_mult, num_nodes)
+        buckets = self._buckets
+        by_serial = self._by_serial
         used = 0
         out: list[bytes] = []
-        reinsert: list[Broadcast] = []
-        for level in sorted(self._buckets):
-            bucket = self._buckets.get(level)
+        reinsert: list[tuple[int, int, int]] = []
+        for level in sorted(buckets):
+            bucket = buckets.get(level)
             while bucket and len(out) < max_count:
                 free = limit - used - overhead
                 if free <= 0:
                     break
-                i = bisect.bisect_left(bucket, (-free, _MIN_KEY, 0))
-                if i == len(bucket):
-                    break
-                item = self._by_serial[bucket[i][2]]
-                used += overhead + len(item.msg)
+                if -bucket[0][0] <= free:
+                    i = 0  # the longest one fits: the common case
+                else:
+                    i = bisect.bisect_left(bucket, (-free, _MIN_KEY, 0))
+                    if i == len(bucket):
+                        break
+                key = bucket.pop(i)
+                item = by_serial[key[2]]
+                used += overhead - key[0]
                 out.append(item.msg)
-                self._delete(item)
-                if item.transmits + 1 >= transmit_limit:
+                if level + 1 >= transmit_limit:
+                    del by_serial[key[2]]
+                    if item.name is not None and self._by_name.get(item.name) is item:
+                        del self._by_name[item.name]
                     item.finish()
                 else:
-                    item.transmits += 1
-                    reinsert.append(item)
+                    item.transmits = level + 1
+                    reinsert.append(key)
+            if bucket is not None and not bucket and buckets.get(level) is bucket:
+                del buckets[level]
             if limit - used - overhead <= 0 or len(out) >= max_count:
                 break
-        for item in reinsert:
-            self._add(item)
+        for key in reinsert:
+            bisect.insort(buckets.setdefault(by_serial[key[2]].transmits, []), key)
+        if not by_serial:
+            self.id_gen = 0
         return out
 
     def prune(self, max_retain: int) -> None:

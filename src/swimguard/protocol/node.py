@@ -629,6 +629,8 @@ class Node:
     def _gossip_tick(self, now: float) -> None:
         cfg = self.config
         self._deadlines.set(_GOSSIP, now + cfg.gossip_interval)
+        if not self._member_q and not self._user_q and self._broadcast_hook is None:
+            return  # nothing to say: skip choosing peers
         me = self.name
         dead_time = cfg.gossip_to_the_dead_time
 
@@ -739,12 +741,14 @@ class Node:
             self._handle_message(msg, sender, now)
 
     def _handle_message(self, msg: Message, sender: Address, now: float) -> None:
-        if isinstance(msg, Ping):
+        if type(msg) is Alive:  # most messages are gossiped alives: test that first
+            if self.config.protocol_version < 2 or msg.port == 0:
+                msg = dataclasses.replace(msg, port=self._advertise[1])
+            self._alive_node(msg, now)
+        elif isinstance(msg, Ping):
             self._handle_ping(msg, sender)
         elif isinstance(msg, AckResp):
             self._handle_ack(msg, now)
-        elif isinstance(msg, Alive):
-            self._handle_alive(msg, now)
         elif isinstance(msg, Suspect):
             self._suspect_node(msg, now)
         elif isinstance(msg, Dead):
@@ -823,11 +827,6 @@ class Node:
         else:
             self._drops["late_nack"] += 1
 
-    def _handle_alive(self, alive: Alive, now: float) -> None:
-        if self.config.protocol_version < 2 or alive.port == 0:
-            alive = dataclasses.replace(alive, port=self._advertise[1])
-        self._alive_node(alive, now)
-
     def _deliver_user(self, data: bytes) -> None:
         self._events.append(UserMessage(data))
         if self._message_hook is not None:
@@ -846,6 +845,14 @@ class Node:
         table = self._table
         rec = table.get(a.node)
         is_local = a.node == self.name
+        if (
+            rec is not None
+            and not is_local
+            and a.incarnation <= rec.incarnation
+            and a.port == rec.port
+            and a.addr == rec.addr_bytes
+        ):
+            return  # stale news about a known member: the overwhelmingly common case
         if self._left and is_local:
             return
         vsn = a.vsn
