@@ -106,3 +106,12 @@ def test_lifeguard_command_writes_every_output(tmp_path: Path) -> None:
     assert "swim" in data["summary"]
     assert (out / "lifeguard.png").stat().st_size > 1000
     assert "| lifeguard |" in (out / "summary.md").read_text()
+
+
+def test_shipped_example_scenario_parses() -> None:
+    import swimguard.sim
+
+    path = Path(swimguard.sim.__file__).parent / "examples" / "slow_and_partition.txt"
+    spec = parse_scenario(path.read_text())
+    assert spec.members == 20
+    assert len(spec.faults) == 7
