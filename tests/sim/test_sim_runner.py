@@ -115,3 +115,19 @@ def test_shipped_example_scenario_parses() -> None:
     spec = parse_scenario(path.read_text())
     assert spec.members == 20
     assert len(spec.faults) == 7
+
+
+def test_resume_and_rebuild_from_partial_results(tmp_path: Path) -> None:
+    out = tmp_path / "lg"
+    base = ["--members", "8", "--anomalies", "1", "--duration", "10", "--seeds", "1", "--quiet"]
+    assert main(["lifeguard", *base, "--configs", "swim", "--out", str(out)]) == 0
+    first = json.loads((out / "results.json").read_text())["rows"][0]
+    # Pretend the run was interrupted after that row, then resume with one more config.
+    (out / "results.partial.jsonl").write_text(json.dumps(first) + "\n")
+    assert main(["lifeguard-report", "--out", str(out)]) == 0
+    assert "| swim |" in (out / "summary.md").read_text()
+    argv = ["lifeguard", *base, "--configs", "swim,lifeguard", "--resume", "--out", str(out)]
+    assert main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["config"] for r in rows] == ["swim", "lifeguard"]
+    assert rows[0]["wall_s"] == first["wall_s"]  # reused, not rerun
