@@ -741,16 +741,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; 0 when every requested cluster ran fully, else 1."""
-    args = parse_args(argv)
-    opts = Options(
+def options_from_args(args: argparse.Namespace) -> Options:
+    """The `Options` the parsed flags ask for."""
+    return Options(
         members=args.members,
         idle_seconds=args.idle_seconds,
         settle_seconds=args.settle_seconds,
         kills=args.kills,
         seed=args.seed,
+        wait_load=args.wait_load,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 when every requested cluster ran fully, else 1."""
+    args = parse_args(argv)
+    opts = options_from_args(args)
     keep = Path(args.keep_logs).resolve() if args.keep_logs else None
     if keep:
         keep.mkdir(parents=True, exist_ok=True)

@@ -162,3 +162,12 @@ def test_parse_args_defaults_and_validation() -> None:
     assert args.out == "results/cluster_bench.json"
     with pytest.raises(SystemExit):
         cb.parse_args(["--members", "2"])
+
+
+def test_flags_reach_options() -> None:
+    argv = ["--members", "7", "--idle-seconds", "3", "--settle-seconds", "1", "--kills", "2",
+            "--seed", "9", "--wait-load", "2.5"]  # fmt: skip
+    opts = cb.options_from_args(cb.parse_args(argv))
+    assert opts == cb.Options(members=7, idle_seconds=3.0, settle_seconds=1.0, kills=2, seed=9,
+                              wait_load=2.5)  # fmt: skip
+    assert cb.wait_for_load(0.0) < 0.1  # 0 = do not wait
