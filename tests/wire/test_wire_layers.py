@@ -8,6 +8,7 @@ import pytest
 from wire_helpers import TYPE_NAMES, assert_fields, load, push_pull_header
 
 from swimguard.wire import (
+    CompoundError,
     DecodeError,
     Keyring,
     NackResp,
@@ -29,6 +30,7 @@ from swimguard.wire.layers import (
     inspect_packet,
     inspect_stream,
 )
+from swimguard.wire.packet import MAX_NESTING
 
 PLAIN = load("memberlist-plain-captured.json")
 ENCRYPTED = load("memberlist-encrypted-captured.json")
@@ -101,6 +103,15 @@ def test_encrypted_stream_trees(vector: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vector", PLAIN["tcp"], ids=lambda v: v["name"])
 def test_plain_stream_trees(vector: dict[str, Any]) -> None:
     assert_tree(inspect_stream(bytes.fromhex(vector["hex"])), vector["decoded"])
+
+
+def test_nesting_limit_matches_decode_packet() -> None:
+    data = encode_message(NackResp(seq_no=1))
+    for _ in range(MAX_NESTING):
+        data = make_compound([data])
+    assert inspect_packet(data) is not None
+    with pytest.raises(CompoundError):
+        inspect_packet(make_compound([data]))
 
 
 def test_labels_and_truncated_compounds_are_reported() -> None:

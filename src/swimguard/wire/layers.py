@@ -16,7 +16,7 @@ from swimguard.wire import compound as _compound
 from swimguard.wire.checksum import CRC_HEADER_LEN, CRC_TYPE, strip_crc
 from swimguard.wire.compression import LZW_ALGO, decompress_map
 from swimguard.wire.encryption import NONCE_SIZE, Keyring
-from swimguard.wire.errors import DecryptError, TruncatedError
+from swimguard.wire.errors import CompoundError, DecryptError, TruncatedError
 from swimguard.wire.label import split_label
 from swimguard.wire.messages import MessageType, unpack
 from swimguard.wire.packet import DEFAULT_MAX_DECOMPRESSED, MAX_NESTING, Message, decode_message
@@ -122,10 +122,12 @@ def _packet_body(data: bytes, keyring: Keyring | None, label: bytes, budget: int
 def _message(data: bytes, budget: list[int], depth: int) -> Layer:
     if not data:
         raise TruncatedError("empty message")
-    if data[0] == _COMPOUND and depth < MAX_NESTING:
+    if depth >= MAX_NESTING and data[0] in (_COMPOUND, _COMPRESS):
+        raise CompoundError(f"messages nested more than {MAX_NESTING} deep")
+    if data[0] == _COMPOUND:
         parts, truncated = _compound.split_compound(data[1:])
         return Compound(tuple(_message(p, budget, depth + 1) for p in parts), truncated)
-    if data[0] == _COMPRESS and depth < MAX_NESTING:
+    if data[0] == _COMPRESS:
         inner = decompress_map(unpack(data[1:]), budget[0])  # raises unless algo is LZW
         budget[0] -= len(inner)
         return Compressed(LZW_ALGO, _message(inner, budget, depth + 1))

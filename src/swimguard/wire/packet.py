@@ -171,8 +171,11 @@ def decode_packet(
 
 def decode_message(data: bytes) -> Message:
     """Decode one bare message (type byte + body); no compound or compress layers."""
+    data = bytes(data)
+    if data and data[0] in (_COMPOUND, _COMPRESS):
+        raise UnknownTypeError(f"message type {data[0]} is a container, not a single message")
     messages: list[Message] = []
-    _decode_into(bytes(data), messages, [0], MAX_NESTING, None)
+    _decode_into(data, messages, [0], MAX_NESTING, None)
     return messages[0]
 
 
