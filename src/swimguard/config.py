@@ -93,6 +93,9 @@ class Config:
     0.2.2 keeps them forever). Set False for exact 0.2.2 table contents."""
     max_inbound_streams: int = 128
     """Concurrent inbound streams; more are closed at once (memberlist: 128 push/pulls)."""
+    max_user_broadcasts: int = 4096
+    """User broadcasts queued at most; beyond it the most-sent ones are dropped (Serf's
+    `MaxQueueDepth` rule), so a fast broadcaster cannot grow memory without bound."""
     max_stream_bytes: int = 20 * 1024 * 1024
     """Largest stream message accepted (memberlist's `maxPushStateBytes`)."""
 
@@ -129,6 +132,7 @@ class Config:
         _check_int(self, "udp_buffer_size", 512, 65_507)
         _check_int(self, "max_inbound_streams", 1, 1 << 20)
         _check_int(self, "max_stream_bytes", 1024, 1 << 31)
+        _check_int(self, "max_user_broadcasts", 1, 1 << 24)
         if self.probe_timeout > self.probe_interval:
             raise ValueError(
                 f"Config.probe_timeout: must not exceed probe_interval ({self.probe_interval}), "

@@ -437,3 +437,11 @@ def test_advertise_must_be_an_ip() -> None:
         Node(Config.lan(), name="a", advertise=("localhost", 1), rng=random.Random(), now=0.0)
     with pytest.raises(UsageError):
         Node(Config.lan(), name="", advertise=A, rng=random.Random(), now=0.0)
+
+
+def test_user_broadcast_queue_is_bounded() -> None:
+    node = make_node(Config.lan(max_user_broadcasts=10))
+    for i in range(25):
+        node.broadcast(f"m{i}".encode(), 0.0)
+    assert len(node._user_q) == 10
+    assert node.drops["user_broadcast_overflow"] == 15

@@ -3,6 +3,31 @@
 No sockets, clocks, threads, asyncio or global randomness here (enforced by
 tests/test_architecture.py): every input takes `now`, randomness comes from the
 `random.Random` given to `Node`, and effects are drained by the driver.
+
+Behaviour follows memberlist 0.2.2. Known differences (all wire-compatible):
+
+* Messages are handled synchronously in arrival order; memberlist hands
+  alive/suspect/dead/user messages to a bounded queue (HandoffQueueDepth,
+  alive first, LIFO). There is no queue to overflow here.
+* Probe rounds: the next probe starts at `max(start + probe_interval, end of
+  the current probe)`; memberlist uses a ticker with the same effect. Tickers
+  start at a random phase; push/pull first runs within one interval of start.
+* Stale alive messages (known member, same address, not newer) are dropped
+  before the alive hook is consulted; memberlist calls the AliveDelegate first.
+* A refutation's alive broadcast is queued under our node name (memberlist
+  queues it under our address string, so it does not replace older news of us).
+* Left members are reaped like dead ones after GossipToTheDeadTime
+  (`Config.reap_left_nodes`, memberlist >= 0.3 behaviour; 0.2.2 keeps them).
+* A Vsn of 1-5 bytes is dropped (0.2.2 panics); bad addresses are dropped.
+* `update_meta()` and `send_reliable()` report nothing back (memberlist's
+  UpdateNode waits for the broadcast; SendReliable returns the dial error).
+* Not implemented: CIDRsAllowed, DisableTcpPingsForNode, `Memberlist.Ping`,
+  go-metrics (dropped inputs are counted in `Node.drops` instead).
+
+Extensions: switches for each Lifeguard part (`Config.lha_probe`,
+`lha_suspicion`, `buddy_system`), the loop-lag health input
+(`Node.report_loop_lag`, rule in `protocol.awareness`), a bounded user
+broadcast queue (`Config.max_user_broadcasts`) and bounded inbound streams.
 """
 
 from __future__ import annotations

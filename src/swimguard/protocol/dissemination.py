@@ -137,9 +137,11 @@ class BroadcastQueue:
         return out
 
     def prune(self, max_retain: int) -> None:
-        """Drop the most-transmitted messages until at most `max_retain` remain."""
+        """Drop the most-transmitted (then shortest, oldest) messages until `max_retain` remain."""
         while len(self._by_serial) > max_retain:
-            item = self.ordered()[-1]
+            level = max(self._buckets)
+            key = self._buckets[level][-1]
+            item = self._by_serial[key[2]]
             item.finish()
             self._delete(item)
 

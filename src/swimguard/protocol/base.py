@@ -1,0 +1,175 @@
+"""State shared by the layers of `Node`: attributes, constants, small helpers.
+
+`Node` is assembled from layers, each in its own module, each building on the
+previous one: `NodeBase` (this module: the state) <- `Transmitter` (encoding,
+piggybacking, gossip rounds) <- `Membership` (memberlist's state rules) <-
+`Prober` (failure detection) <- `Streams` (push/pull, TCP ping, reliable
+messages) <- `Node` (public API, timers and datagram dispatch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import Counter
+from typing import Final
+
+from swimguard.config import Config
+from swimguard.protocol.awareness import Awareness
+from swimguard.protocol.deadlines import Deadlines
+from swimguard.protocol.dissemination import BroadcastQueue
+from swimguard.protocol.events import Event, UserMessage
+from swimguard.protocol.hooks import (
+    AliveHook,
+    BroadcastHook,
+    ConflictHook,
+    MergeHook,
+    MessageHook,
+    MetaHook,
+    PingHook,
+    StateHook,
+)
+from swimguard.protocol.members import MemberState
+from swimguard.protocol.outgoing import Address, Outgoing
+from swimguard.protocol.suspicion import Suspicion
+from swimguard.protocol.table import MemberRecord, MemberTable
+from swimguard.wire.encryption import Keyring
+from swimguard.wire.stream import StreamDecoder
+
+COMPOUND_HEADER_OVERHEAD: Final = 2
+COMPOUND_OVERHEAD: Final = 2
+USER_MSG_OVERHEAD: Final = 1
+MAX_COMPOUND_PARTS: Final = 255
+# Go's encryptOverhead: version byte + nonce + tag (+ max padding for version 0).
+ENCRYPT_OVERHEAD: Final = {0: 1 + 12 + 16 + 16, 1: 1 + 12 + 16}
+U32: Final = 0xFFFF_FFFF
+
+ALIVE, SUSPECT, DEAD, LEFT = (
+    MemberState.ALIVE,
+    MemberState.SUSPECT,
+    MemberState.DEAD,
+    MemberState.LEFT,
+)
+
+# Deadline keys (per-member and per-stream keys add a second element).
+PROBE: Final = ("probe",)
+PROBE_DIRECT: Final = ("probe_direct",)
+PROBE_END: Final = ("probe_end",)
+GOSSIP: Final = ("gossip",)
+PUSH_PULL: Final = ("push_pull",)
+LEAVE: Final = ("leave",)
+
+
+@dataclasses.dataclass(slots=True)
+class ProbeState:
+    """One probe cycle (memberlist `probeNode`)."""
+
+    seq: int
+    target: str
+    incarnation: int
+    start: float
+    direct_deadline: float
+    deadline: float
+    indirect: bool = False
+    expected_nacks: int = 0
+    nacks: int = 0
+    tcp_stream: int | None = None
+    tcp_ok: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class Relay:
+    """An indirect ping we run for `origin` (memberlist `handleIndirectPing`)."""
+
+    origin: Address
+    origin_seq: int
+    nack: bool
+
+
+@dataclasses.dataclass(slots=True)
+class JoinBatch:
+    """The seeds of one `join()` call still being contacted."""
+
+    pending: int
+    joined: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(slots=True)
+class StreamState:
+    """An open stream the core is waiting on."""
+
+    kind: str  # "in", "push_pull", "tcp_ping"
+    peer: Address
+    decoder: StreamDecoder
+    join: bool = False
+    batch: int | None = None
+    probe_seq: int = 0
+
+
+class NodeBase:
+    """Every attribute of a node, declared once for all layers (set in `Node.__init__`)."""
+
+    config: Config
+    name: str
+    stalls: int
+    _rng: random.Random
+    _addr_bytes: bytes
+    _advertise: Address
+    _keyring: Keyring | None
+    _out_keyring: Keyring | None
+    _label: bytes
+    _compress: bool
+    _enc_version: int
+    _budget: int
+    _meta_hook: MetaHook | None
+    _message_hook: MessageHook | None
+    _broadcast_hook: BroadcastHook | None
+    _state_hook: StateHook | None
+    _conflict_hook: ConflictHook | None
+    _merge_hook: MergeHook | None
+    _alive_hook: AliveHook | None
+    _ping_hook: PingHook | None
+    _out: list[Outgoing]
+    _events: list[Event]
+    _drops: Counter[str]
+    _table: MemberTable
+    _deadlines: Deadlines
+    _awareness: Awareness
+    _suspicions: dict[str, Suspicion]
+    _member_q: BroadcastQueue
+    _user_q: BroadcastQueue
+    _seq: int
+    _incarnation: int
+    _probe: ProbeState | None
+    _relays: dict[int, Relay]
+    _streams: dict[int, StreamState]
+    _inbound: int
+    _next_stream: int
+    _joins: dict[int, JoinBatch]
+    _next_join: int
+    _left: bool
+    _leave_waiting: bool
+
+    @property
+    def _self(self) -> MemberRecord:
+        rec = self._table.get(self.name)
+        assert rec is not None
+        return rec
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & U32
+        return self._seq
+
+    def _new_stream_id(self) -> int:
+        sid = self._next_stream
+        self._next_stream += 1
+        return sid
+
+    def _deliver_user(self, data: bytes) -> None:
+        self._events.append(UserMessage(data))
+        if self._message_hook is not None:
+            self._message_hook.notify_message(data)
+
+    def _close_stream(self, stream_id: int, *, reply_first: bool = False) -> None:
+        raise NotImplementedError  # provided by the Streams layer

@@ -1,0 +1,239 @@
+"""memberlist's member-state rules: alive, suspect, dead/left, refutation, merge.
+
+Each rule follows `state.go` (`aliveNode`, `suspectNode`, `deadNode`, `refute`,
+`mergeState`); see spec/memberlist-wire.md §12. Lifeguard's dynamic suspicion
+timeout is `protocol.suspicion`; it is switched off by `Config.lha_suspicion`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from swimguard.protocol.addresses import bytes_to_host
+from swimguard.protocol.base import ALIVE, DEAD, LEAVE, LEFT, SUSPECT, U32
+from swimguard.protocol.events import (
+    LeaveCompleted,
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberSuspected,
+    MemberUpdated,
+    NameConflict,
+)
+from swimguard.protocol.members import Member
+from swimguard.protocol.scaling import suspicion_timeout
+from swimguard.protocol.suspicion import Suspicion
+from swimguard.protocol.table import MemberRecord
+from swimguard.protocol.transmit import Transmitter
+from swimguard.protocol.versions import vsn_is_sane
+from swimguard.wire.messages import Alive, Dead, PushNodeState, Suspect
+
+
+class Membership(Transmitter):
+    """Applies alive/suspect/dead news to the member table."""
+
+    def _alive_node(
+        self,
+        a: Alive,
+        now: float,
+        *,
+        bootstrap: bool = False,
+        on_finished: Callable[[], None] | None = None,
+    ) -> None:
+        table = self._table
+        rec = table.get(a.node)
+        is_local = a.node == self.name
+        if (
+            rec is not None
+            and not is_local
+            and a.incarnation <= rec.incarnation
+            and a.port == rec.port
+            and a.addr == rec.addr_bytes
+        ):
+            return  # stale news about a known member: the overwhelmingly common case
+        if self._left and is_local:
+            return
+        vsn = a.vsn
+        if not vsn_is_sane(vsn):
+            self._drops["bad_vsn"] += 1
+            return
+        host = bytes_to_host(a.addr)
+        if host is None:
+            self._drops["bad_address"] += 1
+            return
+        meta = a.meta or b""
+        if self._alive_hook is not None:
+            if len(vsn) < 6:
+                self._drops["alive_no_vsn"] += 1
+                return
+            claim = Member(a.node, (host, a.port), a.incarnation, ALIVE, meta, vsn)
+            if self._alive_hook.notify_alive(claim) is not None:
+                self._drops["alive_vetoed"] += 1
+                return
+        updates_address = False
+        if rec is None:
+            rec = MemberRecord(a.node, host, a.addr, a.port, meta)
+            if len(vsn) == 6:
+                rec.vsn = vsn
+            table.add(rec, self._rng)
+        elif rec.addr_bytes != a.addr or rec.port != a.port:
+            reclaim = self.config.dead_node_reclaim_time
+            can_reclaim = reclaim > 0 and now - rec.state_change > reclaim
+            if rec.state is LEFT or (rec.state is DEAD and can_reclaim):
+                updates_address = True
+            else:
+                existing = rec.snapshot()
+                other = Member(a.node, (host, a.port), a.incarnation, ALIVE, meta, vsn or bytes(6))
+                self._drops["name_conflict"] += 1
+                self._events.append(NameConflict(existing=existing, other=other))
+                if self._conflict_hook is not None:
+                    self._conflict_hook.notify_conflict(existing, other)
+                return
+        if not is_local and not updates_address and a.incarnation <= rec.incarnation:
+            return
+        if is_local and a.incarnation < rec.incarnation:
+            return
+        self._cancel_suspicion(a.node)
+        old_state = rec.state
+        old_meta = rec.meta
+        if not bootstrap and is_local:
+            if a.incarnation == rec.incarnation and meta == rec.meta and vsn == rec.vsn:
+                return
+            self._refute(rec, a.incarnation)
+        else:
+            self._broadcast_member(a.node, a, on_finished)
+            if vsn:
+                rec.vsn = vsn
+            rec.incarnation = a.incarnation
+            rec.meta = meta
+            if rec.addr_bytes != a.addr or rec.port != a.port:
+                table.move(rec, host, a.addr, a.port)
+            if rec.state is not ALIVE:
+                rec.state = ALIVE
+                rec.state_change = now
+        if old_state is DEAD or old_state is LEFT:
+            self._events.append(MemberJoined(rec.snapshot()))
+        elif old_meta != rec.meta:
+            self._events.append(MemberUpdated(rec.snapshot()))
+
+    def _suspect_node(self, s: Suspect, now: float) -> None:
+        rec = self._table.get(s.node)
+        if rec is None or s.incarnation < rec.incarnation:
+            return
+        susp = self._suspicions.get(s.node)
+        if susp is not None:
+            if susp.confirm(s.from_):
+                self._broadcast_member(s.node, s)
+                self._deadlines.set(("suspect", s.node), susp.deadline)
+            return
+        if rec.state is not ALIVE:
+            return
+        if s.node == self.name:
+            self._refute(rec, s.incarnation)
+            return
+        self._broadcast_member(s.node, s)
+        cfg = self.config
+        rec.incarnation = s.incarnation
+        rec.state = SUSPECT
+        rec.state_change = now
+        n = len(self._table)
+        k = cfg.suspicion_mult - 2
+        if n - 2 < k or not cfg.lha_suspicion:
+            k = 0
+        min_ = suspicion_timeout(cfg.suspicion_mult, n, cfg.probe_interval)
+        max_ = cfg.suspicion_max_timeout_mult * min_ if cfg.lha_suspicion else min_
+        susp = Suspicion(s.from_, k, min_, max_, now)
+        self._suspicions[s.node] = susp
+        self._deadlines.set(("suspect", s.node), susp.deadline)
+        self._events.append(MemberSuspected(rec.snapshot()))
+
+    def _suspicion_expired(self, name: str, now: float) -> None:
+        susp = self._suspicions.pop(name, None)
+        rec = self._table.get(name)
+        if susp is None or rec is None or rec.state is not SUSPECT:
+            return
+        self._dead_node(Dead(incarnation=rec.incarnation, node=name, from_=self.name), now)
+
+    def _cancel_suspicion(self, name: str) -> None:
+        if self._suspicions.pop(name, None) is not None:
+            self._deadlines.cancel(("suspect", name))
+
+    def _dead_node(self, d: Dead, now: float) -> None:
+        rec = self._table.get(d.node)
+        if rec is None or d.incarnation < rec.incarnation:
+            return
+        self._cancel_suspicion(d.node)
+        if rec.dead_or_left:
+            return
+        if d.node == self.name:
+            if not self._left:
+                self._refute(rec, d.incarnation)
+                return
+            self._broadcast_member(d.node, d, self._leave_broadcast_sent)
+        else:
+            self._broadcast_member(d.node, d)
+        rec.incarnation = d.incarnation
+        rec.state = LEFT if d.node == d.from_ else DEAD
+        rec.state_change = now
+        snap = rec.snapshot()
+        self._events.append(MemberLeft(snap) if rec.state is LEFT else MemberFailed(snap))
+
+    def _refute(self, rec: MemberRecord, accused: int) -> None:
+        inc = self._next_incarnation()
+        if accused >= inc:
+            inc = self._skip_incarnation(accused - inc + 1)
+        rec.incarnation = inc
+        if self.config.lha_probe:
+            self._awareness.apply_delta(1)
+        alive = Alive(
+            incarnation=inc,
+            node=rec.name,
+            addr=rec.addr_bytes,
+            port=rec.port,
+            meta=rec.meta or None,
+            vsn=rec.vsn,
+        )
+        self._broadcast_member(rec.name, alive)
+
+    def _next_incarnation(self) -> int:
+        self._incarnation = (self._incarnation + 1) & U32
+        return self._incarnation
+
+    def _skip_incarnation(self, offset: int) -> int:
+        self._incarnation = (self._incarnation + offset) & U32
+        return self._incarnation
+
+    def _merge_state(self, states: Sequence[PushNodeState], now: float) -> None:
+        me = self.name
+        for st in states:
+            if st.state == 0:
+                self._alive_node(
+                    Alive(
+                        incarnation=st.incarnation,
+                        node=st.name,
+                        addr=st.addr,
+                        port=st.port,
+                        meta=st.meta,
+                        vsn=st.vsn,
+                    ),
+                    now,
+                )
+            elif st.state == 3:
+                self._dead_node(Dead(incarnation=st.incarnation, node=st.name, from_=st.name), now)
+            elif st.state in (1, 2):
+                # A remote "dead" only makes us suspect (we verify ourselves).
+                self._suspect_node(Suspect(incarnation=st.incarnation, node=st.name, from_=me), now)
+            else:
+                self._drops["bad_state"] += 1
+
+    def _any_alive(self) -> bool:
+        return any(not r.dead_or_left and r.name != self.name for r in self._table.order)
+
+    def _leave_broadcast_sent(self) -> None:
+        if self._leave_waiting:
+            self._leave_done(timed_out=False)
+
+    def _leave_done(self, *, timed_out: bool) -> None:
+        self._leave_waiting = False
+        self._deadlines.cancel(LEAVE)
+        self._events.append(LeaveCompleted(timed_out=timed_out))

@@ -1,0 +1,253 @@
+"""Failure detection: probe rounds, indirect probes with nacks, TCP fallback, Lifeguard awareness.
+
+memberlist `probe()` / `probeNode` / `handlePing` / `handleIndirectPing` /
+`handleAck` / `handleNack`, spec/memberlist-wire.md §13. A probe: direct ping
+(with the buddy-system suspect when the target is suspect), after ProbeTimeout
+`IndirectChecks` indirect pings (nack requested from protocol >= 4 relays) and a
+TCP ping (protocol >= 3), and at the end of the awareness-scaled probe interval
+a suspicion unless some ack came. Awareness deltas as in memberlist.
+"""
+
+from __future__ import annotations
+
+from swimguard.protocol.addresses import bytes_to_host
+from swimguard.protocol.base import (
+    ALIVE,
+    PROBE,
+    PROBE_DIRECT,
+    PROBE_END,
+    ProbeState,
+    Relay,
+    StreamState,
+)
+from swimguard.protocol.events import PingCompleted
+from swimguard.protocol.membership import Membership
+from swimguard.protocol.outgoing import Address, StreamOpen, StreamSend
+from swimguard.protocol.table import MemberRecord
+from swimguard.wire.messages import AckResp, IndirectPingReq, NackResp, Ping, Suspect
+from swimguard.wire.packet import encode_message, make_compound
+
+
+class Prober(Membership):
+    """Runs probe cycles and answers/relays other members' probes."""
+
+    def _probe_interval(self) -> float:
+        cfg = self.config
+        if cfg.lha_probe or cfg.loop_lag_health:
+            return self._awareness.scale_timeout(cfg.probe_interval)
+        return cfg.probe_interval
+
+    def _probe_tick(self, now: float) -> None:
+        if self._probe is not None:
+            return  # the running probe schedules the next tick when it ends
+        target = self._next_probe_target(now)
+        if target is None:
+            self._deadlines.set(PROBE, now + self.config.probe_interval)
+            return
+        self._start_probe(target, now)
+
+    def _next_probe_target(self, now: float) -> MemberRecord | None:
+        table = self._table
+        checks = 0
+        while checks < len(table.order):
+            if table.probe_index >= len(table.order):
+                self._reset_nodes(now)
+                table.probe_index = 0
+                checks += 1
+                continue
+            rec = table.order[table.probe_index]
+            table.probe_index += 1
+            if rec.name == self.name or rec.dead_or_left:
+                checks += 1
+                continue
+            return rec
+        return None
+
+    def _reset_nodes(self, now: float) -> None:
+        dropped = self._table.reset(
+            now, self._rng, self.config.gossip_to_the_dead_time, self.config.reap_left_nodes
+        )
+        for rec in dropped:
+            self._suspicions.pop(rec.name, None)
+
+    def _start_probe(self, rec: MemberRecord, now: float) -> None:
+        cfg = self.config
+        seq = self._next_seq()
+        interval = self._probe_interval()
+        probe = ProbeState(
+            seq=seq,
+            target=rec.name,
+            incarnation=rec.incarnation,
+            start=now,
+            direct_deadline=now + cfg.probe_timeout,
+            deadline=now + interval,
+        )
+        self._probe = probe
+        self._deadlines.cancel(PROBE)
+        ping = Ping(
+            seq_no=seq,
+            node=rec.name,
+            source_addr=self._addr_bytes,
+            source_node=self.name,
+            source_port=self._advertise[1],
+        )
+        if rec.state is ALIVE or not cfg.buddy_system:
+            self._send_msg(rec.address, encode_message(ping))
+        else:
+            # Buddy system: the suspect rides with the ping so the target can refute at once.
+            suspect = Suspect(incarnation=rec.incarnation, node=rec.name, from_=self.name)
+            payload = make_compound([encode_message(ping), encode_message(suspect)])
+            self._send_raw(rec.address, payload, rec.pmax >= 5)
+        self._deadlines.set(PROBE_DIRECT, probe.direct_deadline)
+        self._deadlines.set(PROBE_END, probe.deadline)
+
+    def _probe_direct_timeout(self, now: float) -> None:
+        probe = self._probe
+        if probe is None or probe.indirect:
+            return
+        probe.indirect = True
+        cfg = self.config
+        target = self._table.get(probe.target)
+        if target is None:
+            return
+        me = self.name
+        peers = self._table.k_random(
+            cfg.indirect_checks,
+            self._rng,
+            lambda r: r.name == me or r.name == probe.target or r.state is not ALIVE,
+        )
+        for peer in peers:
+            nack = peer.pmax >= 4
+            if nack:
+                probe.expected_nacks += 1
+            req = IndirectPingReq(
+                seq_no=probe.seq,
+                target=target.addr_bytes,
+                port=target.port,
+                node=target.name,
+                nack=nack,
+                source_addr=self._addr_bytes,
+                source_node=me,
+                source_port=self._advertise[1],
+            )
+            self._send_msg(peer.address, encode_message(req))
+        if not cfg.disable_tcp_pings and target.pmax >= 3:
+            sid = self._new_stream_id()
+            self._streams[sid] = StreamState(
+                kind="tcp_ping", peer=target.address, decoder=self._decoder(), probe_seq=probe.seq
+            )
+            probe.tcp_stream = sid
+            ping = Ping(
+                seq_no=probe.seq,
+                node=target.name,
+                source_addr=self._addr_bytes,
+                source_node=me,
+                source_port=self._advertise[1],
+            )
+            self._out.append(StreamOpen(sid, target.address))
+            self._out.append(StreamSend(sid, self._frame(ping)))
+            self._deadlines.set(("stream", sid), max(probe.deadline, now))
+
+    def _probe_acked(self, probe: ProbeState, payload: bytes | None, now: float) -> None:
+        if not probe.indirect:
+            rec = self._table.get(probe.target)
+            if rec is not None:
+                member = rec.snapshot()
+                rtt = now - probe.start
+                data = payload or b""
+                self._events.append(PingCompleted(member=member, rtt=rtt, payload=data))
+                if self._ping_hook is not None:
+                    self._ping_hook.notify_ping_complete(member, rtt, data)
+        self._finish_probe(probe, now, success=True)
+
+    def _probe_end(self, now: float) -> None:
+        probe = self._probe
+        if probe is None:
+            return
+        self._finish_probe(probe, now, success=probe.tcp_ok)
+
+    def _finish_probe(self, probe: ProbeState, now: float, *, success: bool) -> None:
+        cfg = self.config
+        self._probe = None
+        self._deadlines.cancel(PROBE_DIRECT)
+        self._deadlines.cancel(PROBE_END)
+        if probe.tcp_stream is not None and probe.tcp_stream in self._streams:
+            self._close_stream(probe.tcp_stream)
+        self._deadlines.set(PROBE, max(probe.start + cfg.probe_interval, now))
+        if success:
+            if cfg.lha_probe:
+                self._awareness.apply_delta(-1)
+            return
+        if cfg.lha_probe:
+            if probe.expected_nacks > 0:
+                self._awareness.apply_delta(max(0, probe.expected_nacks - probe.nacks))
+            else:
+                self._awareness.apply_delta(1)
+        self._suspect_node(
+            Suspect(incarnation=probe.incarnation, node=probe.target, from_=self.name), now
+        )
+
+    def _handle_ping(self, ping: Ping, sender: Address) -> None:
+        if ping.node and ping.node != self.name:
+            self._drops["ping_other_node"] += 1
+            return
+        payload = self._ping_hook.ack_payload() if self._ping_hook is not None else None
+        to = self._reply_address(ping.source_addr, ping.source_port, sender)
+        if to is None:
+            return
+        self._send_msg(to, encode_message(AckResp(seq_no=ping.seq_no, payload=payload)))
+
+    def _reply_address(self, addr: bytes, port: int, sender: Address) -> Address | None:
+        if addr and port > 0:
+            host = bytes_to_host(addr)
+            if host is None:
+                self._drops["bad_address"] += 1
+                return None
+            return (host, port)
+        return sender
+
+    def _handle_indirect_ping(self, ind: IndirectPingReq, sender: Address, now: float) -> None:
+        port = ind.port
+        if self.config.protocol_version < 2 or port == 0:
+            port = self._advertise[1]
+        host = bytes_to_host(ind.target)
+        origin = self._reply_address(ind.source_addr, ind.source_port, sender)
+        if host is None or origin is None:
+            if host is None:
+                self._drops["bad_address"] += 1
+            return
+        seq = self._next_seq()
+        self._relays[seq] = Relay(origin=origin, origin_seq=ind.seq_no, nack=ind.nack)
+        self._deadlines.set(("relay", seq), now + self.config.probe_timeout)
+        ping = Ping(
+            seq_no=seq,
+            node=ind.node,
+            source_addr=self._addr_bytes,
+            source_node=self.name,
+            source_port=self._advertise[1],
+        )
+        self._send_msg((host, port), encode_message(ping))
+
+    def _relay_timeout(self, seq: int) -> None:
+        relay = self._relays.pop(seq, None)
+        if relay is not None and relay.nack:
+            self._send_msg(relay.origin, encode_message(NackResp(seq_no=relay.origin_seq)))
+
+    def _handle_ack(self, ack: AckResp, now: float) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == ack.seq_no:
+            self._probe_acked(probe, ack.payload, now)
+            return
+        relay = self._relays.pop(ack.seq_no, None)
+        if relay is not None:
+            self._deadlines.cancel(("relay", ack.seq_no))
+            self._send_msg(relay.origin, encode_message(AckResp(seq_no=relay.origin_seq)))
+            return
+        self._drops["late_ack"] += 1
+
+    def _handle_nack(self, nack: NackResp) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == nack.seq_no:
+            probe.nacks += 1
+        else:
+            self._drops["late_nack"] += 1

@@ -1,0 +1,216 @@
+"""Streams: push/pull (join and anti-entropy), the TCP fallback ping, reliable user messages.
+
+memberlist `pushPullNode` / `sendAndReceiveState` / `mergeRemoteState` /
+`handleConn` / `sendPingAndWaitForAck`, spec/memberlist-wire.md §9. The core owns
+every stream deadline (`Config.tcp_timeout`, or the probe's end for a TCP ping)
+and bounds concurrent inbound streams (`Config.max_inbound_streams`).
+"""
+
+from __future__ import annotations
+
+from swimguard.protocol.addresses import bytes_to_host
+from swimguard.protocol.base import ALIVE, DEAD, PUSH_PULL, StreamState
+from swimguard.protocol.events import JoinCompleted, RemoteState
+from swimguard.protocol.members import Member, MemberState
+from swimguard.protocol.outgoing import Address, StreamClose, StreamOpen, StreamSend
+from swimguard.protocol.probing import Prober
+from swimguard.protocol.scaling import push_pull_scale
+from swimguard.protocol.versions import verify_protocol
+from swimguard.wire.errors import DecodeError
+from swimguard.wire.messages import AckResp, ErrResp, Ping, PushNodeState, PushPullHeader
+from swimguard.wire.stream import PushPull, StreamMessage, UserStream
+
+
+class Streams(Prober):
+    """Stream exchanges the core initiates or accepts."""
+
+    def _push_pull_tick(self, now: float) -> None:
+        cfg = self.config
+        self._deadlines.set(
+            PUSH_PULL, now + push_pull_scale(cfg.push_pull_interval, len(self._table))
+        )
+        me = self.name
+        peers = self._table.k_random(
+            1, self._rng, lambda r: r.name == me or r.state is not ALIVE
+        )
+        if peers:
+            self._start_push_pull(peers[0].address, now, join=False, batch=None)
+
+    def _local_state(self, join: bool) -> PushPull:
+        states = tuple(
+            PushNodeState(
+                name=r.name,
+                addr=r.addr_bytes,
+                port=r.port,
+                incarnation=r.incarnation,
+                state=r.state.value,
+                meta=r.meta or None,
+                vsn=r.vsn,
+            )
+            for r in self._table.order
+        )
+        user = b""
+        if self._state_hook is not None:
+            user = bytes(self._state_hook.local_state(join))
+        header = PushPullHeader(nodes=len(states), user_state_len=len(user), join=join)
+        return PushPull(header=header, states=states, user_state=user)
+
+    def _start_push_pull(
+        self, peer: Address, now: float, *, join: bool, batch: int | None
+    ) -> None:
+        sid = self._new_stream_id()
+        self._streams[sid] = StreamState(
+            kind="push_pull", peer=peer, decoder=self._decoder(), join=join, batch=batch
+        )
+        self._out.append(StreamOpen(sid, peer))
+        self._out.append(StreamSend(sid, self._frame(self._local_state(join))))
+        self._deadlines.set(("stream", sid), now + self.config.tcp_timeout)
+
+    def _merge_remote_state(self, pp: PushPull, now: float) -> str | None:
+        """Verify and merge a peer's push/pull; returns an error text on refusal."""
+        join = pp.header.join
+        error = verify_protocol(
+            ((r.vsn, r.state is ALIVE) for r in self._table.order), pp.states
+        )
+        if error is not None:
+            self._drops["incompatible_version"] += 1
+            return error
+        if join and self._merge_hook is not None:
+            peers = []
+            for st in pp.states:
+                host = bytes_to_host(st.addr) or ""
+                state = MemberState(st.state) if 0 <= st.state <= 3 else DEAD
+                peers.append(Member(st.name, (host, st.port), st.incarnation, state,
+                                    st.meta or b"", st.vsn))
+            veto = self._merge_hook.notify_merge(peers)
+            if veto is not None:
+                self._drops["merge_vetoed"] += 1
+                return veto
+        self._merge_state(pp.states, now)
+        if pp.user_state:
+            self._events.append(RemoteState(data=pp.user_state, join=join))
+            if self._state_hook is not None:
+                self._state_hook.merge_remote_state(pp.user_state, join)
+        return None
+
+    def stream_accepted(self, peer: Address, now: float) -> int:
+        """An inbound stream from `peer` was accepted; returns the id for later calls."""
+        sid = self._new_stream_id()
+        if self._inbound >= self.config.max_inbound_streams:
+            self._drops["too_many_streams"] += 1
+            self._out.append(StreamClose(sid))
+            return sid
+        self._inbound += 1
+        self._streams[sid] = StreamState(kind="in", peer=peer, decoder=self._decoder())
+        self._deadlines.set(("stream", sid), now + self.config.tcp_timeout)
+        return sid
+
+    def stream_data(self, stream_id: int, data: bytes, now: float) -> None:
+        """Bytes received on stream `stream_id`."""
+        st = self._streams.get(stream_id)
+        if st is None or not data:
+            return
+        try:
+            msg = st.decoder.feed(data)
+        except DecodeError as exc:
+            self._drops[exc.reason] += 1
+            if st.kind == "in":
+                self._out.append(StreamSend(stream_id, self._frame(ErrResp(error=str(exc)))))
+            self._close_stream(stream_id)
+            self._stream_failed(st, f"decode: {exc}", now)
+            return
+        if msg is None:
+            return
+        self._close_stream(stream_id, reply_first=st.kind == "in")
+        if st.kind == "in":
+            self._handle_inbound(stream_id, st, msg, now)
+        else:
+            self._handle_reply(st, msg, now)
+
+    def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
+        """The peer closed the stream, it broke, or the connection could not be made."""
+        st = self._streams.pop(stream_id, None)
+        if st is None:
+            return
+        self._deadlines.cancel(("stream", stream_id))
+        if st.kind == "in":
+            self._inbound -= 1
+            return
+        self._stream_failed(st, error or "closed before reply", now)
+
+    def _stream_timeout(self, stream_id: int, now: float) -> None:
+        st = self._streams.get(stream_id)
+        if st is None:
+            return
+        if st.kind == "in":
+            self._drops["stream_timeout"] += 1
+        self._close_stream(stream_id)
+        self._stream_failed(st, "timeout", now)
+
+    def _close_stream(self, stream_id: int, *, reply_first: bool = False) -> None:
+        """Forget the stream and cancel its deadline; emits StreamClose unless replying first."""
+        st = self._streams.pop(stream_id, None)
+        self._deadlines.cancel(("stream", stream_id))
+        if st is not None and st.kind == "in":
+            self._inbound -= 1
+        if not reply_first:
+            self._out.append(StreamClose(stream_id))
+
+    def _stream_failed(self, st: StreamState, error: str, now: float) -> None:
+        if st.kind == "push_pull":
+            self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: {error}")
+        # A failed TCP ping simply leaves probe.tcp_ok False.
+
+    def _handle_inbound(self, sid: int, st: StreamState, msg: StreamMessage, now: float) -> None:
+        if isinstance(msg, PushPull):
+            # Reply with our state before merging theirs (memberlist `handleConn`).
+            self._out.append(StreamSend(sid, self._frame(self._local_state(msg.header.join))))
+            self._out.append(StreamClose(sid))
+            self._merge_remote_state(msg, now)
+        elif isinstance(msg, Ping):
+            if msg.node and msg.node != self.name:
+                self._drops["ping_other_node"] += 1
+            else:
+                self._out.append(StreamSend(sid, self._frame(AckResp(seq_no=msg.seq_no))))
+            self._out.append(StreamClose(sid))
+        elif isinstance(msg, UserStream):
+            self._out.append(StreamClose(sid))
+            if msg.data:
+                self._deliver_user(msg.data)
+        else:
+            self._drops["unexpected_stream_message"] += 1
+            self._out.append(StreamClose(sid))
+
+    def _handle_reply(self, st: StreamState, msg: StreamMessage, now: float) -> None:
+        if st.kind == "tcp_ping":
+            probe = self._probe
+            if isinstance(msg, AckResp) and probe is not None and probe.seq == msg.seq_no:
+                probe.tcp_ok = True
+                probe.tcp_stream = None
+            elif not isinstance(msg, AckResp) or probe is None or probe.seq != msg.seq_no:
+                self._drops["bad_tcp_ack"] += 1
+            return
+        if isinstance(msg, PushPull):
+            error = self._merge_remote_state(msg, now)
+            where = f"{st.peer[0]}:{st.peer[1]}"
+            self._push_pull_done(st, None if error is None else f"{where}: {error}")
+        elif isinstance(msg, ErrResp):
+            self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: remote error: {msg.error}")
+        else:
+            self._drops["unexpected_stream_message"] += 1
+            self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: unexpected reply")
+
+    def _push_pull_done(self, st: StreamState, error: str | None) -> None:
+        if st.batch is None:
+            return
+        batch = self._joins.get(st.batch)
+        if batch is None:
+            return
+        batch.pending -= 1
+        if error is None:
+            batch.joined += 1
+        else:
+            batch.errors.append(error)
+        if batch.pending == 0:
+            del self._joins[st.batch]
+            self._events.append(JoinCompleted(joined=batch.joined, errors=tuple(batch.errors)))
