@@ -236,3 +236,13 @@ def test_a_node_advertising_ipv6_works() -> None:
     pp = node._local_state(False)
     assert pp.states[0].addr == b"\x00" * 15 + b"\x01"
     assert node.local_member.addr != A
+
+
+def test_a_stall_extends_open_stream_deadlines() -> None:
+    node = make_node(Config.lan(tcp_timeout=2.0))
+    sid = node.stream_accepted(PEER, 0.0)
+    node.report_loop_lag(5.0, 6.0)
+    node.handle_timeout(6.0)
+    assert StreamClose(sid) not in node.take_outgoing()
+    node.handle_timeout(7.0)
+    assert StreamClose(sid) in node.take_outgoing()

@@ -325,8 +325,11 @@ class Node(Streams):
         """Driver-measured timer lateness; see `protocol.awareness` for the rule.
 
         A stall (lag above `loop_lag_threshold * probe_timeout`) raises the health
-        score and pushes the deadlines of the in-flight probe and of every running
-        suspicion back by `lag`: time we spent frozen is not counted against peers.
+        score and pushes the deadlines of the in-flight probe, of every running
+        suspicion and of open streams back by `lag`: time we spent frozen is not
+        counted against peers. (After a stall a driver may run due timers before it
+        has read every datagram that arrived meanwhile; asyncio reads one datagram
+        per loop iteration, for example.)
         """
         cfg = self.config
         if not cfg.loop_lag_health or not lag > 0:
@@ -351,6 +354,13 @@ class Node(Streams):
         for name, susp in self._suspicions.items():
             susp.start += lag
             self._deadlines.set(("suspect", name), susp.deadline)
+        for sid, st in self._streams.items():
+            key = ("stream", sid)
+            when = self._deadlines.get(key)
+            if when is not None and st.kind != "tcp_ping":  # a TCP ping follows its probe
+                self._deadlines.set(key, when + lag)
+        if probe is not None and probe.tcp_stream is not None:
+            self._deadlines.set(("stream", probe.tcp_stream), probe.deadline)
 
     def handle_timeout(self, now: float) -> None:
         """Run every timer due at `now`, earliest first."""
