@@ -58,19 +58,16 @@ class Body:
     FIELDS: ClassVar[tuple[tuple[str, str, Kind, bool], ...]] = ()
 
 
-def _empty(value: object) -> bool:
-    return value in (0, b"", "", False, None)
-
-
 def body_map(msg: Body) -> dict[str, Any]:
-    """The map Go would write for `msg`, keys in wire order."""
-    out: dict[str, Any] = {}
-    for key, attr, omitempty in _encode_spec(type(msg)):
-        value = getattr(msg, attr)
-        if omitempty and _empty(value):
-            continue
-        out[key] = value
-    return out
+    """The map Go would write for `msg`, keys in wire order.
+
+    `omitempty` fields are left out when zero (0, "", b"", False or None), as
+    go-msgpack does.
+    """
+    encoder = _ENCODERS.get(type(msg))
+    if encoder is None:
+        encoder = _ENCODERS[type(msg)] = _build_encoder(type(msg))
+    return encoder(msg)
 
 
 def encode_body(msg: Body) -> bytes:
@@ -153,17 +150,23 @@ def _convert(key: str, kind: Kind, value: object) -> object:
     return value
 
 
-EncodeSpec = tuple[tuple[str, str, bool], ...]
-_ENCODE_SPECS: dict[type[Body], EncodeSpec] = {}
+_ENCODERS: dict[type[Body], Callable[[Any], dict[str, Any]]] = {}
 _DECODERS: dict[type[Body], Callable[[object], Any]] = {}
 
 
-def _encode_spec(cls: type[Body]) -> EncodeSpec:
-    spec = _ENCODE_SPECS.get(cls)
-    if spec is None:
-        spec = tuple((key, attr, omit) for key, attr, _kind, omit in cls.FIELDS)
-        _ENCODE_SPECS[cls] = spec
-    return spec
+def _build_encoder(cls: type[Body]) -> Callable[[Any], dict[str, Any]]:
+    """Compile `cls` -> map: straight-line code in Go's key order (see `_build_decoder`)."""
+    lines = ["def encode(msg):", "    out = {}"]
+    for key, attr, _kind, omitempty in cls.FIELDS:
+        if omitempty:  # every zero value of our field types is falsy
+            lines += [f"    v = msg.{attr}", "    if v:", f"        out[{key!r}] = v"]
+        else:
+            lines.append(f"    out[{key!r}] = msg.{attr}")
+    lines.append("    return out")
+    env: dict[str, Any] = {}
+    exec("\n".join(lines), env)  # the source is built from class metadata only
+    encode: Callable[[Any], dict[str, Any]] = env["encode"]
+    return encode
 
 
 def _as_dict(cls: type[Body], raw: object) -> dict[Any, Any]:
