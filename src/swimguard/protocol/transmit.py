@@ -67,9 +67,13 @@ class Transmitter(NodeBase):
             avail -= sum(len(m) for m in user) + overhead * len(user)
         hook = self._broadcast_hook
         if hook is not None and avail > overhead + USER_MSG_OVERHEAD and len(msgs) < max_count:
-            for data in hook.get_broadcasts(overhead + USER_MSG_OVERHEAD, avail):
-                if len(msgs) >= max_count or not data:
+            cost = overhead + USER_MSG_OVERHEAD
+            for data in hook.get_broadcasts(cost, avail):
+                if len(msgs) >= max_count:
                     break
+                if not data or len(data) + cost > avail:
+                    continue  # empty or over budget: a misbehaving hook cannot break the packet
+                avail -= len(data) + cost
                 msgs.append(encode_message(UserData(bytes(data))))
         return msgs
 
