@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from swimguard.config import Config
-from swimguard.sim.invariants import attach_all, convergence_gaps
+from swimguard.sim.invariants import InvariantViolation, attach_all, convergence_gaps
 from swimguard.sim.report import FailureMetrics, LoadWindow
 from swimguard.sim.scenarios import start_cluster
 from swimguard.sim.slow import SlowSpec, parse_slow
@@ -32,6 +32,7 @@ __all__ = [
     "AnomalyModel",
     "RunResult",
     "RunSpec",
+    "SimulationFailed",
     "experiment_config",
     "run_many",
     "run_one",
@@ -155,7 +156,26 @@ def _anomaly_schedule(
 
 
 def run_one(spec: RunSpec) -> RunResult:
-    """Run one (configuration, anomalies, seed) and measure it."""
+    """Run one (configuration, anomalies, seed) and measure it.
+
+    Any failure is re-raised as `SimulationFailed` naming the seed and the replay command.
+    """
+    try:
+        return _run_one(spec)
+    except InvariantViolation:
+        raise
+    except Exception as exc:
+        raise SimulationFailed(
+            f"run {spec.config} anomalies={spec.anomalies} seed={spec.seed} failed: {exc!r}\n"
+            f"  replay: {spec.replay()}"
+        ) from exc
+
+
+class SimulationFailed(RuntimeError):
+    """A simulation run crashed; the message carries the seed and the replay command."""
+
+
+def _run_one(spec: RunSpec) -> RunResult:
     wall = time.perf_counter()
     config = experiment_config(spec.config, alpha=spec.alpha, beta=spec.beta)
     n = spec.members

@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from swimguard.sim.experiment import CONFIG_NAMES, AnomalyModel, RunResult, RunSpec, run_many
+from swimguard.sim.experiment import (
+    CONFIG_NAMES,
+    AnomalyModel,
+    RunResult,
+    RunSpec,
+    SimulationFailed,
+    run_many,
+)
 from swimguard.sim.faults import ScenarioError, parse_scenario
 from swimguard.sim.invariants import InvariantViolation, attach_all, convergence_gaps
 from swimguard.sim.report import FailureMetrics, member_report
@@ -170,7 +177,7 @@ def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     try:
         fresh = run_many(todo, jobs=args.jobs, progress=progress)
-    except InvariantViolation as exc:
+    except (InvariantViolation, SimulationFailed) as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 1
     for result in fresh:
