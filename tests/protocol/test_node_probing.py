@@ -367,7 +367,19 @@ def test_send_best_effort_and_reliable() -> None:
     assert out[0].to == B
     assert isinstance(out[1], StreamSend)
     assert StreamDecoder().feed(out[1].data) == UserStream(b"big")
-    assert out[2] == StreamClose(out[0].stream_id)
+    assert len(out) == 2  # the receiver closes once it has read it
+    sid = out[0].stream_id
+    node.stream_closed(sid, 0.1)  # EOF: delivered
+    assert not node.drops
+    node.send_reliable(B, b"lost", 1.0)
+    sid = node.take_outgoing()[0].stream_id  # type: ignore[union-attr]
+    node.stream_closed(sid, 1.1, error="connection refused")
+    assert node.drops["reliable_failed"] == 1
+    node.send_reliable(B, b"hung", 2.0)
+    sid = node.take_outgoing()[0].stream_id  # type: ignore[union-attr]
+    node.handle_timeout(12.0)
+    assert StreamClose(sid) in node.take_outgoing()
+    assert node.drops["reliable_failed"] == 2
 
 
 def test_bad_datagrams_are_counted_not_raised() -> None:

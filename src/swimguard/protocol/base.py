@@ -99,7 +99,7 @@ class JoinBatch:
 class StreamState:
     """An open stream the core is waiting on."""
 
-    kind: str  # "in", "push_pull", "tcp_ping"
+    kind: str  # "in", "push_pull", "tcp_ping", "user_out"
     peer: Address
     decoder: StreamDecoder
     join: bool = False

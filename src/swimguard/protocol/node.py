@@ -63,7 +63,6 @@ from swimguard.protocol.members import Member
 from swimguard.protocol.outgoing import (
     Address,
     Outgoing,
-    StreamClose,
     StreamOpen,
     StreamSend,
 )
@@ -303,11 +302,16 @@ class Node(Streams):
         self._send_raw(to, payload, self._crc_for_address(to))
 
     def send_reliable(self, to: Address, data: bytes, now: float) -> None:
-        """A user message over a stream (memberlist `SendReliable`); no reply, no report."""
+        """A user message over a stream (memberlist `SendReliable`).
+
+        The receiver closes the stream once it has read the message; a connect
+        failure, reset or `tcp_timeout` is counted in `drops` ("reliable_failed").
+        """
         sid = self._new_stream_id()
+        self._streams[sid] = StreamState(kind="user_out", peer=to, decoder=self._decoder())
         self._out.append(StreamOpen(sid, to))
         self._out.append(StreamSend(sid, self._frame(UserStream(bytes(data)))))
-        self._out.append(StreamClose(sid))
+        self._deadlines.set(("stream", sid), now + self.config.tcp_timeout)
 
     def broadcast(self, data: bytes, now: float, key: str | None = None) -> None:
         """Queue a user broadcast piggybacked on gossip; a `key` replaces the queued one."""

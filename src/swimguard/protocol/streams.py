@@ -136,6 +136,10 @@ class Streams(Prober):
         if st.kind == "in":
             self._inbound -= 1
             return
+        if st.kind == "user_out":
+            if error is not None:  # a plain EOF is the receiver's "got it"
+                self._drops["reliable_failed"] += 1
+            return
         self._stream_failed(st, error or "closed before reply", now)
 
     def _stream_timeout(self, stream_id: int, now: float) -> None:
@@ -157,7 +161,9 @@ class Streams(Prober):
             self._out.append(StreamClose(stream_id))
 
     def _stream_failed(self, st: StreamState, error: str, now: float) -> None:
-        if st.kind == "push_pull":
+        if st.kind == "user_out":
+            self._drops["reliable_failed"] += 1
+        elif st.kind == "push_pull":
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: {error}")
         # A failed TCP ping simply leaves probe.tcp_ok False.
 
@@ -182,6 +188,9 @@ class Streams(Prober):
             self._out.append(StreamClose(sid))
 
     def _handle_reply(self, st: StreamState, msg: StreamMessage, now: float) -> None:
+        if st.kind == "user_out":
+            self._drops["unexpected_stream_message"] += 1  # nobody answers a user message
+            return
         if st.kind == "tcp_ping":
             probe = self._probe
             if isinstance(msg, AckResp) and probe is not None and probe.seq == msg.seq_no:
