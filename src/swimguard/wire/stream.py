@@ -61,6 +61,7 @@ DEFAULT_MAX_STREAM_BYTES: Final = 20 * 1024 * 1024
 _ENCRYPT: Final = int(MessageType.ENCRYPT)
 _COMPRESS: Final = int(MessageType.COMPRESS)
 _FRAME_HEADER_LEN: Final = 5
+_INITIAL_BUFFER: Final = 4096
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -140,13 +141,7 @@ class _MessageReader:
             raise UnknownTypeError(f"message type {kind} not supported on a stream")
         self._kind = kind
         self._max_bytes = max_bytes
-        self._unpacker = msgpack.Unpacker(
-            raw=True,
-            strict_map_key=False,
-            max_buffer_size=max_bytes,
-            max_map_len=MAX_MAP_LEN,
-            max_array_len=MAX_ARRAY_LEN,
-        )
+        self._unpacker = _unpacker(max_bytes)
         self._header: PushPullHeader | None = None
         self._states: list[PushNodeState] = []
         self._want = -1  # raw bytes still expected; -1 until the header is read
@@ -374,10 +369,17 @@ class StreamDecoder:
 
 
 def _unpacker(max_bytes: int) -> msgpack.Unpacker:
+    """A streaming msgpack reader with swimguard's limits.
+
+    `read_size` sets the initial buffer: msgpack would otherwise allocate
+    1 MiB up front for every stream, even a 30-byte TCP ping. The buffer grows
+    as data arrives, up to `max_bytes`.
+    """
     return msgpack.Unpacker(
         raw=True,
         strict_map_key=False,
         max_buffer_size=max(max_bytes, 1),
         max_map_len=MAX_MAP_LEN,
         max_array_len=MAX_ARRAY_LEN,
+        read_size=min(max(max_bytes, 1), _INITIAL_BUFFER),
     )
