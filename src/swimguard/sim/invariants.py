@@ -136,7 +136,7 @@ class BoundedQueues:
         names = len(cluster.members)
         # Each member has at most one timer, its in-flight datagrams and stream segments: a
         # generous per-member budget catches unbounded growth (a packet storm) quickly.
-        bound = self.max_in_flight or 2000 * max(names, 1)
+        bound = self.max_in_flight if self.max_in_flight is not None else 2000 * max(names, 1)
         in_flight = len(cluster.queue)
         self.peak_in_flight = max(self.peak_in_flight, in_flight)
         if in_flight > bound:
