@@ -2,6 +2,11 @@
 
 Layout: ``0x07 | N:u8 | len_1:u16be … len_N:u16be | msg_1 … msg_N``. Each part
 starts with its own type byte.
+
+Interop caution: memberlist 0.2.2 computes the size of the length table as
+``numParts*2`` in uint8 arithmetic, so it misreads compounds of 128 or more
+parts (the offset wraps). Senders talking to 0.2.2 should keep compounds at
+`MAX_PARTS_GO_022` parts or fewer; this decoder reads all 255 correctly.
 """
 
 from __future__ import annotations
@@ -11,10 +16,18 @@ from typing import Final
 
 from swimguard.wire.errors import CompoundError
 
-__all__ = ["COMPOUND_TYPE", "MAX_PARTS", "MAX_PART_LEN", "make_compound", "split_compound"]
+__all__ = [
+    "COMPOUND_TYPE",
+    "MAX_PARTS",
+    "MAX_PARTS_GO_022",
+    "MAX_PART_LEN",
+    "make_compound",
+    "split_compound",
+]
 
 COMPOUND_TYPE: Final = 7
 MAX_PARTS: Final = 255
+MAX_PARTS_GO_022: Final = 127
 MAX_PART_LEN: Final = 0xFFFF
 
 
