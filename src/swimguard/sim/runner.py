@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument(
         "--resume",
         action="store_true",
-        help="reuse the runs already in OUT/results.partial.jsonl (runs are deterministic)",
+        help="reuse the runs already in OUT (results.partial.jsonl or results.json); runs are "
+        "deterministic, so e.g. more --seeds only runs the new ones",
     )
 
     rep = sub.add_parser(
@@ -159,11 +160,16 @@ def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ]
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    partial = args.out / "results.partial.jsonl"  # survives an interrupted run
+    partial = args.out / "results.partial.jsonl"  # every finished run, one JSON line each
     done: dict[tuple[str, int, int], RunResult] = {}
-    if args.resume and partial.exists():
-        for result in load_partial(partial):
-            done[(result.config, result.anomalies, result.seed)] = result
+    if args.resume:
+        previous = args.out / "results.json"
+        if not partial.exists() and previous.exists():  # a finished run: start from its rows
+            rows = json.loads(previous.read_text())["rows"]
+            partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        if partial.exists():
+            for result in load_partial(partial):
+                done[(result.config, result.anomalies, result.seed)] = result
     else:
         partial.write_text("")
     todo = [s for s in specs if (s.config, s.anomalies, s.seed) not in done]
@@ -198,7 +204,6 @@ def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "wall_s": round(time.perf_counter() - started, 1),
     }
     paths = write_all(args.out, results, meta)
-    partial.unlink()
     print(summary_markdown(results, meta))
     for path in paths:
         print(f"wrote {path}")
