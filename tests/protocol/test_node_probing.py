@@ -457,3 +457,25 @@ def test_user_broadcast_queue_is_bounded() -> None:
         node.broadcast(f"m{i}".encode(), 0.0)
     assert len(node._user_q) == 10
     assert node.drops["user_broadcast_overflow"] == 15
+
+
+def test_gossip_sleeps_while_idle_and_wakes_on_its_cadence() -> None:
+    node = make_node(Config.lan(gossip_interval=0.2))
+    add_members(node, "b")
+    anchor = node._gossip_anchor
+    for i in range(40):  # our own alive and b's news go out, then gossip sleeps
+        node.handle_timeout(i * 0.1)
+    assert node.broadcasts_queued == 0
+    assert ("gossip",) not in node._deadlines
+    node.broadcast(b"x", 5.05)
+    woke = node._deadlines.get(("gossip",))
+    assert woke is not None and woke >= 5.05
+    assert (woke - anchor) / 0.2 == pytest.approx(round((woke - anchor) / 0.2))
+    assert woke - 5.05 < 0.2
+
+
+def test_disabled_gossip_never_ticks() -> None:
+    node = make_node(Config.lan(gossip_interval=0.0))
+    add_members(node, "b")
+    node.broadcast(b"x", 1.0)
+    assert ("gossip",) not in node._deadlines

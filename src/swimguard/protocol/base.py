@@ -150,6 +150,8 @@ class NodeBase:
     _next_join: int
     _left: bool
     _leave_waiting: bool
+    _gossip_idle: bool
+    _gossip_anchor: float
 
     @property
     def _self(self) -> MemberRecord:

@@ -99,9 +99,9 @@ class Membership(Transmitter):
         if not bootstrap and is_local:
             if a.incarnation == rec.incarnation and meta == rec.meta and vsn == rec.vsn:
                 return
-            self._refute(rec, a.incarnation)
+            self._refute(rec, a.incarnation, now)
         else:
-            self._broadcast_member(a.node, a, on_finished)
+            self._broadcast_member(a.node, a, now, on_finished)
             if vsn:
                 rec.vsn = vsn
             rec.incarnation = a.incarnation
@@ -123,15 +123,15 @@ class Membership(Transmitter):
         susp = self._suspicions.get(s.node)
         if susp is not None:
             if susp.confirm(s.from_):
-                self._broadcast_member(s.node, s)
+                self._broadcast_member(s.node, s, now)
                 self._deadlines.set(("suspect", s.node), susp.deadline)
             return
         if rec.state is not ALIVE:
             return
         if s.node == self.name:
-            self._refute(rec, s.incarnation)
+            self._refute(rec, s.incarnation, now)
             return
-        self._broadcast_member(s.node, s)
+        self._broadcast_member(s.node, s, now)
         cfg = self.config
         rec.incarnation = s.incarnation
         rec.state = SUSPECT
@@ -167,18 +167,18 @@ class Membership(Transmitter):
             return
         if d.node == self.name:
             if not self._left:
-                self._refute(rec, d.incarnation)
+                self._refute(rec, d.incarnation, now)
                 return
-            self._broadcast_member(d.node, d, self._leave_broadcast_sent)
+            self._broadcast_member(d.node, d, now, self._leave_broadcast_sent)
         else:
-            self._broadcast_member(d.node, d)
+            self._broadcast_member(d.node, d, now)
         rec.incarnation = d.incarnation
         rec.state = LEFT if d.node == d.from_ else DEAD
         rec.state_change = now
         snap = rec.snapshot()
         self._events.append(MemberLeft(snap) if rec.state is LEFT else MemberFailed(snap))
 
-    def _refute(self, rec: MemberRecord, accused: int) -> None:
+    def _refute(self, rec: MemberRecord, accused: int, now: float) -> None:
         inc = self._next_incarnation()
         if accused >= inc:
             inc = self._skip_incarnation(accused - inc + 1)
@@ -193,7 +193,7 @@ class Membership(Transmitter):
             meta=rec.meta or None,
             vsn=rec.vsn,
         )
-        self._broadcast_member(rec.name, alive)
+        self._broadcast_member(rec.name, alive, now)
 
     def _next_incarnation(self) -> int:
         self._incarnation = (self._incarnation + 1) & U32

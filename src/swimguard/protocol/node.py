@@ -31,7 +31,6 @@ from swimguard.protocol.base import (
     COMPOUND_HEADER_OVERHEAD,
     COMPOUND_OVERHEAD,
     ENCRYPT_OVERHEAD,
-    GOSSIP,
     LEAVE,
     PROBE,
     PROBE_DIRECT,
@@ -168,6 +167,11 @@ class Node(Streams):
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
 
+        # Gossip rounds sleep while there is nothing to send (`_wake_gossip`); the
+        # random phase spreads simulated nodes started together. Disabled gossip is
+        # never "idle", so it is never woken.
+        self._gossip_anchor = now + config.gossip_interval * (0.5 + rng.random() / 2)
+        self._gossip_idle = config.gossip_interval > 0 and config.gossip_nodes > 0
         meta = b""
         if self._meta_hook is not None:
             meta = bytes(self._meta_hook.node_meta(META_MAX_SIZE))
@@ -189,8 +193,6 @@ class Node(Streams):
         rand = rng.random
         if config.probe_interval > 0:
             self._deadlines.set(PROBE, now + config.probe_interval * (0.5 + rand() / 2))
-        if config.gossip_interval > 0 and config.gossip_nodes > 0:
-            self._deadlines.set(GOSSIP, now + config.gossip_interval * (0.5 + rand() / 2))
         if config.push_pull_interval > 0:
             self._deadlines.set(PUSH_PULL, now + config.push_pull_interval * rand())
 
@@ -321,6 +323,8 @@ class Node(Streams):
         if len(msg) + COMPOUND_OVERHEAD + COMPOUND_HEADER_OVERHEAD > self._budget:
             raise ValueError(f"broadcast of {len(data)} bytes cannot fit in one packet")
         self._user_q.queue(msg, name=key)
+        if self._gossip_idle:
+            self._wake_gossip(now)
         if len(self._user_q) > self.config.max_user_broadcasts:
             self._drops["user_broadcast_overflow"] += 1
             self._user_q.prune(self.config.max_user_broadcasts)

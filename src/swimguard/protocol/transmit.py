@@ -5,6 +5,7 @@ memberlist `sendMsg` / `rawSendMsgPacket` / `getBroadcasts` / `gossip()`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from swimguard.protocol.base import (
@@ -29,9 +30,12 @@ class Transmitter(NodeBase):
 
     def _gossip_tick(self, now: float) -> None:
         cfg = self.config
-        self._deadlines.set(GOSSIP, now + cfg.gossip_interval)
         if not self._member_q and not self._user_q and self._broadcast_hook is None:
-            return  # nothing to say: skip choosing peers
+            # Nothing to say: sleep until something is queued (`_wake_gossip`) instead of
+            # waking GossipInterval-ly for nothing; ticks stay on the same cadence.
+            self._gossip_idle = True
+            return
+        self._deadlines.set(GOSSIP, now + cfg.gossip_interval)
         me = self.name
         dead_time = cfg.gossip_to_the_dead_time
 
@@ -78,9 +82,23 @@ class Transmitter(NodeBase):
         return msgs
 
     def _broadcast_member(
-        self, name: str, msg: Message, on_finished: Callable[[], None] | None = None
+        self,
+        name: str,
+        msg: Message,
+        now: float,
+        on_finished: Callable[[], None] | None = None,
     ) -> None:
         self._member_q.queue(encode_message(msg), name=name, on_finished=on_finished)
+        if self._gossip_idle:
+            self._wake_gossip(now)
+
+    def _wake_gossip(self, now: float) -> None:
+        """Re-arm the idle gossip timer at the next tick of its original cadence."""
+        self._gossip_idle = False
+        interval = self.config.gossip_interval
+        anchor = self._gossip_anchor
+        ticks = math.ceil((now - anchor) / interval) if now > anchor else 0
+        self._deadlines.set(GOSSIP, anchor + ticks * interval)
 
     def _send_msg(self, to: Address, msg: bytes) -> None:
         """Send `msg` with piggybacked broadcasts (memberlist `sendMsg`)."""
