@@ -296,3 +296,16 @@ def test_stalled_node_and_loop_lag(loop_lag: bool) -> None:
     for n in "bcde":
         assert not any(isinstance(e, MemberFailed) and e.member.name != "a"
                        for e in c.events(n))
+
+
+def _trace(seed: int) -> list[str]:
+    c = _cluster("abcde", seed=seed)
+    c.run(5.0)
+    c.crash("c")
+    c.run(20.0)
+    return [f"{n}:{e!r}" for n in "abde" for e in c.events(n)]
+
+
+def test_same_seed_same_run() -> None:
+    assert _trace(11) == _trace(11)
+    assert _trace(11) != _trace(12)

@@ -480,3 +480,25 @@ def test_disabled_gossip_never_ticks() -> None:
     add_members(node, "b")
     node.broadcast(b"x", 1.0)
     assert ("gossip",) not in node._deadlines
+
+
+def test_lag_debt_decays_with_on_time_reports_even_at_zero_lag() -> None:
+    node = make_node(Config.lan(lha_probe=False))
+    node.report_loop_lag(1.2, 10.0)
+    assert node.health_score == 3
+    for t in (10.5, 11.0, 12.0, 13.0, 14.0):
+        node.report_loop_lag(0.0, t)
+    assert node.health_score == 0
+
+
+def test_hook_broadcasts_over_budget_are_skipped() -> None:
+    class Hooks:
+        def get_broadcasts(self, overhead: int, limit: int) -> list[bytes]:
+            return [b"x" * 5000, b"", b"fits"]
+
+    node = make_node(hooks=Hooks())
+    add_members(node, "b")
+    feed(node, Ping(seq_no=1, node="a"))
+    msgs = sent_messages(node.take_outgoing())
+    assert UserData(b"fits") in msgs
+    assert all(not (isinstance(m, UserData) and len(m.data) > 1400) for m in msgs)

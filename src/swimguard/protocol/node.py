@@ -340,8 +340,9 @@ class Node(Streams):
         per loop iteration, for example.)
         """
         cfg = self.config
-        if not cfg.loop_lag_health or not lag > 0:
+        if not cfg.loop_lag_health:
             return
+        lag = max(0.0, lag)  # on time (or early) still counts towards paying lag debt back
         stalled = self._awareness.report_lag(
             lag,
             now,
