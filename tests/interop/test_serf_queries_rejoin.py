@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
+import time
 
 import pytest
 from bench.serf_harness import SERF, Cluster, wait_for
 from interop_support import EventLog, alive_names, local_agent, states, until
 
+from swimguard.config import Config
 from swimguard.protocol.members import MemberState
 from swimguard.serf import QueryReceived
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
 
+# Queries are plain gossip: with -profile=local (RetransmitMult 2) a query reaches each of 3
+# peers with probability ~0.9 only, for serf agents as much as for us. LAN (4) reaches all.
+LAN = {"profile": "lan"}
+
+
 def test_serf_reachability_counts_our_ack(cluster: Cluster) -> None:
-    a = cluster.start_serf("a")
-    cluster.start_serf("b", [a.addr])
+    a = cluster.start_serf("a", **LAN)
+    cluster.start_serf("b", [a.addr], **LAN)
 
     async def scenario() -> None:
-        async with local_agent("py") as py:
+        async with local_agent("py", config=Config.lan()) as py:
             log = EventLog(py)
             await py.join([a.addr])
             await until(lambda: a.statuses().get("py") == "alive", 10, "a sees py", blocking=True)
@@ -69,5 +77,47 @@ def test_restarted_serf_agent_is_alive_again_for_swimguard(cluster: Cluster) -> 
             await asyncio.to_thread(cluster.start_serf, "b", [a.addr], port=b.port)
             await until(lambda: states(py).get("b") is MemberState.ALIVE, 10, "py: b back")
             assert states(py)["a"] is MemberState.ALIVE
+
+    asyncio.run(scenario())
+
+
+def test_serf_query_with_relays_is_acked_by_us(cluster: Cluster) -> None:
+    a = cluster.start_serf("a", **LAN)
+    cluster.start_serf("b", [a.addr], **LAN)
+    cluster.start_serf("c", [a.addr], **LAN)
+
+    async def scenario() -> None:
+        async with local_agent("py", config=Config.lan()) as py:
+            log = EventLog(py)
+            await py.join([a.addr])
+            await until(lambda: a.statuses().get("py") == "alive", 10, "a sees py", blocking=True)
+            assert SERF is not None
+            t0 = time.monotonic()
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    SERF,
+                    "query",
+                    f"-rpc-addr=127.0.0.1:{a.rpc_port}",
+                    "-relay-factor=2",
+                    "-timeout=2s",
+                    "-format=json",
+                    "whoami",
+                    "hi",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            result = json.loads(done.stdout)
+            got = [
+                (round(t - t0, 3), e.query.name)
+                for t, e in log.events
+                if isinstance(e, QueryReceived)
+            ]
+            assert sorted(result["Acks"]) == ["a", "b", "c", "py"], (got, py.drops)
+            # other members' relayed acks may pass through us: forwarded, nothing dropped
+            assert {k: v for k, v in py.drops.items() if k.startswith("serf_")} == {}
+            await log.stop()
 
     asyncio.run(scenario())
