@@ -267,12 +267,12 @@ class Agent:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._streams is not None:
-            self._streams.close_all()
         if self._udp is not None:
             self._udp.close()
         if self._server is not None:
             self._server.close()
+        if self._streams is not None:
+            await self._streams.close_all()
         for join_waiter in self._join_waiters:
             if not join_waiter.done():
                 join_waiter.set_exception(UsageError("agent closed"))
@@ -282,8 +282,11 @@ class Agent:
         self._join_waiters.clear()
         self._leave_waiters.clear()
         self._events.close()
-        # Let transports run their connection_lost callbacks before returning.
-        await asyncio.sleep(0)
+        # Connections the server accepted just before closing are handed to us a few
+        # loop turns later (and then aborted); let that and every connection_lost
+        # callback run, or their sockets would outlive the agent.
+        for _ in range(4):
+            await asyncio.sleep(0)
 
     async def _resolve_advertise(self, bind_host: str, bound_port: int) -> Address:
         if self._advertise_request is None:

@@ -156,17 +156,24 @@ class StreamManager:
             return
         self._begin_close(conn)
 
-    def close_all(self) -> None:
-        """Abort every connection and connect attempt (agent shutdown)."""
+    async def close_all(self) -> None:
+        """Abort every connection and connect attempt (agent shutdown), and wait for them."""
         self._closed = True
+        tasks: list[asyncio.Task[None]] = []
         for conn in list(self._live):
             conn.core_knows_closed = True
-            if conn.connect_task is not None:
+            if conn.connect_task is not None and not conn.connect_task.done():
                 conn.connect_task.cancel()
+                tasks.append(conn.connect_task)
             if conn.transport is not None:
                 conn.transport.abort()
             self._finish(conn)
         self._streams.clear()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        # abort() and a cancelled connect close their sockets on a later loop turn.
+        for _ in range(2):
+            await asyncio.sleep(0)
 
     # -- internals ----------------------------------------------------------
 
