@@ -93,8 +93,7 @@ async def run_cluster(loop_lag_health: bool) -> dict[str, Any]:
             await agent.join([healthy[0].advertise_address])
         stalled = StalledAgent(healthy[0].advertise_address, loop_lag_health)
         stalled.start()
-        while not stalled.ready.is_set():
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(stalled.ready.wait, 20)
         assert stalled.error is None, stalled.error
         assert stalled.address is not None
         end = time.monotonic() + STALL_FOR
@@ -102,8 +101,7 @@ async def run_cluster(loop_lag_health: bool) -> dict[str, Any]:
             healthy[1].send_best_effort(stalled.address, b"busy cluster traffic")
             await asyncio.sleep(1 / FLOOD_PER_S)
         stalled.stop.set()
-        while stalled.is_alive():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(stalled.join, 20)
         healthy_names = {a.name for a in healthy}
         return {
             "accused_healthy": [a for a in stalled.accusations if a[1] in healthy_names],
