@@ -207,3 +207,29 @@ def test_status_table_is_bounded_and_keeps_self() -> None:
     assert layer.status_ltime("py") == 0
     assert layer.status_ltime("n0") is None
     layer.take_outgoing()
+
+
+def test_hostile_push_pull_with_a_huge_event_slot_is_bounded() -> None:
+    from swimguard.serf import UserEventEntry, UserEvents
+    from swimguard.serf import layer as layer_mod
+
+    entries = tuple(UserEventEntry(f"e{i}", b"") for i in range(5000))
+    state = encode_message(PushPull(ltime=1, events=(UserEvents(3, entries),)))
+    layer = SerfLayer("py")
+    layer.merge_remote_state(state, join=False)
+    assert len(layer.take_events()) == layer_mod.MAX_PER_SLOT
+    assert layer.drops["event_slot_full"] == 5000 - layer_mod.MAX_PER_SLOT
+    pp = decode_message(layer.local_state(False))
+    assert isinstance(pp, PushPull)
+    slot = pp.events[3]
+    assert slot is not None
+    assert len(slot.events) == layer_mod.MAX_PER_SLOT
+
+
+def test_query_ids_per_slot_are_bounded() -> None:
+    from swimguard.serf import layer as layer_mod
+
+    layer = SerfLayer("py")
+    for qid in range(layer_mod.MAX_PER_SLOT + 5):
+        layer.handle_user_message(encode_message(Query(2, qid, "q", bytes(4), 1)))
+    assert layer.drops["query_slot_full"] == 5

@@ -59,6 +59,9 @@ USER_EVENT_SIZE_LIMIT: Final = 512
 QUERY_RESPONSE_SIZE_LIMIT: Final = 1024
 # Bound on names remembered with a status time: gossip may name anything.
 MAX_NAMES: Final = 65536
+# Bound on distinct events (queries) kept per Lamport time: real clusters see a handful; a
+# hostile push/pull could otherwise make each dedup check scan an unbounded list.
+MAX_PER_SLOT: Final = 256
 _FILTER_NODE: Final = 0
 _FILTER_TAG: Final = 1
 # A quantified group, e.g. "(a+)+": Python's backtracking regexps can take exponential time on
@@ -290,6 +293,9 @@ class SerfLayer:
         if slot is not None and slot.ltime == msg.ltime:
             if entry in slot.events:
                 return False
+            if len(slot.events) >= MAX_PER_SLOT:
+                self.drops["event_slot_full"] += 1
+                return False
             self._events[idx] = UserEvents(msg.ltime, (*slot.events, entry))
         else:
             self._events[idx] = UserEvents(msg.ltime, (entry,))
@@ -306,6 +312,9 @@ class SerfLayer:
         slot = self._queries[idx]
         if slot is not None and slot[0] == query.ltime:
             if query.id in slot[1]:
+                return []
+            if len(slot[1]) >= MAX_PER_SLOT:
+                self.drops["query_slot_full"] += 1
                 return []
             slot[1].add(query.id)
         else:
