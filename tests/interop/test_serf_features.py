@@ -182,3 +182,25 @@ def test_serf_user_state_in_push_pull_merges_cleanly(cluster: Cluster) -> None:
         assert _serf_errors(cluster) == []
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("protocol", ["2", "4"])
+def test_older_serf_protocol_versions(cluster: Cluster, protocol: str) -> None:
+    """Serf protocol 2 writes the bare role as Meta; 4 predates relayed responses."""
+    a = cluster.start_serf("a", extra=[f"-protocol={protocol}"])
+    b = cluster.start_serf("b", [a.addr], tags={"role": "web"}, extra=[f"-protocol={protocol}"])
+
+    async def scenario() -> None:
+        async with local_agent("py", tags={"role": "py"}) as py:
+            await py.join([a.addr])
+            await until(lambda: alive_names(py) == {"a", "b", "py"}, 10, "py joined")
+            await until(lambda: b.statuses().get("py") == "alive", 10, "b sees py", blocking=True)
+            rows = {m["name"]: m for m in await asyncio.to_thread(b.members_cli)}
+            assert rows["py"]["tags"] == {"role": "py"}
+            b_meta = next(m for m in py.members() if m.name == "b").meta
+            if protocol == "2":
+                assert b_meta == b"web"  # protocol 2: the role itself, no 0xFF map
+            assert decode_tags(b_meta) == {"role": "web"}
+        assert _serf_errors(cluster) == []
+
+    asyncio.run(scenario())
