@@ -1,0 +1,232 @@
+"""Agents with the real core on 127.0.0.1 / ::1: security, refutation, hostile input."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import pytest
+
+from swimguard.aio import Agent
+from swimguard.config import Config
+from swimguard.errors import JoinError
+from swimguard.protocol.events import MemberFailed, MemberJoined, MemberSuspected
+from swimguard.protocol.members import MemberState
+from swimguard.wire.encryption import Keyring
+from swimguard.wire.messages import Suspect
+from swimguard.wire.packet import encode_message, encode_packet
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+KEY = bytes(range(32))
+OTHER_KEY = bytes(range(1, 33))
+
+
+def agent(name: str, host: str = "127.0.0.1", **kwargs: Any) -> Agent:
+    kwargs.setdefault("serf_compat", False)
+    return Agent(name, bind=(host, 0), config=Config.local(), **kwargs)
+
+
+async def until(predicate: Callable[[], bool], limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def alive_names(a: Agent) -> set[str]:
+    return {m.name for m in a.members() if m.state is MemberState.ALIVE}
+
+
+async def cluster(agents: Sequence[Agent]) -> None:
+    for a in agents:
+        await a.start()
+    for a in agents[1:]:
+        await a.join([agents[0].advertise_address])
+    names = {a.name for a in agents}
+    await until(lambda: all(alive_names(a) == names for a in agents))
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(body())  # type: ignore[arg-type]
+
+
+async def close_all(agents: Sequence[Agent]) -> None:
+    for a in agents:
+        await a.close()
+
+
+def test_encrypted_cluster_works_and_wrong_key_is_rejected_and_counted() -> None:
+    async def body() -> None:
+        members = [agent(n, keyring=Keyring([KEY])) for n in ("a", "b", "c")]
+        intruder = agent("x", keyring=Keyring([OTHER_KEY]))
+        plain = agent("p")
+        try:
+            await cluster(members)
+            await intruder.start()
+            await plain.start()
+            with pytest.raises(JoinError):
+                await intruder.join([members[0].advertise_address], timeout=5)
+            with pytest.raises(JoinError):
+                await plain.join([members[0].advertise_address], timeout=5)
+            # UDP with the wrong key (and in plaintext) is dropped and counted too.
+            for _ in range(3):
+                intruder.send_best_effort(members[1].advertise_address, b"hi")
+                plain.send_best_effort(members[1].advertise_address, b"hi")
+            await until(lambda: members[1].drops.get("decrypt", 0) >= 3)
+            assert sum(members[0].drops.values()) >= 2  # both rejected joins
+            assert alive_names(members[0]) == {"a", "b", "c"}
+        finally:
+            await close_all([*members, intruder, plain])
+
+    run(body)
+
+
+def test_wrong_label_is_rejected_and_counted() -> None:
+    async def body() -> None:
+        members = [agent(n, label="blue") for n in ("a", "b")]
+        other = agent("x", label="green")
+        try:
+            await cluster(members)
+            await other.start()
+            with pytest.raises(JoinError):
+                await other.join([members[0].advertise_address], timeout=5)
+            other.send_best_effort(members[1].advertise_address, b"hi")
+            await until(lambda: members[1].drops.get("label", 0) >= 1)
+            assert members[0].drops.get("label", 0) >= 1  # the push/pull stream
+            assert alive_names(members[0]) == {"a", "b"}
+        finally:
+            await close_all([*members, other])
+
+    run(body)
+
+
+def test_ipv6_loopback_cluster_detects_a_crash() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("Python built without IPv6")
+
+    async def body() -> None:
+        agents = [agent(n, host="::1") for n in ("a", "b", "c")]
+        try:
+            await cluster(agents)
+            assert agents[0].local_member.addr[0] == "::1"
+            await agents[2].close()  # a crash: no leave
+            await until(
+                lambda: all(
+                    m.state is MemberState.DEAD for a in agents[:2] for m in a.members()
+                    if m.name == "c"
+                ),
+                limit=20,
+            )
+        finally:
+            await close_all(agents)
+
+    run(body)
+
+
+def test_falsely_suspected_member_refutes() -> None:
+    async def body() -> None:
+        agents = [agent(n) for n in ("a", "b", "c")]
+        try:
+            await cluster(agents)
+            a, b = agents[0], agents[1]
+            events = b.events()
+            before = next(m for m in a.members() if m.name == "b").incarnation
+            # A forged accusation, as if from a peer whose loop stalled.
+            forged = encode_packet(
+                encode_message(Suspect(incarnation=before, node="b", from_="c"))
+            )
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(forged, a.advertise_address)
+            # b hears of it through a's gossip and refutes with a higher incarnation.
+            await until(
+                lambda: any(
+                    m.name == "b" and m.incarnation > before and m.state is MemberState.ALIVE
+                    for m in a.members()
+                )
+            )
+            assert all(m.state is MemberState.ALIVE for m in a.members())
+            assert b.local_member.incarnation > before
+            seen: list[object] = []
+            while (ev := events_nowait(b)) is not None:
+                seen.append(ev)
+            assert not any(isinstance(e, MemberFailed) for e in seen)
+            del events
+        finally:
+            await close_all(agents)
+
+    run(body)
+
+
+def events_nowait(a: Agent) -> object | None:
+    return a._events.get_nowait()
+
+
+def test_garbage_udp_and_tcp_are_dropped_counted_and_cut_off() -> None:
+    async def body() -> None:
+        agents = [agent(n) for n in ("a", "b")]
+        try:
+            await cluster(agents)
+            a = agents[0]
+            host, port = a.advertise_address
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                for i in range(200):
+                    s.sendto(os.urandom(1 + i % 300), (host, port))
+            await until(lambda: sum(a.drops.values()) >= 150)
+
+            # Garbage on TCP: the connection is closed at once (perhaps after an
+            # error reply, as memberlist sends).
+            drops_before = sum(a.drops.values())
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(b"\xff" * 64)
+            started = time.monotonic()
+            await asyncio.wait_for(reader.read(), 5)  # returns at EOF
+            assert time.monotonic() - started < 0.5
+            assert sum(a.drops.values()) > drops_before
+            writer.close()
+
+            # An idle connection is cut by the stream deadline (1 s in the local profile).
+            before = dict(a.drops)
+            reader, writer = await asyncio.open_connection(host, port)
+            started = time.monotonic()
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            assert 0.5 < time.monotonic() - started < 3.0
+            writer.close()
+            assert sum(a.drops.values()) > sum(before.values())
+            await until(lambda: a.open_connections == 0)
+            assert alive_names(a) == {"a", "b"}  # and the node carries on
+        finally:
+            await close_all(agents)
+
+    run(body)
+
+
+def test_events_report_joins_suspicion_and_failure() -> None:
+    async def body() -> None:
+        agents = [agent(n) for n in ("a", "b", "c")]
+        try:
+            await cluster(agents)
+            await agents[2].close()
+            seen: list[tuple[str, str]] = []
+
+            async def collect() -> None:
+                async for ev in agents[0].events():
+                    if isinstance(ev, MemberJoined | MemberSuspected | MemberFailed):
+                        seen.append((type(ev).__name__, ev.member.name))
+                    if isinstance(ev, MemberFailed):
+                        return
+
+            await asyncio.wait_for(collect(), 20)
+            assert ("MemberJoined", "a") in seen
+            assert ("MemberJoined", "c") in seen
+            assert seen[-1] == ("MemberFailed", "c")
+            assert ("MemberSuspected", "c") in seen
+        finally:
+            await close_all(agents)
+
+    run(body)
