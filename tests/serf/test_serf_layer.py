@@ -233,3 +233,66 @@ def test_query_ids_per_slot_are_bounded() -> None:
     for qid in range(layer_mod.MAX_PER_SLOT + 5):
         layer.handle_user_message(encode_message(Query(2, qid, "q", bytes(4), 1)))
     assert layer.drops["query_slot_full"] == 5
+
+
+def _key_query(name: str, key: bytes, qid: int = 9) -> bytes:
+    payload = b"\x07" + msgpack.packb({b"Key": key}, use_bin_type=False)
+    return encode_message(Query(3, qid, name, bytes([127, 0, 0, 1]), 7000, "a", payload, flags=1))
+
+
+def _key_reply(layer: SerfLayer) -> dict[bytes, object]:
+    out = layer.take_outgoing()
+    direct = [o for o in out if isinstance(o, SerfDirect)]
+    assert len(direct) == 2  # the ack, then the response
+    resp = decode_message(direct[1].data)
+    assert isinstance(resp, QueryResponse)
+    assert resp.flags == 0
+    assert resp.payload is not None
+    assert resp.payload[0] == 8  # keyResponse
+    body = msgpack.unpackb(resp.payload[1:], raw=True)
+    assert list(body) == [b"Keys", b"Message", b"PrimaryKey", b"Result"]
+    return body  # type: ignore[no-any-return]
+
+
+def test_serf_key_commands_act_on_the_shared_keyring() -> None:
+    import base64
+
+    from swimguard.wire.encryption import Keyring
+
+    k1, k2 = bytes(range(32)), bytes(range(1, 33))
+    ring = Keyring([k1])
+    layer = SerfLayer("py", keyring=ring)
+    assert layer.handle_user_message(_key_query("_serf_install-key", k2, 1)) == []
+    assert _key_reply(layer)[b"Result"] is True
+    assert ring.keys == (k1, k2)
+    layer.handle_user_message(_key_query("_serf_use-key", k2, 2))
+    assert _key_reply(layer)[b"Result"] is True
+    assert ring.primary == k2
+    layer.handle_user_message(_key_query("_serf_remove-key", k2, 3))
+    body = _key_reply(layer)
+    assert body[b"Result"] is False
+    assert b"primary" in body[b"Message"]  # type: ignore[operator]
+    layer.handle_user_message(_key_query("_serf_list-keys", b"", 4))
+    body = _key_reply(layer)
+    assert body[b"Result"] is True
+    assert body[b"Keys"] == [base64.b64encode(k).decode().encode() for k in (k2, k1)]
+    assert body[b"PrimaryKey"] == base64.b64encode(k2)
+    layer.handle_user_message(_key_query("_serf_install-key", b"short", 5))
+    assert _key_reply(layer)[b"Result"] is False
+
+
+def test_key_commands_without_encryption_fail_like_serf() -> None:
+    layer = SerfLayer("py")
+    layer.handle_user_message(_key_query("_serf_list-keys", b""))
+    body = _key_reply(layer)
+    assert body[b"Result"] is False
+    assert body[b"Keys"] is None
+    assert body[b"Message"] == b"Keyring is empty (encryption not enabled)"
+
+
+def test_internal_queries_are_not_reported_as_events() -> None:
+    layer = SerfLayer("py")
+    ping = Query(1, 1, "_serf_ping", bytes([127, 0, 0, 1]), 7000, "a", flags=1)
+    assert layer.handle_user_message(encode_message(ping)) == []
+    acks = [o for o in layer.take_outgoing() if isinstance(o, SerfDirect)]
+    assert len(acks) == 1

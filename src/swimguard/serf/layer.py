@@ -6,14 +6,18 @@ user-event/query dedup rings, and builds/merges the push/pull user state. The dr
 passes it memberlist user messages and push/pull state, broadcasts what it returns, and
 drains `take_outgoing()` (re-gossip, query acks) after every call.
 
-What is not done: originating queries, answering Serf's internal `_serf_*` queries
-beyond the automatic ack (conflict resolution, key rotation), relaying our own responses
-(RelayFactor), and the 5-minute expiry of intents about unknown names (the table is
-bounded by size instead).
+Serf's internal queries (`_serf_*`) are answered here and not reported as events: the
+key commands (`serf keys -install/-use/-remove/-list`) act on the `keyring` given to the
+layer (the same object the node encrypts with), `_serf_ping` needs only the ack.
+
+What is not done: originating queries, answering `_serf_conflict` (name conflicts),
+relaying our own responses (RelayFactor), and the 5-minute expiry of intents about
+unknown names (the table is bounded by size instead).
 """
 
 from __future__ import annotations
 
+import base64
 import collections
 import ipaddress
 import re
@@ -51,6 +55,7 @@ from swimguard.serf.messages import (
     decode_message,
     encode_message,
 )
+from swimguard.wire.encryption import Keyring
 
 __all__ = ["MemberStatus", "SerfLayer"]
 
@@ -70,13 +75,26 @@ _NESTED_QUANTIFIER: Final = re.compile(r"\)\s*(?:[*+?]|\{\d)")
 
 MemberStatus = Literal["alive", "left", "failed"]
 
+INTERNAL_PREFIX: Final = "_serf_"
+_KEY_QUERIES: Final = frozenset(
+    {"_serf_install-key", "_serf_use-key", "_serf_remove-key", "_serf_list-keys"}
+)
+
 
 class SerfLayer:
     """Serf protocol state of one local member named `name`."""
 
-    def __init__(self, name: str, *, tags: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        keyring: Keyring | None = None,
+    ) -> None:
         self.name = name
         self.tags: dict[str, str] = dict(tags or {})
+        # Changed in place by `serf keys` queries; share it with the node to take effect.
+        self.keyring = keyring
         # Serf increments each clock once at creation.
         self.member_clock = LamportClock(1)
         self.event_clock = LamportClock(1)
@@ -323,14 +341,72 @@ class SerfLayer:
             self._outgoing.append(SerfBroadcast(bytes(raw)))
         if not self._filters_match(query.filters or ()):
             return []
+        reply_to = query.reply_to
+        if reply_to is None:
+            self.drops["query_reply_addr"] += 1
+            return []
         if query.flags & QueryFlag.ACK:
-            reply_to = query.reply_to
-            if reply_to is None:
-                self.drops["query_reply_addr"] += 1
-            else:
-                ack = QueryResponse(query.ltime, query.id, self.name, QueryFlag.ACK)
-                self._outgoing.append(SerfDirect(reply_to, encode_message(ack)))
+            ack = QueryResponse(query.ltime, query.id, self.name, QueryFlag.ACK)
+            self._outgoing.append(SerfDirect(reply_to, encode_message(ack)))
+        if query.name.startswith(INTERNAL_PREFIX):
+            if query.name in _KEY_QUERIES:
+                response = self._key_query_response(query)
+                if response is None:
+                    self.drops["key_response_size"] += 1
+                else:
+                    self._outgoing.append(response)
+            return []
         return [QueryReceived(query)]
+
+    def _key_query_response(self, query: Query) -> SerfDirect | None:
+        """Serf's internal key commands, applied to `self.keyring`; answers like Go does."""
+        result, message = False, ""
+        keys: list[str] | None = None
+        primary = ""
+        ring = self.keyring
+        if ring is None:
+            message = (
+                "Keyring is empty (encryption not enabled)"
+                if query.name == "_serf_list-keys"
+                else "No keyring to modify (encryption not enabled)"
+            )
+        elif query.name == "_serf_list-keys":
+            keys = [base64.b64encode(k).decode() for k in ring.keys]
+            primary = base64.b64encode(ring.primary).decode()
+            result = True
+        else:
+            try:
+                req = msgpack.unpackb(query.payload[1:], raw=True, strict_map_key=False)
+                key = req.get(b"Key") if isinstance(req, dict) else None
+                if not isinstance(key, bytes):
+                    raise ValueError("bad key request")
+                if query.name == "_serf_install-key":
+                    ring.add_key(key)
+                elif query.name == "_serf_use-key":
+                    ring.use_key(key)
+                else:
+                    ring.remove_key(key)
+                result = True
+            except (ValueError, TypeError) as exc:  # msgpack errors are ValueErrors
+                message = str(exc)
+        return self._key_response(query, keys, message, primary, result)
+
+    def _key_response(
+        self, query: Query, keys: list[str] | None, message: str, primary: str, result: bool
+    ) -> SerfDirect | None:
+        total = 0 if keys is None else len(keys)
+        while True:
+            body = {"Keys": keys, "Message": message, "PrimaryKey": primary, "Result": result}
+            payload = bytes((SerfMessageType.KEY_RESPONSE,)) + msgpack.packb(
+                body, use_bin_type=False
+            )
+            try:
+                return self.respond(query, payload)
+            except ValueError:
+                if not keys:
+                    return None
+                keys = keys[:-1]  # Go truncates the list until the response fits
+                message = f"truncated key list response, showing first {len(keys)} of {total} keys"
 
     def _filters_match(self, filters: tuple[bytes, ...] | tuple[()]) -> bool:
         for raw in filters:
