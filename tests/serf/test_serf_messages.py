@@ -26,7 +26,10 @@ from swimguard.serf import (
     encode_message,
 )
 
-SHARED = Path("/work/shared/vectors/memberlist-plain-captured.json")
+# shared/ sits next to the repository (../shared), read-only.
+SHARED = (
+    Path(__file__).resolve().parents[3] / "shared" / "vectors" / "memberlist-plain-captured.json"
+)
 
 
 def _shared_udp() -> dict[str, bytes]:
