@@ -22,7 +22,9 @@ def test_demo_runs_the_scenario_and_exits_0() -> None:
         [sys.executable, "-m", "swimguard.demo"], capture_output=True, text=True, timeout=80
     )
     elapsed = time.monotonic() - started
-    assert result.returncode == 0, result.stdout + result.stderr
+    print(result.stdout)  # shown by pytest when the test fails
+    print(result.stderr, file=sys.stderr)
+    assert result.returncode == 0
     assert elapsed < 60
     out = result.stdout
     assert "All 5 agents see each other" in out
