@@ -174,7 +174,10 @@ class Agent:
         self._label = label.encode() if isinstance(label, str) else bytes(label)
         self._tags = dict(tags) if tags is not None else None
         self._meta = encode_tags(self._tags) if self._tags is not None else bytes(meta)
-        self._serf = SerfLayer(name, tags=self._tags) if serf_compat else None
+        # The Serf layer shares the node's keyring so `serf keys` queries take effect.
+        self._serf = (
+            SerfLayer(name, tags=self._tags, keyring=self._keyring) if serf_compat else None
+        )
         self._hooks = hooks
         self._rng = rng if rng is not None else random.Random()
         self._node_factory = node_factory or _default_node_factory
