@@ -41,7 +41,7 @@ class Membership(Transmitter):
         on_finished: Callable[[], None] | None = None,
     ) -> None:
         table = self._table
-        rec = table.get(a.node)
+        rec = table.by_name.get(a.node)
         is_local = a.node == self.name
         if (
             rec is not None
