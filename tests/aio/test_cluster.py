@@ -230,3 +230,57 @@ def test_events_report_joins_suspicion_and_failure() -> None:
             await close_all(agents)
 
     run(body)
+
+
+def test_user_messages_best_effort_reliable_and_broadcast() -> None:
+    from swimguard.protocol.events import UserMessage
+
+    async def body() -> None:
+        agents = [agent(n) for n in ("a", "b", "c")]
+        try:
+            await cluster(agents)
+            a, b, c = agents
+            got: dict[str, list[bytes]] = {"b": [], "c": []}
+
+            async def collect(x: Agent) -> None:
+                async for ev in x.events():
+                    if isinstance(ev, UserMessage):
+                        got[x.name].append(ev.data)
+
+            tasks = [asyncio.create_task(collect(x)) for x in (b, c)]
+            a.send_best_effort(b.advertise_address, b"udp hello")
+            a.send_reliable(b.advertise_address, b"tcp hello" * 1000)
+            a.broadcast(b"to everyone")
+            await until(
+                lambda: {b"udp hello", b"tcp hello" * 1000, b"to everyone"} <= set(got["b"])
+                and b"to everyone" in got["c"]
+            )
+            for t in tasks:
+                t.cancel()
+            a.update_meta(b"v2")
+            await until(
+                lambda: all(
+                    m.meta == b"v2" for x in (b, c) for m in x.members() if m.name == "a"
+                )
+            )
+        finally:
+            await close_all(agents)
+
+    run(body)
+
+
+def test_advertise_address_is_what_peers_see() -> None:
+    async def body() -> None:
+        a = agent("a", advertise="127.0.0.1:0")  # port 0: the bound port
+        b = agent("b")
+        try:
+            await a.start()
+            assert a.advertise_address == a.bound_address
+            await b.start()
+            await b.join([a.advertise_address])
+            await until(lambda: "b" in alive_names(a))
+            assert next(m for m in b.members() if m.name == "a").addr == a.bound_address
+        finally:
+            await close_all([a, b])
+
+    run(body)

@@ -334,3 +334,15 @@ def test_serf_compat_sends_intents_and_tags() -> None:
             assert intents == ["Join", "Leave"]
 
     run(main())
+
+
+def test_advertise_is_passed_to_the_core_separately_from_the_bind() -> None:
+    async def main() -> None:
+        async with make_agent("adv", advertise="10.1.2.3:4000") as a:
+            assert fake(a).advertise == ("10.1.2.3", 4000)
+            assert a.advertise_address == ("10.1.2.3", 4000)
+            assert a.bound_address[0] == "127.0.0.1"
+        async with make_agent("adv0", advertise=("10.1.2.3", 0)) as a:
+            assert a.advertise_address == ("10.1.2.3", a.bound_address[1])
+
+    run(main())

@@ -135,7 +135,9 @@ class Agent:
     bind, the host's outbound IP). Encryption: pass `keyring` (first key is
     primary) and/or `label`. Metadata: raw `meta` bytes, or Serf `tags` (which
     take precedence). With `serf_compat` (default), the agent speaks enough of
-    Serf that Serf agents see it join and leave properly.
+    Serf that Serf agents see it join and leave properly; user messages whose
+    first byte is a Serf message type (0-9) are then handled by the Serf layer
+    (its events appear in `events()`) instead of surfacing as `UserMessage`.
 
     Not thread-safe: use it from the event loop that entered it.
     """
