@@ -296,3 +296,18 @@ def test_internal_queries_are_not_reported_as_events() -> None:
     assert layer.handle_user_message(encode_message(ping)) == []
     acks = [o for o in layer.take_outgoing() if isinstance(o, SerfDirect)]
     assert len(acks) == 1
+
+
+def test_event_ring_bytes_are_bounded() -> None:
+    from swimguard.serf import layer as layer_mod
+
+    layer = SerfLayer("py")
+    big = b"x" * 60000
+    accepted = 0
+    for ltime in range(1, 200):
+        accepted += len(layer.handle_user_message(encode_message(UserEvent(ltime, "e", big))))
+    assert accepted == layer_mod.MAX_EVENT_BYTES // (len(big) + 1)
+    assert layer.drops["event_ring_full"] == 199 - accepted
+    # a slot reused by a newer Lamport time frees its bytes
+    layer.event_clock.witness(2000)
+    assert layer.handle_user_message(encode_message(UserEvent(1 + 3 * 512, "e", big))) != []

@@ -67,6 +67,9 @@ MAX_NAMES: Final = 65536
 # Bound on distinct events (queries) kept per Lamport time: real clusters see a handful; a
 # hostile push/pull could otherwise make each dedup check scan an unbounded list.
 MAX_PER_SLOT: Final = 256
+# Bound on the event ring's name+payload bytes (it is resent in every push/pull). Serf caps
+# each event at 512 bytes, so a full ring of one event per slot needs 256 KiB.
+MAX_EVENT_BYTES: Final = 2 * 1024 * 1024
 _FILTER_NODE: Final = 0
 _FILTER_TAG: Final = 1
 # A quantified group, e.g. "(a+)+": Python's backtracking regexps can take exponential time on
@@ -104,6 +107,7 @@ class SerfLayer:
         self._status: dict[str, tuple[int, Literal["join", "leave"]]] = {name: (0, "join")}
         self._left: dict[str, None] = {}
         self._events: list[UserEvents | None] = [None] * EVENT_BUFFER
+        self._event_bytes = 0
         self._queries: list[tuple[int, set[int]] | None] = [None] * EVENT_BUFFER
         self._outgoing: list[SerfOutgoing] = []
         self._pending_events: list[SerfEvent] = []
@@ -308,15 +312,25 @@ class SerfLayer:
         idx = msg.ltime % EVENT_BUFFER
         slot = self._events[idx]
         entry = UserEventEntry(msg.name, msg.payload)
+        size = _entry_size(entry)
         if slot is not None and slot.ltime == msg.ltime:
             if entry in slot.events:
                 return False
             if len(slot.events) >= MAX_PER_SLOT:
                 self.drops["event_slot_full"] += 1
                 return False
+            if self._event_bytes + size > MAX_EVENT_BYTES:
+                self.drops["event_ring_full"] += 1
+                return False
             self._events[idx] = UserEvents(msg.ltime, (*slot.events, entry))
         else:
+            freed = 0 if slot is None else sum(_entry_size(e) for e in slot.events)
+            if self._event_bytes - freed + size > MAX_EVENT_BYTES:
+                self.drops["event_ring_full"] += 1
+                return False
+            self._event_bytes -= freed
             self._events[idx] = UserEvents(msg.ltime, (entry,))
+        self._event_bytes += size
         return True
 
     def _on_query(self, query: Query, raw: bytes) -> list[object]:
@@ -459,3 +473,7 @@ class SerfLayer:
             self.drops["relay_addr"] += 1
             return
         self._outgoing.append(SerfDirect((host, relay.dest_port), relay.inner))
+
+
+def _entry_size(entry: UserEventEntry) -> int:
+    return len(entry.name.encode("utf-8", "surrogateescape")) + len(entry.payload)
