@@ -125,12 +125,6 @@ def test_serf_query_with_relays_is_acked_by_us(cluster: Cluster) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="swimguard.aio.Agent does not yet hand its keyring to SerfLayer "
-    "(aio/agent.py: SerfLayer(name, tags=..., keyring=self._keyring)); we answer "
-    "'No keyring to modify'. Remove this marker once it does.",
-)
 def test_serf_key_rotation_includes_us(cluster: Cluster) -> None:
     """`serf keys` install/use/remove/list are internal queries we must answer."""
     old, new = serf_key(1), serf_key(3)
