@@ -204,3 +204,17 @@ def test_older_serf_protocol_versions(cluster: Cluster, protocol: str) -> None:
         assert _serf_errors(cluster) == []
 
     asyncio.run(scenario())
+
+
+def test_cluster_label_does_not_interoperate_with_memberlist_0_2_2(cluster: Cluster) -> None:
+    """Labels are memberlist >= 0.3; Debian's serf drops labelled streams and packets."""
+    a = cluster.start_serf("a")
+
+    async def scenario() -> None:
+        async with local_agent("py", label=b"prod") as py:
+            with pytest.raises(JoinError):
+                await py.join([a.addr])
+            await asyncio.sleep(0.5)
+            assert set(await asyncio.to_thread(a.statuses)) == {"a"}
+
+    asyncio.run(scenario())
