@@ -93,7 +93,17 @@ __all__ = ["Node"]
 
 
 class Node(Streams):
-    """One cluster member. See the module docstring and docs/architecture.md."""
+    """One cluster member. See the module docstring and docs/architecture.md.
+
+    `Node(config, name=, advertise=, rng=, now=, hooks=None, keyring=None, label=b"",
+    enable_compression=None)`: `advertise` is the (IP text, port) peers reach us at;
+    `rng` is the only source of randomness; `hooks` is one object implementing any of
+    the protocols in `protocol.hooks`; `keyring`/`label` are handed to the wire codec;
+    `enable_compression` overrides `config.enable_compression`.
+
+    Beyond the documented contract: `member(name)`, `num_members`, `has_left`,
+    `broadcasts_queued` and `stalls` (loop-lag reports that counted as a stall).
+    """
 
     def __init__(
         self,
