@@ -529,7 +529,8 @@ class Agent:
             node.handle_timeout(now)
 
         self._guarded(fire)
-        self._drop_logger.maybe_log(now, self.drops)
+        if self._drop_logger.due(now):
+            self._drop_logger.maybe_log(now, self.drops)
 
     # -- the driver contract: perform effects, publish events, re-arm ------------
 

@@ -22,6 +22,10 @@ class DropLogger:
         self._next_check = 0.0
         self._last: dict[str, int] = {}
 
+    def due(self, now: float) -> bool:
+        """True when `maybe_log` would look at the counters (saves building them)."""
+        return now >= self._next_check
+
     def maybe_log(self, now: float, counters: Mapping[str, int]) -> bool:
         """Log a summary if the interval passed and counters grew; True if it logged."""
         if now < self._next_check:

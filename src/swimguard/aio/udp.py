@@ -7,6 +7,7 @@ Every packet leaves from the bound socket so its source port is our port
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 from typing import cast
@@ -16,6 +17,8 @@ from swimguard.protocol.outgoing import Address
 
 DatagramHandler = Callable[[bytes, Address], None]
 CountDrop = Callable[[str], None]
+
+log = logging.getLogger("swimguard.agent")
 
 MAX_SEND_BUFFER_BYTES = 1024 * 1024
 """asyncio queues datagrams the kernel refused, without a bound; past this we drop."""
@@ -44,9 +47,9 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._on_datagram(data, normalize_peer(addr))
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and friends, reported on a later socket call;
-        # the failure detector notices unreachable peers by itself.
-        self._count_drop("udp_icmp_error")
+        # ICMP port unreachable and friends, reported on a later socket call. Not
+        # dropped input: the failure detector notices unreachable peers by itself.
+        log.debug("UDP socket error: %s", exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
