@@ -118,11 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `swimguard` command; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "sim":
-        from swimguard.sim.runner import (  # type: ignore[import-not-found,unused-ignore]
+        from swimguard.sim.runner import (
             main as sim_main,
         )
 
-        return int(sim_main(args_list[1:]))
+        return sim_main(args_list[1:])
     parser = _build_parser()
     args = parser.parse_args(args_list)
     if args.command == "keygen":

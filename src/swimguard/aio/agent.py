@@ -89,7 +89,7 @@ _SERF_TYPES = frozenset(int(t) for t in SerfMessageType)
 
 
 def _default_node_factory(config: Config, **kwargs: Any) -> NodeAPI:
-    from swimguard.protocol.node import Node  # type: ignore[import-not-found,unused-ignore]
+    from swimguard.protocol.node import Node
 
     node: NodeAPI = Node(config, **kwargs)
     return node
