@@ -10,6 +10,7 @@ are validated at construction; a bad one raises `ValueError` naming the field.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 from typing import Any, Final
 
@@ -73,6 +74,10 @@ class Config:
     dead_node_reclaim_time: float = 0.0
     """A dead member's name may be taken by a new address after this long; 0 = never."""
 
+    cidrs_allowed: tuple[str, ...] = ()
+    """memberlist `CIDRsAllowed`: when non-empty, alive messages from or about addresses
+    outside these networks ("10.0.0.0/8", "::1/128") are dropped. Empty allows all."""
+
     # --- Lifeguard switches (swimguard extension: memberlist always has all three on).
     lha_probe: bool = True
     """Lifeguard local health (awareness): failed probes, missed nacks and refutations
@@ -133,6 +138,15 @@ class Config:
         _check_int(self, "max_inbound_streams", 1, 1 << 20)
         _check_int(self, "max_stream_bytes", 1024, 1 << 31)
         _check_int(self, "max_user_broadcasts", 1, 1 << 24)
+        if not isinstance(self.cidrs_allowed, tuple):
+            raise ValueError(
+                f"Config.cidrs_allowed: must be a tuple of CIDR strings, got {self.cidrs_allowed!r}"
+            )
+        for cidr in self.cidrs_allowed:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except (TypeError, ValueError):
+                raise ValueError(f"Config.cidrs_allowed: invalid CIDR {cidr!r}") from None
         if self.probe_timeout > self.probe_interval:
             raise ValueError(
                 f"Config.probe_timeout: must not exceed probe_interval ({self.probe_interval}), "

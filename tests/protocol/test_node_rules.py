@@ -362,3 +362,27 @@ def test_suspect_carries_on_when_sent_in_push_pull_from_us() -> None:
     pp = node._local_state(False)
     assert {s.name for s in pp.states} == {"a", "b"}
     assert all(s.vsn == VSN for s in pp.states)
+
+
+def test_cidrs_allowed_filters_alive_messages() -> None:
+    cfg = Config.lan(cidrs_allowed=("127.0.0.0/8",))
+    node = make_node(cfg)
+    feed(node, alive("b"), sender=("10.1.1.1", 9))  # sender outside the networks
+    assert node.member("b") is None
+    feed(node, Alive(incarnation=1, node="c", addr=b"\x0a\x00\x00\x01", port=1, vsn=VSN))
+    assert node.member("c") is None  # the member's own address is outside
+    feed(node, alive("d"))
+    assert node.member("d") is not None
+    assert node.drops["cidr_blocked"] == 2
+    # Push/pull merges are filtered too.
+    node._merge_state([PushNodeState(name="e", addr=b"\x0a\x00\x00\x02", port=1, incarnation=1,
+                                     state=0, vsn=VSN)], 0.0)
+    assert node.member("e") is None
+
+
+def test_cidrs_allowed_is_validated() -> None:
+    with pytest.raises(ValueError, match=r"Config\.cidrs_allowed"):
+        Config.lan(cidrs_allowed=("not-a-net",))
+    with pytest.raises(ValueError, match=r"Config\.cidrs_allowed"):
+        Config.lan(cidrs_allowed=["10.0.0.0/8"])  # type: ignore[arg-type]
+    assert Config.lan(cidrs_allowed=("10.0.0.0/8", "::1/128")).cidrs_allowed

@@ -10,6 +10,7 @@ messages) <- `Node` (public API, timers and datagram dispatch).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import random
 from collections import Counter
 from typing import Final
@@ -35,6 +36,8 @@ from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord, MemberTable
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.stream import StreamDecoder
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 COMPOUND_HEADER_OVERHEAD: Final = 2
 COMPOUND_OVERHEAD: Final = 2
@@ -152,6 +155,7 @@ class NodeBase:
     _leave_waiting: bool
     _gossip_idle: bool
     _gossip_anchor: float
+    _allowed_nets: tuple[IPNetwork, ...]
 
     @property
     def _self(self) -> MemberRecord:
@@ -172,6 +176,16 @@ class NodeBase:
         self._events.append(UserMessage(data))
         if self._message_hook is not None:
             self._message_hook.notify_message(data)
+
+    def _ip_allowed(self, host: str) -> bool:
+        """memberlist `IPAllowed`: True unless `cidrs_allowed` is set and excludes `host`."""
+        if not self._allowed_nets:
+            return True
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._allowed_nets)
 
     def _close_stream(self, stream_id: int, *, reply_first: bool = False) -> None:
         raise NotImplementedError  # provided by the Streams layer

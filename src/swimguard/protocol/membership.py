@@ -70,6 +70,9 @@ class Membership(Transmitter):
             if self._alive_hook.notify_alive(claim) is not None:
                 self._drops["alive_vetoed"] += 1
                 return
+        if (rec is None or rec.addr_bytes != a.addr) and not self._ip_allowed(host):
+            self._drops["cidr_blocked"] += 1  # a new member or a new address outside the CIDRs
+            return
         updates_address = False
         if rec is None:
             rec = MemberRecord(a.node, host, a.addr, a.port, meta)

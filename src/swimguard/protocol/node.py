@@ -18,6 +18,7 @@ listed in the `swimguard.protocol` package docstring.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import random
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
@@ -154,6 +155,9 @@ class Node(Streams):
         self._alive_hook = hooks if isinstance(hooks, AliveHook) else None
         self._ping_hook = hooks if isinstance(hooks, PingHook) else None
 
+        self._allowed_nets = tuple(
+            ipaddress.ip_network(c, strict=False) for c in config.cidrs_allowed
+        )
         self._out: list[Outgoing] = []
         self._events: list[Event] = []
         self._drops: Counter[str] = Counter()
@@ -433,6 +437,9 @@ class Node(Streams):
 
     def _handle_message(self, msg: Message, sender: Address, now: float) -> None:
         if type(msg) is Alive:  # most messages are gossiped alives: test that first
+            if self._allowed_nets and not self._ip_allowed(sender[0]):
+                self._drops["cidr_blocked"] += 1
+                return
             if self.config.protocol_version < 2 or msg.port == 0:
                 msg = dataclasses.replace(msg, port=self._advertise[1])
             self._alive_node(msg, now)
