@@ -21,8 +21,11 @@ Behaviour follows memberlist 0.2.2. Known differences (all wire-compatible):
 * A Vsn of 1-5 bytes is dropped (0.2.2 panics); bad addresses are dropped.
 * `update_meta()` and `send_reliable()` report nothing back (memberlist's
   UpdateNode waits for the broadcast; SendReliable returns the dial error).
-* Not implemented: CIDRsAllowed, DisableTcpPingsForNode, `Memberlist.Ping`,
-  go-metrics (dropped inputs are counted in `Node.drops` instead).
+* Not implemented: DisableTcpPingsForNode, `Memberlist.Ping` (an on-demand
+  ping API), go-metrics (dropped inputs are counted in `Node.drops` instead).
+* Idle gossip rounds are skipped: with nothing queued the gossip timer sleeps
+  and is re-armed on the same cadence when something is queued (memberlist
+  wakes every GossipInterval and finds nothing to send).
 
 Extensions: switches for each Lifeguard part (`Config.lha_probe`,
 `lha_suspicion`, `buddy_system`), the loop-lag health input
