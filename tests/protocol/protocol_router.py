@@ -63,6 +63,17 @@ class Cluster:
         self._drain(name)
         return node
 
+    def restart(self, name: str, **kwargs: Any) -> Node:
+        """A crashed member comes back: a fresh Node (incarnation 1) at the same address."""
+        peer = self.peers[name]
+        node = Node(self.config, name=name, advertise=peer.addr,
+                    rng=random.Random(self.rng.random()), now=self.now, **kwargs)
+        peer.node = node
+        self._links = {k: v for k, v in self._links.items() if k[0] != name and v[0] != name}
+        self.down.discard(name)
+        self._drain(name)
+        return node
+
     def node(self, name: str) -> Node:
         return self.peers[name].node
 

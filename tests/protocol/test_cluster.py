@@ -309,3 +309,17 @@ def _trace(seed: int) -> list[str]:
 def test_same_seed_same_run() -> None:
     assert _trace(11) == _trace(11)
     assert _trace(11) != _trace(12)
+
+
+def test_a_restarted_member_refutes_its_death_and_rejoins() -> None:
+    c = _cluster("abcd")
+    c.run(2.0)
+    c.crash("d")
+    assert c.run_until(lambda: all("d" in names_of(c.node(n), "DEAD") for n in "abc"), 60.0)
+    c.restart("d")
+    c.call("d", lambda n: n.join([c.peers["a"].addr], c.now))
+    assert c.run_until(lambda: converged(c, "abcd"), 10.0)
+    assert c.node("d").local_member.incarnation > 1  # it had to refute its own death
+    for n in "abc":
+        joins = [e for e in c.events(n) if isinstance(e, MemberJoined) and e.member.name == "d"]
+        assert len(joins) == 2
