@@ -231,6 +231,9 @@ async def _run_agent(agent: Agent, seeds: Sequence[str], leave_timeout: float) -
                 await printer
     except BrokenPipeError:
         status = 0
+    except OSError as exc:  # bind failures: address in use, not local, ...
+        log.error("cannot start: %s", exc)
+        status = 1
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
