@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from swimguard.aio import Agent, EventsLost
+from swimguard.aio.agent import DEFAULT_PORT
 from swimguard.aio.sockets import format_address, parse_address
 from swimguard.config import Config
 from swimguard.errors import JoinError
@@ -160,10 +161,10 @@ def _agent_from_args(args: argparse.Namespace) -> Agent:
             tags[k] = v
         if args.meta:
             log.warning("--meta is ignored because --tag sets the metadata")
-    bind = parse_address(args.bind)
+    bind = parse_address(args.bind, default_port=DEFAULT_PORT)
     advertise = parse_address(args.advertise, default_port=0) if args.advertise else None
     for seed in args.join:
-        parse_address(seed, default_port=7946)
+        parse_address(seed, default_port=DEFAULT_PORT)
     return Agent(
         args.name,
         bind=bind,

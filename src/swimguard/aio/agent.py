@@ -85,6 +85,8 @@ _PUBLISHED = (
     UserMessage,
     NameConflict,
 )
+DEFAULT_PORT = 7946
+"""memberlist's default port, used when a bind or seed string has none."""
 _SERF_TYPES = frozenset(int(t) for t in SerfMessageType)
 
 
@@ -164,7 +166,9 @@ class Agent:
         self.name = name
         self.config = config if config is not None else Config.lan()
         self.options = options if options is not None else AgentConfig()
-        self._bind_request = parse_address(bind) if isinstance(bind, str) else bind
+        self._bind_request = (
+            parse_address(bind, default_port=DEFAULT_PORT) if isinstance(bind, str) else bind
+        )
         if isinstance(advertise, str):
             self._advertise_request: Address | None = parse_address(advertise, default_port=0)
         else:
@@ -646,7 +650,10 @@ class Agent:
         return self._node
 
     async def _resolve_seed(self, seed: str | Address) -> Address:
-        host, port = parse_address(seed, default_port=7946) if isinstance(seed, str) else seed
+        if isinstance(seed, str):
+            host, port = parse_address(seed, default_port=DEFAULT_PORT)
+        else:
+            host, port = seed
         if not is_ip(host):
             assert self._loop is not None
             try:
