@@ -227,9 +227,12 @@ async def _run_agent(agent: Agent, seeds: Sequence[str], leave_timeout: float) -
                     log.warning("leave interrupted")
                 # Let the printer write what the leave produced, then stop it.
                 await asyncio.sleep(0)
+            drops = agent.drops
             await agent.close()
             with contextlib.suppress(asyncio.CancelledError, BrokenPipeError):
                 await printer
+            if drops:
+                log.info("dropped input by reason: %s", drops)
     except BrokenPipeError:
         status = 0
     except OSError as exc:  # bind failures: address in use, not local, ...
