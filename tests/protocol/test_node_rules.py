@@ -386,3 +386,14 @@ def test_cidrs_allowed_is_validated() -> None:
     with pytest.raises(ValueError, match=r"Config\.cidrs_allowed"):
         Config.lan(cidrs_allowed=["10.0.0.0/8"])  # type: ignore[arg-type]
     assert Config.lan(cidrs_allowed=("10.0.0.0/8", "::1/128")).cidrs_allowed
+
+
+def test_overdue_suspicion_after_a_confirmation_is_due_now_not_in_the_past() -> None:
+    node = make_node()
+    add_members(node, "b", "c", "d", "e")  # k = 2, min 4 s, max 24 s
+    feed(node, suspect("b", 1, frm="c"), now=0.0)
+    feed(node, suspect("b", 1, frm="d"), now=10.0)
+    feed(node, suspect("b", 1, frm="e"), now=10.0)  # timeout now 4 s: overdue since t=4
+    assert node._deadlines.get(("suspect", "b")) == 10.0
+    node.handle_timeout(10.0)
+    assert node.member("b").state is MemberState.DEAD  # type: ignore[union-attr]

@@ -127,7 +127,9 @@ class Membership(Transmitter):
         if susp is not None:
             if susp.confirm(s.from_):
                 self._broadcast_member(s.node, s, now)
-                self._deadlines.set(("suspect", s.node), susp.deadline)
+                # Already overdue (memberlist fires at once): due now, never in the past,
+                # so a driver does not mistake the gap for loop lag.
+                self._deadlines.set(("suspect", s.node), max(susp.deadline, now))
             return
         if rec.state is not ALIVE:
             return

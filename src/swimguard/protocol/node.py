@@ -368,20 +368,22 @@ class Node(Streams):
             return
         self.stalls += 1
         probe = self._probe
+        # Deadlines are never moved into the past: a timer armed behind `now` would make
+        # the driver report the gap as lag again.
         if probe is not None:
-            probe.direct_deadline += lag
-            probe.deadline += lag
+            probe.direct_deadline = max(probe.direct_deadline + lag, now)
+            probe.deadline = max(probe.deadline + lag, now)
             if not probe.indirect:
                 self._deadlines.set(PROBE_DIRECT, probe.direct_deadline)
             self._deadlines.set(PROBE_END, probe.deadline)
         for name, susp in self._suspicions.items():
             susp.start += lag
-            self._deadlines.set(("suspect", name), susp.deadline)
+            self._deadlines.set(("suspect", name), max(susp.deadline, now))
         for sid, st in self._streams.items():
             key = ("stream", sid)
             when = self._deadlines.get(key)
             if when is not None and st.kind != "tcp_ping":  # a TCP ping follows its probe
-                self._deadlines.set(key, when + lag)
+                self._deadlines.set(key, max(when + lag, now))
         if probe is not None and probe.tcp_stream is not None:
             self._deadlines.set(("stream", probe.tcp_stream), probe.deadline)
 
