@@ -207,6 +207,7 @@ class Agent:
             collections.deque()
         )
         self._leave_waiters: list[asyncio.Future[LeaveCompleted]] = []
+        self._join_lock = asyncio.Lock()
         self._drop_logger = DropLogger(log, self.options.drop_log_interval, name)
         self._last_lag = 0.0
 
@@ -389,15 +390,18 @@ class Agent:
             raise ValueError("join() needs at least one seed")
         assert self._loop is not None
         addrs = [await self._resolve_seed(seed) for seed in seeds]
-        waiter: asyncio.Future[JoinCompleted] = self._loop.create_future()
-        self._join_waiters.append(waiter)
-        self._input(node.join, addrs)
         limit = timeout if timeout is not None else 2 * self.config.tcp_timeout + 1.0
-        try:
-            result = await asyncio.wait_for(asyncio.shield(waiter), limit)
-        except TimeoutError:
-            waiter.cancel()  # a late JoinCompleted finds it done and skips it
-            raise JoinError(f"join timed out after {limit:.1f}s") from None
+        # JoinCompleted carries no call id, so joins run one at a time and each
+        # takes the next JoinCompleted.
+        async with self._join_lock:
+            waiter: asyncio.Future[JoinCompleted] = self._loop.create_future()
+            self._join_waiters.append(waiter)
+            self._input(node.join, addrs)
+            try:
+                result = await asyncio.wait_for(asyncio.shield(waiter), limit)
+            except TimeoutError:
+                waiter.cancel()  # a late JoinCompleted finds it done and skips it
+                raise JoinError(f"join timed out after {limit:.1f}s") from None
         if result.joined == 0:
             detail = "; ".join(result.errors) or "no reply"
             raise JoinError(f"no seed answered: {detail}")
@@ -579,11 +583,12 @@ class Agent:
         if isinstance(event, PingCompleted):
             return
         if isinstance(event, JoinCompleted):
-            while self._join_waiters:
+            # One event per join() call, in call order; a timed-out call's waiter
+            # is cancelled but still takes its (late) event.
+            if self._join_waiters:
                 waiter = self._join_waiters.popleft()
                 if not waiter.done():
                     waiter.set_result(event)
-                    break
             return
         if isinstance(event, LeaveCompleted):
             for leave_waiter in self._leave_waiters:
