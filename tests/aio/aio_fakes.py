@@ -53,6 +53,7 @@ class FakeNode:
         self.events: list[Event] = [MemberJoined(self.local_member)]
         self.deadline: float | None = None
         self.join_ok = True
+        self.join_answers = True  # False: JoinCompleted only when a test calls finish_join
         self.fail_on_datagram = False
         self.on_stream_data: Callable[[FakeNode, int, bytes], None] | None = None
         self._ids = itertools.count(1)
@@ -65,9 +66,12 @@ class FakeNode:
     # -- NodeAPI --
     def join(self, seeds: Sequence[Address], now: float) -> None:
         self.inputs.append(("join", tuple(seeds), now))
-        n = len(seeds) if self.join_ok else 0
-        errors = () if self.join_ok else tuple(f"{s}: refused" for s in seeds)
-        self.events.append(JoinCompleted(joined=n, errors=errors))
+        if self.join_answers:
+            self.finish_join(len(seeds) if self.join_ok else 0)
+
+    def finish_join(self, joined: int) -> None:
+        errors = () if joined else ("refused",)
+        self.events.append(JoinCompleted(joined=joined, errors=errors))
 
     def leave(self, now: float, timeout: float) -> None:
         self.inputs.append(("leave", now, timeout))

@@ -346,3 +346,17 @@ def test_advertise_is_passed_to_the_core_separately_from_the_bind() -> None:
             assert a.advertise_address == ("10.1.2.3", a.bound_address[1])
 
     run(main())
+
+
+def test_join_timeout_and_a_late_completion_does_not_leak_into_the_next_join() -> None:
+    async def main() -> None:
+        async with make_agent("j") as agent:
+            node = fake(agent)
+            node.join_answers = False
+            with pytest.raises(JoinError, match="timed out"):
+                await agent.join(["127.0.0.1:1"], timeout=0.1)
+            node.join_answers = True
+            node.finish_join(0)  # the late answer to the first call: a failure
+            assert await agent.join(["127.0.0.1:2"]) == 1  # the second call's own answer
+
+    run(main())
