@@ -360,3 +360,25 @@ def test_join_timeout_and_a_late_completion_does_not_leak_into_the_next_join() -
             assert await agent.join(["127.0.0.1:2"]) == 1  # the second call's own answer
 
     run(main())
+
+
+def test_a_hanging_connect_closed_by_the_core_is_abandoned_after_the_grace() -> None:
+    async def body(a: Agent) -> None:
+        loop = asyncio.get_running_loop()
+
+        async def black_hole(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(3600)
+
+        loop.create_connection = black_hole  # type: ignore[method-assign]
+        fake(a).outgoing += [
+            StreamOpen(9, ("127.0.0.1", 9)),
+            StreamSend(9, b"data"),
+            StreamClose(9),
+        ]
+        a.broadcast(b"poke")
+        assert a.open_connections == 1
+        await wait_for(lambda: a.open_connections == 0, timeout=2)
+        assert a.drops["tcp_close_stuck"] == 1
+        assert fake(a).of_kind("stream_closed") == []
+
+    with_agents(1, body, options=AgentConfig(stream_close_grace=0.2))

@@ -151,8 +151,12 @@ class StreamManager:
         conn.core_knows_closed = True
         if conn.transport is None:
             # Still connecting (send_reliable opens, sends and closes at once):
-            # flush the queued bytes once connected, then close.
+            # flush the queued bytes once connected, then close; a connect that
+            # hangs (a black-holed peer) gets the same grace as a stuck flush.
             conn.close_requested = True
+            conn.timers.append(
+                self._loop.call_later(self._options.stream_close_grace, self._close_overdue, conn)
+            )
             return
         self._begin_close(conn)
 
@@ -238,9 +242,15 @@ class StreamManager:
             )
 
     def _close_overdue(self, conn: _Connection) -> None:
-        if conn.state is not _State.DONE and conn.transport is not None:
-            self._count_drop("tcp_close_stuck")
+        if conn.state is _State.DONE:
+            return
+        self._count_drop("tcp_close_stuck")
+        if conn.transport is not None:
             conn.transport.abort()
+        else:
+            if conn.connect_task is not None:
+                conn.connect_task.cancel()
+            self._finish(conn)
 
     def _arm_lifetime(self, conn: _Connection) -> None:
         conn.timers.append(
