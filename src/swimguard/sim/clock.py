@@ -36,15 +36,16 @@ class VirtualClock:
 class EventQueue:
     """A heap of pending actions ordered by (time, insertion sequence)."""
 
-    __slots__ = ("_counter", "heap")
+    __slots__ = ("counter", "heap")
 
     def __init__(self) -> None:
         self.heap: list[tuple[float, int, Action, tuple[Any, ...]]] = []
-        self._counter = itertools.count()
+        # Hot paths may push `(t, next(counter), action, args)` onto `heap` directly.
+        self.counter = itertools.count()
 
     def push(self, t: float, action: Action, *args: Any) -> None:
         """Schedule `action(*args)` at virtual time `t`."""
-        heapq.heappush(self.heap, (t, next(self._counter), action, args))
+        heapq.heappush(self.heap, (t, next(self.counter), action, args))
 
     def pop(self) -> tuple[float, Action, tuple[Any, ...]]:
         """Remove and return the earliest action."""

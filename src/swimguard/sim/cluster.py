@@ -55,6 +55,7 @@ class SimMember:
     """One simulated process slot: a name, an address, and the node currently running there."""
 
     __slots__ = (
+        "_state",
         "addr",
         "bytes_sent",
         "down_at",
@@ -67,10 +68,10 @@ class SimMember:
         "node",
         "restarts",
         "slow",
-        "state",
         "stream_fifo_time",
         "timer_deadline",
         "timer_gen",
+        "up",
     )
 
     def __init__(self, index: int, name: str, addr: Address, node: SimNode) -> None:
@@ -78,6 +79,7 @@ class SimMember:
         self.name = name
         self.addr = addr
         self.node = node
+        self.up = True
         self.state = UP
         self.epoch = 0
         self.restarts = 0
@@ -92,9 +94,15 @@ class SimMember:
         self.down_at: float | None = None
 
     @property
-    def up(self) -> bool:
-        """True while a process runs in this slot (including while it is leaving)."""
-        return self.state in (UP, LEAVING)
+    def state(self) -> str:
+        """ "up", "leaving", "crashed" or "left"."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._state = value
+        # A plain attribute: the hot path reads it for every delivery.
+        self.up = value in (UP, LEAVING)
 
     def __repr__(self) -> str:
         return f"SimMember({self.name!r}, {self.state}, epoch={self.epoch})"
@@ -144,6 +152,7 @@ class SimCluster:
         self._streams: dict[tuple[int, int, int], _Stream] = {}  # (member, epoch, id)
         self._trace = hashlib.blake2b(digest_size=16) if trace else None
         self.steps = 0
+        self._seq = self.queue.counter
         self.datagram_tap: Callable[[float, SimMember, Datagram, str], None] | None = None
         """Optional observer of every datagram sent: (now, sender, datagram, cause)."""
 
@@ -237,7 +246,8 @@ class SimCluster:
                 if self.datagram_tap is not None:
                     self.datagram_tap(now, m, out, cause)  # type: ignore[arg-type]
                 self._send_datagram(m, out, now)  # type: ignore[arg-type]
-            elif kind is StreamSend:
+                continue
+            if kind is StreamSend:
                 self._stream_send(m, out, now)  # type: ignore[arg-type]
             elif kind is StreamOpen:
                 self._stream_open(m, out, now)  # type: ignore[arg-type]
@@ -267,7 +277,11 @@ class SimCluster:
                 slow = m.slow
                 if slow is not None and slow.timers:
                     fire += slow.delay.sample(self.slow_rng)
-                self.queue.push(max(fire, now), self._fire_timer, m, m.timer_gen)
+                if fire < now:
+                    fire = now
+                heapq.heappush(
+                    self.queue.heap, (fire, next(self._seq), self._fire_timer, (m, m.timer_gen))
+                )
 
     def _fire_timer(self, m: SimMember, gen: int) -> None:
         if gen != m.timer_gen or not m.up:
@@ -293,15 +307,22 @@ class SimCluster:
         if dst is None:
             self.network.stats.unroutable += 1
             return
+        heap, seq, arrive = self.queue.heap, self._seq, self._arrive_datagram
         for delay in self.network.datagram_delays(m.index, dst.index):
-            self.queue.push(now + delay, self._arrive_datagram, dst, data, m.addr)
+            heapq.heappush(heap, (now + delay, next(seq), arrive, (dst, data, m.addr)))
 
     def _arrive_datagram(self, m: SimMember, data: bytes, sender: Address) -> None:
         if not m.up:
             return
         slow = m.slow
         if slow is None:
-            self._process_datagram(m, m.epoch, data, sender)
+            # Inline of _process_datagram: this is the simulator's hottest path.
+            now = self.clock.now
+            if self._trace is not None:
+                self._trace.update(f"D{now!r}{m.index}{sender!r}".encode())
+                self._trace.update(data)
+            m.node.receive_datagram(data, sender, now)
+            self._drain(m, "input")
             return
         t = self.clock.now + slow.delay.sample(self.slow_rng)
         if slow.fifo:

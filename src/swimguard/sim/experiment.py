@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 from swimguard.config import Config
 from swimguard.sim.invariants import InvariantViolation, attach_all, convergence_gaps
@@ -63,7 +64,11 @@ def experiment_config(
     }
     if name not in switches:
         raise ValueError(f"unknown configuration {name!r}; known: {', '.join(CONFIG_NAMES)}")
-    values = {**off, **switches[name], "loop_lag_health": name == "lifeguard-looplag"}
+    values: dict[str, Any] = {
+        **off,
+        **switches[name],
+        "loop_lag_health": name == "lifeguard-looplag",
+    }
     return dataclasses.replace(base, **values)
 
 
