@@ -34,6 +34,7 @@ from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord, MemberTable
+from swimguard.wire.compound import MAX_PARTS_GO_022
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.stream import StreamDecoder
 
@@ -42,7 +43,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 COMPOUND_HEADER_OVERHEAD: Final = 2
 COMPOUND_OVERHEAD: Final = 2
 USER_MSG_OVERHEAD: Final = 1
-MAX_COMPOUND_PARTS: Final = 255
+# memberlist 0.2.2 computes the length table size as `parts * 2` in one byte, so a
+# compound of 128+ parts is misread there: never build one that large.
+MAX_COMPOUND_PARTS: Final = MAX_PARTS_GO_022
 # Go's encryptOverhead: version byte + nonce + tag (+ max padding for version 0).
 ENCRYPT_OVERHEAD: Final = {0: 1 + 12 + 16 + 16, 1: 1 + 12 + 16}
 U32: Final = 0xFFFF_FFFF
