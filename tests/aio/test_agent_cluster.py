@@ -189,6 +189,7 @@ def test_garbage_udp_and_tcp_are_dropped_counted_and_cut_off() -> None:
             assert time.monotonic() - started < 0.5
             assert sum(a.drops.values()) > drops_before
             writer.close()
+            await writer.wait_closed()
 
             # An idle connection is cut by the stream deadline (1 s in the local profile).
             before = dict(a.drops)
@@ -197,6 +198,7 @@ def test_garbage_udp_and_tcp_are_dropped_counted_and_cut_off() -> None:
             assert await asyncio.wait_for(reader.read(), 5) == b""
             assert 0.5 < time.monotonic() - started < 3.0
             writer.close()
+            await writer.wait_closed()
             assert sum(a.drops.values()) > sum(before.values())
             await until(lambda: a.open_connections == 0)
             assert alive_names(a) == {"a", "b"}  # and the node carries on

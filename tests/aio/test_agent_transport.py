@@ -65,6 +65,7 @@ def test_udp_and_tcp_share_the_bound_port_and_udp_leaves_from_it() -> None:
         # The TCP listener is on the same port.
         _r, w = await asyncio.open_connection(host, port)
         w.close()
+        await w.wait_closed()
         a.send_best_effort(b.advertise_address, b"hello")
         await wait_for(lambda: bool(fake(b).of_kind("datagram")))
         _kind, data, sender, _now = fake(b).of_kind("datagram")[0]
@@ -178,12 +179,13 @@ def test_idle_tcp_connection_is_cut_and_counted() -> None:
         await wait_for(lambda: bool(fake(a).of_kind("stream_accepted")))
         started = time.monotonic()
         assert await asyncio.wait_for(reader.read(), 3) == b""  # cut by us
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 2.5
         assert a.drops["tcp_lifetime_exceeded"] == 1
         sid = fake(a).of_kind("stream_accepted")[0][2]
         await wait_for(lambda: bool(fake(a).of_kind("stream_closed")))
         assert fake(a).of_kind("stream_closed")[0][1:3] == (sid, "tcp_lifetime_exceeded")
         writer.close()
+        await writer.wait_closed()
 
     with_agents(1, body, options=AgentConfig(stream_max_lifetime=0.3))
 
@@ -197,6 +199,7 @@ def test_connection_limit() -> None:
         assert await asyncio.wait_for(conns[2][0].read(), 2) == b""
         for _r, w in conns:
             w.close()
+            await w.wait_closed()
 
     with_agents(1, body, options=AgentConfig(max_streams=2))
 
