@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Final
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Final
 
 from swimguard.wire.errors import DecryptError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "KEY_SIZES",
@@ -90,6 +90,9 @@ class Keyring:
         validate_key(key)
         if key in self._ciphers:
             return
+        # Imported here: `cryptography` costs ~7 MiB of RSS, paid only with a key.
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._keys.append(key)
         self._ciphers[key] = AESGCM(key)
 
@@ -138,6 +141,8 @@ class Keyring:
             raise DecryptError(f"decrypt: payload too small ({len(blob)} bytes)")
         nonce = blob[1 : 1 + NONCE_SIZE]
         sealed = blob[1 + NONCE_SIZE :]
+        from cryptography.exceptions import InvalidTag
+
         for key in self._keys:
             try:
                 plain = self._ciphers[key].decrypt(nonce, sealed, aad or None)
