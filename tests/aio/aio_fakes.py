@@ -50,6 +50,7 @@ class FakeNode:
         node_meta = getattr(hooks, "node_meta", None)
         self.meta = node_meta(512) if callable(node_meta) else b""
         self.hooks = hooks
+        self.others: dict[str, Member] = {}
         self.events: list[Event] = [MemberJoined(self.local_member)]
         self.deadline: float | None = None
         self.join_ok = True
@@ -131,7 +132,7 @@ class FakeNode:
         return out
 
     def members(self) -> list[Member]:
-        return [self.local_member]
+        return [self.local_member, *self.others.values()]
 
     @property
     def local_member(self) -> Member:

@@ -14,7 +14,12 @@ import pytest
 from swimguard.aio import Agent
 from swimguard.config import Config
 from swimguard.errors import JoinError
-from swimguard.protocol.events import MemberFailed, MemberJoined, MemberSuspected
+from swimguard.protocol.events import (
+    MemberFailed,
+    MemberJoined,
+    MemberSuspected,
+    MemberUpdated,
+)
 from swimguard.protocol.members import MemberState
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.messages import Suspect
@@ -157,6 +162,22 @@ def test_falsely_suspected_member_refutes() -> None:
                 seen.append(ev)
             assert not any(isinstance(e, MemberFailed) for e in seen)
             del events
+            # a's event stream says b was suspected, then that it is alive again.
+            about_b: list[object] = []
+
+            def drain_a() -> bool:
+                while (ev := events_nowait(a)) is not None:
+                    if getattr(getattr(ev, "member", None), "name", None) == "b":
+                        about_b.append(ev)
+                return isinstance(about_b[-1], MemberUpdated) if about_b else False
+
+            await until(drain_a)
+            suspected = [e for e in about_b if isinstance(e, MemberSuspected)]
+            assert suspected
+            last = about_b[-1]
+            assert isinstance(last, MemberUpdated)
+            assert last.member.state is MemberState.ALIVE
+            assert last.member.incarnation > before
         finally:
             await close_all(agents)
 
