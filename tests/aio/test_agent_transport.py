@@ -387,30 +387,3 @@ def test_a_hanging_connect_closed_by_the_core_is_abandoned_after_the_grace() -> 
     with_agents(1, body, options=AgentConfig(stream_close_grace=0.2))
 
 
-def test_a_refuted_suspicion_is_reported_as_member_updated() -> None:
-    from swimguard.protocol.events import MemberSuspected, MemberUpdated
-    from swimguard.protocol.members import Member, MemberState
-
-    async def main() -> None:
-        async with make_agent("r") as agent:
-            node = fake(agent)
-            loop = asyncio.get_running_loop()
-            suspect = Member("x", ("127.0.0.1", 9), 1, MemberState.SUSPECT)
-            node.others["x"] = suspect
-            node.events.append(MemberSuspected(suspect))
-            agent.broadcast(b"poke")
-            events = agent.events()
-            assert isinstance(await anext(events), MemberJoined)  # ourselves
-            assert await anext(events) == MemberSuspected(suspect)
-            alive = Member("x", ("127.0.0.1", 9), 2, MemberState.ALIVE)
-            node.others["x"] = alive
-            node.deadline = loop.time() + 0.01
-            agent.broadcast(b"poke")
-            assert await asyncio.wait_for(anext(events), 2) == MemberUpdated(alive)
-            # Reported once only.
-            node.deadline = loop.time() + 0.01
-            agent.broadcast(b"poke")
-            await wait_for(lambda: len(node.of_kind("timeout")) == 2)
-            assert agent._events.get_nowait() is None
-
-    run(main())

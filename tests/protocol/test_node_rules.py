@@ -397,3 +397,17 @@ def test_overdue_suspicion_after_a_confirmation_is_due_now_not_in_the_past() -> 
     assert node._deadlines.get(("suspect", "b")) == 10.0
     node.handle_timeout(10.0)
     assert node.member("b").state is MemberState.DEAD  # type: ignore[union-attr]
+
+
+def test_refuted_suspicion_is_reported_as_update() -> None:
+    """A suspect that refutes comes back as MemberUpdated (memberlist is silent here)."""
+    node = make_node()
+    add_members(node, "b")
+    node.take_events()
+    feed(node, suspect("b", 1, "c"))
+    assert [type(e) for e in node.take_events()] == [MemberSuspected]
+    feed(node, alive("b", 2))
+    ev = node.take_events()
+    assert [type(e) for e in ev] == [MemberUpdated]
+    assert ev[0].member.state is MemberState.ALIVE  # type: ignore[union-attr]
+    assert ev[0].member.incarnation == 2  # type: ignore[union-attr]

@@ -51,7 +51,7 @@ from swimguard.protocol.events import (
     RemoteState,
     UserMessage,
 )
-from swimguard.protocol.members import Member, MemberState
+from swimguard.protocol.members import Member
 from swimguard.protocol.outgoing import (
     Address,
     Datagram,
@@ -208,7 +208,6 @@ class Agent:
         )
         self._leave_waiters: list[asyncio.Future[LeaveCompleted]] = []
         self._join_lock = asyncio.Lock()
-        self._suspected: set[str] = set()
         self._drop_logger = DropLogger(log, self.options.drop_log_interval, name)
         self._last_lag = 0.0
 
@@ -369,9 +368,8 @@ class Agent:
     def events(self) -> AsyncIterator[AgentEvent]:
         """Iterate over events from the start of the agent, until it closes.
 
-        A suspected member that refutes is reported as `MemberUpdated` (state
-        alive, higher incarnation); the core itself, like memberlist, is silent
-        about it.
+        A suspected member that refutes is reported by the core as
+        `MemberUpdated` (state alive, higher incarnation).
 
         One consumer: the buffer is shared and bounded (`AgentConfig.event_buffer`);
         when the consumer falls behind, newer events are dropped and an
@@ -542,8 +540,6 @@ class Agent:
             node.handle_timeout(now)
 
         self._guarded(fire)
-        if self._suspected:
-            self._report_refutations(node)
         if self._drop_logger.due(now):
             self._drop_logger.maybe_log(now, self.drops)
 
@@ -619,31 +615,8 @@ class Agent:
                 serf.note_member(event.member.name, "left")
             elif isinstance(event, MemberFailed):
                 serf.note_member(event.member.name, "failed")
-        if isinstance(event, MemberSuspected):
-            self._suspected.add(event.member.name)
-        elif isinstance(event, MemberJoined | MemberUpdated | MemberFailed | MemberLeft):
-            self._suspected.discard(event.member.name)
         if isinstance(event, _PUBLISHED):
             self._publish(event)
-
-    def _report_refutations(self, node: NodeAPI) -> None:
-        """Publish `MemberUpdated` for suspected members that are alive again.
-
-        Like memberlist, the core emits nothing when a suspect refutes (its state
-        just returns to alive with a higher incarnation), which would leave an
-        event consumer believing it is still suspect. Checked on timer ticks and
-        only while someone is suspected.
-        """
-        lookup = getattr(node, "member", None)
-        for name in list(self._suspected):
-            if callable(lookup):
-                member = lookup(name)
-            else:
-                member = next((m for m in node.members() if m.name == name), None)
-            if member is None or member.state is not MemberState.SUSPECT:
-                self._suspected.discard(name)
-            if member is not None and member.state is MemberState.ALIVE:
-                self._publish(MemberUpdated(member))
 
     def _publish_serf(self, serf: SerfLayer, events: Sequence[object]) -> None:
         for serf_event in events:

@@ -116,7 +116,9 @@ class Membership(Transmitter):
                 rec.state_change = now
         if old_state is DEAD or old_state is LEFT:
             self._events.append(MemberJoined(rec.snapshot()))
-        elif old_meta != rec.meta:
+        elif old_meta != rec.meta or old_state is SUSPECT:
+            # memberlist is silent when a suspect refutes; without an event here a
+            # consumer that saw MemberSuspected would believe it suspect forever.
             self._events.append(MemberUpdated(rec.snapshot()))
 
     def _suspect_node(self, s: Suspect, now: float) -> None:
