@@ -12,7 +12,7 @@ from interop_support import EventLog, addr, alive_names, local_agent, states, un
 from swimguard.config import Config
 from swimguard.errors import JoinError
 from swimguard.protocol.members import MemberState
-from swimguard.serf import SerfLayer, UserEventReceived, decode_tags
+from swimguard.serf import UserEventReceived, decode_tags
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -98,7 +98,7 @@ def test_compression_on_and_off(
             await until(lambda: log.of(UserEventReceived), 10, "serf user event at py")
             assert log.of(UserEventReceived)[0].payload == b"x" * 300
             # gossip from us to serf: a Serf user event we originate
-            py.broadcast(SerfLayer("py").user_event("from-py", b"y" * 300, coalesce=False))
+            py.user_event("from-py", b"y" * 300, coalesce=False)
             await until(
                 lambda: any(e[1] == "user" and "from-py" in e[2] for e in a.handler_events()),
                 10,

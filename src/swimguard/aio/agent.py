@@ -468,6 +468,16 @@ class Agent:
         now = self._now()
         self._guarded(lambda: node.broadcast(bytes(data), now, key))
 
+    def user_event(self, name: str, payload: bytes = b"", *, coalesce: bool = True) -> None:
+        """Gossip a Serf user event (seen by `serf monitor` / event handlers).
+
+        Uses the Serf layer's event clock, so Serf agents deduplicate it the way
+        they do their own. Needs `serf_compat`; `ValueError` above Serf's 512 bytes.
+        """
+        if self._serf is None:
+            raise UsageError("user_event() needs serf_compat=True")
+        self.broadcast(self._serf.user_event(name, bytes(payload), coalesce=coalesce))
+
     # -- inputs -----------------------------------------------------------------
 
     def _now(self) -> float:
