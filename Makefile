@@ -44,7 +44,7 @@ bench: venv serf
 	$(BIN)/python -m bench
 
 experiments: venv
-	$(BIN)/python -m swimguard sim lifeguard --members 100 --anomalies 1,4,8,16,32 --duration 300 --seeds 5 --out results/lifeguard
+	$(BIN)/python -m swimguard sim lifeguard --members 100 --anomalies 1,4,8,16,32 --duration 300 --seeds 5 --jobs 2 --out results/lifeguard
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
