@@ -25,7 +25,6 @@ from typing import Any
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.drop_log import DropLogger
 from swimguard.aio.event_buffer import EventBuffer, EventsLost
-from swimguard.aio.node_api import NodeAPI
 from swimguard.aio.sockets import (
     bind_pair,
     default_advertise_host,
@@ -37,6 +36,7 @@ from swimguard.aio.tcp import StreamManager
 from swimguard.aio.udp import UdpEndpoint
 from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
+from swimguard.protocol.api import NodeAPI
 from swimguard.protocol.events import (
     Event,
     JoinCompleted,

@@ -1,8 +1,9 @@
-"""The part of `swimguard.protocol.Node` the asyncio driver relies on.
+"""The driver contract of `swimguard.protocol.Node` as a structural type.
 
-Written as a `typing.Protocol` so the driver is typed against the documented
-contract (docs/architecture.md) rather than against one implementation; unit
-tests drive the transport with a small fake that satisfies it.
+Both drivers (asyncio and the simulator) are typed against this documented
+contract (docs/architecture.md) rather than against one implementation, so
+their unit tests can use small fakes and a contract change shows up as a type
+error in both.
 """
 
 from __future__ import annotations
