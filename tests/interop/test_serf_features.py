@@ -104,7 +104,7 @@ def test_compression_on_and_off(
                 10,
                 "a ran its handler",
             )
-            await until(lambda: b.statuses().get("py") == "alive", 5, "b sees py", blocking=True)
+            await until(lambda: b.statuses().get("py") == "alive", 35, "b sees py", blocking=True)
             await log.stop()
         assert _serf_errors(cluster) == []
 
@@ -194,7 +194,7 @@ def test_older_serf_protocol_versions(cluster: Cluster, protocol: str) -> None:
         async with local_agent("py", tags={"role": "py"}) as py:
             await py.join([a.addr])
             await until(lambda: alive_names(py) == {"a", "b", "py"}, 10, "py joined")
-            await until(lambda: b.statuses().get("py") == "alive", 10, "b sees py", blocking=True)
+            await until(lambda: b.statuses().get("py") == "alive", 35, "b sees py", blocking=True)
             rows = {m["name"]: m for m in await asyncio.to_thread(b.members_cli)}
             assert rows["py"]["tags"] == {"role": "py"}
             b_meta = next(m for m in py.members() if m.name == "b").meta
