@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from wire_helpers import pack_codes
 
 from swimguard.wire import (
     CompressionError,
@@ -18,30 +19,6 @@ from swimguard.wire import (
 )
 from swimguard.wire.compression import compress_message, lzw_compress, lzw_decompress
 from swimguard.wire.messages import Compress, encode_body
-
-
-def pack_codes(codes: list[int]) -> bytes:
-    """Pack codes LSB-first with Go's width rules (a clear resets to 9 bits, 12 at most)."""
-    out = bytearray()
-    acc = nbits = 0
-    width, hi, overflow = 9, 257, 512
-    for code in codes:
-        acc |= code << nbits
-        nbits += width
-        while nbits >= 8:
-            out.append(acc & 0xFF)
-            acc >>= 8
-            nbits -= 8
-        if code == 256:
-            width, hi, overflow = 9, 257, 512
-        elif code != 257:
-            hi += 1
-            if hi == overflow and width < 12:
-                width += 1
-                overflow <<= 1
-    if nbits:
-        out.append(acc & 0xFF)
-    return bytes(out)
 
 
 def read_codes(data: bytes) -> list[int]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import msgpack
 import pytest
+from wire_helpers import pack_codes
 
 from swimguard.wire import DecodeError, PushPullHeader, StreamDecoder, decode_packet
 from swimguard.wire.messages import Compress, UserMsgHeader, encode_body
@@ -22,27 +23,10 @@ SMALL = 256 << 10
 
 def zero_bomb_lzw(epochs: int) -> bytes:
     """LZW codes for long runs of zeros (see test_wire_lzw), packed LSB-first."""
-    out = bytearray()
-    acc = nbits = 0
-    width, hi, overflow = 9, 257, 512
     codes = [256]
     for _ in range(epochs):
         codes += [0, *range(258, 4095), 256]
-    for code in [*codes, 0, 257]:
-        acc |= code << nbits
-        nbits += width
-        while nbits >= 8:
-            out.append(acc & 0xFF)
-            acc >>= 8
-            nbits -= 8
-        if code == 256:
-            width, hi, overflow = 9, 257, 512
-        elif code != 257:
-            hi += 1
-            if hi == overflow:
-                width += 1
-                overflow <<= 1
-    return bytes(out) + bytes((acc & 0xFF,))
+    return pack_codes([*codes, 0, 257])
 
 
 def feed_stream(data: bytes) -> None:

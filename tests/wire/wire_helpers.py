@@ -118,3 +118,27 @@ def push_pull_header(body: dict[str, Any]) -> PushPullHeader:
     return PushPullHeader(
         nodes=body["Nodes"], user_state_len=body["UserStateLen"], join=body["Join"]
     )
+
+
+def pack_codes(codes: list[int]) -> bytes:
+    """Pack codes LSB-first with Go's width rules (a clear resets to 9 bits, 12 at most)."""
+    out = bytearray()
+    acc = nbits = 0
+    width, hi, overflow = 9, 257, 512
+    for code in codes:
+        acc |= code << nbits
+        nbits += width
+        while nbits >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            nbits -= 8
+        if code == 256:
+            width, hi, overflow = 9, 257, 512
+        elif code != 257:
+            hi += 1
+            if hi == overflow and width < 12:
+                width += 1
+                overflow <<= 1
+    if nbits:
+        out.append(acc & 0xFF)
+    return bytes(out)
