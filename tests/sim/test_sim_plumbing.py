@@ -163,3 +163,24 @@ def test_distributions_parse(text: str, mean: float) -> None:
 def test_distributions_reject(text: str) -> None:
     with pytest.raises(ValueError):
         parse_distribution(text)
+
+
+def test_false_deaths_count_each_killed_incarnation_once() -> None:
+    from swimguard.protocol.events import MemberFailed
+    from swimguard.protocol.members import Member, MemberState
+    from swimguard.sim.report import FailureMetrics
+
+    c = build(4, seed=1, trace=False)
+    metrics = FailureMetrics(c)
+    victim = c.member("m3")
+
+    def failed(incarnation: int) -> list[MemberFailed]:
+        return [MemberFailed(Member("m3", victim.addr, incarnation, MemberState.DEAD))]
+
+    # m0 and m1 both time out on the same rumour, m2 only hears it: one death, two declarations
+    metrics.on_events(1.0, c.member("m0"), failed(4), "timer")
+    metrics.on_events(1.1, c.member("m1"), failed(4), "timer")
+    metrics.on_events(1.2, c.member("m2"), failed(4), "input")
+    # killed again after refuting with incarnation 5
+    metrics.on_events(9.0, c.member("m1"), failed(5), "timer")
+    assert (metrics.fp_total, metrics.fp_observed, metrics.fp_deaths) == (3, 4, 2)

@@ -142,6 +142,8 @@ class RunResult:
     bytes_per_member_s: float
     settle_s: float
     wall_s: float
+    # Last and defaulted so that rows written before it existed still load (--resume).
+    fp_deaths: int = -1
 
 
 def _anomaly_schedule(
@@ -236,6 +238,7 @@ def _run_one(spec: RunSpec) -> RunResult:
         bytes_per_member_s=round(sent, 2),
         settle_s=round(settle, 3),
         wall_s=round(time.perf_counter() - wall, 3),
+        fp_deaths=metrics.fp_deaths,
     )
 
 

@@ -31,6 +31,8 @@ PAPER: Mapping[str, tuple[int, int, float, float]] = {
 
 
 def _ratio(base: float, value: float) -> float:
+    if math.isnan(base) or math.isnan(value):
+        return math.nan
     if value == 0:
         return math.inf if base > 0 else math.nan
     return base / value
@@ -54,6 +56,10 @@ def aggregate(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
             "fp_healthy": sum(r.fp_healthy for r in rows),
             "fp_at_healthy": sum(r.fp_at_healthy for r in rows),
             "fp_observed": sum(r.fp_observed for r in rows),
+            # -1 marks rows recorded before fp_deaths existed: no sum then.
+            "fp_deaths": (
+                sum(r.fp_deaths for r in rows) if all(r.fp_deaths >= 0 for r in rows) else math.nan
+            ),
             "detect_first_s": _median([r.detect_first_s for r in rows]),
             "detect_full_s": _median([r.detect_full_s for r in rows]),
             "msgs_per_member_s": statistics.fmean(r.msgs_per_member_s for r in rows),
@@ -62,7 +68,7 @@ def aggregate(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
     base = out.get("swim")
     if base is not None:
         for agg in out.values():
-            for key in ("fp_total", "fp_healthy", "fp_at_healthy", "fp_observed"):
+            for key in ("fp_total", "fp_healthy", "fp_at_healthy", "fp_observed", "fp_deaths"):
                 agg[f"{key}_reduction"] = _ratio(base[key], agg[key])
             agg["detect_full_vs_swim"] = agg["detect_full_s"] / base["detect_full_s"]
             agg["msgs_pct_swim"] = 100 * agg["msgs_per_member_s"] / base["msgs_per_member_s"]
@@ -78,15 +84,19 @@ def _fmt_x(value: float) -> str:
     return f"{value:.1f}x"
 
 
+def _fmt_n(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0f}"
+
+
 def summary_markdown(results: Sequence[RunResult], meta: Mapping[str, Any]) -> str:
     """The table for the README: ours next to the paper's, as reductions vs SWIM."""
     agg = aggregate(results)
     lines = [
         "| config | FP declarations | reduction vs SWIM | paper FP reduction | "
         "FP declared by never-slowed members | reduction | paper FP- reduction | "
-        "FP about never-slowed members | reduction | median full detection (s) | vs SWIM | "
-        "msgs % SWIM (paper) | bytes % SWIM (paper) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "FP about never-slowed members | reduction | distinct false deaths | reduction | "
+        "median full detection (s) | vs SWIM | msgs % SWIM (paper) | bytes % SWIM (paper) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     paper_swim = PAPER["swim"]
     for name, a in agg.items():
@@ -100,6 +110,7 @@ def summary_markdown(results: Sequence[RunResult], meta: Mapping[str, Any]) -> s
             f"| {p_fp} | {a['fp_at_healthy']:.0f} "
             f"| {_fmt_x(a.get('fp_at_healthy_reduction', math.nan))} | {p_fpm} "
             f"| {a['fp_healthy']:.0f} | {_fmt_x(a.get('fp_healthy_reduction', math.nan))} "
+            f"| {_fmt_n(a['fp_deaths'])} | {_fmt_x(a.get('fp_deaths_reduction', math.nan))} "
             f"| {a['detect_full_s']:.2f} | {a.get('detect_full_vs_swim', math.nan):.2f}x "
             f"| {a.get('msgs_pct_swim', math.nan):.1f} ({p_msgs}) "
             f"| {a.get('bytes_pct_swim', math.nan):.1f} ({p_bytes}) |"
@@ -129,17 +140,20 @@ def plot(results: Sequence[RunResult], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     anomalies = sorted({r.anomalies for r in results})
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), constrained_layout=True)
+    fig, axes = plt.subplots(1, 4, figsize=(22, 4.8), constrained_layout=True)
     panels = (
         ("fp_total", "all false failure declarations"),
         ("fp_healthy", "about members never slowed (fp_healthy)"),
         ("fp_at_healthy", "declared by members never slowed"),
+        ("fp_deaths", "distinct false deaths (member, incarnation)"),
     )
     for ax, (key, title) in zip(axes, panels, strict=True):
         for name in CONFIG_NAMES:
             rows = [r for r in results if r.config == name]
             if not rows:
                 continue
+            if any(getattr(r, key) < 0 for r in rows):
+                continue  # not recorded in these rows (older results)
             ys = [sum(getattr(r, key) for r in rows if r.anomalies == a) for a in anomalies]
             ax.plot(anomalies, ys, marker="o", label=name)
         ax.set_yscale("symlog", linthresh=1.0)

@@ -8,7 +8,10 @@ Definitions (used by the Lifeguard experiment and documented in its README secti
   the declared member was in fact running.
 - `fp_total`: false declarations; `fp_healthy`: those about a member that was never slowed;
   `fp_at_healthy`: those made by a member that was never slowed; `fp_observed`: every false
-  `MemberFailed` observation at every member (a declaration spreading to N-1 peers counts N-1).
+  `MemberFailed` observation at every member (a declaration spreading to N-1 peers counts N-1);
+  `fp_deaths`: distinct false deaths, i.e. (member, incarnation) pairs that at least one
+  member declared dead while the member was running. Several members whose suspicion timers
+  for the same rumour run out count once here: this is how often a running member was killed.
 - Detection of a real crash at time c: `first` = first `MemberFailed` about it anywhere,
   `full` = the moment the last member that was running at c (and still is) has one.
 """
@@ -64,6 +67,7 @@ class FailureMetrics:
         self.fp_healthy = 0
         self.fp_at_healthy = 0
         self.fp_observed = 0
+        self.false_deaths: set[tuple[str, int]] = set()
         self.suspicions = 0
         self.false_suspicions = 0
         self.crashes: dict[str, CrashRecord] = {}
@@ -93,6 +97,9 @@ class FailureMetrics:
                     if cause == "timer":
                         self.fp_total += 1
                         self.fp_log.append((now, member.name, subject_name))
+                        self.false_deaths.add(
+                            (subject_name, event.member.incarnation)  # type: ignore[union-attr]
+                        )
                         if not subject.ever_slow:
                             self.fp_healthy += 1
                         if not member.ever_slow:
@@ -110,6 +117,11 @@ class FailureMetrics:
                 subject = by_name.get(event.member.name)  # type: ignore[union-attr]
                 if subject is not None and subject.up:
                     self.false_suspicions += 1
+
+    @property
+    def fp_deaths(self) -> int:
+        """Distinct false deaths: (member, incarnation) pairs declared dead while running."""
+        return len(self.false_deaths)
 
     def finish(self) -> None:
         """Drop watchers that died before noticing (they cannot complete a detection)."""
