@@ -93,6 +93,11 @@ class Config:
     """Feed driver-measured timer lateness into the health score (see `protocol.awareness`)."""
     loop_lag_threshold: float = 0.5
     """Lag above `loop_lag_threshold * probe_timeout` counts as a local stall."""
+    health_scaled_suspicion: bool = True
+    """Stretch our own suspicion timeouts by our health multiplier (score + 1), as Lifeguard
+    stretches probe timeouts: a member that is itself slow waits longer before declaring
+    anyone dead (it still learns real deaths from healthy members' gossip). A healthy member
+    (score 0) is unaffected. memberlist has no such rule."""
     reap_left_nodes: bool = True
     """Also drop *left* members after `gossip_to_the_dead_time` (memberlist >= 0.3 does;
     0.2.2 keeps them forever). Set False for exact 0.2.2 table contents."""
@@ -161,6 +166,7 @@ class Config:
             "lha_suspicion",
             "buddy_system",
             "loop_lag_health",
+            "health_scaled_suspicion",
             "reap_left_nodes",
         ):
             if not isinstance(getattr(self, name), bool):
@@ -225,13 +231,14 @@ class Config:
 
     @classmethod
     def swim(cls, base: Config | None = None) -> Config:
-        """`base` (LAN by default) with every Lifeguard part and the loop-lag input off."""
+        """`base` (LAN by default) with every Lifeguard part and swimguard's health inputs off."""
         return dataclasses.replace(
             base if base is not None else cls.lan(),
             lha_probe=False,
             lha_suspicion=False,
             buddy_system=False,
             loop_lag_health=False,
+            health_scaled_suspicion=False,
         )
 
 

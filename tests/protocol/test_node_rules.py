@@ -229,6 +229,19 @@ def test_dogpile_confirmations_shorten_the_timer() -> None:
     assert _state(node, "b") is MemberState.DEAD
 
 
+@pytest.mark.parametrize(("scaled", "expected"), [(True, 72.0), (False, 24.0)])
+def test_a_slow_member_stretches_its_own_suspicion_timeouts(scaled: bool, expected: float) -> None:
+    node = make_node(Config.lan(health_scaled_suspicion=scaled))
+    add_members(node, "b", "c", "d", "e")  # n=5: k=2, min 4 s, max 24 s
+    node._awareness.apply_delta(2)  # we are slow ourselves: multiplier 3
+    feed(node, suspect("b", 1, frm="c"), now=0.0)
+    assert node._deadlines.get(("suspect", "b")) == pytest.approx(expected)
+    # confirmations still shrink it, down to the (scaled) min
+    feed(node, suspect("b", 1, frm="d"), now=0.0)
+    feed(node, suspect("b", 1, frm="e"), now=0.0)
+    assert node._deadlines.get(("suspect", "b")) == pytest.approx(expected / 6)
+
+
 def test_without_lha_suspicion_the_timeout_is_fixed_at_min() -> None:
     node = make_node(Config.lan(lha_suspicion=False))
     add_members(node, "b", "c", "d", "e")

@@ -148,6 +148,9 @@ class Membership(Transmitter):
         if n - 2 < k or not cfg.lha_suspicion:
             k = 0
         min_ = suspicion_timeout(cfg.suspicion_mult, n, cfg.probe_interval)
+        if cfg.health_scaled_suspicion:
+            # Our own slowness (not the suspect's) is what a high score means: wait longer.
+            min_ = self._awareness.scale_timeout(min_)
         max_ = cfg.suspicion_max_timeout_mult * min_ if cfg.lha_suspicion else min_
         susp = Suspicion(s.from_, k, min_, max_, now)
         self._suspicions[s.node] = susp

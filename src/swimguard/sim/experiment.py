@@ -47,8 +47,9 @@ def experiment_config(
 ) -> Config:
     """The paper's configurations on memberlist LAN timing with SuspicionMult=α, MaxMult=β.
 
-    `lifeguard` is the paper's full Lifeguard; `lifeguard-looplag` adds swimguard's loop-lag
-    health input (timer lateness raises the local health score).
+    `lifeguard` is the paper's full Lifeguard (memberlist's rules); `lifeguard-looplag` is
+    swimguard's default: Lifeguard plus its local-health extensions, the loop-lag input (timer
+    lateness raises the health score) and health-scaled suspicion timeouts.
     """
     base = Config.lan(
         suspicion_mult=alpha, suspicion_max_timeout_mult=beta, enable_compression=compression
@@ -68,6 +69,7 @@ def experiment_config(
         **off,
         **switches[name],
         "loop_lag_health": name == "lifeguard-looplag",
+        "health_scaled_suspicion": name == "lifeguard-looplag",
     }
     return dataclasses.replace(base, **values)
 
