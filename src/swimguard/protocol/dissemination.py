@@ -6,8 +6,9 @@ longest message that still fits, then the newest. A broadcast is dropped after
 replaces a queued one with the same name (memberlist invalidates member messages
 by node name this way); an unnamed one is unique and replaces nothing.
 
-Entries are kept per transmit count in lists sorted by (-length, -id), so picking
-"the longest that fits" is one bisection, with no scan of the whole queue.
+Entries are kept per transmit count in lists sorted by ascending (length, id, -serial), so
+the preferred entry of a tier is the *last* one: taking it is a pop from the end, and
+picking "the longest that fits" is one bisection, with no scan of the whole queue.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from swimguard.protocol.scaling import retransmit_limit
 
 __all__ = ["Broadcast", "BroadcastQueue"]
 
-_MIN_KEY = -(1 << 63)
+_MAX_KEY = 1 << 63
+# One bucket entry: (len(msg), id, -serial, broadcast); the serial is unique, so a
+# comparison never reaches the broadcast.
+_Entry = tuple[int, int, int, "Broadcast"]
 
 
 class Broadcast:
@@ -44,9 +48,9 @@ class Broadcast:
         self.on_finished = on_finished
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        """Sort key inside one transmit-count bucket (serial: unique, as ids restart at 1)."""
-        return (-len(self.msg), -self.id, self.serial)
+    def key(self) -> _Entry:
+        """Sort entry inside one transmit-count bucket (serial: unique, as ids restart at 1)."""
+        return (len(self.msg), self.id, -self.serial, self)
 
     def finish(self) -> None:
         """Run the completion callback once (sent enough times, replaced or pruned)."""
@@ -62,7 +66,7 @@ class BroadcastQueue:
 
     def __init__(self, retransmit_mult: int) -> None:
         self.retransmit_mult = retransmit_mult
-        self._buckets: dict[int, list[tuple[int, int, int]]] = {}
+        self._buckets: dict[int, list[_Entry]] = {}
         self._by_serial: dict[int, Broadcast] = {}
         self._serial = 0
         self._by_name: dict[str, Broadcast] = {}
@@ -94,44 +98,58 @@ class BroadcastQueue:
         self, overhead: int, limit: int, num_nodes: int, max_count: int = 255
     ) -> list[bytes]:
         """Messages to piggyback, each costing `overhead + len`, within `limit` bytes."""
-        if not self._by_serial:
+        by_serial = self._by_serial
+        if not by_serial:
             return []
         transmit_limit = retransmit_limit(self.retransmit_mult, num_nodes)
         buckets = self._buckets
-        by_serial = self._by_serial
         used = 0
         out: list[bytes] = []
-        reinsert: list[tuple[int, int, int]] = []
+        append = out.append
+        # Entries taken from tier L move to tier L+1 after the walk (as in Go), so they
+        # are not picked twice; each tier yields them in ascending key order.
+        moved: list[tuple[int, list[_Entry]]] = []
         for level in sorted(buckets):
-            bucket = buckets.get(level)
-            while bucket and len(out) < max_count:
+            bucket = buckets[level]
+            taken: list[_Entry] = []
+            while len(out) < max_count:
                 free = limit - used - overhead
                 if free <= 0:
                     break
-                if -bucket[0][0] <= free:
-                    i = 0  # the longest one fits: the common case
+                if bucket[-1][0] <= free:
+                    entry = bucket.pop()  # the longest one fits: the common case
                 else:
-                    i = bisect.bisect_left(bucket, (-free, _MIN_KEY, 0))
-                    if i == len(bucket):
+                    i = bisect.bisect_right(bucket, (free, _MAX_KEY))
+                    if i == 0:
                         break
-                key = bucket.pop(i)
-                item = by_serial[key[2]]
-                used += overhead - key[0]
-                out.append(item.msg)
+                    entry = bucket.pop(i - 1)
+                size, _, neg_serial, item = entry
+                used += overhead + size
+                append(item.msg)
                 if level + 1 >= transmit_limit:
-                    del by_serial[key[2]]
+                    del by_serial[-neg_serial]
                     if item.name is not None and self._by_name.get(item.name) is item:
                         del self._by_name[item.name]
                     item.finish()
                 else:
                     item.transmits = level + 1
-                    reinsert.append(key)
-            if bucket is not None and not bucket and buckets.get(level) is bucket:
+                    taken.append(entry)
+                if not bucket:
+                    break
+            if not bucket:
                 del buckets[level]
+            if taken:
+                moved.append((level + 1, taken))
             if limit - used - overhead <= 0 or len(out) >= max_count:
                 break
-        for key in reinsert:
-            bisect.insort(buckets.setdefault(by_serial[key[2]].transmits, []), key)
+        for level, taken in moved:
+            target = buckets.get(level)
+            if target is None:
+                taken.reverse()  # popped preferred-first: largest key first
+                buckets[level] = taken
+            else:
+                for entry in taken:
+                    bisect.insort(target, entry)
         if not by_serial:
             self.id_gen = 0
         return out
@@ -139,9 +157,7 @@ class BroadcastQueue:
     def prune(self, max_retain: int) -> None:
         """Drop the most-transmitted (then shortest, oldest) messages until `max_retain` remain."""
         while len(self._by_serial) > max_retain:
-            level = max(self._buckets)
-            key = self._buckets[level][-1]
-            item = self._by_serial[key[2]]
+            item = self._buckets[max(self._buckets)][0][3]
             item.finish()
             self._delete(item)
 
@@ -166,8 +182,7 @@ class BroadcastQueue:
 
     def _delete(self, item: Broadcast) -> None:
         bucket = self._buckets[item.transmits]
-        key = item.key
-        i = bisect.bisect_left(bucket, key)
+        i = bisect.bisect_left(bucket, (len(item.msg), item.id, -item.serial))
         del bucket[i]
         if not bucket:
             del self._buckets[item.transmits]

@@ -87,6 +87,16 @@ _PACKET_DECODERS: Final[dict[int, Callable[[object], Message]]] = {
     for cls, t in _TYPE_OF.items()
     if cls is not ErrResp
 }
+# Gossip (suspect/alive/dead) reaches every member many times over, byte for byte the
+# same: memoise its decoding. Only successful decodes are kept and a message is a frozen
+# value, so a hit returns exactly what decoding would; the size bounds keep the memory
+# small (a full cache is simply emptied).
+_GOSSIP_TYPES: Final = frozenset(
+    {int(MessageType.SUSPECT), int(MessageType.ALIVE), int(MessageType.DEAD)}
+)
+GOSSIP_CACHE_ENTRIES: Final = 4096
+GOSSIP_CACHE_MAX_LEN: Final = 1024
+_gossip_cache: dict[bytes, Message] = {}
 _USER: Final = int(MessageType.USER)
 _COMPOUND: Final = int(MessageType.COMPOUND)
 _COMPRESS: Final = int(MessageType.COMPRESS)
@@ -153,7 +163,7 @@ def decode_packet(
         # Hot path: a bare ping/ack/gossip message, as most UDP traffic is.
         decoder = _PACKET_DECODERS.get(data[0])
         if decoder is not None:
-            return [decoder(unpack(data[1:]))]
+            return [_decode_one(data, decoder)]
     if label or (data and data[0] == LABEL_TYPE):
         data = check_label(data, label)
     if keyring is not None:
@@ -179,6 +189,19 @@ def decode_message(data: bytes) -> Message:
     return messages[0]
 
 
+def _decode_one(data: bytes, decoder: Callable[[object], Message]) -> Message:
+    """Decode one msgpack-bodied message (`data` starts with its type byte)."""
+    if data[0] not in _GOSSIP_TYPES or len(data) > GOSSIP_CACHE_MAX_LEN:
+        return decoder(unpack(data[1:]))
+    msg = _gossip_cache.get(data)
+    if msg is None:
+        msg = decoder(unpack(data[1:]))  # raises before anything is cached
+        if len(_gossip_cache) >= GOSSIP_CACHE_ENTRIES:
+            _gossip_cache.clear()
+        _gossip_cache[data] = msg
+    return msg
+
+
 def _decode_into(
     data: bytes,
     out: list[Message],
@@ -191,14 +214,19 @@ def _decode_into(
     kind = data[0]
     decoder = _PACKET_DECODERS.get(kind)
     if decoder is not None:
-        out.append(decoder(unpack(data[1:])))
+        out.append(_decode_one(data, decoder))
     elif kind == _USER:
         out.append(UserData(data[1:]))
     elif depth >= MAX_NESTING and kind in (_COMPOUND, _COMPRESS):
         raise CompoundError(f"messages nested more than {MAX_NESTING} deep")
     elif kind == _COMPOUND:
         parts, truncated = _compound.split_compound(data[1:])
+        cached = _gossip_cache.get
         for part in parts:
+            msg = cached(part)  # only ever holds successfully decoded gossip
+            if msg is not None:
+                out.append(msg)
+                continue
             if errors is None:
                 _decode_into(part, out, budget, depth + 1, errors)
                 continue
