@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 
 from swimguard.wire import DecodeError, decode_packet, make_compound
@@ -43,3 +44,33 @@ def test_memo_is_bounded() -> None:
     data = encode_message(big)
     assert decode_packet(data) == [big]
     assert data not in packet_mod._gossip_cache
+
+
+def test_re_encoding_a_memoised_message_gives_its_bytes() -> None:
+    data = encode_message(_alive(7))
+    (msg,) = decode_packet(data)
+    assert encode_message(msg) == data
+    assert encode_message(_alive(7)) == data  # an equal message built elsewhere
+
+
+def test_non_canonical_bytes_are_not_reused_for_encoding() -> None:
+    # A map with an unknown extra key decodes fine, but encoding writes only the known ones.
+    body = msgpack.packb(
+        {
+            "Addr": bytes(4),
+            "Incarnation": 1,
+            "Meta": None,
+            "Node": "n",
+            "Port": 1,
+            "Vsn": b"",
+            "Zz": 1,
+        },
+        use_bin_type=False,
+    )
+    data = bytes((4,)) + body
+    (msg,) = decode_packet(data)
+    assert msg == Alive(incarnation=1, node="n", addr=bytes(4), port=1, meta=None, vsn=b"")
+    assert encode_message(msg) != data
+    assert encode_message(msg) == encode_message(
+        Alive(incarnation=1, node="n", addr=bytes(4), port=1)
+    )

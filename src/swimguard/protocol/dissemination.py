@@ -103,17 +103,21 @@ class BroadcastQueue:
             return []
         transmit_limit = retransmit_limit(self.retransmit_mult, num_nodes)
         buckets = self._buckets
+        room = limit - overhead  # the free space is `room - used`
         used = 0
+        count = 0
         out: list[bytes] = []
         append = out.append
         # Entries taken from tier L move to tier L+1 after the walk (as in Go), so they
-        # are not picked twice; each tier yields them in ascending key order.
+        # are not picked twice; each tier yields them in descending key order.
         moved: list[tuple[int, list[_Entry]]] = []
         for level in sorted(buckets):
             bucket = buckets[level]
+            next_level = level + 1
+            final = next_level >= transmit_limit
             taken: list[_Entry] = []
-            while len(out) < max_count:
-                free = limit - used - overhead
+            while count < max_count:
+                free = room - used
                 if free <= 0:
                     break
                 if bucket[-1][0] <= free:
@@ -123,33 +127,38 @@ class BroadcastQueue:
                     if i == 0:
                         break
                     entry = bucket.pop(i - 1)
-                size, _, neg_serial, item = entry
-                used += overhead + size
+                item = entry[3]
+                used += overhead + entry[0]
+                count += 1
                 append(item.msg)
-                if level + 1 >= transmit_limit:
-                    del by_serial[-neg_serial]
+                if final:
+                    del by_serial[-entry[2]]
                     if item.name is not None and self._by_name.get(item.name) is item:
                         del self._by_name[item.name]
                     item.finish()
                 else:
-                    item.transmits = level + 1
+                    item.transmits = next_level
                     taken.append(entry)
                 if not bucket:
+                    del buckets[level]
                     break
-            if not bucket:
-                del buckets[level]
             if taken:
-                moved.append((level + 1, taken))
-            if limit - used - overhead <= 0 or len(out) >= max_count:
+                moved.append((next_level, taken))
+            if room - used <= 0 or count >= max_count:
                 break
         for level, taken in moved:
+            taken.reverse()  # now ascending
             target = buckets.get(level)
             if target is None:
-                taken.reverse()  # popped preferred-first: largest key first
                 buckets[level] = taken
+            elif taken[0] > target[-1]:
+                target.extend(taken)
             else:
-                for entry in taken:
-                    bisect.insort(target, entry)
+                lo = 0
+                for entry in taken:  # ascending, so each goes at or after the previous one
+                    lo = bisect.bisect_right(target, entry, lo)
+                    target.insert(lo, entry)
+                    lo += 1
         if not by_serial:
             self.id_gen = 0
         return out

@@ -434,8 +434,15 @@ class Node(Streams):
             return
         for err in errors:
             self._drops[err.reason] += 1
+        # Most messages are gossiped alives: hand those straight to the alive rule when
+        # `_handle_message` would neither filter nor rewrite them.
+        direct = not self._allowed_nets and self.config.protocol_version >= 2
+        alive_node = self._alive_node
         for msg in messages:
-            self._handle_message(msg, sender, now)
+            if direct and type(msg) is Alive and msg.port != 0:
+                alive_node(msg, now)
+            else:
+                self._handle_message(msg, sender, now)
 
     def _handle_message(self, msg: Message, sender: Address, now: float) -> None:
         if type(msg) is Alive:  # most messages are gossiped alives: test that first

@@ -8,6 +8,7 @@ per n probes.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable
@@ -20,12 +21,18 @@ __all__ = ["MemberRecord", "MemberTable"]
 _EMPTY_VSN = bytes(6)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _shared_address(host: str, port: int) -> Address:
+    """One (host, port) tuple per address: a simulated cluster holds N^2 records."""
+    return (host, port)
+
+
 class MemberRecord:
     """What we know about one member (ourselves included)."""
 
     __slots__ = (
         "addr_bytes",
-        "host",
+        "address",
         "incarnation",
         "meta",
         "name",
@@ -37,7 +44,7 @@ class MemberRecord:
 
     def __init__(self, name: str, host: str, addr_bytes: bytes, port: int, meta: bytes) -> None:
         self.name = name
-        self.host = host
+        self.address: Address = _shared_address(host, port)  # (host, port) to send to
         self.addr_bytes = addr_bytes
         self.port = port
         self.meta = meta
@@ -48,9 +55,9 @@ class MemberRecord:
         self.vsn = _EMPTY_VSN
 
     @property
-    def address(self) -> Address:
-        """(host, port) to send to."""
-        return (self.host, self.port)
+    def host(self) -> str:
+        """IP text of the member's address."""
+        return self.address[0]
 
     @property
     def pmax(self) -> int:
@@ -66,7 +73,7 @@ class MemberRecord:
         """An immutable copy for events and `Node.members()`."""
         return Member(
             name=self.name,
-            addr=(self.host, self.port),
+            addr=self.address,
             incarnation=self.incarnation,
             state=self.state,
             meta=self.meta,
@@ -106,7 +113,7 @@ class MemberTable:
         """Change a member's address, keeping the address index right."""
         if self.by_addr.get(rec.address) is rec:
             del self.by_addr[rec.address]
-        rec.host, rec.addr_bytes, rec.port = host, addr_bytes, port
+        rec.address, rec.addr_bytes, rec.port = _shared_address(host, port), addr_bytes, port
         self.by_addr[rec.address] = rec
 
     def reset(

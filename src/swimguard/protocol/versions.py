@@ -34,6 +34,9 @@ def verify_protocol(
     member's PCur and DCur (remote without Vsn = 0) must lie inside them.
     """
     local = list(local)
+    if _all_compatible(local, remote):
+        return None
+    # Something is off: find the first offender in memberlist's order for its message.
     max_pmin = max_dmin = 0
     min_pmax = min_dmax = 255
     for st in remote:
@@ -65,3 +68,26 @@ def verify_protocol(
                 f"[{max_dmin}, {min_dmax}]"
             )
     return None
+
+
+def _all_compatible(local: list[tuple[bytes, bool]], remote: Sequence[PushNodeState]) -> bool:
+    """The same test as `verify_protocol` over the distinct Vsn values only.
+
+    A cluster has a handful of distinct Vsn values and push/pull carries every member,
+    so this is the common case; False sends the caller to the ordered, exact check.
+    """
+    ranged = {st.vsn for st in remote if st.state == 0 and st.vsn}
+    if any(len(v) < 6 for v in ranged):
+        return False
+    ranged.update(v for v, alive in local if alive)
+    checked = {st.vsn for st in remote}
+    if any(len(v) < 6 for v in checked):
+        return False  # a remote member without Vsn is checked at version 0
+    checked.update(v for v, _ in local)
+    if not ranged:
+        return True  # the ranges stay [0, 255]: every byte is inside
+    lo_p = max(v[0] for v in ranged)
+    hi_p = min(v[1] for v in ranged)
+    lo_d = max(v[3] for v in ranged)
+    hi_d = min(v[4] for v in ranged)
+    return all(lo_p <= v[2] <= hi_p and lo_d <= v[5] <= hi_d for v in checked)

@@ -97,6 +97,10 @@ _GOSSIP_TYPES: Final = frozenset(
 GOSSIP_CACHE_ENTRIES: Final = 4096
 GOSSIP_CACHE_MAX_LEN: Final = 1024
 _gossip_cache: dict[bytes, Message] = {}
+# The other direction, for members that re-gossip what they decoded: a memoised message
+# (by identity; the entry keeps it alive, so the id is not reused) whose bytes are exactly
+# what encoding it gives. Emptied together with `_gossip_cache`.
+_gossip_bytes: dict[int, tuple[Message, bytes]] = {}
 _USER: Final = int(MessageType.USER)
 _COMPOUND: Final = int(MessageType.COMPOUND)
 _COMPRESS: Final = int(MessageType.COMPRESS)
@@ -104,6 +108,9 @@ _COMPRESS: Final = int(MessageType.COMPRESS)
 
 def encode_message(msg: Message) -> bytes:
     """Type byte + msgpack body (UserData: ``0x08`` + the raw bytes)."""
+    known = _gossip_bytes.get(id(msg))
+    if known is not None and known[0] is msg:
+        return known[1]
     if isinstance(msg, UserData):
         return bytes((_USER,)) + msg.data
     return bytes((_TYPE_OF[type(msg)],)) + encode_body(msg)
@@ -198,7 +205,10 @@ def _decode_one(data: bytes, decoder: Callable[[object], Message]) -> Message:
         msg = decoder(unpack(data[1:]))  # raises before anything is cached
         if len(_gossip_cache) >= GOSSIP_CACHE_ENTRIES:
             _gossip_cache.clear()
+            _gossip_bytes.clear()
         _gossip_cache[data] = msg
+        if encode_message(msg) == data:  # canonical (as we and Go write it)
+            _gossip_bytes[id(msg)] = (msg, data)
     return msg
 
 
