@@ -13,7 +13,14 @@ For each cluster size N (members m0..m{N-1}, memberlist LAN config, the real cor
    event, counted from the update (alive) or from the first declaration anywhere (dead),
    next to the Serf convergence model (research note §5).
 
-Optionally `--profile` prints the top functions (cProfile) of the steady-state phase.
+Also recorded per size: simulator datagrams and CPU microseconds per datagram during the
+bootstrap, the process RSS after it (and the peak), and RSS per member record (the growth
+over the bootstrap divided by the N^2 records the cluster holds): the inputs of the
+N=10,000 extrapolation (`--extrapolate 10000`).
+
+Optionally `--profile` prints the top functions (cProfile) of the bootstrap and the
+steady-state phase. `--digests` prints the trace digests of three fixed-seed scenarios
+instead: equal digests before and after a change prove the change kept the behaviour.
 Results go to stdout as a table and, with --out DIR, to DIR/sim_scale.json and .md.
 """
 
@@ -25,14 +32,20 @@ import io
 import json
 import math
 import pstats
+import resource
 import sys
 import time
 from pathlib import Path
 
+import psutil
+
+import swimguard
 from swimguard.config import Config
 from swimguard.protocol.events import Event, MemberFailed, MemberUpdated
+from swimguard.protocol.scaling import retransmit_limit
 from swimguard.sim.cluster import SimCluster, SimMember
 from swimguard.sim.invariants import convergence_gaps
+from swimguard.sim.network import LinkModel
 from swimguard.sim.scenarios import start_cluster
 
 # Serf simulator model (research note §5), LAN 3 nodes / 0.2 s, 0 % loss: seconds to reach
@@ -91,21 +104,38 @@ def measure(
     """Bootstrap, steady state and convergence for one size."""
     config = Config.lan(enable_compression=False)
     row: dict[str, object] = {"members": n, "virtual_s": virtual}
+    row["code"] = str(Path(swimguard.__file__).parent)
+    process = psutil.Process()
+    rss0 = process.memory_info().rss
+    profiler = cProfile.Profile() if profile else None
     wall = time.perf_counter()
     cpu = time.process_time()
+    if profiler is not None:
+        profiler.enable()
     cluster = start_cluster(n, seed=seed, config=config)
     converged = _settle(cluster, settle_cap)
-    row["bootstrap_cpu_s"] = round(time.process_time() - cpu, 2)
+    if profiler is not None:
+        profiler.disable()
+    boot_cpu = time.process_time() - cpu
+    row["bootstrap_cpu_s"] = round(boot_cpu, 2)
     row["bootstrap_virtual_s"] = round(cluster.now, 2)
     row["bootstrap_wall_s"] = round(time.perf_counter() - wall, 2)
     row["bootstrap_converged"] = converged
     row["bootstrap_events"] = cluster.steps
     row["bootstrap_gaps"] = 0 if converged else len(convergence_gaps(cluster))
+    datagrams = cluster.network.stats.sent
+    row["bootstrap_datagrams"] = datagrams
+    row["bootstrap_cpu_us_per_datagram"] = round(boot_cpu / datagrams * 1e6, 1)
+    rss1 = process.memory_info().rss
+    row["rss_mb_after_bootstrap"] = round(rss1 / 2**20)
+    row["rss_bytes_per_record"] = round((rss1 - rss0) / (n * n))
+    if profiler is not None:
+        row["profile"] = _top(profiler, "bootstrap")
 
     steps0 = cluster.steps
+    profiler = cProfile.Profile() if profile else None
     wall = time.perf_counter()
     cpu = time.process_time()
-    profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
     cluster.run_for(virtual)
@@ -117,9 +147,7 @@ def measure(
     row["steady_events"] = cluster.steps - steps0
     row["events_per_wall_s"] = round((cluster.steps - steps0) / steady) if steady else None
     if profiler is not None:
-        buf = io.StringIO()
-        pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(20)
-        row["profile"] = buf.getvalue()
+        row["profile"] = str(row["profile"]) + _top(profiler, "steady state")
 
     alive = Spread(MemberUpdated, "m1")
     dead = Spread(MemberFailed, "m2")
@@ -138,16 +166,85 @@ def measure(
     row["dead_first_detection_s"] = round(first - crash_at, 3)
     row["convergence_wall_s"] = round(time.perf_counter() - wall, 2)
     row["serf_model_99_999_9999"] = SERF_MODEL.get(n)
+    row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return row
+
+
+def _top(profiler: cProfile.Profile, title: str) -> str:
+    buf = io.StringIO()
+    buf.write(f"--- {title} ---\n")
+    pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(25)
+    return buf.getvalue()
+
+
+def extrapolate(rows: list[dict[str, object]], target: int) -> dict[str, object]:
+    """Bootstrap CPU and member-table memory at `target` members, from the largest size.
+
+    Deliveries grow as N^2 * retransmit_limit(N) (every member re-gossips every join), so
+    CPU(target) = CPU(n) * (target/n)^2 * limit(target)/limit(n) * g, where g is the
+    growth of the CPU per datagram between the two largest measured sizes, per doubling,
+    applied log2(target/n) times (1 when only one size was run). Memory: N^2 records of
+    the largest size's RSS per record.
+    """
+    ordered = sorted(rows, key=lambda r: int(str(r["members"])))
+    big = ordered[-1]
+    n = int(str(big["members"]))
+    growth = 1.0
+    if len(ordered) >= 2:
+        small = ordered[-2]
+        m = int(str(small["members"]))
+        ratio = float(str(big["bootstrap_cpu_us_per_datagram"])) / float(
+            str(small["bootstrap_cpu_us_per_datagram"])
+        )
+        growth = ratio ** (math.log2(target / n) / math.log2(n / m))
+    mult = Config.lan().retransmit_mult
+    limit_ratio = retransmit_limit(mult, target) / retransmit_limit(mult, n)
+    cpu = float(str(big["bootstrap_cpu_s"])) * (target / n) ** 2 * limit_ratio * growth
+    memory = float(str(big["rss_bytes_per_record"])) * target * target
+    return {
+        "members": target,
+        "from_members": [int(str(r["members"])) for r in ordered[-2:]],
+        "per_datagram_growth": round(growth, 2),
+        "bootstrap_cpu_s": round(cpu),
+        "bootstrap_cpu_h": round(cpu / 3600, 1),
+        "member_table_gb": round(memory / 1e9, 1),
+    }
+
+
+def digests() -> list[str]:
+    """Trace digests of three fixed scenarios (joins, meta update, crash, leave, restart)."""
+    out = []
+    for n, compress, link, seed in (
+        (60, False, None, 1),
+        (60, True, LinkModel(loss=0.05, duplicate=0.02), 2),
+        (200, False, None, 3),
+    ):
+        cluster = start_cluster(
+            n, seed=seed, config=Config.lan(enable_compression=compress), link=link, trace=True
+        )
+        cluster.run_for(20)
+        cluster.update_meta("m1", b"v2")
+        cluster.crash("m2")
+        cluster.run_for(10)
+        cluster.leave("m3")
+        cluster.run_for(15)
+        cluster.restart("m2", ["m0"])
+        cluster.run_for(20)
+        out.append(
+            f"N={n} compress={compress} seed={seed} steps={cluster.steps} "
+            f"digest={cluster.trace_digest()}"
+        )
+    return out
 
 
 def _markdown(rows: list[dict[str, object]]) -> str:
     lines = [
-        "| N | bootstrap: virtual s / wall s (CPU s) | steady: virtual s / wall s (CPU s) | "
+        "| N | bootstrap: virtual s / wall s (CPU s) | datagrams (CPU us each) | "
+        "RSS after bootstrap MB (bytes/record) | steady: virtual s / wall s (CPU s) | "
         "events/s wall | "
         "alive update 99 % / 99.9 % / 100 % (s) | dead update 99 % / 99.9 % / 100 % (s) | "
         "Serf model 99 % / 99.9 % / 99.99 % (s) |",
-        "|---:|---|---:|---:|---|---|---|",
+        "|---:|---|---:|---:|---:|---:|---|---|---|",
     ]
     for r in rows:
         a, d = r["alive_update"], r["dead_update"]
@@ -157,6 +254,8 @@ def _markdown(rows: list[dict[str, object]]) -> str:
         lines.append(
             f"| {r['members']} | {r['bootstrap_virtual_s']} / {r['bootstrap_wall_s']} "
             f"({r['bootstrap_cpu_s']}){'' if r['bootstrap_converged'] else ' not settled'} "
+            f"| {r['bootstrap_datagrams']} ({r['bootstrap_cpu_us_per_datagram']}) "
+            f"| {r['rss_mb_after_bootstrap']} ({r['rss_bytes_per_record']}) "
             f"| {r['virtual_s']} / {r['steady_wall_s']} ({r['steady_cpu_s']}) "
             f"| {r['events_per_wall_s']} | {a['t99']} / {a['t99.9']} / {a['t100']} "
             f"| {d['t99']} / {d['t99.9']} / {d['t100']} "
@@ -173,8 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle-cap", type=float, default=120.0, help="bootstrap cap (virtual s)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--digests", action="store_true", help="print trace digests and exit")
+    parser.add_argument(
+        "--extrapolate", type=int, default=None, help="estimate bootstrap CPU/memory at this N"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv if argv is not None else [])
+    if args.digests:
+        print(f"code: {Path(swimguard.__file__).parent}")
+        for line in digests():
+            print(line, flush=True)
+        return 0
     rows = []
     for n in (int(v) for v in args.sizes.split(",")):
         print(f"sim_scale: N={n} ...", file=sys.stderr, flush=True)
@@ -184,10 +292,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in row.items() if k != "profile"}), flush=True)
         rows.append(row)
     table = _markdown(rows)
+    clean: list[dict[str, object]] = [{k: v for k, v in r.items() if k != "profile"} for r in rows]
+    if args.extrapolate:
+        estimate = extrapolate(rows, args.extrapolate)
+        table += (
+            f"\nExtrapolated bootstrap at N={estimate['members']} (from N="
+            f"{estimate['from_members']}): {estimate['bootstrap_cpu_h']} CPU hours, member "
+            f"tables {estimate['member_table_gb']} GB (see `extrapolate` in bench/sim_scale.py)\n"
+        )
+        clean.append({"extrapolation": estimate})
     print(table)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        clean = [{k: v for k, v in r.items() if k != "profile"} for r in rows]
         (args.out / "sim_scale.json").write_text(json.dumps(clean, indent=1) + "\n")
         (args.out / "sim_scale.md").write_text(table)
     return 0 if all(r["bootstrap_converged"] for r in rows) else 1

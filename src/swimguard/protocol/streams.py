@@ -8,6 +8,8 @@ and bounds concurrent inbound streams (`Config.max_inbound_streams`).
 
 from __future__ import annotations
 
+from typing import Final
+
 from swimguard.protocol.addresses import bytes_to_host
 from swimguard.protocol.base import ALIVE, DEAD, PUSH_PULL, StreamState
 from swimguard.protocol.events import JoinCompleted, RemoteState
@@ -19,6 +21,9 @@ from swimguard.protocol.versions import verify_protocol
 from swimguard.wire.errors import DecodeError
 from swimguard.wire.messages import AckResp, ErrResp, Ping, PushNodeState, PushPullHeader
 from swimguard.wire.stream import PushPull, StreamMessage, UserStream
+
+# MemberState -> push/pull State (the enum's `.value` property is slow in a loop over N).
+_WIRE_STATE: Final = {state: state.value for state in MemberState}
 
 
 class Streams(Prober):
@@ -43,7 +48,7 @@ class Streams(Prober):
                 addr=r.addr_bytes,
                 port=r.port,
                 incarnation=r.incarnation,
-                state=r.state.value,
+                state=_WIRE_STATE[r.state],
                 meta=r.meta or None,
                 vsn=r.vsn,
             )

@@ -61,14 +61,14 @@ class Transmitter(NodeBase):
     def _get_broadcasts(self, overhead: int, limit: int, max_count: int) -> list[bytes]:
         n = len(self._table)
         msgs = self._member_q.get_broadcasts(overhead, limit, n, max_count)
-        used = sum(len(m) for m in msgs) + overhead * len(msgs)
+        used = sum(map(len, msgs)) + overhead * len(msgs)
         avail = limit - used
         if avail <= overhead + USER_MSG_OVERHEAD or len(msgs) >= max_count:
             return msgs
         if len(self._user_q):
             user = self._user_q.get_broadcasts(overhead, avail, n, max_count - len(msgs))
             msgs.extend(user)
-            avail -= sum(len(m) for m in user) + overhead * len(user)
+            avail -= sum(map(len, user)) + overhead * len(user)
         hook = self._broadcast_hook
         if hook is not None and avail > overhead + USER_MSG_OVERHEAD and len(msgs) < max_count:
             cost = overhead + USER_MSG_OVERHEAD

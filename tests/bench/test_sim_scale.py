@@ -1,0 +1,44 @@
+"""bench.sim_scale: a tiny run fills every field; the extrapolation follows its formula."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import sim_scale
+
+
+def test_tiny_run_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert sim_scale.main(["--sizes", "12", "--virtual", "2", "--out", str(tmp_path)]) == 0
+    (row,) = json.loads((tmp_path / "sim_scale.json").read_text())
+    assert row["members"] == 12
+    assert row["bootstrap_converged"] is True
+    assert row["bootstrap_datagrams"] > 0
+    assert row["alive_update"]["reached"] == 1.0
+    assert row["dead_update"]["reached"] == 1.0
+    assert "| 12 |" in (tmp_path / "sim_scale.md").read_text()
+    capsys.readouterr()
+
+
+def test_extrapolation_formula() -> None:
+    rows: list[dict[str, object]] = [
+        {
+            "members": 500,
+            "bootstrap_cpu_s": 10.0,
+            "bootstrap_cpu_us_per_datagram": 100.0,
+            "rss_bytes_per_record": 300,
+        },
+        {
+            "members": 1000,
+            "bootstrap_cpu_s": 40.0,
+            "bootstrap_cpu_us_per_datagram": 110.0,
+            "rss_bytes_per_record": 250,
+        },
+    ]
+    est = sim_scale.extrapolate(rows, 4000)
+    # (4000/1000)^2 = 16; retransmit limit 4*4 -> 4*4 (log10(4001) < 4); two doublings of 1.1.
+    assert est["per_datagram_growth"] == pytest.approx(1.21)
+    assert est["bootstrap_cpu_s"] == round(40.0 * 16 * 1.0 * 1.21)
+    assert est["member_table_gb"] == pytest.approx(250 * 16e6 / 1e9, abs=0.05)
