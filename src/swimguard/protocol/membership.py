@@ -26,7 +26,10 @@ from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord
 from swimguard.protocol.transmit import Transmitter
 from swimguard.protocol.versions import vsn_is_sane
-from swimguard.wire.messages import Alive, Dead, PushNodeState, Suspect
+from swimguard.wire.messages import Alive, Dead, PushNodeState, Suspect, maker_for
+
+# Alive(incarnation, node, addr, port, meta, vsn), built once per push/pull member state.
+_new_alive = maker_for(Alive)
 
 
 class Membership(Transmitter):
@@ -217,17 +220,8 @@ class Membership(Transmitter):
         me = self.name
         for st in states:
             if st.state == 0:
-                self._alive_node(
-                    Alive(
-                        incarnation=st.incarnation,
-                        node=st.name,
-                        addr=st.addr,
-                        port=st.port,
-                        meta=st.meta,
-                        vsn=st.vsn,
-                    ),
-                    now,
-                )
+                alive = _new_alive(st.incarnation, st.name, st.addr, st.port, st.meta, st.vsn)
+                self._alive_node(alive, now)
             elif st.state == 3:
                 self._dead_node(Dead(incarnation=st.incarnation, node=st.name, from_=st.name), now)
             elif st.state in (1, 2):

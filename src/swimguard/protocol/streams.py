@@ -19,11 +19,20 @@ from swimguard.protocol.probing import Prober
 from swimguard.protocol.scaling import push_pull_scale
 from swimguard.protocol.versions import verify_protocol
 from swimguard.wire.errors import DecodeError
-from swimguard.wire.messages import AckResp, ErrResp, Ping, PushNodeState, PushPullHeader
+from swimguard.wire.messages import (
+    AckResp,
+    ErrResp,
+    Ping,
+    PushNodeState,
+    PushPullHeader,
+    maker_for,
+)
 from swimguard.wire.stream import PushPull, StreamMessage, UserStream
 
 # MemberState -> push/pull State (the enum's `.value` property is slow in a loop over N).
 _WIRE_STATE: Final = {state: state.value for state in MemberState}
+# PushNodeState(name, addr, port, incarnation, state, meta, vsn), built once per member.
+_new_state = maker_for(PushNodeState)
 
 
 class Streams(Prober):
@@ -35,22 +44,21 @@ class Streams(Prober):
             PUSH_PULL, now + push_pull_scale(cfg.push_pull_interval, len(self._table))
         )
         me = self.name
-        peers = self._table.k_random(
-            1, self._rng, lambda r: r.name == me or r.state is not ALIVE
-        )
+        peers = self._table.k_random(1, self._rng, lambda r: r.name == me or r.state is not ALIVE)
         if peers:
             self._start_push_pull(peers[0].address, now, join=False, batch=None)
 
     def _local_state(self, join: bool) -> PushPull:
+        wire_state = _WIRE_STATE
         states = tuple(
-            PushNodeState(
-                name=r.name,
-                addr=r.addr_bytes,
-                port=r.port,
-                incarnation=r.incarnation,
-                state=_WIRE_STATE[r.state],
-                meta=r.meta or None,
-                vsn=r.vsn,
+            _new_state(
+                r.name,
+                r.addr_bytes,
+                r.port,
+                r.incarnation,
+                wire_state[r.state],
+                r.meta or None,
+                r.vsn,
             )
             for r in self._table.order
         )
@@ -60,9 +68,7 @@ class Streams(Prober):
         header = PushPullHeader(nodes=len(states), user_state_len=len(user), join=join)
         return PushPull(header=header, states=states, user_state=user)
 
-    def _start_push_pull(
-        self, peer: Address, now: float, *, join: bool, batch: int | None
-    ) -> None:
+    def _start_push_pull(self, peer: Address, now: float, *, join: bool, batch: int | None) -> None:
         sid = self._new_stream_id()
         self._streams[sid] = StreamState(
             kind="push_pull", peer=peer, decoder=self._decoder(), join=join, batch=batch
@@ -74,9 +80,7 @@ class Streams(Prober):
     def _merge_remote_state(self, pp: PushPull, now: float) -> str | None:
         """Verify and merge a peer's push/pull; returns an error text on refusal."""
         join = pp.header.join
-        error = verify_protocol(
-            ((r.vsn, r.state is ALIVE) for r in self._table.order), pp.states
-        )
+        error = verify_protocol(((r.vsn, r.state is ALIVE) for r in self._table.order), pp.states)
         if error is not None:
             self._drops["incompatible_version"] += 1
             return error
@@ -85,8 +89,9 @@ class Streams(Prober):
             for st in pp.states:
                 host = bytes_to_host(st.addr) or ""
                 state = MemberState(st.state) if 0 <= st.state <= 3 else DEAD
-                peers.append(Member(st.name, (host, st.port), st.incarnation, state,
-                                    st.meta or b"", st.vsn))
+                peers.append(
+                    Member(st.name, (host, st.port), st.incarnation, state, st.meta or b"", st.vsn)
+                )
             veto = self._merge_hook.notify_merge(peers)
             if veto is not None:
                 self._drops["merge_vetoed"] += 1

@@ -22,6 +22,7 @@ from swimguard.wire.msgpack_body import (
     decode_body,
     decoder_for,
     encode_body,
+    maker_for,
     unpack,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "decode_body",
     "decoder_for",
     "encode_body",
+    "maker_for",
     "unpack",
 ]
 
