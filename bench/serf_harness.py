@@ -497,6 +497,19 @@ class Cluster:
         """Every running serf agent's name -> status map."""
         return {n: a.statuses() for n, a in self.serf.items() if a.proc.alive}
 
+    def serf_all_alive(self, names: Iterable[str]) -> bool:
+        """True when every running serf agent holds each of `names` as alive.
+
+        A test must wait for this before it kills or removes a member and then asks a
+        serf agent about it: memberlist ignores suspect/dead news about a member it has
+        never heard of (`suspectNode`/`deadNode` return for unknown names), so an agent
+        that missed the member's alive gossip can never report it failed or left.
+        """
+        wanted = set(names)
+        return all(
+            all(view.get(n) == "alive" for n in wanted) for view in self.serf_views().values()
+        )
+
     def swim_views(self) -> dict[str, dict[str, str]]:
         """Every running swimguard agent's name -> last event map."""
         return {n: a.view() for n, a in self.swim.items() if a.proc.alive}

@@ -6,11 +6,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Final
+
+from bench.serf_harness import Cluster, SerfAgent
 
 from swimguard.aio.agent import Agent
 from swimguard.config import Config
 from swimguard.protocol.members import MemberState
+
+GOSSIP_REPAIR: Final = 35.0
+"""Seconds for every serf agent to learn of a member that joined through another agent.
+Under -profile=local (RetransmitMult 2) each alive broadcast goes out in 2 packets only,
+so at n=4 a third agent can miss it; the periodic push/pull (15 s, random peer) repairs it."""
 
 
 def local_agent(name: str, **kwargs: Any) -> Agent:
@@ -70,3 +77,33 @@ class EventLog:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+async def serf_agents_know(
+    cluster: Cluster, names: set[str], within: float = GOSSIP_REPAIR
+) -> None:
+    """Wait until every serf agent holds `names` alive (the precondition of any test that
+    then kills or removes one of them: memberlist drops dead/suspect news about a member
+    it never heard of, so an agent that missed the member's join can never report it)."""
+    what = f"every serf agent to see {sorted(names)} alive"
+    try:
+        await until(lambda: cluster.serf_all_alive(names), within, what, blocking=True)
+    except AssertionError as exc:
+        views = await asyncio.to_thread(cluster.serf_views)
+        raise AssertionError(f"{exc}; serf views: {views}") from None
+
+
+async def until_serf_status(
+    agent: SerfAgent, name: str, status: str, within: float, what: str = ""
+) -> None:
+    """Wait until serf `agent` reports member `name` with `status` (message shows the last)."""
+    seen: list[str | None] = [None]
+
+    def check() -> bool:
+        seen[0] = agent.statuses().get(name)
+        return seen[0] == status
+
+    try:
+        await until(check, within, what or f"{agent.name}: {name} {status}", blocking=True)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {agent.name} last reported {name} as {seen[0]!r}") from None

@@ -6,7 +6,16 @@ import asyncio
 
 import pytest
 from bench.serf_harness import Cluster
-from interop_support import addr, alive_names, local_agent, states, until
+from interop_support import (
+    GOSSIP_REPAIR,
+    addr,
+    alive_names,
+    local_agent,
+    serf_agents_know,
+    states,
+    until,
+    until_serf_status,
+)
 
 from swimguard.protocol.members import MemberState
 from swimguard.serf import decode_tags
@@ -71,11 +80,15 @@ def test_sigkill_of_a_serf_agent_is_failed_for_swimguard(cluster: Cluster) -> No
         async with local_agent("py") as py:
             await py.join([a.addr])
             await until(lambda: alive_names(py) == {"a", "b", "c", "py"}, 10, "py joined")
+            # b joined before c, so it learns of c only by gossip, which it can miss; an
+            # agent that never knew c ignores every later suspect/dead about it and never
+            # reports it failed (the old flake). So b must know c before the kill.
+            await serf_agents_know(cluster, {"a", "b", "c", "py"})
             c.proc.kill9()
             await until(lambda: states(py).get("c") is MemberState.DEAD, 20, "py: c dead")
             # b may miss the first declarer's dead gossip (local profile: each broadcast goes
             # out in 2 packets only) and then relies on its own suspicion timeout.
-            await until(lambda: b.statuses().get("c") == "failed", 20, "b: c", blocking=True)
+            await until_serf_status(b, "c", "failed", 20)
             assert states(py)["a"] is MemberState.ALIVE
             assert states(py)["b"] is MemberState.ALIVE
 
@@ -90,6 +103,9 @@ def test_sigkill_of_a_swimguard_agent_is_failed_for_serf(cluster: Cluster) -> No
 
     wait_for(lambda: a.statuses().get("py") == "alive", 10, what="a sees py")
     wait_for(lambda: py.view().get("b") == "member-join", 10, what="py sees b")
+    # b learns of py only by gossip (py joined through a): it must know py before the kill,
+    # or it ignores the dead news about it for good.
+    wait_for(lambda: cluster.serf_all_alive({"a", "b", "py"}), GOSSIP_REPAIR, what="b sees py")
     py.proc.kill9()
     wait_for(lambda: a.statuses().get("py") == "failed", 20, what="a: py failed")
     wait_for(lambda: b.statuses().get("py") == "failed", 20, what="b: py failed")
@@ -105,14 +121,11 @@ def test_graceful_leave_of_swimguard_is_left_for_serf(cluster: Cluster) -> None:
         async with local_agent("py") as py:
             await py.join([a.addr])
             await until(lambda: a.statuses().get("py") == "alive", 10, "a sees py", blocking=True)
+            # b must know py before the leave: a leave about an unknown member is dropped.
+            await serf_agents_know(cluster, {"a", "b", "py"})
             assert await py.leave(timeout=5.0)
         for agent in (a, b):
-            await until(
-                lambda ag=agent: ag.statuses().get("py") == "left",
-                10,
-                f"{agent.name}: py left",
-                blocking=True,
-            )
+            await until_serf_status(agent, "py", "left", 10)
         await asyncio.sleep(2.0)  # and it stays left (no failure detection kicks in)
         assert a.statuses()["py"] == "left"
         assert "EventMemberFailed: py" not in "\n".join(line for _, line in a.proc.log.snapshot())
