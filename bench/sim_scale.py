@@ -277,14 +277,26 @@ def main(argv: list[str] | None = None) -> int:
         "--extrapolate", type=int, default=None, help="estimate bootstrap CPU/memory at this N"
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="merge the sim_scale.json of earlier runs (one size per process) instead of running",
+    )
     args = parser.parse_args(argv if argv is not None else [])
     if args.digests:
         print(f"code: {Path(swimguard.__file__).parent}")
         for line in digests():
             print(line, flush=True)
         return 0
-    rows = []
-    for n in (int(v) for v in args.sizes.split(",")):
+    rows: list[dict[str, object]] = []
+    if args.combine:
+        for path in args.combine:
+            loaded = json.loads((path / "sim_scale.json").read_text())
+            rows.extend(r for r in loaded if "members" in r)
+        rows.sort(key=lambda r: int(str(r["members"])))
+    for n in [] if args.combine else (int(v) for v in args.sizes.split(",")):
         print(f"sim_scale: N={n} ...", file=sys.stderr, flush=True)
         row = measure(n, args.virtual, args.settle_cap, args.seed, args.profile)
         if "profile" in row:

@@ -42,3 +42,18 @@ def test_extrapolation_formula() -> None:
     assert est["per_datagram_growth"] == pytest.approx(1.21)
     assert est["bootstrap_cpu_s"] == round(40.0 * 16 * 1.0 * 1.21)
     assert est["member_table_gb"] == pytest.approx(250 * 16e6 / 1e9, abs=0.05)
+
+
+def test_combine_merges_runs_and_extrapolates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for n in (8, 12):
+        args = ["--sizes", str(n), "--virtual", "1", "--out", str(tmp_path / str(n))]
+        assert sim_scale.main(args) == 0
+    out = tmp_path / "all"
+    args = ["--combine", str(tmp_path / "12"), str(tmp_path / "8"), "--extrapolate", "100"]
+    assert sim_scale.main([*args, "--out", str(out)]) == 0
+    rows = json.loads((out / "sim_scale.json").read_text())
+    assert [r.get("members") for r in rows[:2]] == [8, 12]
+    assert rows[2]["extrapolation"]["from_members"] == [8, 12]
+    capsys.readouterr()
