@@ -42,6 +42,9 @@ HANDLER = """#!/bin/sh
 ts=$(date +%s.%N)
 if [ "$SERF_EVENT" = "user" ]; then
   echo "$ts user $SERF_USER_EVENT" >> "$1"
+  # serf writes the payload to our stdin concurrently (invoke.go streamPayload); exiting
+  # unread would make it log "[ERR] Error writing payload: broken pipe", so drain it.
+  cat > /dev/null
 else
   while read -r line; do echo "$ts $SERF_EVENT $line" >> "$1"; done
 fi
