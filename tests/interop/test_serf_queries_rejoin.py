@@ -11,7 +11,15 @@ import time
 
 import pytest
 from bench.serf_harness import SERF, Cluster, serf_key, wait_for
-from interop_support import EventLog, addr, alive_names, local_agent, states, until
+from interop_support import (
+    GOSSIP_REPAIR,
+    EventLog,
+    addr,
+    alive_names,
+    local_agent,
+    states,
+    until,
+)
 
 from swimguard.config import Config
 from swimguard.protocol.members import MemberState
@@ -57,8 +65,13 @@ def test_restarted_swimguard_agent_is_alive_again_for_serf(cluster: Cluster) -> 
     b = cluster.start_serf("b", [a.addr])
     py = cluster.start_swim("py", [a.addr])
     wait_for(lambda: a.statuses().get("py") == "alive", 10, what="a sees py")
+    # b (learning of py only by gossip) must know py before the kill: py2 joins through b,
+    # and only b's push/pull listing py as dead makes py2 refute it at once; otherwise a
+    # ignores py2's alive (incarnation not above the dead one) until a's next push/pull.
+    wait_for(lambda: cluster.serf_all_alive({"a", "b", "py"}), GOSSIP_REPAIR, what="b sees py")
     py.proc.kill9()
     wait_for(lambda: a.statuses().get("py") == "failed", 20, what="a: py failed")
+    wait_for(lambda: b.statuses().get("py") == "failed", 20, what="b: py failed")
     # same name, same address: our new incarnation must refute the old "dead"
     py2 = cluster.start_swim("py", [b.addr], port=py.port)
     wait_for(lambda: a.statuses().get("py") == "alive", 10, what="a: py alive again")
