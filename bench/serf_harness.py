@@ -364,11 +364,15 @@ class Cluster:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:
-        """Stop every process we started (by PID) and remove the work directory."""
+    def close_processes(self) -> None:
+        """Stop every process we started (by PID); their logs stay in the work directory."""
         for proc in reversed(self.procs):
             with contextlib.suppress(Exception):
                 proc.stop()
+
+    def close(self) -> None:
+        """Stop every process we started (by PID) and remove the work directory."""
+        self.close_processes()
         if self._tmp is not None and not self.keep:
             self._tmp.cleanup()
 
