@@ -47,6 +47,21 @@ def test_incarnation_going_down_is_caught_with_seed_and_replay() -> None:
     assert "swimguard sim run x --seed 9" in str(info.value)
 
 
+def test_a_reaped_member_may_come_back_at_a_lower_incarnation() -> None:
+    # Seen in a 300 s Lifeguard run: m17 declared m80 dead at incarnation 3, reaped it after
+    # gossip_to_the_dead_time, then stale gossip brought m80 back as new at incarnation 2.
+    c = setup()
+    check = IncarnationMonotonic(c, forget_after=30.0)
+    observer = c.member("m0")
+    check.on_events(1.0, observer, [MemberJoined(member(3))], "input")
+    check.on_events(2.0, observer, [MemberFailed(member(3, MemberState.DEAD))], "timer")
+    with pytest.raises(InvariantViolation, match="from incarnation 3 to 2"):
+        check.on_events(20.0, observer, [MemberJoined(member(2))], "input")  # not yet reaped
+    check.on_events(40.0, observer, [MemberJoined(member(2))], "input")
+    with pytest.raises(InvariantViolation, match="from incarnation 2 to 1"):
+        check.on_events(41.0, observer, [MemberSuspected(member(1, MemberState.SUSPECT))], "input")
+
+
 def test_resurrection_without_higher_incarnation_is_caught() -> None:
     c = setup()
     check = NoResurrection(c, forget_after=30.0)

@@ -4,7 +4,7 @@ Each checker is a cluster listener that watches the Member snapshots carried by 
 nodes publish (so checking costs O(1) per event, not a scan of every member table):
 
 - `IncarnationMonotonic`: what one running node believes about a member's incarnation never
-  goes down (a restarted node is a new observer).
+  goes down (a restarted node is a new observer; a member it may have reaped is new to it).
 - `NoResurrection`: once an observer has seen a member dead or left at incarnation i, it may
   only see it alive again at an incarnation above i.
 - `BoundedQueues` (polled): in-flight queue, per-node member tables and drop counters stay
@@ -54,11 +54,18 @@ def _fail(cluster: SimCluster, what: str) -> InvariantViolation:
 
 
 class IncarnationMonotonic:
-    """Incarnations seen by one node process about one member never decrease."""
+    """Incarnations seen by one node process about one member never decrease.
 
-    def __init__(self, cluster: SimCluster) -> None:
+    Except after a reap: a node forgets a member `forget_after` seconds (the config's
+    `gossip_to_the_dead_time`) after seeing it dead or left, as memberlist does, and then
+    stale gossip may introduce it again as new at any incarnation.
+    """
+
+    def __init__(self, cluster: SimCluster, forget_after: float = 30.0) -> None:
         self.cluster = cluster
+        self.forget_after = forget_after
         self.seen: dict[tuple[int, int, str], int] = {}
+        self.buried_since: dict[tuple[int, int, str], float] = {}
         self.checked = 0
 
     def on_events(self, now: float, member: SimMember, events: list[Event], cause: str) -> None:
@@ -68,6 +75,14 @@ class IncarnationMonotonic:
                 subject = event.member
                 key = (member.index, member.epoch, subject.name)
                 previous = self.seen.get(key, -1)
+                dies = isinstance(event, (MemberFailed, MemberLeft))
+                buried = self.buried_since.get(key)
+                if (
+                    buried is not None
+                    and isinstance(event, MemberJoined)
+                    and now - buried > self.forget_after
+                ):
+                    previous = -1  # possibly reaped: a new member to this node
                 self.checked += 1
                 if subject.incarnation < previous:
                     raise _fail(
@@ -76,6 +91,10 @@ class IncarnationMonotonic:
                         f"to {subject.incarnation} ({type(event).__name__})",
                     )
                 self.seen[key] = subject.incarnation
+                if dies:
+                    self.buried_since.setdefault(key, now)
+                else:
+                    self.buried_since.pop(key, None)
 
 
 class NoResurrection:
@@ -186,9 +205,9 @@ def attach_all(
 ) -> tuple[IncarnationMonotonic, NoResurrection]:
     """Attach the event-driven checkers to `cluster` and return them.
 
-    `forget_after` is the nodes' `gossip_to_the_dead_time` (see `NoResurrection`).
+    `forget_after` is the nodes' `gossip_to_the_dead_time` (see `IncarnationMonotonic`).
     """
-    checkers = (IncarnationMonotonic(cluster), NoResurrection(cluster, forget_after))
+    checkers = (IncarnationMonotonic(cluster, forget_after), NoResurrection(cluster, forget_after))
     for checker in checkers:
         cluster.add_listener(checker)
     return checkers
