@@ -98,6 +98,16 @@ class Config:
     stretches probe timeouts: a member that is itself slow waits longer before declaring
     anyone dead (it still learns real deaths from healthy members' gossip). A healthy member
     (score 0) is unaffected. memberlist has no such rule."""
+    slow_refresh_interval: float = 2.0
+    """While our own health score is at least `slow_refresh_min_score` and datagrams still
+    reach us, re-announce ourselves alive with a new incarnation at most this often (seconds;
+    0 = off; twice the probe interval in the presets). A member that reads its input late
+    cannot refute a suspicion in time, but it can refute ahead of one: a suspicion raised
+    before the new incarnation lands is void. A member that hears nothing (cut off inbound)
+    never refreshes. memberlist has no such rule."""
+    slow_refresh_min_score: int = 4
+    """Health score at or above which `slow_refresh_interval` applies (half the default
+    maximum: members that are really slow, not ones that missed a nack)."""
     reap_left_nodes: bool = True
     """Also drop *left* members after `gossip_to_the_dead_time` (memberlist >= 0.3 does;
     0.2.2 keeps them forever). Set False for exact 0.2.2 table contents."""
@@ -118,6 +128,7 @@ class Config:
             "gossip_to_the_dead_time",
             "dead_node_reclaim_time",
             "loop_lag_threshold",
+            "slow_refresh_interval",
         )
         _check_int(self, "protocol_version", PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX)
         for name in ("delegate_protocol_min", "delegate_protocol_max", "delegate_protocol_version"):
@@ -138,6 +149,7 @@ class Config:
         _check_int(self, "suspicion_mult", 1, 1 << 16)
         _check_int(self, "suspicion_max_timeout_mult", 1, 1 << 16)
         _check_int(self, "awareness_max_multiplier", 1, 1 << 16)
+        _check_int(self, "slow_refresh_min_score", 1, 1 << 16)
         _check_int(self, "gossip_nodes", 0, 1 << 16)
         _check_int(self, "udp_buffer_size", 512, 65_507)
         _check_int(self, "max_inbound_streams", 1, 1 << 20)
@@ -205,6 +217,7 @@ class Config:
             "push_pull_interval": 60.0,
             "probe_timeout": 3.0,
             "probe_interval": 5.0,
+            "slow_refresh_interval": 10.0,
             "gossip_nodes": 4,
             "gossip_interval": 0.5,
             "gossip_to_the_dead_time": 60.0,
@@ -239,6 +252,7 @@ class Config:
             buddy_system=False,
             loop_lag_health=False,
             health_scaled_suspicion=False,
+            slow_refresh_interval=0.0,
         )
 
 

@@ -242,6 +242,70 @@ def test_a_slow_member_stretches_its_own_suspicion_timeouts(scaled: bool, expect
     assert node._deadlines.get(("suspect", "b")) == pytest.approx(expected / 6)
 
 
+def _self_incarnation(node: Node) -> int:
+    me = node.member(node.name)
+    assert me is not None
+    return me.incarnation
+
+
+def _self_alives(node: Node) -> list[int]:
+    return [m.incarnation for m in _queued(node) if isinstance(m, Alive) and m.node == node.name]
+
+
+def test_a_slow_member_that_still_hears_peers_refreshes_its_incarnation() -> None:
+    node = make_node(Config.lan(slow_refresh_interval=2.0, slow_refresh_min_score=4))
+    add_members(node, "b", "c")
+    start = _self_incarnation(node)
+    node._awareness.apply_delta(3)  # score 3: below the threshold
+    feed(node, alive("b"), now=1.0)
+    assert _self_incarnation(node) == start
+    node._awareness.apply_delta(1)  # score 4: slow
+    feed(node, alive("b"), now=2.0)
+    assert _self_incarnation(node) == start + 1
+    assert set(_self_alives(node)) == {start + 1}  # gossiped, so suspicions at `start` are void
+    feed(node, alive("c"), now=3.9)  # at most once per interval
+    assert _self_incarnation(node) == start + 1
+    feed(node, alive("c"), now=4.0)
+    assert _self_incarnation(node) == start + 2
+    assert node.refreshes == 2
+    assert node.health_score == 4  # refreshing is not a refutation: no health penalty
+
+
+def test_a_refutation_counts_as_the_refresh() -> None:
+    node = make_node(Config.lan())
+    add_members(node, "b", "c")
+    node._awareness.apply_delta(4)
+    feed(node, suspect("a", _self_incarnation(node), frm="b"), now=10.0)
+    refuted = _self_incarnation(node)
+    feed(node, alive("c"), now=11.0)  # within the interval of the refutation
+    assert _self_incarnation(node) == refuted
+    assert node.refreshes == 0
+
+
+@pytest.mark.parametrize("config", [Config.lan(slow_refresh_interval=0.0), Config.swim()])
+def test_slow_refresh_can_be_switched_off(config: Config) -> None:
+    node = make_node(config)
+    add_members(node, "b")
+    start = _self_incarnation(node)
+    node._awareness.apply_delta(7)
+    for t in range(10):
+        feed(node, alive("b"), now=float(t))
+    assert _self_incarnation(node) == start
+
+
+def test_a_member_that_hears_nothing_or_has_left_never_refreshes() -> None:
+    node = make_node(Config.lan())
+    add_members(node, "b")
+    start = _self_incarnation(node)
+    node._awareness.apply_delta(7)
+    node.handle_timeout(30.0)  # timers alone (a member cut off inbound) do not refresh
+    node.receive_datagram(b"\xff garbage", ("127.0.0.1", 9), 31.0)  # nor undecodable input
+    assert _self_incarnation(node) == start
+    node.leave(40.0, timeout=1.0)
+    feed(node, alive("b"), now=45.0)
+    assert node.refreshes == 0
+
+
 def test_without_lha_suspicion_the_timeout_is_fixed_at_min() -> None:
     node = make_node(Config.lan(lha_suspicion=False))
     add_members(node, "b", "c", "d", "e")

@@ -112,3 +112,28 @@ def test_buddy_pings_to_a_suspect_carry_the_suspicion(config: str) -> None:
         assert all(pings)
     else:
         assert not all(pings)
+
+
+def deaths_of_slow_member(refresh: float, seed: int = 4) -> tuple[int, int]:
+    """(false declarations about m5, m5's refreshes) with m5 reading everything 8 s late."""
+    config = dataclasses.replace(
+        experiment_config("lifeguard-looplag", alpha=4), slow_refresh_interval=refresh
+    )
+    c = start_cluster(12, seed=seed, config=config, settle=30.0)
+    attach_all(c)
+    metrics = FailureMetrics(c, start=c.now)
+    c.add_listener(metrics)
+    c.set_slow("m5", parse_slow("fixed:8"))  # far beyond the 4.3 s min suspicion timeout
+    c.run_for(60.0)
+    about_m5 = sum(1 for _, _, subject in metrics.fp_log if subject == "m5")
+    return about_m5, c.member("m5").node.refreshes  # type: ignore[attr-defined]
+
+
+def test_slow_refresh_keeps_a_member_that_reads_late_alive() -> None:
+    without, refreshes = deaths_of_slow_member(refresh=0.0)
+    assert without >= 10  # it cannot refute in time: declared again and again
+    assert refreshes == 0
+    declared, refreshes = deaths_of_slow_member(refresh=2.0)
+    assert refreshes >= 10
+    # What is left falls while its health score is still climbing towards the threshold.
+    assert declared * 10 <= without

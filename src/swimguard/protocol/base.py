@@ -156,6 +156,8 @@ class NodeBase:
     _next_join: int
     _left: bool
     _leave_waiting: bool
+    _next_refresh: float
+    refreshes: int
     _gossip_idle: bool
     _gossip_anchor: float
     _allowed_nets: tuple[IPNetwork, ...]

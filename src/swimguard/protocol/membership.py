@@ -195,9 +195,29 @@ class Membership(Transmitter):
         inc = self._next_incarnation()
         if accused >= inc:
             inc = self._skip_incarnation(accused - inc + 1)
-        rec.incarnation = inc
         if self.config.lha_probe:
             self._awareness.apply_delta(1)
+        self._announce_self(rec, inc, now)
+
+    def _maybe_refresh(self, now: float) -> None:
+        """Slow refresh (swimguard extension, see `Config.slow_refresh_interval`)."""
+        cfg = self.config
+        if (
+            self._awareness.score < cfg.slow_refresh_min_score
+            or now < self._next_refresh
+            or cfg.slow_refresh_interval <= 0
+            or self._left
+        ):
+            return
+        rec = self._table.get(self.name)
+        if rec is None or rec.state is not ALIVE:
+            return
+        self.refreshes += 1
+        self._announce_self(rec, self._next_incarnation(), now)
+
+    def _announce_self(self, rec: MemberRecord, inc: int, now: float) -> None:
+        rec.incarnation = inc
+        self._next_refresh = now + self.config.slow_refresh_interval  # a refutation counts
         alive = Alive(
             incarnation=inc,
             node=rec.name,

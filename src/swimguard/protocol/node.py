@@ -178,6 +178,9 @@ class Node(Streams):
         self._next_join = 1
         self._left = False
         self._leave_waiting = False
+        self._next_refresh = now
+        self.refreshes = 0
+        """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
 
@@ -443,6 +446,8 @@ class Node(Streams):
                 alive_node(msg, now)
             else:
                 self._handle_message(msg, sender, now)
+        if messages:
+            self._maybe_refresh(now)  # we still hear our peers, however late: refute ahead
 
     def _handle_message(self, msg: Message, sender: Address, now: float) -> None:
         if type(msg) is Alive:  # most messages are gossiped alives: test that first

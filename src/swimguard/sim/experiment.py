@@ -49,7 +49,7 @@ def experiment_config(
 
     `lifeguard` is the paper's full Lifeguard (memberlist's rules); `lifeguard-looplag` is
     swimguard's default: Lifeguard plus its local-health extensions, the loop-lag input (timer
-    lateness raises the health score) and health-scaled suspicion timeouts.
+    lateness raises the health score), health-scaled suspicion timeouts and slow refresh.
     """
     base = Config.lan(
         suspicion_mult=alpha, suspicion_max_timeout_mult=beta, enable_compression=compression
@@ -70,6 +70,7 @@ def experiment_config(
         **switches[name],
         "loop_lag_health": name == "lifeguard-looplag",
         "health_scaled_suspicion": name == "lifeguard-looplag",
+        "slow_refresh_interval": base.slow_refresh_interval if name == "lifeguard-looplag" else 0.0,
     }
     return dataclasses.replace(base, **values)
 
