@@ -29,7 +29,10 @@ Behaviour follows memberlist 0.2.2. Known differences (all wire-compatible):
 
 Extensions: switches for each Lifeguard part (`Config.lha_probe`,
 `lha_suspicion`, `buddy_system`), the loop-lag health input
-(`Node.report_loop_lag`, rule in `protocol.awareness`), a bounded user
+(`Node.report_loop_lag`, rule in `protocol.awareness`), health-scaled
+suspicion timeouts (`Config.health_scaled_suspicion`), slow refresh
+(`Config.slow_refresh_interval`: a slow member that still hears its peers
+re-announces itself with a new incarnation, refuting ahead), a bounded user
 broadcast queue (`Config.max_user_broadcasts`) and bounded inbound streams.
 """
 
