@@ -25,6 +25,7 @@ from typing import Any
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.drop_log import DropLogger
 from swimguard.aio.event_buffer import EventBuffer, EventsLost
+from swimguard.aio.listener import Listener
 from swimguard.aio.sockets import (
     bind_pair,
     default_advertise_host,
@@ -191,7 +192,7 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._node: NodeAPI | None = None
         self._udp: UdpEndpoint | None = None
-        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
         self._streams: StreamManager | None = None
         self._bound: Address | None = None
         self._advertise: Address | None = None
@@ -260,7 +261,9 @@ class Agent:
             udp = UdpEndpoint(self._on_datagram, self._count_drop)
             await loop.create_datagram_endpoint(lambda: udp, sock=udp_sock)
             self._udp = udp
-            self._server = await loop.create_server(self._streams.protocol_factory, sock=tcp_sock)
+            self._listener = Listener(
+                loop, tcp_sock, self._streams.protocol_factory, self._count_drop
+            )
         except BaseException:
             udp_sock.close()
             tcp_sock.close()
@@ -279,8 +282,8 @@ class Agent:
             self._timer = None
         if self._udp is not None:
             self._udp.close()
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            await self._listener.close()
         if self._streams is not None:
             await self._streams.close_all()
         for join_waiter in self._join_waiters:

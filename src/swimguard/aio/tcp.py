@@ -27,6 +27,9 @@ from swimguard.protocol.outgoing import Address
 CountDrop = Callable[[str], None]
 log = logging.getLogger("swimguard.agent")
 
+_CLOSE_TURNS = 40
+"""Loop turns close_all waits for sockets to close: 20 immediate, then 20 of 10 ms."""
+
 
 class StreamSink(Protocol):
     """What the stream manager reports to (the agent, which feeds the core)."""
@@ -98,6 +101,9 @@ class StreamManager:
         self._count_drop = count_drop
         self._streams: dict[int, _Connection] = {}
         self._live: set[_Connection] = set()
+        # Connections whose socket may still be open (until connection_lost): what
+        # close_all waits for, accepted ones included from the moment asyncio makes them.
+        self._sockets: set[_Connection] = set()
         self._closed = False
 
     @property
@@ -107,7 +113,9 @@ class StreamManager:
 
     def protocol_factory(self) -> asyncio.Protocol:
         """Factory for `loop.create_server`: one inbound `_Connection` per accept."""
-        return _Connection(self, inbound=True)
+        conn = _Connection(self, inbound=True)
+        self._sockets.add(conn)
+        return conn
 
     # -- effects from the core --------------------------------------------
 
@@ -175,9 +183,16 @@ class StreamManager:
         self._streams.clear()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        # abort() and a cancelled connect close their sockets on a later loop turn.
-        for _ in range(2):
-            await asyncio.sleep(0)
+        # abort() closes a socket on a later loop turn, and a connection accepted just
+        # before the server closed reaches connection_made (and is aborted there) a few
+        # turns later still: wait for every socket, or it would outlive its event loop.
+        for turn in range(_CLOSE_TURNS):
+            if not self._sockets:
+                break
+            await asyncio.sleep(0 if turn < _CLOSE_TURNS // 2 else 0.01)
+        for conn in list(self._sockets):  # a socket asyncio never handed over: give up on it
+            if conn.transport is not None:
+                conn.transport.abort()
 
     # -- internals ----------------------------------------------------------
 
@@ -192,6 +207,7 @@ class StreamManager:
 
     def _connection_made(self, conn: _Connection) -> None:
         assert conn.transport is not None
+        self._sockets.add(conn)
         if conn.inbound:
             if self._closed or len(self._live) >= self._options.max_streams:
                 self._count_drop("tcp_conn_limit")
@@ -222,6 +238,7 @@ class StreamManager:
             self._streams[stream_id] = conn
 
     def _connection_lost(self, conn: _Connection, exc: Exception | None) -> None:
+        self._sockets.discard(conn)
         was_reported = conn.core_knows_closed
         self._finish(conn)
         sid = conn.stream_id
