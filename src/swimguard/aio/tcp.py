@@ -112,7 +112,7 @@ class StreamManager:
         return len(self._live)
 
     def protocol_factory(self) -> asyncio.Protocol:
-        """Factory for `loop.create_server`: one inbound `_Connection` per accept."""
+        """Protocol factory for the `Listener`: one inbound `_Connection` per accept."""
         conn = _Connection(self, inbound=True)
         self._sockets.add(conn)
         return conn
