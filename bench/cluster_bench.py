@@ -345,7 +345,7 @@ class Options:
     members: int = 20
     idle_seconds: float = 60.0
     settle_seconds: float = 10.0
-    kills: int = 5
+    kills: int = 9
     join_timeout: float = 90.0
     detect_timeout: float = 60.0
     rejoin_delay: float = 4.0
@@ -708,7 +708,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=10.0,
         help="wait after convergence before the idle window (default 10)",
     )
-    p.add_argument("--kills", type=int, default=5, help="SIGKILLs per cluster (default 5)")
+    p.add_argument(
+        "--kills", type=int, default=9, help="SIGKILLs per cluster (default 9; 5 are too noisy)"
+    )
     p.add_argument("--seed", type=int, default=1, help="random seed for victims and timing")
     p.add_argument("--skip-serf", action="store_true", help="do not run the serf cluster")
     p.add_argument("--skip-swimguard", action="store_true", help="do not run the swimguard cluster")

@@ -158,7 +158,7 @@ def test_main_writes_json_when_both_skipped(tmp_path: Path) -> None:
 
 def test_parse_args_defaults_and_validation() -> None:
     args = cb.parse_args([])
-    assert (args.members, args.idle_seconds, args.kills) == (20, 60.0, 5)
+    assert (args.members, args.idle_seconds, args.kills) == (20, 60.0, 9)
     assert args.out == "results/cluster_bench.json"
     with pytest.raises(SystemExit):
         cb.parse_args(["--members", "2"])
