@@ -295,9 +295,8 @@ class Agent:
         self._join_waiters.clear()
         self._leave_waiters.clear()
         self._events.close()
-        # Connections the server accepted just before closing are handed to us a few
-        # loop turns later (and then aborted); let that and every connection_lost
-        # callback run, or their sockets would outlive the agent.
+        # The UDP transport closes its socket on a later loop turn; let it (and any
+        # late callback) run, or the socket would outlive the agent.
         for _ in range(4):
             await asyncio.sleep(0)
 

@@ -101,8 +101,7 @@ class StreamManager:
         self._count_drop = count_drop
         self._streams: dict[int, _Connection] = {}
         self._live: set[_Connection] = set()
-        # Connections whose socket may still be open (until connection_lost): what
-        # close_all waits for, accepted ones included from the moment asyncio makes them.
+        # Connections whose socket may still be open (connection_made, not yet lost).
         self._sockets: set[_Connection] = set()
         self._closed = False
 
@@ -113,9 +112,7 @@ class StreamManager:
 
     def protocol_factory(self) -> asyncio.Protocol:
         """Protocol factory for the `Listener`: one inbound `_Connection` per accept."""
-        conn = _Connection(self, inbound=True)
-        self._sockets.add(conn)
-        return conn
+        return _Connection(self, inbound=True)
 
     # -- effects from the core --------------------------------------------
 
@@ -183,16 +180,12 @@ class StreamManager:
         self._streams.clear()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        # abort() closes a socket on a later loop turn, and a connection accepted just
-        # before the server closed reaches connection_made (and is aborted there) a few
-        # turns later still: wait for every socket, or it would outlive its event loop.
+        # abort() closes a socket on a later loop turn: wait for every one (bounded), or
+        # it could outlive its event loop.
         for turn in range(_CLOSE_TURNS):
             if not self._sockets:
                 break
             await asyncio.sleep(0 if turn < _CLOSE_TURNS // 2 else 0.01)
-        for conn in list(self._sockets):  # a socket asyncio never handed over: give up on it
-            if conn.transport is not None:
-                conn.transport.abort()
 
     # -- internals ----------------------------------------------------------
 
