@@ -99,6 +99,8 @@ class Membership(Transmitter):
             return
         if is_local and a.incarnation < rec.incarnation:
             return
+        if rec.shared:
+            rec = table.own(rec)
         self._cancel_suspicion(a.node)
         old_state = rec.state
         old_meta = rec.meta
@@ -143,6 +145,8 @@ class Membership(Transmitter):
             return
         self._broadcast_member(s.node, s, now)
         cfg = self.config
+        if rec.shared:
+            rec = self._table.own(rec)
         rec.incarnation = s.incarnation
         rec.state = SUSPECT
         rec.state_change = now
@@ -185,6 +189,8 @@ class Membership(Transmitter):
             self._broadcast_member(d.node, d, now, self._leave_broadcast_sent)
         else:
             self._broadcast_member(d.node, d, now)
+        if rec.shared:
+            rec = self._table.own(rec)
         rec.incarnation = d.incarnation
         rec.state = LEFT if d.node == d.from_ else DEAD
         rec.state_change = now
@@ -216,6 +222,8 @@ class Membership(Transmitter):
         self._announce_self(rec, self._next_incarnation(), now)
 
     def _announce_self(self, rec: MemberRecord, inc: int, now: float) -> None:
+        if rec.shared:
+            rec = self._table.own(rec)
         rec.incarnation = inc
         self._next_refresh = now + self.config.slow_refresh_interval  # a refutation counts
         alive = Alive(

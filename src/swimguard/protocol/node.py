@@ -66,9 +66,10 @@ from swimguard.protocol.outgoing import (
     StreamOpen,
     StreamSend,
 )
+from swimguard.protocol.scaling import push_pull_scale
 from swimguard.protocol.streams import Streams
 from swimguard.protocol.suspicion import Suspicion
-from swimguard.protocol.table import MemberTable
+from swimguard.protocol.table import MemberTable, SharedView
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.errors import DecodeError
 from swimguard.wire.messages import (
@@ -295,6 +296,27 @@ class Node(Streams):
             self._leave_done(timed_out=False)
         elif self._leave_waiting and timeout > 0:
             self._deadlines.set(LEAVE, now + timeout)
+
+    def preload(self, view: SharedView, now: float) -> None:
+        """Start from a converged cluster's member list instead of joining (simulation).
+
+        Every member of `view` becomes known alive at its incarnation there, without events
+        or broadcasts; the records stay shared with other nodes until this node changes one.
+        The next push/pull is redrawn in the interval scaled to the new size, the phase a
+        node long in such a cluster has (a fresh node's first one comes within the unscaled
+        interval, which would make every preloaded node sync its full table at once).
+        Only on a fresh node (nothing learned yet); raises UsageError otherwise.
+        """
+        if len(self._table) != 1 or self._joins:
+            raise UsageError("preload() needs a fresh node that has not joined or learned anyone")
+        mine = view.by_name.get(self.name)
+        if mine is not None and mine.address != self._advertise:
+            raise UsageError(f"the view has {self.name!r} at {mine.address}, not {self._advertise}")
+        self._table.adopt(view, self._self, self._rng)
+        interval = self.config.push_pull_interval
+        if interval > 0:
+            scaled = push_pull_scale(interval, len(self._table))
+            self._deadlines.set(PUSH_PULL, now + scaled * self._rng.random())
 
     def update_meta(self, meta: bytes, now: float) -> None:
         """Advertise new metadata (at most 512 bytes) with a higher incarnation."""

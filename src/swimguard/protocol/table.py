@@ -4,6 +4,10 @@ Mirrors memberlist's `nodes` slice + `nodeMap`: new members go to a random
 position of the probe list; at every wrap-around of the probe index the list is
 purged of long-dead members and reshuffled (`resetNodes`), which costs O(n) once
 per n probes.
+
+A simulator warm start (`SharedView`, `MemberTable.adopt`) lets many tables hold the
+same records: a shared record is copied into the table before its first change
+(`MemberTable.own`), so N tables of N members cost N^2 dict entries, not N^2 records.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from swimguard.protocol.addresses import host_to_bytes
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address
 
-__all__ = ["MemberRecord", "MemberTable"]
+__all__ = ["MemberRecord", "MemberTable", "SharedView"]
 
 _EMPTY_VSN = bytes(6)
 
@@ -37,6 +42,7 @@ class MemberRecord:
         "meta",
         "name",
         "port",
+        "shared",
         "state",
         "state_change",
         "vsn",
@@ -53,6 +59,7 @@ class MemberRecord:
         self.state = MemberState.DEAD
         self.state_change = -math.inf
         self.vsn = _EMPTY_VSN
+        self.shared = False  # held by several tables (`SharedView`): copy before changing
 
     @property
     def host(self) -> str:
@@ -109,6 +116,46 @@ class MemberTable:
         order.append(record)
         order[offset], order[n] = order[n], order[offset]
 
+    def own(self, rec: MemberRecord) -> MemberRecord:
+        """A private copy of shared `rec`, put in its place: call before changing `rec`."""
+        copy = MemberRecord.__new__(MemberRecord)
+        copy.name = rec.name
+        copy.address = rec.address
+        copy.addr_bytes = rec.addr_bytes
+        copy.port = rec.port
+        copy.meta = rec.meta
+        copy.incarnation = rec.incarnation
+        copy.state = rec.state
+        copy.state_change = rec.state_change
+        copy.vsn = rec.vsn
+        copy.shared = False
+        self.by_name[rec.name] = copy
+        if self.by_addr.get(rec.address) is rec:
+            self.by_addr[rec.address] = copy
+        order = self.order
+        order[order.index(rec)] = copy
+        return copy
+
+    def adopt(self, view: SharedView, own: MemberRecord, rng: random.Random) -> None:
+        """Take every member of `view` (shared, not copied) except `own`, in a random order."""
+        if len(self.order) != 1 or self.order[0] is not own:
+            raise ValueError("adopt() needs a table that holds only our own record")
+        by_name = dict(view.by_name)
+        by_addr = dict(view.by_addr)
+        order = list(view.records)
+        at = view.index.get(own.name)
+        if at is None:
+            order.append(own)
+        else:
+            order[at] = own
+            if by_addr.get(view.records[at].address) is view.records[at]:
+                del by_addr[view.records[at].address]
+        by_name[own.name] = own
+        by_addr[own.address] = own
+        rng.shuffle(order)
+        self.by_name, self.by_addr, self.order = by_name, by_addr, order
+        self.probe_index = 0
+
     def move(self, rec: MemberRecord, host: str, addr_bytes: bytes, port: int) -> None:
         """Change a member's address, keeping the address index right."""
         if self.by_addr.get(rec.address) is rec:
@@ -153,3 +200,30 @@ class MemberTable:
                 continue
             out.append(rec)
         return out
+
+
+class SharedView:
+    """Alive records of a converged cluster that many tables start from (`MemberTable.adopt`).
+
+    For simulations only: it replaces the O(N^2 log N) join storm of a large cluster by the
+    state the storm converges to, each member alive at its current incarnation.
+    """
+
+    __slots__ = ("by_addr", "by_name", "index", "records")
+
+    def __init__(self, members: Iterable[Member], now: float) -> None:
+        self.records: list[MemberRecord] = []
+        for m in members:
+            host, port = m.addr
+            rec = MemberRecord(m.name, host, host_to_bytes(host), port, m.meta)
+            rec.incarnation = m.incarnation
+            rec.state = MemberState.ALIVE
+            rec.state_change = now
+            rec.vsn = m.vsn
+            rec.shared = True
+            self.records.append(rec)
+        self.by_name = {r.name: r for r in self.records}
+        if len(self.by_name) != len(self.records):
+            raise ValueError("SharedView: member names must be unique")
+        self.by_addr = {r.address: r for r in self.records}
+        self.index = {r.name: i for i, r in enumerate(self.records)}

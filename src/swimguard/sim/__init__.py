@@ -11,6 +11,9 @@ scheduled actions. The same seed and scenario give a byte-identical trace.
     cluster.crash("m3"); cluster.run_for(30)
     check_converged(cluster)
 
+`warm_cluster(n, seed=...)` starts the members already knowing each other (shared records,
+no join storm): the way to simulate thousands of members.
+
 Command line: `swimguard sim lifeguard ...` (the Lifeguard study) and `swimguard sim run FILE`
 (the scenario format is documented in `swimguard.sim.faults`).
 """
@@ -26,6 +29,7 @@ from swimguard.sim.invariants import check_converged as check_converged
 from swimguard.sim.invariants import convergence_gaps as convergence_gaps
 from swimguard.sim.network import LinkModel as LinkModel
 from swimguard.sim.scenarios import start_cluster as start_cluster
+from swimguard.sim.scenarios import warm_cluster as warm_cluster
 from swimguard.sim.slow import SlowSpec as SlowSpec
 from swimguard.sim.slow import parse_slow as parse_slow
 
@@ -41,4 +45,5 @@ __all__ = [
     "parse_distribution",
     "parse_slow",
     "start_cluster",
+    "warm_cluster",
 ]

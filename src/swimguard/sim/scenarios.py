@@ -14,7 +14,7 @@ from swimguard.sim.invariants import convergence_gaps
 from swimguard.sim.network import LinkModel
 from swimguard.sim.nodeapi import NodeFactory, SimNode
 
-__all__ = ["node_factory", "replay_command", "run_scenario_spec", "start_cluster"]
+__all__ = ["node_factory", "replay_command", "run_scenario_spec", "start_cluster", "warm_cluster"]
 
 
 def node_factory(config: Config) -> NodeFactory:
@@ -61,6 +61,42 @@ def start_cluster(
     cluster.run_until(spread)
     if settle > 0:
         cluster.run_until_true(lambda: not convergence_gaps(cluster), cluster.now + settle, 0.5)
+    return cluster
+
+
+def warm_cluster(
+    n: int,
+    *,
+    seed: int,
+    config: Config | None = None,
+    link: LinkModel | None = None,
+    trace: bool = False,
+    replay_hint: str = "",
+) -> SimCluster:
+    """Members m0 .. m{n-1} that start knowing each other alive, as after a settled join.
+
+    For cluster sizes whose join storm is too slow or too big to simulate (the storm is
+    O(N^2 log N) deliveries and N^2 records): every node is the real `Node`, started alone,
+    then `Node.preload`ed with one `SharedView` of all members, so the N tables share records
+    until they change one. Each node still gossips its own start-up alive (as after a join).
+    """
+    from swimguard.protocol.node import Node  # late, as in `node_factory`
+    from swimguard.protocol.table import SharedView
+
+    cluster = SimCluster(
+        node_factory(config if config is not None else Config.lan()),
+        seed=seed,
+        link=link,
+        trace=trace,
+        replay_hint=replay_hint,
+    )
+    for i in range(n):
+        cluster.add_member(f"m{i}")
+    nodes = [m.node for m in cluster.members]
+    view = SharedView((node.local_member for node in nodes), cluster.now)
+    for node in nodes:
+        assert isinstance(node, Node)
+        node.preload(view, cluster.now)
     return cluster
 
 
