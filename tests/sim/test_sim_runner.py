@@ -131,3 +131,19 @@ def test_resume_and_rebuild_from_partial_results(tmp_path: Path) -> None:
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [r["config"] for r in rows] == ["swim", "lifeguard"]
     assert rows[0]["wall_s"] == first["wall_s"]  # reused, not rerun
+
+
+def test_slow_episode_lengths_are_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "lg"
+    argv = ["lifeguard", "--members", "8", "--anomalies", "2", "--duration", "20", "--seeds", "1"]
+    argv += ["--configs", "swim", "--quiet", "--slow", "fixed:3", "--slow-on", "1,2.5"]
+    argv += ["--slow-off", "0,4", "--out", str(out)]
+    assert main(argv) == 0
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    assert meta["anomaly"] == "slow=fixed:3 on=U(1,2.5)s off=U(0,4)s"
+    for bad in ("3,1", "x", "-1,2", "1,inf"):
+        assert main(["lifeguard", "--out", str(out), "--slow-on", bad]) == 2
+        assert "MIN" in capsys.readouterr().err
+    assert main(["lifeguard", "--out", str(out), "--slow-on", "0,0", "--quiet"]) == 2

@@ -120,7 +120,9 @@ class RunSpec:
             f"python -m swimguard.sim.runner lifeguard --members {self.members} "
             f"--anomalies {self.anomalies} --duration {self.duration:g} --seeds 1 "
             f"--first-seed {self.seed} --configs {self.config} --alpha {self.alpha} "
-            f"--beta {self.beta} --slow {self.anomaly.slow} --out /tmp/replay"
+            f"--beta {self.beta} --slow {self.anomaly.slow} "
+            f"--slow-on {self.anomaly.on[0]:g},{self.anomaly.on[1]:g} "
+            f"--slow-off {self.anomaly.off[0]:g},{self.anomaly.off[1]:g} --out /tmp/replay"
         )
 
 

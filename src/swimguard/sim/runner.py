@@ -92,6 +92,17 @@ def _slow_text(text: str) -> str:
     return text
 
 
+def _span(text: str) -> tuple[float, float]:
+    """``MIN,MAX`` seconds (0 <= MIN <= MAX) for the slow episodes and the gaps between them."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX seconds, got {text!r}") from None
+    if not 0.0 <= low <= high or not math.isfinite(high):
+        raise argparse.ArgumentTypeError(f"need 0 <= MIN <= MAX (finite), got {text!r}")
+    return (low, high)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `swimguard sim` argument parser."""
     parser = argparse.ArgumentParser(
@@ -114,6 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=_slow_text,
         default=AnomalyModel().slow,
         help="slow-member delay: DIST[,notimers][,nofifo] (default %(default)s)",
+    )
+    lg.add_argument(
+        "--slow-on",
+        type=_span,
+        default=AnomalyModel().on,
+        metavar="MIN,MAX",
+        help="length of a slow episode, uniform in seconds (default 30,90)",
+    )
+    lg.add_argument(
+        "--slow-off",
+        type=_span,
+        default=AnomalyModel().off,
+        metavar="MIN,MAX",
+        help="healthy gap between episodes, uniform in seconds (default 5,20)",
     )
     lg.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     lg.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -141,7 +166,10 @@ def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.members < 3:
         print("--members must be at least 3", file=sys.stderr)
         return 2
-    model = AnomalyModel(slow=args.slow)
+    if args.slow_on[1] <= 0:
+        print("--slow-on must allow episodes longer than 0 s", file=sys.stderr)
+        return 2
+    model = AnomalyModel(slow=args.slow, on=args.slow_on, off=args.slow_off)
     specs = [
         RunSpec(
             config=config,
