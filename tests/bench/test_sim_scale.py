@@ -57,3 +57,19 @@ def test_combine_merges_runs_and_extrapolates(
     assert [r.get("members") for r in rows[:2]] == [8, 12]
     assert rows[2]["extrapolation"]["from_members"] == [8, 12]
     capsys.readouterr()
+
+
+def test_warm_run_skips_the_join_and_is_left_out_of_the_extrapolation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--sizes", "40", "--virtual", "2", "--warm", "--out", str(tmp_path / "w")]
+    assert sim_scale.main(args) == 0
+    (row,) = json.loads((tmp_path / "w" / "sim_scale.json").read_text())
+    assert row["start"] == "warm"
+    assert row["bootstrap_datagrams"] == 0
+    assert row["alive_update"]["reached"] == 1.0
+    assert row["dead_update"]["reached"] == 1.0
+    assert "| 40 | warm: " in (tmp_path / "w" / "sim_scale.md").read_text()
+    with pytest.raises(SystemExit, match="not --warm"):
+        sim_scale.main(["--combine", str(tmp_path / "w"), "--extrapolate", "100"])
+    capsys.readouterr()

@@ -147,9 +147,7 @@ class MemberTable:
         if at is None:
             order.append(own)
         else:
-            order[at] = own
-            if by_addr.get(view.records[at].address) is view.records[at]:
-                del by_addr[view.records[at].address]
+            order[at] = own  # `Node.preload` checked that the view has our address
         by_name[own.name] = own
         by_addr[own.address] = own
         rng.shuffle(order)
