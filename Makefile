@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast test-slow lint bench experiments serf clean
+.PHONY: venv demo test test-fast test-slow lint bench experiments experiments-short scale-10k serf clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -45,6 +45,15 @@ bench: venv serf
 
 experiments: venv
 	$(BIN)/python -m swimguard sim lifeguard --members 100 --anomalies 1,4,8,16,32 --duration 300 --seeds 5 --jobs 2 --out results/lifeguard
+
+# The same study with short-lived slow episodes (1-4 s) and on-time timers (results/lifeguard/README.md).
+experiments-short: venv
+	$(BIN)/python -m swimguard sim lifeguard --members 100 --anomalies 1,4,8,16,32 --duration 300 --seeds 5 --jobs 2 \
+	  --slow exp:6,notimers --slow-on 1,4 --slow-off 20,40 --out results/lifeguard_short
+
+# N=10,000 members from a warm start: ~6 GB of memory, ~25 CPU minutes.
+scale-10k: venv
+	$(BIN)/python -m bench.sim_scale --sizes 10000 --warm --virtual 60 --out results/sim_scale/warm-10000
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
