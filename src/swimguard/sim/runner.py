@@ -126,20 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=AnomalyModel().slow,
         help="slow-member delay: DIST[,notimers][,nofifo] (default %(default)s)",
     )
-    lg.add_argument(
-        "--slow-on",
-        type=_span,
-        default=AnomalyModel().on,
-        metavar="MIN,MAX",
-        help="length of a slow episode, uniform in seconds (default 30,90)",
-    )
-    lg.add_argument(
-        "--slow-off",
-        type=_span,
-        default=AnomalyModel().off,
-        metavar="MIN,MAX",
-        help="healthy gap between episodes, uniform in seconds (default 5,20)",
-    )
+    model = AnomalyModel()
+    for flag, span, what in (
+        ("--slow-on", model.on, "length of a slow episode"),
+        ("--slow-off", model.off, "healthy gap between episodes"),
+    ):
+        lg.add_argument(
+            flag,
+            type=_span,
+            default=span,
+            metavar="MIN,MAX",
+            help=f"{what}, uniform in seconds (default {span[0]:g},{span[1]:g})",
+        )
     lg.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     lg.add_argument("--quiet", action="store_true", help="no progress bar")
     lg.add_argument(
