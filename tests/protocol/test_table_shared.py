@@ -101,7 +101,7 @@ def test_preload_needs_a_fresh_node() -> None:
     with pytest.raises(UsageError, match="fresh node"):
         other.preload(view, 0.0)
     moved = Node(Config.lan(), name="a", advertise=("127.0.0.1", 1), rng=random.Random(1), now=0)
-    with pytest.raises(UsageError, match="the view has .a. at"):
+    with pytest.raises(UsageError, match=r"the view has .a. at"):
         moved.preload(view, 0.0)
 
 
