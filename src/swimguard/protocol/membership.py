@@ -222,9 +222,7 @@ class Membership(Transmitter):
         self._announce_self(rec, self._next_incarnation(), now)
 
     def _announce_self(self, rec: MemberRecord, inc: int, now: float) -> None:
-        if rec.shared:
-            rec = self._table.own(rec)
-        rec.incarnation = inc
+        rec.incarnation = inc  # our own record is never shared (`MemberTable.adopt`)
         self._next_refresh = now + self.config.slow_refresh_interval  # a refutation counts
         alive = Alive(
             incarnation=inc,

@@ -119,15 +119,8 @@ class MemberTable:
     def own(self, rec: MemberRecord) -> MemberRecord:
         """A private copy of shared `rec`, put in its place: call before changing `rec`."""
         copy = MemberRecord.__new__(MemberRecord)
-        copy.name = rec.name
-        copy.address = rec.address
-        copy.addr_bytes = rec.addr_bytes
-        copy.port = rec.port
-        copy.meta = rec.meta
-        copy.incarnation = rec.incarnation
-        copy.state = rec.state
-        copy.state_change = rec.state_change
-        copy.vsn = rec.vsn
+        for field in MemberRecord.__slots__:  # every field, also ones added later
+            setattr(copy, field, getattr(rec, field))
         copy.shared = False
         self.by_name[rec.name] = copy
         if self.by_addr.get(rec.address) is rec:
