@@ -43,7 +43,7 @@ def test_refuting_an_accusation_at_the_top_restarts_at_one_never_zero() -> None:
     assert node.local_member.incarnation == 1
     assert node.incarnation_restarts == 1
     node.handle_timeout(1.3)
-    assert own_alive_incarnations(sent_messages(node.take_outgoing()), "a") == [1]
+    assert set(own_alive_incarnations(sent_messages(node.take_outgoing()), "a")) == {1}
     # Below the top the refutation outbids the accusation as memberlist's does.
     feed(node, Suspect(incarnation=TOP - 1, node="a", from_="b"), now=2.0)
     assert node.local_member.incarnation == TOP
@@ -55,7 +55,9 @@ def test_a_go_style_peer_ignores_an_alive_at_zero_but_takes_one_after_reaping() 
     peer = make_node(name="b")
     peer.receive_datagram(packet(Alive(incarnation=0, node="a", addr=IP, port=7005, vsn=VSN)),
                           ATTACKER, 1.0)
-    assert peer.member("a") is not None and peer.member("a").state.name == "DEAD"  # type: ignore[union-attr]
+    created = peer.member("a")
+    assert created is not None
+    assert created.state.name == "DEAD"  # memberlist keeps it dead at 0: ignored
     peer.receive_datagram(packet(Alive(incarnation=1, node="a", addr=IP, port=7005, vsn=VSN)),
                           ATTACKER, 1.0)
     assert peer.member("a").state.name == "ALIVE"  # type: ignore[union-attr]
@@ -89,5 +91,6 @@ def test_forged_top_incarnation_fails_the_member_once_then_it_comes_back() -> No
         lambda: all("a" in names_of(cluster.node(n), "ALIVE") for n in "bc"), budget)
     for n in "bc":
         member = cluster.node(n).member("a")
-        assert member is not None and member.incarnation < 100
+        assert member is not None
+        assert member.incarnation < 100
     assert "a" in names_of(node_a, "ALIVE")

@@ -50,7 +50,7 @@ def test_non_utf8_member_name_is_dropped_and_joins_keep_working() -> None:
     sn = SerfNode("a")
     sn.datagram(encode_packet(raw_alive(b"\xff\xfe")), now=1.0)
     # memberlist would keep the name; we cannot hand it to a str encoder again: dropped.
-    assert sn.node.drops["not_utf8"] == 1
+    assert sn.node.drops["name_not_utf8"] == 1
     assert [m.name for m in sn.node.members()] == ["a"]
     # A join through us still gets a full reply (before the fix: UnicodeEncodeError here).
     sn.stream(join_push_pull(), now=2.0)
@@ -58,14 +58,14 @@ def test_non_utf8_member_name_is_dropped_and_joins_keep_working() -> None:
     assert [s.name for s in reply.states] == ["a"]
     serf_state = decode_message(reply.user_state)
     assert isinstance(serf_state, PushPull)
-    assert "peer" in sn.node.drops or sn.node.member("peer") is not None
+    assert sn.node.member("peer") is not None
 
 
 def test_bad_name_in_one_compound_part_spares_the_other_parts() -> None:
     sn = SerfNode("a")
     good = raw_alive(b"b", port=7003)
     sn.datagram(encode_packet(make_compound([raw_alive(b"\xc3\x28"), good])), now=1.0)
-    assert sn.node.drops["not_utf8"] == 1
+    assert sn.node.drops["name_not_utf8"] == 1
     assert sn.node.member("b") is not None
 
 
@@ -73,13 +73,25 @@ def test_non_utf8_names_in_serf_messages_are_dropped() -> None:
     layer = SerfLayer("a")
     join = bytes((1,)) + msgpack.packb({"LTime": 3, "Node": b"\xff\xfe"}, use_bin_type=False)
     assert layer.handle_user_message(join) == []
-    assert layer.drops["not_utf8"] == 1
+    assert layer.drops["name_not_utf8"] == 1
+    event = bytes((3,)) + msgpack.packb({"LTime": 3, "Name": b"\xff"}, use_bin_type=False)
+    assert layer.handle_user_message(event) == []
+    assert layer.drops["event_name_not_utf8"] == 1
     state = bytes((2,)) + msgpack.packb(
-        {"LTime": 3, "StatusLTimes": {b"\xff": 1}, "LeftMembers": [], "Events": []},
+        {
+            "LTime": 3,
+            "StatusLTimes": {b"\xff": 1, b"ok": 2},
+            "LeftMembers": [b"\xfe"],
+            "Events": [{"LTime": 1, "Events": [{"Name": b"\xfd"}, {"Name": b"fine"}]}],
+        },
         use_bin_type=False,
     )
     layer.merge_remote_state(state, join=False)
-    assert layer.drops["state_not_utf8"] == 1
+    # Entry by entry: the good ones are kept.
+    assert layer.drops["state_name_not_utf8"] == 2
+    assert layer.drops["state_event_name_not_utf8"] == 1
+    assert layer.status_ltime("ok") == 2
+    assert [e.name for e in layer.take_events()] == ["fine"]  # type: ignore[attr-defined]
     assert isinstance(decode_message(layer.local_state(False)), PushPull)
 
 
@@ -103,3 +115,39 @@ def test_status_ltime_at_the_top_of_uint64_stays_encodable() -> None:
     again = decode_message(layer.local_state(False))
     assert isinstance(again, PushPull)
     assert again.status_ltimes["b"] == top
+
+
+def test_one_bad_state_in_a_push_pull_spares_the_others() -> None:
+    """A Go peer keeps any bytes as a name; its push/pull must still merge."""
+    bad = PushNodeState(name="\udcff", addr=IP, port=7004, incarnation=1, state=0, vsn=VSN)
+    good = PushNodeState(name="c", addr=IP, port=7005, incarnation=1, state=0, vsn=VSN)
+    header = PushPullHeader(nodes=2, user_state_len=0, join=True)
+    msg = MemberPushPull(header=header, states=(bad, good), user_state=b"")
+    sn = SerfNode("a")
+    sn.stream(frame_stream(encode_stream_message(msg), compress=False, keyring=None), now=1.0)
+    assert sn.node.drops["name_not_utf8"] == 1
+    assert sn.node.member("c") is not None
+    assert sorted(s.name for s in reply_of(sn).states) == ["a"]
+
+
+def test_oversized_meta_is_dropped() -> None:
+    sn = SerfNode("a")
+    body = {"Addr": IP, "Incarnation": 1, "Meta": bytes(513), "Node": b"m", "Port": 7006,
+            "Vsn": VSN}
+    sn.datagram(encode_packet(bytes((4,)) + msgpack.packb(body, use_bin_type=False)), now=1.0)
+    assert sn.node.drops["meta_too_large"] == 1
+    assert sn.node.member("m") is None
+
+
+def test_status_names_are_bounded_in_bytes() -> None:
+    from swimguard.serf.layer import MAX_NAME_TABLE_BYTES
+
+    layer = SerfLayer("a")
+    n = MAX_NAME_TABLE_BYTES // 500 + 50
+    for i in range(n):
+        layer.handle_user_message(encode_message(Join(i + 1, f"{i:08d}" + "x" * 480)))
+        layer.note_member(f"{i:08d}" + "y" * 480, "left")
+    state = layer.local_state(False)
+    assert len(state) < 2 * MAX_NAME_TABLE_BYTES + 100_000
+    assert layer.status_ltime("a") == 0  # never forgets itself
+    assert isinstance(decode_message(state), PushPull)

@@ -60,6 +60,7 @@ from swimguard.protocol.hooks import (
     StateHook,
 )
 from swimguard.protocol.members import Member
+from swimguard.protocol.names import check_local_name
 from swimguard.protocol.outgoing import (
     Address,
     Outgoing,
@@ -120,8 +121,7 @@ class Node(Streams):
         label: bytes = b"",
         enable_compression: bool | None = None,
     ) -> None:
-        if not name:
-            raise UsageError("node name must not be empty")
+        check_local_name(name)
         host, port = advertise
         if not 0 < port <= 0xFFFF:
             raise UsageError(f"advertise port out of range: {port}")
@@ -182,6 +182,8 @@ class Node(Streams):
         self._next_refresh = now
         self.refreshes = 0
         """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
+        self.incarnation_restarts = 0
+        """How often our incarnation passed 0xFFFFFFFF and restarted at 1 (see `_refute`)."""
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
 
