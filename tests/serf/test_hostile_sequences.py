@@ -130,6 +130,8 @@ def serf_message(draw: st.DrawFn) -> bytes:
                 "Filters": draw(st.sampled_from([None, [b"\x00" + _pack([b"a"])],
                                                  [b"\x01" + _pack({b"Tag": b"r",
                                                                     b"Expr": b"a{99999}"})],
+                                                 [b"\x01" + _pack({b"Tag": b"r",
+                                                                    b"Expr": b"a{4294967296}"})],
                                                  [b"\x01" + _pack({b"Tag": b"\xff",
                                                                     b"Expr": b"\xff"})]])),
                 "Flags": draw(st.integers(0, 3)), "Payload": draw(hostile)}

@@ -495,7 +495,8 @@ class SerfLayer:
             return False
         try:
             return re.search(expr, self.tags.get(tag, "")) is not None
-        except re.error:
+        except (re.error, OverflowError):  # Overflow: a repeat count above what `re` takes
+            self.drops["query_filter_unsupported"] += 1
             return False
 
     def _on_relay(self, relay: Relay) -> None:
