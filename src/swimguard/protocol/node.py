@@ -105,7 +105,8 @@ class Node(Streams):
     `enable_compression` overrides `config.enable_compression`.
 
     Beyond the documented contract: `member(name)`, `num_members`, `has_left`,
-    `broadcasts_queued` and `stalls` (loop-lag reports that counted as a stall).
+    `broadcasts_queued`, `stalls` (loop-lag reports that counted as a stall), `refreshes`
+    and `incarnation_restarts`. `name` must pass `protocol.names` (else `BadNameError`).
     """
 
     def __init__(
