@@ -8,9 +8,16 @@ counted, and the node keeps answering push/pulls.
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from collections.abc import Callable
+
 import msgpack
+import pytest
 from serf_harness import SerfNode
 
+from swimguard import Agent
+from swimguard.config import Config
 from swimguard.protocol.outgoing import StreamSend
 from swimguard.serf import Join, Leave, PushPull, SerfLayer, decode_message, encode_message
 from swimguard.wire.messages import PushNodeState, PushPullHeader
@@ -151,3 +158,37 @@ def test_status_names_are_bounded_in_bytes() -> None:
     assert len(state) < 2 * MAX_NAME_TABLE_BYTES + 100_000
     assert layer.status_ltime("a") == 0  # never forgets itself
     assert isinstance(decode_message(state), PushPull)
+
+
+async def _until(predicate: Callable[[], object]) -> None:
+    while True:  # the test's own timeout bounds the wait
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_live_agent_drops_the_poison_packet_and_still_takes_joins() -> None:
+    """The finding as reported: one plaintext UDP packet, then a join through the agent."""
+
+    async def body() -> None:
+        config = Config.local()
+        async with Agent("a", bind=("127.0.0.1", 0), config=config) as a:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(encode_packet(raw_alive(b"\xff\xfe")), a.bound_address)
+                await _until(lambda: a.drops.get("name_not_utf8") or len(a.members()) > 1)
+                assert a.drops["name_not_utf8"] == 1
+                async with Agent("b", bind=("127.0.0.1", 0), config=config) as b:
+                    assert await b.join([a.bound_address]) == 1  # JoinError before the fix
+                    await _until(lambda: {m.name for m in a.members()} == {"a", "b"})
+                # A Serf user event too large for us to gossip again (a peer with a bigger
+                # UDP buffer may send one): counted, not raised while draining.
+                event = bytes((3,)) + msgpack.packb(
+                    {"LTime": 1, "Name": b"big", "Payload": bytes(1500)}, use_bin_type=False)
+                s.sendto(encode_packet(bytes((8,)) + event), a.bound_address)
+                await _until(lambda: {"serf_regossip_too_large", "internal_error"} & set(a.drops))
+            assert "internal_error" not in a.drops
+            assert a.drops["serf_regossip_too_large"] == 1
+
+    asyncio.run(body())
