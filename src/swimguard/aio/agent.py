@@ -53,6 +53,7 @@ from swimguard.protocol.events import (
     UserMessage,
 )
 from swimguard.protocol.members import Member
+from swimguard.protocol.names import check_local_name
 from swimguard.protocol.outgoing import (
     Address,
     Datagram,
@@ -162,8 +163,7 @@ class Agent:
         rng: random.Random | None = None,
         node_factory: NodeFactory | None = None,
     ) -> None:
-        if not name:
-            raise ValueError("Agent name must not be empty")
+        check_local_name(name)  # BadNameError (a ValueError) before any socket is bound
         self.name = name
         self.config = config if config is not None else Config.lan()
         self.options = options if options is not None else AgentConfig()
@@ -638,7 +638,12 @@ class Agent:
         now = self._now()
         for out in serf.take_outgoing():
             if isinstance(out, SerfBroadcast):
-                node.broadcast(out.data, now)
+                try:
+                    node.broadcast(out.data, now)
+                except ValueError:
+                    # A peer with a larger UDP buffer sent it; memberlist's queue would
+                    # never send it either. Not ours to gossip: count, do not raise.
+                    self._driver_drops["serf_regossip_too_large"] += 1
             elif isinstance(out, SerfDirect):
                 node.send_best_effort(out.to, out.data, now)
 

@@ -19,6 +19,11 @@ Behaviour follows memberlist 0.2.2. Known differences (all wire-compatible):
 * Left members are reaped like dead ones after GossipToTheDeadTime
   (`Config.reap_left_nodes`, memberlist >= 0.3 behaviour; 0.2.2 keeps them).
 * A Vsn of 1-5 bytes is dropped (0.2.2 panics); bad addresses are dropped.
+* Values are kept only if they can be sent again (`protocol.names`, docs/architecture.md
+  "Validation"): names must be UTF-8, non-empty and at most 512 bytes (memberlist keeps
+  any bytes), meta at most 512 bytes; anything else is dropped and counted.
+* Past incarnation 0xFFFFFFFF our own incarnation restarts at 1 (memberlist wraps to 0,
+  which its peers never accept again; see `Membership._refute`).
 * `update_meta()` and `send_reliable()` report nothing back (memberlist's
   UpdateNode waits for the broadcast; SendReliable returns the dial error).
 * Not implemented: DisableTcpPingsForNode, `Memberlist.Ping` (an on-demand

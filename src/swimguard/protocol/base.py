@@ -158,6 +158,7 @@ class NodeBase:
     _leave_waiting: bool
     _next_refresh: float
     refreshes: int
+    incarnation_restarts: int
     _gossip_idle: bool
     _gossip_anchor: float
     _allowed_nets: tuple[IPNetwork, ...]

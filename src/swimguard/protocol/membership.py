@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from swimguard.config import META_MAX_SIZE
 from swimguard.protocol.addresses import bytes_to_host
 from swimguard.protocol.base import ALIVE, DEAD, LEAVE, LEFT, SUSPECT, U32
 from swimguard.protocol.events import (
@@ -21,6 +22,7 @@ from swimguard.protocol.events import (
     NameConflict,
 )
 from swimguard.protocol.members import Member
+from swimguard.protocol.names import name_problem
 from swimguard.protocol.scaling import suspicion_timeout
 from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord
@@ -56,6 +58,15 @@ class Membership(Transmitter):
             return  # stale news about a known member: the overwhelmingly common case
         if self._left and is_local:
             return
+        if rec is None:  # a known name was checked when it was stored
+            problem = name_problem(a.node)
+            if problem is not None:
+                self._drops[problem.value] += 1
+                return
+        meta = a.meta or b""
+        if len(meta) > META_MAX_SIZE:  # we could not gossip it again (memberlist's MetaMaxSize)
+            self._drops["meta_too_large"] += 1
+            return
         vsn = a.vsn
         if not vsn_is_sane(vsn):
             self._drops["bad_vsn"] += 1
@@ -64,7 +75,6 @@ class Membership(Transmitter):
         if host is None:
             self._drops["bad_address"] += 1
             return
-        meta = a.meta or b""
         if self._alive_hook is not None:
             if len(vsn) < 6:
                 self._drops["alive_no_vsn"] += 1
@@ -130,6 +140,11 @@ class Membership(Transmitter):
         rec = self._table.get(s.node)
         if rec is None or s.incarnation < rec.incarnation:
             return
+        if s.from_ != self.name:  # kept as a confirmation and gossiped again
+            problem = name_problem(s.from_)
+            if problem is not None:
+                self._drops[problem.value] += 1
+                return
         susp = self._suspicions.get(s.node)
         if susp is not None:
             if susp.confirm(s.from_):
@@ -179,6 +194,11 @@ class Membership(Transmitter):
         rec = self._table.get(d.node)
         if rec is None or d.incarnation < rec.incarnation:
             return
+        if d.from_ != self.name:  # gossiped again
+            problem = name_problem(d.from_)
+            if problem is not None:
+                self._drops[problem.value] += 1
+                return
         self._cancel_suspicion(d.node)
         if rec.dead_or_left:
             return
@@ -198,9 +218,19 @@ class Membership(Transmitter):
         self._events.append(MemberLeft(snap) if rec.state is LEFT else MemberFailed(snap))
 
     def _refute(self, rec: MemberRecord, accused: int, now: float) -> None:
-        inc = self._next_incarnation()
-        if accused >= inc:
-            inc = self._skip_incarnation(accused - inc + 1)
+        if accused >= U32:
+            # Nothing outbids the top of the range: every peer (memberlist compares plain
+            # uint32) ignores an alive at or below what it holds, so it will fail us. Only a
+            # forged message gets here (refutations climb one step at a time). Restart low:
+            # once peers reap our dead record, our next alive re-adds us as a new member
+            # (an alive at 0 never would: memberlist creates unknown members at 0), and we
+            # can refute again afterwards, which a member stuck at the top never could.
+            self._incarnation = U32
+            inc = self._next_incarnation()
+        else:
+            inc = self._next_incarnation()
+            if accused >= inc:
+                inc = self._skip_incarnation(accused - inc + 1)
         if self.config.lha_probe:
             self._awareness.apply_delta(1)
         self._announce_self(rec, inc, now)
@@ -235,11 +265,15 @@ class Membership(Transmitter):
         self._broadcast_member(rec.name, alive, now)
 
     def _next_incarnation(self) -> int:
-        self._incarnation = (self._incarnation + 1) & U32
+        if self._incarnation >= U32:  # past the top: start again at 1, never 0 (`_refute`)
+            self.incarnation_restarts += 1
+            self._incarnation = 0
+        self._incarnation += 1
         return self._incarnation
 
     def _skip_incarnation(self, offset: int) -> int:
-        self._incarnation = (self._incarnation + offset) & U32
+        # Callers keep the sum within uint32 (`_refute` handles the top itself).
+        self._incarnation = min(self._incarnation + offset, U32)
         return self._incarnation
 
     def _merge_state(self, states: Sequence[PushNodeState], now: float) -> None:

@@ -60,6 +60,7 @@ from swimguard.protocol.hooks import (
     StateHook,
 )
 from swimguard.protocol.members import Member
+from swimguard.protocol.names import check_local_name
 from swimguard.protocol.outgoing import (
     Address,
     Outgoing,
@@ -104,7 +105,8 @@ class Node(Streams):
     `enable_compression` overrides `config.enable_compression`.
 
     Beyond the documented contract: `member(name)`, `num_members`, `has_left`,
-    `broadcasts_queued` and `stalls` (loop-lag reports that counted as a stall).
+    `broadcasts_queued`, `stalls` (loop-lag reports that counted as a stall), `refreshes`
+    and `incarnation_restarts`. `name` must pass `protocol.names` (else `BadNameError`).
     """
 
     def __init__(
@@ -120,8 +122,7 @@ class Node(Streams):
         label: bytes = b"",
         enable_compression: bool | None = None,
     ) -> None:
-        if not name:
-            raise UsageError("node name must not be empty")
+        check_local_name(name)
         host, port = advertise
         if not 0 < port <= 0xFFFF:
             raise UsageError(f"advertise port out of range: {port}")
@@ -182,6 +183,8 @@ class Node(Streams):
         self._next_refresh = now
         self.refreshes = 0
         """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
+        self.incarnation_restarts = 0
+        """How often our incarnation passed 0xFFFFFFFF and restarted at 1 (see `_refute`)."""
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
 

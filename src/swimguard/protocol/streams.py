@@ -133,7 +133,13 @@ class Streams(Prober):
             return
         self._close_stream(stream_id, reply_first=st.kind == "in")
         if st.kind == "in":
-            self._handle_inbound(stream_id, st, msg, now)
+            try:
+                self._handle_inbound(stream_id, st, msg, now)
+            except Exception:
+                # The core has forgotten the stream: whatever failed, the driver must not
+                # hold the connection open for it (the close normally follows the reply).
+                self._out.append(StreamClose(stream_id))
+                raise
         else:
             self._handle_reply(st, msg, now)
 

@@ -26,6 +26,7 @@ from typing import Final, Literal
 
 import msgpack
 
+from swimguard.protocol.names import check_local_name, is_text, name_problem
 from swimguard.serf.clock import LamportClock
 from swimguard.serf.events import (
     JoinIntentReceived,
@@ -48,6 +49,7 @@ from swimguard.serf.messages import (
     QueryResponse,
     Relay,
     SerfDecodeError,
+    SerfMessage,
     SerfMessageType,
     UserEvent,
     UserEventEntry,
@@ -64,6 +66,13 @@ USER_EVENT_SIZE_LIMIT: Final = 512
 QUERY_RESPONSE_SIZE_LIMIT: Final = 1024
 # Bound on names remembered with a status time: gossip may name anything.
 MAX_NAMES: Final = 65536
+# Bound on the UTF-8 bytes of those names (status map and left list each): both go out in
+# every push/pull, which peers refuse above 20 MiB. 65,536 names of the longest allowed
+# size (512 bytes) would take 32 MiB; 4 MiB still holds 65,536 names of 64 bytes.
+MAX_NAME_TABLE_BYTES: Final = 4 * 1024 * 1024
+# Per-name cost counted against it: the name plus a msgpack header and a Lamport time.
+_NAME_OVERHEAD: Final = 12
+_U64: Final = (1 << 64) - 1
 # Bound on distinct events (queries) kept per Lamport time: real clusters see a handful; a
 # hostile push/pull could otherwise make each dedup check scan an unbounded list.
 MAX_PER_SLOT: Final = 256
@@ -94,6 +103,7 @@ class SerfLayer:
         tags: Mapping[str, str] | None = None,
         keyring: Keyring | None = None,
     ) -> None:
+        check_local_name(name)
         self.name = name
         self.tags: dict[str, str] = dict(tags or {})
         # Changed in place by `serf keys` queries; share it with the node to take effect.
@@ -105,7 +115,9 @@ class SerfLayer:
         self.leaving = False
         # name -> (status LTime, last accepted intent), most recently updated last.
         self._status: dict[str, tuple[int, Literal["join", "leave"]]] = {name: (0, "join")}
+        self._status_bytes = _name_cost(name)
         self._left: dict[str, None] = {}
+        self._left_bytes = 0
         self._events: list[UserEvents | None] = [None] * EVENT_BUFFER
         self._event_bytes = 0
         self._queries: list[tuple[int, set[int]] | None] = [None] * EVENT_BUFFER
@@ -132,6 +144,8 @@ class SerfLayer:
 
     def user_event(self, name: str, payload: bytes, *, coalesce: bool = True) -> bytes:
         """A new Serf user event to broadcast; raises ValueError above Serf's 512-byte limit."""
+        if not is_text(name):
+            raise ValueError("user event name is not valid Unicode text")
         if len(name.encode()) + len(payload) > USER_EVENT_SIZE_LIMIT:
             raise ValueError(f"user event larger than {USER_EVENT_SIZE_LIMIT} bytes")
         msg = UserEvent(self.event_clock.time(), name, payload, coalesce)
@@ -155,13 +169,14 @@ class SerfLayer:
 
     def note_member(self, name: str, status: MemberStatus) -> None:
         """Tell the layer what memberlist decided about `name` (for push/pull `LeftMembers`)."""
+        if name_problem(name) is not None:
+            return  # the core drops such names before reporting them; never store one
+        self._forget_left(name)
         if status == "left":
-            self._left.pop(name, None)
             self._left[name] = None
-            while len(self._left) > MAX_NAMES:
-                del self._left[next(iter(self._left))]
-        else:
-            self._left.pop(name, None)
+            self._left_bytes += _name_cost(name)
+            while len(self._left) > MAX_NAMES or self._left_bytes > MAX_NAME_TABLE_BYTES:
+                self._forget_left(next(iter(self._left)))
         if name not in self._status:
             self._accept_status(name, 0, "join")
 
@@ -177,6 +192,10 @@ class SerfLayer:
             msg = decode_message(data)
         except SerfDecodeError as exc:
             self.drops["unknown_type" if "unknown Serf" in str(exc) else "malformed"] += 1
+            return []
+        problem = _message_problem(msg)
+        if problem is not None:
+            self.drops[problem] += 1
             return []
         events: list[object] = []
         if isinstance(msg, Join):
@@ -237,16 +256,22 @@ class SerfLayer:
             self.event_clock.witness(msg.event_ltime - 1)
         if msg.query_ltime > 0:
             self.query_clock.witness(msg.query_ltime - 1)
+        # Entry by entry: one bad name (a Go peer keeps any bytes) spares the rest.
         left = set(msg.left_members)
         for name in msg.left_members:
-            self._on_leave(Leave(msg.status_ltimes.get(name, 0) + 1, name))
+            if self._state_name_ok(name):
+                # Go adds 1 in uint64 and may wrap; we stay at the top, which msgpack encodes.
+                self._on_leave(Leave(min(msg.status_ltimes.get(name, 0) + 1, _U64), name))
         for name, ltime in msg.status_ltimes.items():
-            if name not in left:
+            if name not in left and self._state_name_ok(name):
                 self._on_join(Join(ltime, name))
         for slot in msg.events:
             if slot is None:
                 continue
             for entry in slot.events:
+                if not is_text(entry.name):
+                    self.drops["state_event_name_not_utf8"] += 1
+                    continue
                 replay = UserEvent(slot.ltime, entry.name, entry.payload)
                 if self._record_event(replay):
                     self._pending_events.append(
@@ -270,15 +295,29 @@ class SerfLayer:
 
     # --- internals ---------------------------------------------------------------------------
 
+    def _state_name_ok(self, name: str) -> bool:
+        problem = name_problem(name)
+        if problem is None:
+            return True
+        self.drops[f"state_{problem.value}"] += 1
+        return False
+
+    def _forget_left(self, name: str) -> None:
+        if name in self._left:
+            del self._left[name]
+            self._left_bytes -= _name_cost(name)
+
     def _accept_status(self, name: str, ltime: int, kind: Literal["join", "leave"]) -> None:
-        self._status.pop(name, None)
+        if self._status.pop(name, None) is None:
+            self._status_bytes += _name_cost(name)
         self._status[name] = (ltime, kind)
-        while len(self._status) > MAX_NAMES:
+        while len(self._status) > MAX_NAMES or self._status_bytes > MAX_NAME_TABLE_BYTES:
             oldest = next(iter(self._status))
             if oldest == self.name:  # never forget ourselves: move to the end
                 self._status[oldest] = self._status.pop(oldest)
                 continue
             del self._status[oldest]
+            self._status_bytes -= _name_cost(oldest)
 
     def _on_join(self, msg: Join) -> bool:
         """Serf's handleNodeJoinIntent; True if new (to be re-gossiped)."""
@@ -456,7 +495,8 @@ class SerfLayer:
             return False
         try:
             return re.search(expr, self.tags.get(tag, "")) is not None
-        except re.error:
+        except (re.error, OverflowError):  # Overflow: a repeat count above what `re` takes
+            self.drops["query_filter_unsupported"] += 1
             return False
 
     def _on_relay(self, relay: Relay) -> None:
@@ -476,4 +516,23 @@ class SerfLayer:
 
 
 def _entry_size(entry: UserEventEntry) -> int:
-    return len(entry.name.encode("utf-8", "surrogateescape")) + len(entry.payload)
+    return len(entry.name.encode("utf-8")) + len(entry.payload)
+
+
+def _name_cost(name: str) -> int:
+    return len(name.encode("utf-8")) + _NAME_OVERHEAD
+
+
+def _message_problem(msg: SerfMessage) -> str | None:
+    """The drop label if `msg` carries a value we would keep but could not encode again.
+
+    Intents name a member (kept in the status map): the member-name rule. A user event's
+    name is kept in the event ring: it must be text. Queries and responses are not kept
+    (only their ids), and are passed on as received.
+    """
+    if isinstance(msg, Join | Leave):
+        problem = name_problem(msg.node)
+        return None if problem is None else problem.value
+    if isinstance(msg, UserEvent) and not is_text(msg.name):
+        return "event_name_not_utf8"
+    return None
