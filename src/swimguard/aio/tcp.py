@@ -3,9 +3,17 @@
 The core allocates stream ids, owns every deadline and says when to close
 (`StreamClose`); this module only moves bytes and reports EOF, resets and
 connect failures back as `stream_closed`. It adds the bounds the core cannot
-enforce from inside: a cap on open connections, a cap on unsent bytes per
-connection, a grace period for flushing after close (a peer that stops
-reading cannot pin a connection), and a hard lifetime for any connection.
+enforce from inside: a cap on open connections with a share kept for our own
+outbound streams and a cap per source IP (slowloris from one address cannot
+shut off joins or TCP pings), a cap on unsent bytes per connection, a grace
+period for flushing after close (a peer that stops reading cannot pin a
+connection), and a hard lifetime for any connection.
+
+Received bytes reach the core in bounded slices: the core parses at most
+`AgentConfig.stream_decode_slice` bytes per call and says when it holds more;
+the connection then stops reading and the rest is parsed one slice per loop
+turn, so a large or hostile stream never blocks the loop for long and never
+buffers more than one socket read ahead of the decoder.
 
 Effects (`open`, `send`, `close`) never call back into the core synchronously;
 failures found while performing them are reported on the next loop turn, so
@@ -37,8 +45,9 @@ class StreamSink(Protocol):
     def stream_accepted(self, peer: Address, bind: Callable[[int], None]) -> None:
         """An inbound connection arrived; obtain its id from the core and `bind` it."""
 
-    def stream_data(self, stream_id: int, data: bytes) -> None:
-        """Bytes arrived on a stream the core has not closed."""
+    def stream_data(self, stream_id: int, data: bytes) -> bool:
+        """Bytes arrived on a stream the core has not closed (`b""`: parse more of what
+        it holds); True while the core holds bytes it has not parsed yet."""
 
     def stream_closed(self, stream_id: int, error: str | None) -> None:
         """The connection ended without the core asking (EOF, reset, connect failure)."""
@@ -66,6 +75,8 @@ class _Connection(asyncio.Protocol):
         self.timers: list[asyncio.TimerHandle] = []
         self.connect_task: asyncio.Task[None] | None = None
         self.close_requested = False
+        self.peer_ip: str | None = None  # inbound: counted against its source IP
+        self.backlog: asyncio.Handle | None = None  # next slice of parsing, reading paused
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -76,7 +87,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.state is _State.OPEN and self.stream_id is not None:
-            self.manager._sink.stream_data(self.stream_id, data)
+            self.manager._received(self, data)
 
     def eof_received(self) -> bool | None:
         return False  # no half-close in memberlist: EOF ends the connection
@@ -103,6 +114,8 @@ class StreamManager:
         self._live: set[_Connection] = set()
         # Connections whose socket may still be open (connection_made, not yet lost).
         self._sockets: set[_Connection] = set()
+        self._inbound = 0
+        self._per_peer: dict[str, int] = {}
         self._closed = False
 
     @property
@@ -202,16 +215,20 @@ class StreamManager:
         assert conn.transport is not None
         self._sockets.add(conn)
         if conn.inbound:
-            if self._closed or len(self._live) >= self._options.max_streams:
-                self._count_drop("tcp_conn_limit")
+            peer = conn.transport.get_extra_info("peername")
+            address = normalize_peer(peer) if peer else ("", 0)
+            reason = self._refuse_inbound(address[0])
+            if reason is not None:
+                self._count_drop(reason)
                 conn.state = _State.DONE
                 conn.transport.abort()
                 return
             self._live.add(conn)
+            self._inbound += 1
+            conn.peer_ip = address[0]
+            self._per_peer[address[0]] = self._per_peer.get(address[0], 0) + 1
             conn.state = _State.OPEN
             self._arm_lifetime(conn)
-            peer = conn.transport.get_extra_info("peername")
-            address = normalize_peer(peer) if peer else ("", 0)
             self._sink.stream_accepted(address, lambda sid: self._bind(conn, sid))
             return
         if conn.state is _State.DONE:
@@ -224,6 +241,40 @@ class StreamManager:
             conn.transport.write(chunk)
         if conn.close_requested:
             self._begin_close(conn)
+
+    def _refuse_inbound(self, ip: str) -> str | None:
+        """The drop reason if an inbound connection from `ip` must be cut, else None."""
+        options = self._options
+        if self._closed or len(self._live) >= options.max_streams:
+            return "tcp_conn_limit"
+        if self._inbound >= options.max_inbound_streams:
+            return "tcp_conn_limit"  # the rest is kept for our own outbound streams
+        if self._per_peer.get(ip, 0) >= options.max_inbound_per_peer:
+            return "tcp_peer_limit"
+        return None
+
+    def _received(self, conn: _Connection, data: bytes) -> None:
+        assert conn.stream_id is not None
+        if self._sink.stream_data(conn.stream_id, data):
+            self._hold(conn)
+
+    def _hold(self, conn: _Connection) -> None:
+        """The core holds unparsed bytes: stop reading, parse the next slice next turn."""
+        if conn.transport is None or conn.state is not _State.OPEN or conn.backlog is not None:
+            return
+        if conn.transport.is_reading():
+            conn.transport.pause_reading()
+        conn.backlog = self._loop.call_soon(self._continue, conn)
+
+    def _continue(self, conn: _Connection) -> None:
+        conn.backlog = None
+        sid = conn.stream_id
+        if conn.state is not _State.OPEN or conn.core_knows_closed or sid is None:
+            return
+        if self._sink.stream_data(sid, b""):
+            self._hold(conn)
+        elif conn.transport is not None and conn.state is _State.OPEN:
+            conn.transport.resume_reading()
 
     def _bind(self, conn: _Connection, stream_id: int) -> None:
         conn.stream_id = stream_id
@@ -289,6 +340,17 @@ class StreamManager:
             self._report_later(sid, error or reason)
 
     def _finish(self, conn: _Connection) -> None:
+        if conn.peer_ip is not None:
+            self._inbound -= 1
+            left = self._per_peer[conn.peer_ip] - 1
+            if left:
+                self._per_peer[conn.peer_ip] = left
+            else:
+                del self._per_peer[conn.peer_ip]
+            conn.peer_ip = None
+        if conn.backlog is not None:
+            conn.backlog.cancel()
+            conn.backlog = None
         conn.state = _State.DONE
         conn.pending, conn.pending_bytes = [], 0
         for timer in conn.timers:
