@@ -8,6 +8,8 @@ process attacks it and measures, per scenario:
 * `valid-states`: the same with 600,000 announced (they could fit in 20 MiB) and real
   ~55-byte member states;
 * `user-20mib`: 32 connections each sending a reliable user message of 20 MiB;
+* `compress-bomb`: 4 connections each sending a ~80 KB compressed stream that expands to
+  a 20 MiB user message plus 19 MiB of padding (just under the 40 MiB bound);
 * `slowloris`: 128 idle connections from one address (127.0.0.2 when it can be bound),
   then a new agent joins through the victim and the victim pushes/pulls with it.
 
@@ -35,8 +37,10 @@ from typing import Any
 from swimguard.aio import Agent
 from swimguard.config import Config
 from swimguard.errors import JoinError
+from swimguard.wire.compression import lzw_compress
 from swimguard.wire.messages import (
     AckResp,
+    Compress,
     MessageType,
     Ping,
     PushNodeState,
@@ -48,7 +52,7 @@ from swimguard.wire.packet import decode_packet, encode_message
 
 ATTACKER_IP = "127.0.0.2"
 MIB = 1024 * 1024
-SCENARIOS = ("header-lie", "valid-states", "user-20mib", "slowloris")
+SCENARIOS = ("header-lie", "valid-states", "user-20mib", "compress-bomb", "slowloris")
 
 
 # -- the victim (child process) ------------------------------------------------------------
@@ -251,6 +255,33 @@ async def _user_messages(port: int, count: int = 32, size: int = 20 * MIB) -> di
     return {"delivered": sum(results), "of": count, "seconds": round(time.monotonic() - start, 1)}
 
 
+async def _compress_bombs(port: int, count: int = 4) -> dict[str, Any]:
+    inner = bytes((MessageType.USER,)) + encode_body(UserMsgHeader(user_msg_len=20 * MIB))
+    bomb = bytes((MessageType.COMPRESS,)) + encode_body(
+        Compress(buf=lzw_compress(inner + bytes(39 * MIB)))
+    )
+
+    async def one() -> bool:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(bomb)
+            await writer.drain()
+            await asyncio.wait_for(reader.read(), 60)
+            return True
+        except (ConnectionError, TimeoutError):
+            return False
+        finally:
+            writer.close()
+
+    start = time.monotonic()
+    results = await asyncio.gather(*(one() for _ in range(count)))
+    return {
+        "bomb_kb": len(bomb) // 1024,
+        "closed_by_victim": sum(results),
+        "seconds": round(time.monotonic() - start, 1),
+    }
+
+
 async def _slowloris(victim: Victim, source: str) -> dict[str, Any]:
     idle: list[asyncio.StreamWriter] = []
     for _ in range(128):
@@ -314,6 +345,8 @@ async def _attack(scenarios: Sequence[str]) -> None:
                 attack = _header_lie(victim.port, valid=True)
             elif name == "user-20mib":
                 attack = _user_messages(victim.port)
+            elif name == "compress-bomb":
+                attack = _compress_bombs(victim.port)
             else:
                 attack = _slowloris(victim, _source())
             print(json.dumps(await _scenario(victim, name, attack)), flush=True)

@@ -6,11 +6,21 @@ import tracemalloc
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swimguard.wire import stream as stream_module
+from swimguard.wire.compression import lzw_compress, lzw_decompress
 from swimguard.wire.encryption import Keyring
-from swimguard.wire.errors import BodyError, TooLargeError
-from swimguard.wire.messages import MessageType, PushNodeState, PushPullHeader, encode_body
+from swimguard.wire.errors import BodyError, CompressionError, DecodeError, TooLargeError
+from swimguard.wire.messages import (
+    Compress,
+    MessageType,
+    PushNodeState,
+    PushPullHeader,
+    UserMsgHeader,
+    encode_body,
+)
 from swimguard.wire.stream import (
     MIN_STATE_LEN,
     STATE_OVERHEAD,
@@ -169,3 +179,89 @@ def test_state_overhead_constant_matches_measured_memory() -> None:
 def test_max_work_must_be_positive() -> None:
     with pytest.raises(ValueError):
         StreamDecoder().feed(b"\x06", max_work=0)
+
+
+# -- compressed streams: decompressed a slice at a time ------------------------------------
+
+lzw_inputs = st.binary(max_size=3000) | st.builds(
+    lambda unit, n: unit * n, st.binary(min_size=1, max_size=8), st.integers(1, 2000)
+)
+
+
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(lzw_inputs, st.integers(1, 700))
+def test_sliced_inflater_matches_lzw_decompress(data: bytes, budget: int) -> None:
+    packed = lzw_compress(data)
+    inflater = stream_module._Inflater(packed, 1 << 20)
+    out = bytearray()
+    while not inflater.exhausted:
+        chunk = inflater.take(budget)
+        assert len(chunk) <= budget + 4096
+        out += chunk
+    assert bytes(out) == lzw_decompress(packed, 1 << 20) == data
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.binary(max_size=400), st.integers(1, 64), st.integers(0, 3000))
+def test_sliced_inflater_fails_like_lzw_decompress(junk: bytes, budget: int, limit: int) -> None:
+    expected: object
+    try:
+        expected = lzw_decompress(junk, limit)
+    except DecodeError as exc:
+        expected = type(exc)
+    inflater = stream_module._Inflater(junk, limit)
+    got: object
+    try:
+        out = bytearray()
+        while not inflater.exhausted:
+            out += inflater.take(budget)
+        got = bytes(out)
+    except DecodeError as exc:
+        got = type(exc)
+    assert got == expected
+
+
+def compress_frame(inner: bytes) -> bytes:
+    return bytes((MessageType.COMPRESS,)) + encode_body(Compress(buf=lzw_compress(inner)))
+
+
+def test_a_compression_bomb_is_inflated_a_slice_per_call_and_refused_at_the_bound() -> None:
+    # A valid 400 KiB user message, then zeros up to 4 MiB: parsed, then refused at the
+    # decompressed bound while the rest of the LZW stream is drained.
+    head = bytes((MessageType.USER,)) + encode_body(UserMsgHeader(user_msg_len=400 * 1024))
+    bomb = compress_frame(head + b"\0" * (4 * 1024 * 1024))
+    assert len(bomb) < 64 * 1024
+    decoder = StreamDecoder(max_bytes=256 * 1024)  # decompressed bound: 512 KiB
+    calls = 0
+    with pytest.raises(TooLargeError):
+        calls = drain(decoder, bomb, 8192)
+    assert decoder.done
+    assert calls == 0  # not returned normally
+    counted: list[int] = []
+    decoder = StreamDecoder(max_bytes=256 * 1024)
+    with pytest.raises(TooLargeError):
+        drain(decoder, bomb, 8192, counted)
+    assert len(counted) >= (512 * 1024) // (8192 + 4096)
+
+
+def drain(decoder: StreamDecoder, data: bytes, work: int, calls: list[int] | None = None) -> int:
+    """Feed `data`, then resume while pending; the number of calls."""
+    count = 1
+    if calls is not None:
+        calls.append(1)
+    decoder.feed(data, max_work=work)
+    while decoder.pending:
+        count += 1
+        if calls is not None:
+            calls.append(1)
+        decoder.feed(b"", max_work=work)
+    return count
+
+
+def test_a_compressed_message_without_its_end_code_is_refused_like_go() -> None:
+    packed = lzw_compress(encode_stream_message(push_pull(3)))
+    cut = bytes((MessageType.COMPRESS,)) + encode_body(Compress(buf=packed[:-2]))
+    with pytest.raises(CompressionError):
+        StreamDecoder().feed(cut)
+    with pytest.raises(CompressionError):
+        drain(StreamDecoder(), cut, 64)

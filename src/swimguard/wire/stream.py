@@ -24,10 +24,11 @@ from typing import Final
 
 import msgpack
 
-from swimguard.wire.compression import compress_message, decompress_map
+from swimguard.wire.compression import LZW_ALGO, compress_message
 from swimguard.wire.encryption import Keyring, encrypted_length
 from swimguard.wire.errors import (
     BodyError,
+    CompressionError,
     DecodeError,
     DecryptError,
     LabelError,
@@ -40,6 +41,7 @@ from swimguard.wire.messages import (
     MAX_ARRAY_LEN,
     MAX_MAP_LEN,
     AckResp,
+    Compress,
     ErrResp,
     MessageType,
     Ping,
@@ -291,10 +293,11 @@ class StreamDecoder:
         self._reader: _MessageReader | None = None
         self._compressed: msgpack.Unpacker | None = None
         self._compressed_fed = 0
-        # A decrypted or decompressed message, parsed from `_whole_pos` on.
-        self._whole: bytes | None = None
-        self._whole_pos = 0
+        # A decrypted or decompressed message, parsed a slice at a time.
+        self._source: _Bytes | _Inflater | None = None
         self._whole_reader: _MessageReader | None = None
+        self._whole_limit = max_bytes
+        self._complete: StreamMessage | None = None  # parsed; the LZW stream is still ending
         self._received = 0
         self.message: StreamMessage | None = None
 
@@ -306,7 +309,7 @@ class StreamDecoder:
     @property
     def pending(self) -> bool:
         """True while input is held that a `feed` with a work cap left unparsed."""
-        return self._stage != "done" and (bool(self._inbox) or self._whole is not None)
+        return self._stage != "done" and (bool(self._inbox) or self._source is not None)
 
     @property
     def footprint(self) -> int:
@@ -316,8 +319,8 @@ class StreamDecoder:
         size = len(self._inbox) + len(self._buf) + self._compressed_fed
         if self._reader is not None:
             size += self._reader.footprint
-        if self._whole is not None:
-            size += len(self._whole)
+        if self._source is not None:
+            size += self._source.footprint
         if self._whole_reader is not None:
             size += self._whole_reader.footprint
         return size
@@ -359,27 +362,38 @@ class StreamDecoder:
         self._reader = None
         self._compressed = None
         self._compressed_fed = 0
-        self._whole = None
+        self._source = None
         self._whole_reader = None
+        self._complete = None
 
     def _work(self, budget: int) -> StreamMessage | None:
         """Parse until the message is complete, the input runs out or `budget` is spent."""
         inbox = self._inbox
         while True:
-            whole = self._whole
-            if whole is not None:
-                assert self._whole_reader is not None
-                start = self._whole_pos
-                end = len(whole) if budget == _UNBOUNDED else min(len(whole), start + budget)
+            source = self._source
+            if source is not None:
+                chunk = source.take(budget)
                 if budget != _UNBOUNDED:
-                    budget -= end - start
-                self._whole_pos = end
-                message = self._whole_reader.feed(whole[start:end])
-                if message is not None:
-                    return message
-                if end == len(whole):  # nothing more will come: decrypted/decompressed whole
+                    budget = max(0, budget - max(1, len(chunk)))
+                if chunk and self._complete is None:
+                    if self._whole_reader is None:
+                        self._whole_reader = _MessageReader(chunk[0], self._whole_limit)
+                        chunk = chunk[1:]
+                    message = self._whole_reader.feed(chunk)
+                    if message is not None and source.exhausted:
+                        return message
+                    # Like Go, a compressed message counts only once its LZW stream
+                    # ends properly: decompress (and discard) the rest first.
+                    self._complete = message
+                if source.exhausted and self._complete is not None:
+                    return self._complete
+                if source.exhausted:  # nothing more will come after a whole frame
+                    if self._whole_reader is None:
+                        raise TruncatedError("stream: empty message")
                     raise TruncatedError("stream: message truncated")
-                return None
+                if budget == 0:
+                    return None
+                continue
             if not inbox or budget == 0:
                 return None
             if budget == _UNBOUNDED or budget >= len(inbox):
@@ -466,11 +480,11 @@ class StreamDecoder:
         self._compressed = None
         self._compressed_fed = 0
         self._inbox.clear()
-        self._start_whole(decompress_map(raw, self._max_decompressed), allow_compress=False)
+        self._start_inflating(raw)
         return None
 
     def _start_whole(self, data: bytes, *, allow_compress: bool) -> None:
-        """A complete decrypted or decompressed message: parse it in `_work`'s slices."""
+        """A complete decrypted message: parse it in `_work`'s slices."""
         if not data:
             raise TruncatedError("stream: empty message")
         if data[0] == _COMPRESS and allow_compress:
@@ -482,12 +496,145 @@ class StreamDecoder:
                 raise TruncatedError("stream: compress message truncated") from None
             except (msgpack.UnpackException, ValueError, TypeError) as exc:
                 raise BodyError(f"stream: bad msgpack: {exc}") from None
-            inner = decompress_map(raw, self._max_decompressed)
-            self._start_whole(inner, allow_compress=False)
+            self._start_inflating(raw)
             return
-        self._whole_reader = _MessageReader(data[0], max(self._max_bytes, len(data)))
-        self._whole = data
-        self._whole_pos = 1
+        self._whole_limit = max(self._max_bytes, len(data))
+        self._source = _Bytes(data)
+
+    def _start_inflating(self, raw: object) -> None:
+        """A complete compress message: decompress (and parse) it in `_work`'s slices."""
+        try:
+            compress = body_from_map(Compress, raw)
+        except BodyError as exc:
+            raise CompressionError(f"compress: {exc}") from None
+        if compress.algo != LZW_ALGO:
+            raise CompressionError(f"compress: unknown algorithm {compress.algo}")
+        self._whole_limit = max(self._max_bytes, self._max_decompressed)
+        self._source = _Inflater(compress.buf, self._max_decompressed)
+
+
+class _Bytes:
+    """A decrypted message handed out a slice at a time."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self._pos >= len(self._data)
+
+    @property
+    def footprint(self) -> int:
+        return len(self._data)
+
+    def take(self, budget: int) -> bytes:
+        start = self._pos
+        end = len(self._data) if budget == _UNBOUNDED else min(len(self._data), start + budget)
+        self._pos = end
+        return self._data[start:end]
+
+
+_CLEAR: Final = 256
+_EOF: Final = 257
+_MAX_CODE: Final = 4095
+_MAX_WIDTH: Final = 12
+_LITERALS: Final = tuple(bytes((i,)) for i in range(256))
+
+
+class _Inflater:
+    """Go LZW (LSB, literal width 8), decompressed a slice at a time.
+
+    `compression.lzw_decompress` resumable: a compress message of up to `max_bytes`
+    expands to up to `max_decompressed` bytes (40 MiB, most of a second in Python), which
+    must not happen in one loop turn. Same codes, errors and bound; no output is kept
+    here (each slice goes straight to the message parser).
+    """
+
+    def __init__(self, data: bytes, max_size: int) -> None:
+        self._data = data
+        self._max_size = max_size
+        self._table: list[bytes | None] = [*_LITERALS, None, None] + [None] * (
+            _MAX_CODE + 1 - 258
+        )
+        self._acc = 0
+        self._nbits = 0
+        self._pos = 0
+        self._width = 9
+        self._hi = _EOF  # the next code to define
+        self._overflow = 1 << 9
+        self._previous: bytes | None = None  # expansion of the previous code; None after a clear
+        self._produced = 0
+        self.exhausted = False
+
+    @property
+    def footprint(self) -> int:
+        # The input, plus a table of at most 4,096 entries (each one byte longer
+        # than an earlier one): counted as the output produced, which bounds it.
+        return len(self._data) + min(self._produced, 4096 * 64)
+
+    def take(self, budget: int) -> bytes:
+        """Up to about `budget` more output bytes (all the rest if unbounded)."""
+        if self.exhausted:
+            return b""
+        data, size, table = self._data, len(self._data), self._table
+        acc, nbits, pos = self._acc, self._nbits, self._pos
+        width, hi, overflow, previous = self._width, self._hi, self._overflow, self._previous
+        mask = (1 << width) - 1
+        out = bytearray()
+        limit = self._max_size - self._produced
+        want = limit + 1 if budget == _UNBOUNDED else budget
+        while len(out) < want:
+            while nbits < width:
+                if pos >= size:
+                    raise CompressionError("compress: LZW stream ends without an end code")
+                acc |= data[pos] << nbits
+                pos += 1
+                nbits += 8
+            code = acc & mask
+            acc >>= width
+            nbits -= width
+            if code < _CLEAR:
+                entry: bytes | None = _LITERALS[code]
+            elif code == _CLEAR:
+                width, hi, overflow, previous = 9, _EOF, 1 << 9, None
+                mask = (1 << width) - 1
+                continue
+            elif code == _EOF:
+                self.exhausted = True
+                break
+            elif code < hi:
+                entry = table[code]
+            elif code == hi:
+                # The code being defined right now: previous expansion + its first byte
+                # (with the table full, Go reuses the entry already stored there).
+                entry = table[code] if previous is None else previous + previous[:1]
+            else:
+                entry = None
+            if entry is None:
+                raise CompressionError(f"compress: invalid LZW code {code}")
+            out += entry
+            if len(out) > limit:
+                raise TooLargeError(f"compress: decompressed size exceeds {self._max_size} bytes")
+            if previous is not None:
+                table[hi] = previous + entry[:1]
+            previous = entry
+            hi += 1
+            if hi >= overflow:
+                if width == _MAX_WIDTH:
+                    # Table full: Go stops adding entries until the next clear code.
+                    previous = None
+                    hi -= 1
+                else:
+                    width += 1
+                    mask = (1 << width) - 1
+                    overflow <<= 1
+        self._acc, self._nbits, self._pos = acc, nbits, pos
+        self._width, self._hi, self._overflow, self._previous = width, hi, overflow, previous
+        self._produced += len(out)
+        if self.exhausted:
+            self._table = []
+        return bytes(out)
 
 
 def _unpacker(max_bytes: int) -> msgpack.Unpacker:
