@@ -31,7 +31,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from swimguard.aio import Agent
@@ -71,6 +71,14 @@ async def _victim() -> None:
 
     async with Agent("victim", bind="127.0.0.1:0", config=Config.lan(), serf_compat=False) as a:
         tick = asyncio.create_task(ticker())
+
+        async def consume() -> None:
+            # An application reading its events: delivered user messages are not kept
+            # (unread, up to AgentConfig.event_buffer of them would be).
+            async for _event in a.events():
+                pass
+
+        events = asyncio.create_task(consume())
         print(json.dumps({"port": a.bound_address[1]}), flush=True)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
@@ -88,6 +96,7 @@ async def _victim() -> None:
                     reply = {"joined": 0, "error": str(exc)}
             print(json.dumps(reply), flush=True)
         tick.cancel()
+        events.cancel()
 
 
 # -- the attacker ----------------------------------------------------------------------------
@@ -308,7 +317,9 @@ async def _slowloris(victim: Victim, source: str) -> dict[str, Any]:
     }
 
 
-async def _scenario(victim: Victim, name: str, attack: Any) -> dict[str, Any]:
+async def _scenario(
+    victim: Victim, name: str, attack: Coroutine[Any, Any, dict[str, Any]]
+) -> dict[str, Any]:
     victim.reset_peak()
     await victim.ask_async("report")  # resets the worst block
     pinger = Pinger(victim.port)
