@@ -17,6 +17,7 @@ from swimguard.aio import Agent, AgentConfig
 from swimguard.config import Config
 from swimguard.protocol.node import Node
 from swimguard.wire.messages import MessageType, PushPullHeader, encode_body
+from swimguard.wire.stream import UserStream, encode_stream_message, frame_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -204,8 +205,8 @@ class BigState:
 
 
 def test_a_large_push_pull_is_decoded_over_many_loop_turns() -> None:
-    # One slice per loop turn: other callbacks run between the slices of one stream.
-    options = AgentConfig(stream_decode_slice=4096)
+    # One slice per loop turn: other callbacks run between the slices of a stream.
+    options = AgentConfig(stream_decode_slice=4096, stream_slices_per_turn=1)
 
     async def body() -> None:
         mine = BigState()
@@ -218,8 +219,9 @@ def test_a_large_push_pull_is_decoded_over_many_loop_turns() -> None:
         real = node.stream_data
 
         def traced(sid: int, data: bytes, now: float, *, max_work: int | None = None) -> bool:
-            assert max_work == 4096
-            trace.append("resume" if not data else "data")
+            assert max_work in (0, 4096)
+            if max_work:
+                trace.append("resume" if not data else "data")
             return real(sid, data, now, max_work=max_work)
 
         node.stream_data = traced  # type: ignore[method-assign]
@@ -245,5 +247,68 @@ def test_a_large_push_pull_is_decoded_over_many_loop_turns() -> None:
             stop = True
             await a.close()
             await b.close()
+
+    run(body)
+
+
+class Heard:
+    """Message hook: the user messages delivered."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    def notify_message(self, data: bytes) -> None:
+        self.messages.append(data)
+
+
+def test_streams_arriving_together_share_the_slices_of_a_turn() -> None:
+    # However many streams have bytes waiting, a turn decodes at most
+    # stream_slices_per_turn slices of them all; every stream still completes.
+    options = AgentConfig(stream_decode_slice=4096, stream_slices_per_turn=1)
+    message = frame_stream(
+        encode_stream_message(UserStream(b"m" * 60_000)), compress=False, keyring=None
+    )
+
+    async def body() -> None:
+        heard = Heard()
+        a = agent("a", options=options, hooks=heard)
+        await a.start()
+        trace: list[str] = []
+        node = node_of(a)
+        real = node.stream_data
+
+        def traced(sid: int, data: bytes, now: float, *, max_work: int | None = None) -> bool:
+            if max_work:
+                trace.append("slice")
+            return real(sid, data, now, max_work=max_work)
+
+        node.stream_data = traced  # type: ignore[method-assign]
+        stop = False
+
+        def tick() -> None:
+            trace.append("tick")
+            if not stop:
+                asyncio.get_running_loop().call_soon(tick)
+
+        writers = []
+        try:
+            tick()
+            host, port = a.bound_address
+            for _ in range(3):
+                _r, w = await asyncio.open_connection(host, port)
+                writers.append(w)
+            for w in writers:
+                w.write(message)
+            await wait_for(lambda: len(heard.messages) == 3)
+            assert heard.messages == [b"m" * 60_000] * 3
+            stop = True
+            slices = [i for i, what in enumerate(trace) if what == "slice"]
+            assert len(slices) >= 3 * 60_000 // 4096
+            assert all(j - i > 1 for i, j in itertools.pairwise(slices))
+        finally:
+            stop = True
+            for w in writers:
+                w.close()
+            await a.close()
 
     run(body)

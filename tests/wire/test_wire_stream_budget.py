@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from swimguard.wire import stream as stream_module
 from swimguard.wire.compression import lzw_compress, lzw_decompress
 from swimguard.wire.encryption import Keyring
-from swimguard.wire.errors import BodyError, CompressionError, DecodeError, TooLargeError
+from swimguard.wire.errors import (
+    BodyError,
+    CompressionError,
+    DecodeError,
+    TooLargeError,
+    UnknownTypeError,
+)
 from swimguard.wire.messages import (
     Compress,
     MessageType,
@@ -176,9 +182,15 @@ def test_state_overhead_constant_matches_measured_memory() -> None:
     assert decoder.footprint >= len(wire) - 1
 
 
-def test_max_work_must_be_positive() -> None:
+def test_max_work_zero_only_buffers_and_negative_is_refused() -> None:
+    decoder = StreamDecoder()
+    assert decoder.feed(b"\x80" * 100, max_work=0) is None  # not parsed: no error yet
+    assert decoder.pending
+    assert decoder.footprint == 100
     with pytest.raises(ValueError):
-        StreamDecoder().feed(b"\x06", max_work=0)
+        decoder.feed(b"", max_work=-1)
+    with pytest.raises(UnknownTypeError):
+        decoder.feed(b"", max_work=1)
 
 
 # -- compressed streams: decompressed a slice at a time ------------------------------------

@@ -521,18 +521,17 @@ class Agent:
         now = self._now()
         self._guarded(lambda: bind(node.stream_accepted(peer, now)))
 
-    def stream_data(self, stream_id: int, data: bytes) -> bool:
+    def stream_data(self, stream_id: int, data: bytes, max_work: int) -> bool:
         """`StreamSink`: bytes on a stream; True while the core holds unparsed bytes."""
         node = self._node
         if node is None or self._closed:
             return False
         now = self._now()
-        slice_ = self.options.stream_decode_slice
         pending = False
 
         def feed() -> None:
             nonlocal pending
-            pending = node.stream_data(stream_id, data, now, max_work=slice_)
+            pending = node.stream_data(stream_id, data, now, max_work=max_work)
 
         self._guarded(feed)
         return pending

@@ -34,8 +34,13 @@ class AgentConfig:
     memberlist peer opens at most a push/pull, a TCP ping and reliable messages)."""
 
     stream_decode_slice: int = 32 * 1024
-    """Bytes of a stream the core decodes per call (one loop turn, a few ms); a
-    connection with more buffered stops reading until the core has caught up."""
+    """Bytes of a stream the core decodes per call (a few ms); a connection with more
+    buffered stops reading until the core has caught up."""
+
+    stream_slices_per_turn: int = 2
+    """Slices of stream decoding per event-loop turn, all streams together (taken in
+    turn, round-robin): however many streams arrive at once, decoding them holds the
+    loop for at most this many slices before timers and datagrams run again."""
 
     max_stream_buffer_bytes: int = 24 * 1024 * 1024
     """Unsent bytes one TCP connection may hold (push/pull states are at most
@@ -70,6 +75,7 @@ class AgentConfig:
             "bind_attempts",
             "max_inbound_per_peer",
             "stream_decode_slice",
+            "stream_slices_per_turn",
         )
         for name in positive_ints:
             value = getattr(self, name)

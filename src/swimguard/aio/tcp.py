@@ -11,9 +11,10 @@ connection), and a hard lifetime for any connection.
 
 Received bytes reach the core in bounded slices: the core parses at most
 `AgentConfig.stream_decode_slice` bytes per call and says when it holds more;
-the connection then stops reading and the rest is parsed one slice per loop
-turn, so a large or hostile stream never blocks the loop for long and never
-buffers more than one socket read ahead of the decoder.
+the connection then stops reading, and connections with unparsed bytes take
+turns, at most `stream_slices_per_turn` slices per event-loop turn for all of
+them together. So no number of large or hostile streams blocks the loop for
+long, and none buffers more than one socket read ahead of its decoder.
 
 Effects (`open`, `send`, `close`) never call back into the core synchronously;
 failures found while performing them are reported on the next loop turn, so
@@ -23,6 +24,7 @@ the agent's drain loop is never re-entered.
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 from collections.abc import Callable
@@ -45,9 +47,10 @@ class StreamSink(Protocol):
     def stream_accepted(self, peer: Address, bind: Callable[[int], None]) -> None:
         """An inbound connection arrived; obtain its id from the core and `bind` it."""
 
-    def stream_data(self, stream_id: int, data: bytes) -> bool:
+    def stream_data(self, stream_id: int, data: bytes, max_work: int) -> bool:
         """Bytes arrived on a stream the core has not closed (`b""`: parse more of what
-        it holds); True while the core holds bytes it has not parsed yet."""
+        it holds); parse at most `max_work` bytes (0: only buffer); True while the core
+        holds bytes it has not parsed yet."""
 
     def stream_closed(self, stream_id: int, error: str | None) -> None:
         """The connection ended without the core asking (EOF, reset, connect failure)."""
@@ -76,7 +79,7 @@ class _Connection(asyncio.Protocol):
         self.connect_task: asyncio.Task[None] | None = None
         self.close_requested = False
         self.peer_ip: str | None = None  # inbound: counted against its source IP
-        self.backlog: asyncio.Handle | None = None  # next slice of parsing, reading paused
+        self.queued = False  # waiting for a slice of parsing, reading paused
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -116,6 +119,10 @@ class StreamManager:
         self._sockets: set[_Connection] = set()
         self._inbound = 0
         self._per_peer: dict[str, int] = {}
+        # Connections whose bytes the core has not parsed yet, served round-robin.
+        self._backlog: collections.deque[_Connection] = collections.deque()
+        self._slices_left = options.stream_slices_per_turn
+        self._turn: asyncio.Handle | None = None
         self._closed = False
 
     @property
@@ -181,6 +188,9 @@ class StreamManager:
     async def close_all(self) -> None:
         """Abort every connection and connect attempt (agent shutdown), and wait for them."""
         self._closed = True
+        if self._turn is not None:
+            self._turn.cancel()
+            self._turn = None
         tasks: list[asyncio.Task[None]] = []
         for conn in list(self._live):
             conn.core_knows_closed = True
@@ -255,26 +265,48 @@ class StreamManager:
 
     def _received(self, conn: _Connection, data: bytes) -> None:
         assert conn.stream_id is not None
-        if self._sink.stream_data(conn.stream_id, data):
-            self._hold(conn)
+        # Parse a slice now if this turn has one left and nobody is waiting for it;
+        # else only hand the bytes over, and wait in line.
+        work = 0
+        if self._slices_left > 0 and not self._backlog:
+            work = self._options.stream_decode_slice
+            self._spend_slice()
+        if self._sink.stream_data(conn.stream_id, data, work):
+            self._wait_in_line(conn)
 
-    def _hold(self, conn: _Connection) -> None:
-        """The core holds unparsed bytes: stop reading, parse the next slice next turn."""
-        if conn.transport is None or conn.state is not _State.OPEN or conn.backlog is not None:
+    def _spend_slice(self) -> None:
+        self._slices_left -= 1
+        if self._turn is None:
+            self._turn = self._loop.call_soon(self._next_turn)
+
+    def _wait_in_line(self, conn: _Connection) -> None:
+        if conn.transport is None or conn.state is not _State.OPEN or conn.queued:
             return
         if conn.transport.is_reading():
             conn.transport.pause_reading()
-        conn.backlog = self._loop.call_soon(self._continue, conn)
+        conn.queued = True
+        self._backlog.append(conn)
+        if self._turn is None:
+            self._turn = self._loop.call_soon(self._next_turn)
 
-    def _continue(self, conn: _Connection) -> None:
-        conn.backlog = None
-        sid = conn.stream_id
-        if conn.state is not _State.OPEN or conn.core_knows_closed or sid is None:
-            return
-        if self._sink.stream_data(sid, b""):
-            self._hold(conn)
-        elif conn.transport is not None and conn.state is _State.OPEN:
-            conn.transport.resume_reading()
+    def _next_turn(self) -> None:
+        """A new loop turn: its slices go to the waiting connections first, in turn."""
+        self._turn = None
+        self._slices_left = self._options.stream_slices_per_turn
+        backlog = self._backlog
+        while backlog and self._slices_left > 0:
+            conn = backlog.popleft()
+            conn.queued = False
+            sid = conn.stream_id
+            if conn.state is not _State.OPEN or conn.core_knows_closed or sid is None:
+                continue
+            self._spend_slice()
+            if self._sink.stream_data(sid, b"", self._options.stream_decode_slice):
+                self._wait_in_line(conn)
+            elif conn.transport is not None and conn.state is _State.OPEN:
+                conn.transport.resume_reading()
+        if backlog and self._turn is None:
+            self._turn = self._loop.call_soon(self._next_turn)
 
     def _bind(self, conn: _Connection, stream_id: int) -> None:
         conn.stream_id = stream_id
@@ -348,9 +380,9 @@ class StreamManager:
             else:
                 del self._per_peer[conn.peer_ip]
             conn.peer_ip = None
-        if conn.backlog is not None:
-            conn.backlog.cancel()
-            conn.backlog = None
+        if conn.queued:
+            conn.queued = False
+            self._backlog.remove(conn)
         conn.state = _State.DONE
         conn.pending, conn.pending_bytes = [], 0
         for timer in conn.timers:

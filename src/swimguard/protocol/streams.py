@@ -124,8 +124,9 @@ class Streams(Prober):
         """Bytes received on stream `stream_id`; True if some are still to be parsed.
 
         With `max_work`, at most that many bytes are parsed in this call (a driver's
-        bound on the time one call takes); while this returns True the driver calls
-        again with `data=b""` on a later turn, and should stop reading the stream.
+        bound on the time one call takes; 0 only buffers `data`); while this returns
+        True the driver calls again with `data=b""` on a later turn, and should stop
+        reading the stream. Buffered bytes count against the inbound memory budget.
         """
         st = self._streams.get(stream_id)
         if st is None or not (data or st.decoder.pending):

@@ -264,12 +264,12 @@ class StreamDecoder:
     user lengths and the plain message size; decompressed output is bounded by
     `max_decompressed` (default twice `max_bytes`, as newer memberlist does).
 
-    Bounded work: `feed(data, max_work=n)` parses at most `n` bytes (received,
-    decrypted or decompressed) and keeps the rest; while `pending` is True, call
-    `feed(b"", max_work=n)` again (on a later loop turn) before expecting the
-    message. Decrypting a whole frame and decompressing a whole compressed
-    message stay one step each (both are bounded by `max_bytes`). `footprint`
-    estimates the memory the decoder holds, for a budget across streams.
+    Bounded work: `feed(data, max_work=n)` parses (or decompresses) at most about
+    `n` bytes and keeps the rest; while `pending` is True, call `feed(b"",
+    max_work=n)` again (on a later loop turn) before expecting the message
+    (`max_work=0` only buffers). Decrypting a whole frame stays one step (AES-GCM
+    over at most `max_bytes`). `footprint` estimates the memory the decoder holds,
+    for a budget across streams.
     """
 
     def __init__(
@@ -326,14 +326,14 @@ class StreamDecoder:
         return size
 
     def feed(self, data: bytes = b"", *, max_work: int | None = None) -> StreamMessage | None:
-        """Add received bytes and parse at most `max_work` bytes (all if None).
+        """Add received bytes and parse at most `max_work` bytes (all if None, none if 0).
 
         Returns the message once complete, else None (see `pending`).
         """
         if self._stage == "done":
             return None
-        if max_work is not None and max_work < 1:
-            raise ValueError(f"max_work must be positive, got {max_work}")
+        if max_work is not None and max_work < 0:
+            raise ValueError(f"max_work must be >= 0, got {max_work}")
         try:
             if data:
                 self._received += len(data)
