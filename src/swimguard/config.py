@@ -118,6 +118,11 @@ class Config:
     `MaxQueueDepth` rule), so a fast broadcaster cannot grow memory without bound."""
     max_stream_bytes: int = 20 * 1024 * 1024
     """Largest stream message accepted (memberlist's `maxPushStateBytes`)."""
+    max_inbound_stream_memory: int = 64 * 1024 * 1024
+    """Memory (bytes, estimated: input held plus decoded member states) all inbound
+    streams may hold together while they arrive; above it the largest is closed and
+    counted as `stream_memory_budget`. A push/pull costs about 300 bytes per member
+    while decoded, so the default takes one of ~200,000 members."""
 
     def __post_init__(self) -> None:
         _check_positive(self, "tcp_timeout", "probe_timeout", "probe_interval")
@@ -153,6 +158,7 @@ class Config:
         _check_int(self, "gossip_nodes", 0, 1 << 16)
         _check_int(self, "udp_buffer_size", 512, 65_507)
         _check_int(self, "max_inbound_streams", 1, 1 << 20)
+        _check_int(self, "max_inbound_stream_memory", 1, 1 << 40)
         _check_int(self, "max_stream_bytes", 1024, 1 << 31)
         _check_int(self, "max_user_broadcasts", 1, 1 << 24)
         if not isinstance(self.cidrs_allowed, tuple):

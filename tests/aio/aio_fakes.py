@@ -104,10 +104,13 @@ class FakeNode:
         self.inputs.append(("stream_accepted", peer, sid, now))
         return sid
 
-    def stream_data(self, stream_id: int, data: bytes, now: float) -> None:
+    def stream_data(
+        self, stream_id: int, data: bytes, now: float, *, max_work: int | None = None
+    ) -> bool:
         self.inputs.append(("stream_data", stream_id, data, now))
         if self.on_stream_data is not None:
             self.on_stream_data(self, stream_id, data)
+        return False
 
     def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
         self.inputs.append(("stream_closed", stream_id, error, now))

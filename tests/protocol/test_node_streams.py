@@ -238,11 +238,57 @@ def test_a_node_advertising_ipv6_works() -> None:
     assert node.local_member.addr != A
 
 
-def test_a_stall_extends_open_stream_deadlines() -> None:
+def test_a_stall_extends_the_deadline_of_a_stream_we_opened() -> None:
     node = make_node(Config.lan(tcp_timeout=2.0))
-    sid = node.stream_accepted(PEER, 0.0)
+    sid = _join(node)
     node.report_loop_lag(5.0, 6.0)
     node.handle_timeout(6.0)
     assert StreamClose(sid) not in node.take_outgoing()
     node.handle_timeout(7.0)
     assert StreamClose(sid) in node.take_outgoing()
+
+
+def test_an_inbound_stream_deadline_is_absolute_under_loop_lag() -> None:
+    # A hostile stream can cause the lag itself (issue 10: a stream lived 27.6 s
+    # against a 10 s tcp_timeout): stalls must not move its deadline.
+    node = make_node(Config.lan(tcp_timeout=2.0))
+    sid = node.stream_accepted(PEER, 0.0)
+    node.stream_data(sid, b"\x06", 0.5)  # a push/pull that never completes
+    node.report_loop_lag(1.0, 1.5)
+    node.handle_timeout(1.5)
+    assert node.stalls == 1
+    assert StreamClose(sid) not in node.take_outgoing()
+    node.report_loop_lag(0.0, 2.0)
+    node.handle_timeout(2.0)
+    assert StreamClose(sid) in node.take_outgoing()
+    assert node.drops["stream_timeout"] == 1
+
+
+def test_bounded_work_per_call_and_resume() -> None:
+    node = make_node()
+    sid = node.stream_accepted(PEER, 0.0)
+    data = encode_stream_message(push_pull(*[state(f"n{i}") for i in range(200)]))
+    assert node.stream_data(sid, data, 0.0, max_work=1024) is True
+    assert node.member("n0") is None  # nothing merged before the message is whole
+    calls = 1
+    while node.stream_data(sid, b"", 0.0, max_work=1024):
+        calls += 1
+    assert calls >= len(data) // 1024
+    assert node.member("n199") is not None
+    assert node.stream_data(sid, b"", 0.0, max_work=1024) is False  # closed: nothing to do
+
+
+def test_inbound_streams_share_a_memory_budget() -> None:
+    node = make_node(Config.lan(max_inbound_stream_memory=300_000))
+    first = node.stream_accepted(PEER, 0.0)
+    second = node.stream_accepted(PEER, 0.0)
+    body = encode_stream_message(push_pull(*[state(f"n{i}") for i in range(1000)]))
+    node.stream_data(first, body[:20_000], 0.0)
+    assert node.drops["stream_memory_budget"] == 0
+    node.stream_data(second, body[:50_000], 0.0)  # over budget together: the larger goes
+    assert node.drops["stream_memory_budget"] == 1
+    out = node.take_outgoing()
+    assert StreamClose(second) in out
+    assert StreamClose(first) not in out
+    node.stream_data(first, body[20_000:], 0.0)  # the other one still completes
+    assert node.member("n999") is not None

@@ -521,12 +521,20 @@ class Agent:
         now = self._now()
         self._guarded(lambda: bind(node.stream_accepted(peer, now)))
 
-    def stream_data(self, stream_id: int, data: bytes) -> None:
-        """`StreamSink`: bytes on a stream."""
+    def stream_data(self, stream_id: int, data: bytes, max_work: int) -> bool:
+        """`StreamSink`: bytes on a stream; True while the core holds unparsed bytes."""
         node = self._node
         if node is None or self._closed:
-            return
-        self._input(node.stream_data, stream_id, data)
+            return False
+        now = self._now()
+        pending = False
+
+        def feed() -> None:
+            nonlocal pending
+            pending = node.stream_data(stream_id, data, now, max_work=max_work)
+
+        self._guarded(feed)
+        return pending
 
     def stream_closed(self, stream_id: int, error: str | None) -> None:
         """`StreamSink`: a stream ended without the core asking."""

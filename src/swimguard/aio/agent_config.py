@@ -22,6 +22,26 @@ class AgentConfig:
     """Open TCP connections (inbound + outbound) at once; more inbound ones are cut
     at accept and counted as `tcp_conn_limit`, more outbound ones fail at once."""
 
+    outbound_stream_share: float = 0.125
+    """Share of `max_streams` only our own outbound streams (push/pull, TCP pings,
+    reliable messages) may use: inbound connections beyond `max_streams` minus this
+    share are cut at accept (`tcp_conn_limit`), so peers holding connections open
+    cannot stop us from connecting out. 0 shares everything."""
+
+    max_inbound_per_peer: int = 8
+    """Inbound connections one source IP may hold open at once; more are cut at
+    accept (`tcp_peer_limit`), so one address cannot fill the inbound share (a
+    memberlist peer opens at most a push/pull, a TCP ping and reliable messages)."""
+
+    stream_decode_slice: int = 32 * 1024
+    """Bytes of a stream the core decodes per call (a few ms); a connection with more
+    buffered stops reading until the core has caught up."""
+
+    stream_slices_per_turn: int = 2
+    """Slices of stream decoding per event-loop turn, all streams together (taken in
+    turn, round-robin): however many streams arrive at once, decoding them holds the
+    loop for at most this many slices before timers and datagrams run again."""
+
     max_stream_buffer_bytes: int = 24 * 1024 * 1024
     """Unsent bytes one TCP connection may hold (push/pull states are at most
     20 MiB on the wire); above it the connection is aborted (`tcp_write_overflow`)."""
@@ -48,7 +68,15 @@ class AgentConfig:
     """Tries at finding a port free for both UDP and TCP when binding port 0."""
 
     def __post_init__(self) -> None:
-        positive_ints = ("max_streams", "max_stream_buffer_bytes", "event_buffer", "bind_attempts")
+        positive_ints = (
+            "max_streams",
+            "max_stream_buffer_bytes",
+            "event_buffer",
+            "bind_attempts",
+            "max_inbound_per_peer",
+            "stream_decode_slice",
+            "stream_slices_per_turn",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -63,3 +91,11 @@ class AgentConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"AgentConfig.{name} must be > 0 seconds, got {value!r}")
+        share = self.outbound_stream_share
+        if not isinstance(share, int | float) or not 0 <= share < 1:
+            raise ValueError(f"AgentConfig.outbound_stream_share must be in [0, 1), got {share!r}")
+
+    @property
+    def max_inbound_streams(self) -> int:
+        """Inbound connections allowed at once: `max_streams` less the outbound share."""
+        return max(1, self.max_streams - int(self.max_streams * self.outbound_stream_share))

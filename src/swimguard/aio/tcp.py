@@ -3,9 +3,18 @@
 The core allocates stream ids, owns every deadline and says when to close
 (`StreamClose`); this module only moves bytes and reports EOF, resets and
 connect failures back as `stream_closed`. It adds the bounds the core cannot
-enforce from inside: a cap on open connections, a cap on unsent bytes per
-connection, a grace period for flushing after close (a peer that stops
-reading cannot pin a connection), and a hard lifetime for any connection.
+enforce from inside: a cap on open connections with a share kept for our own
+outbound streams and a cap per source IP (slowloris from one address cannot
+shut off joins or TCP pings), a cap on unsent bytes per connection, a grace
+period for flushing after close (a peer that stops reading cannot pin a
+connection), and a hard lifetime for any connection.
+
+Received bytes reach the core in bounded slices: the core parses at most
+`AgentConfig.stream_decode_slice` bytes per call and says when it holds more;
+the connection then stops reading, and connections with unparsed bytes take
+turns, at most `stream_slices_per_turn` slices per event-loop turn for all of
+them together. So no number of large or hostile streams blocks the loop for
+long, and none buffers more than one socket read ahead of its decoder.
 
 Effects (`open`, `send`, `close`) never call back into the core synchronously;
 failures found while performing them are reported on the next loop turn, so
@@ -15,6 +24,7 @@ the agent's drain loop is never re-entered.
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 from collections.abc import Callable
@@ -37,8 +47,10 @@ class StreamSink(Protocol):
     def stream_accepted(self, peer: Address, bind: Callable[[int], None]) -> None:
         """An inbound connection arrived; obtain its id from the core and `bind` it."""
 
-    def stream_data(self, stream_id: int, data: bytes) -> None:
-        """Bytes arrived on a stream the core has not closed."""
+    def stream_data(self, stream_id: int, data: bytes, max_work: int) -> bool:
+        """Bytes arrived on a stream the core has not closed (`b""`: parse more of what
+        it holds); parse at most `max_work` bytes (0: only buffer); True while the core
+        holds bytes it has not parsed yet."""
 
     def stream_closed(self, stream_id: int, error: str | None) -> None:
         """The connection ended without the core asking (EOF, reset, connect failure)."""
@@ -66,6 +78,8 @@ class _Connection(asyncio.Protocol):
         self.timers: list[asyncio.TimerHandle] = []
         self.connect_task: asyncio.Task[None] | None = None
         self.close_requested = False
+        self.peer_ip: str | None = None  # inbound: counted against its source IP
+        self.queued = False  # waiting for a slice of parsing, reading paused
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -76,7 +90,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.state is _State.OPEN and self.stream_id is not None:
-            self.manager._sink.stream_data(self.stream_id, data)
+            self.manager._received(self, data)
 
     def eof_received(self) -> bool | None:
         return False  # no half-close in memberlist: EOF ends the connection
@@ -103,6 +117,12 @@ class StreamManager:
         self._live: set[_Connection] = set()
         # Connections whose socket may still be open (connection_made, not yet lost).
         self._sockets: set[_Connection] = set()
+        self._inbound = 0
+        self._per_peer: dict[str, int] = {}
+        # Connections whose bytes the core has not parsed yet, served round-robin.
+        self._backlog: collections.deque[_Connection] = collections.deque()
+        self._slices_left = options.stream_slices_per_turn
+        self._turn: asyncio.Handle | None = None
         self._closed = False
 
     @property
@@ -168,6 +188,9 @@ class StreamManager:
     async def close_all(self) -> None:
         """Abort every connection and connect attempt (agent shutdown), and wait for them."""
         self._closed = True
+        if self._turn is not None:
+            self._turn.cancel()
+            self._turn = None
         tasks: list[asyncio.Task[None]] = []
         for conn in list(self._live):
             conn.core_knows_closed = True
@@ -202,16 +225,20 @@ class StreamManager:
         assert conn.transport is not None
         self._sockets.add(conn)
         if conn.inbound:
-            if self._closed or len(self._live) >= self._options.max_streams:
-                self._count_drop("tcp_conn_limit")
+            peer = conn.transport.get_extra_info("peername")
+            address = normalize_peer(peer) if peer else ("", 0)
+            reason = self._refuse_inbound(address[0])
+            if reason is not None:
+                self._count_drop(reason)
                 conn.state = _State.DONE
                 conn.transport.abort()
                 return
             self._live.add(conn)
+            self._inbound += 1
+            conn.peer_ip = address[0]
+            self._per_peer[address[0]] = self._per_peer.get(address[0], 0) + 1
             conn.state = _State.OPEN
             self._arm_lifetime(conn)
-            peer = conn.transport.get_extra_info("peername")
-            address = normalize_peer(peer) if peer else ("", 0)
             self._sink.stream_accepted(address, lambda sid: self._bind(conn, sid))
             return
         if conn.state is _State.DONE:
@@ -224,6 +251,62 @@ class StreamManager:
             conn.transport.write(chunk)
         if conn.close_requested:
             self._begin_close(conn)
+
+    def _refuse_inbound(self, ip: str) -> str | None:
+        """The drop reason if an inbound connection from `ip` must be cut, else None."""
+        options = self._options
+        if self._closed or len(self._live) >= options.max_streams:
+            return "tcp_conn_limit"
+        if self._inbound >= options.max_inbound_streams:
+            return "tcp_conn_limit"  # the rest is kept for our own outbound streams
+        if self._per_peer.get(ip, 0) >= options.max_inbound_per_peer:
+            return "tcp_peer_limit"
+        return None
+
+    def _received(self, conn: _Connection, data: bytes) -> None:
+        assert conn.stream_id is not None
+        # Parse a slice now if this turn has one left and nobody is waiting for it;
+        # else only hand the bytes over, and wait in line.
+        work = 0
+        if self._slices_left > 0 and not self._backlog:
+            work = self._options.stream_decode_slice
+            self._spend_slice()
+        if self._sink.stream_data(conn.stream_id, data, work):
+            self._wait_in_line(conn)
+
+    def _spend_slice(self) -> None:
+        self._slices_left -= 1
+        if self._turn is None:
+            self._turn = self._loop.call_soon(self._next_turn)
+
+    def _wait_in_line(self, conn: _Connection) -> None:
+        if conn.transport is None or conn.state is not _State.OPEN or conn.queued:
+            return
+        if conn.transport.is_reading():
+            conn.transport.pause_reading()
+        conn.queued = True
+        self._backlog.append(conn)
+        if self._turn is None:
+            self._turn = self._loop.call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        """A new loop turn: its slices go to the waiting connections first, in turn."""
+        self._turn = None
+        self._slices_left = self._options.stream_slices_per_turn
+        backlog = self._backlog
+        while backlog and self._slices_left > 0:
+            conn = backlog.popleft()
+            conn.queued = False
+            sid = conn.stream_id
+            if conn.state is not _State.OPEN or conn.core_knows_closed or sid is None:
+                continue
+            self._spend_slice()
+            if self._sink.stream_data(sid, b"", self._options.stream_decode_slice):
+                self._wait_in_line(conn)
+            elif conn.transport is not None and conn.state is _State.OPEN:
+                conn.transport.resume_reading()
+        if backlog and self._turn is None:
+            self._turn = self._loop.call_soon(self._next_turn)
 
     def _bind(self, conn: _Connection, stream_id: int) -> None:
         conn.stream_id = stream_id
@@ -289,6 +372,17 @@ class StreamManager:
             self._report_later(sid, error or reason)
 
     def _finish(self, conn: _Connection) -> None:
+        if conn.peer_ip is not None:
+            self._inbound -= 1
+            left = self._per_peer[conn.peer_ip] - 1
+            if left:
+                self._per_peer[conn.peer_ip] = left
+            else:
+                del self._per_peer[conn.peer_ip]
+            conn.peer_ip = None
+        if conn.queued:
+            conn.queued = False
+            self._backlog.remove(conn)
         conn.state = _State.DONE
         conn.pending, conn.pending_bytes = [], 0
         for timer in conn.timers:

@@ -376,10 +376,11 @@ class Node(Streams):
 
         A stall (lag above `loop_lag_threshold * probe_timeout`) raises the health
         score and pushes the deadlines of the in-flight probe, of every running
-        suspicion and of open streams back by `lag`: time we spent frozen is not
-        counted against peers. (After a stall a driver may run due timers before it
-        has read every datagram that arrived meanwhile; asyncio reads one datagram
-        per loop iteration, for example.)
+        suspicion and of the streams we opened back by `lag`: time we spent frozen is
+        not counted against peers (inbound streams keep their absolute deadline).
+        (After a stall a driver may run due timers before it has read every datagram
+        that arrived meanwhile; asyncio reads one datagram per loop iteration, for
+        example.)
         """
         cfg = self.config
         if not cfg.loop_lag_health:
@@ -410,7 +411,9 @@ class Node(Streams):
         for sid, st in self._streams.items():
             key = ("stream", sid)
             when = self._deadlines.get(key)
-            if when is not None and st.kind != "tcp_ping":  # a TCP ping follows its probe
+            # A TCP ping follows its probe; an inbound stream's deadline is absolute, as
+            # a hostile stream can cause the very lag that would otherwise extend it.
+            if when is not None and st.kind not in ("tcp_ping", "in"):
                 self._deadlines.set(key, max(when + lag, now))
         if probe is not None and probe.tcp_stream is not None:
             self._deadlines.set(("stream", probe.tcp_stream), probe.deadline)

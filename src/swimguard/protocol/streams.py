@@ -3,7 +3,10 @@
 memberlist `pushPullNode` / `sendAndReceiveState` / `mergeRemoteState` /
 `handleConn` / `sendPingAndWaitForAck`, spec/memberlist-wire.md §9. The core owns
 every stream deadline (`Config.tcp_timeout`, or the probe's end for a TCP ping)
-and bounds concurrent inbound streams (`Config.max_inbound_streams`).
+and bounds concurrent inbound streams (`Config.max_inbound_streams`) and the memory
+their decoders hold together (`Config.max_inbound_stream_memory`). An inbound
+stream's deadline is absolute: loop lag (which a hostile stream can cause) never
+moves it (see `Node.report_loop_lag`).
 """
 
 from __future__ import annotations
@@ -115,22 +118,32 @@ class Streams(Prober):
         self._deadlines.set(("stream", sid), now + self.config.tcp_timeout)
         return sid
 
-    def stream_data(self, stream_id: int, data: bytes, now: float) -> None:
-        """Bytes received on stream `stream_id`."""
+    def stream_data(
+        self, stream_id: int, data: bytes, now: float, *, max_work: int | None = None
+    ) -> bool:
+        """Bytes received on stream `stream_id`; True if some are still to be parsed.
+
+        With `max_work`, at most that many bytes are parsed in this call (a driver's
+        bound on the time one call takes; 0 only buffers `data`); while this returns
+        True the driver calls again with `data=b""` on a later turn, and should stop
+        reading the stream. Buffered bytes count against the inbound memory budget.
+        """
         st = self._streams.get(stream_id)
-        if st is None or not data:
-            return
+        if st is None or not (data or st.decoder.pending):
+            return False
         try:
-            msg = st.decoder.feed(data)
+            msg = st.decoder.feed(data, max_work=max_work)
         except DecodeError as exc:
             self._drops[exc.reason] += 1
             if st.kind == "in":
                 self._out.append(StreamSend(stream_id, self._frame(ErrResp(error=str(exc)))))
             self._close_stream(stream_id)
             self._stream_failed(st, f"decode: {exc}", now)
-            return
+            return False
         if msg is None:
-            return
+            if st.kind == "in":
+                self._enforce_stream_memory()
+            return stream_id in self._streams and st.decoder.pending
         self._close_stream(stream_id, reply_first=st.kind == "in")
         if st.kind == "in":
             try:
@@ -142,6 +155,24 @@ class Streams(Prober):
                 raise
         else:
             self._handle_reply(st, msg, now)
+        return False
+
+    def _enforce_stream_memory(self) -> None:
+        """Close the largest inbound streams (newest first on ties) while over budget."""
+        sizes = [
+            (st.decoder.footprint, sid) for sid, st in self._streams.items() if st.kind == "in"
+        ]
+        total = sum(size for size, _sid in sizes)
+        limit = self.config.max_inbound_stream_memory
+        if total <= limit:
+            return
+        sizes.sort(reverse=True)
+        for size, sid in sizes:
+            if total <= limit:
+                break
+            self._drops["stream_memory_budget"] += 1
+            self._close_stream(sid)
+            total -= size
 
     def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
         """The peer closed the stream, it broke, or the connection could not be made."""

@@ -10,7 +10,11 @@ One logical request per connection. Framing, outermost first::
                   the plain or compressed form)
 
 `StreamDecoder` is incremental (h11-style): feed it bytes as they arrive and it
-returns the message once complete.
+returns the message once complete. Its cost is bounded by what the peer actually
+sent, not by what a header claims: member states are decoded as they arrive (a
+state lacking the keys every memberlist peer sends fails at once), and a caller
+may cap the work of one `feed` call (`max_work`) and resume later, so a 20 MiB
+message never blocks an event loop in one piece.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from typing import Final
 
 import msgpack
 
-from swimguard.wire.compression import compress_message, decompress_map
+from swimguard.wire.compression import LZW_ALGO, compress_message
 from swimguard.wire.encryption import Keyring, encrypted_length
 from swimguard.wire.errors import (
     BodyError,
+    CompressionError,
     DecodeError,
     DecryptError,
     LabelError,
@@ -36,6 +41,7 @@ from swimguard.wire.messages import (
     MAX_ARRAY_LEN,
     MAX_MAP_LEN,
     AckResp,
+    Compress,
     ErrResp,
     MessageType,
     Ping,
@@ -43,11 +49,15 @@ from swimguard.wire.messages import (
     PushPullHeader,
     UserMsgHeader,
     body_from_map,
+    decoder_for,
     encode_body,
 )
 
+_decode_state = decoder_for(PushNodeState)
+
 __all__ = [
     "DEFAULT_MAX_STREAM_BYTES",
+    "MIN_STATE_LEN",
     "PushPull",
     "StreamDecoder",
     "StreamMessage",
@@ -62,6 +72,16 @@ _ENCRYPT: Final = int(MessageType.ENCRYPT)
 _COMPRESS: Final = int(MessageType.COMPRESS)
 _FRAME_HEADER_LEN: Final = 5
 _INITIAL_BUFFER: Final = 4096
+_UNBOUNDED: Final = -1
+# Every memberlist peer encodes all seven push/pull state keys (Go's codec has no
+# omitempty); a state without these is not a member state, whatever else it holds.
+_STATE_KEYS: Final = frozenset((b"Name", b"Addr", b"Port", b"Incarnation", b"State"))
+MIN_STATE_LEN: Final = 32
+"""Fewer bytes than any state with those keys can take (the keys alone are 31). A
+header announcing more states than `max_bytes` could hold is refused at once."""
+# Python memory of one decoded PushNodeState beyond its wire bytes (the object, its
+# str/bytes headers), measured with tracemalloc (tests/wire/test_wire_stream_budget.py).
+STATE_OVERHEAD: Final = 240
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,8 +166,16 @@ class _MessageReader:
         self._states: list[PushNodeState] = []
         self._want = -1  # raw bytes still expected; -1 until the header is read
         self._raw = bytearray()
+        self._fed = 0
+
+    @property
+    def footprint(self) -> int:
+        """Approximate bytes held: every byte fed (unparsed, or kept inside decoded
+        states and raw user bytes) plus the object overhead of each decoded state."""
+        return self._fed + len(self._states) * STATE_OVERHEAD
 
     def feed(self, data: bytes) -> StreamMessage | None:
+        self._fed += len(data)
         try:
             self._unpacker.feed(data)
         except msgpack.BufferFull:
@@ -175,13 +203,25 @@ class _MessageReader:
                 )
             else:
                 header = body_from_map(PushPullHeader, unpacker.unpack())
-                # Each state takes at least one byte, so this bounds the loop below.
-                self._check_len(header.nodes)
+                # Nothing is allocated for the announced count; states are kept as
+                # they arrive, and a count no stream of max_bytes could carry is a lie.
+                if self._check_len(header.nodes) * MIN_STATE_LEN > self._max_bytes:
+                    raise TooLargeError(
+                        f"stream: {header.nodes} member states cannot fit in {self._max_bytes}"
+                    )
                 self._want = self._check_len(header.user_state_len)
                 self._header = header
         if self._header is not None:
-            while len(self._states) < self._header.nodes:
-                self._states.append(body_from_map(PushNodeState, unpacker.unpack()))
+            states = self._states
+            nodes = self._header.nodes
+            keys = _STATE_KEYS
+            while len(states) < nodes:
+                raw = unpacker.unpack()
+                # Checked before building it: a stream of tiny non-states must fail
+                # on the first one, not cost memory until the announced count.
+                if type(raw) is not dict or not raw.keys() >= keys:
+                    raise BodyError(f"stream: push/pull entry {len(states)} is not a member state")
+                states.append(_decode_state(raw))
         while self._want > len(self._raw):
             chunk = unpacker.read_bytes(self._want - len(self._raw))
             if not chunk:
@@ -223,6 +263,13 @@ class StreamDecoder:
     `max_bytes` bounds the encrypted frame length, the declared push/pull and
     user lengths and the plain message size; decompressed output is bounded by
     `max_decompressed` (default twice `max_bytes`, as newer memberlist does).
+
+    Bounded work: `feed(data, max_work=n)` parses (or decompresses) at most about
+    `n` bytes and keeps the rest; while `pending` is True, call `feed(b"",
+    max_work=n)` again (on a later loop turn) before expecting the message
+    (`max_work=0` only buffers). Decrypting a whole frame stays one step (AES-GCM
+    over at most `max_bytes`). `footprint` estimates the memory the decoder holds,
+    for a budget across streams.
     """
 
     def __init__(
@@ -240,10 +287,17 @@ class StreamDecoder:
         self._verify_incoming = verify_incoming
         self._max_bytes = max_bytes
         self._max_decompressed = 2 * max_bytes if max_decompressed is None else max_decompressed
-        self._buf = bytearray()
+        self._inbox = bytearray()  # received, not parsed yet (bounded work per feed)
+        self._buf = bytearray()  # label / type / encrypted frame being assembled
         self._stage = "label"
         self._reader: _MessageReader | None = None
         self._compressed: msgpack.Unpacker | None = None
+        self._compressed_fed = 0
+        # A decrypted or decompressed message, parsed a slice at a time.
+        self._source: _Bytes | _Inflater | None = None
+        self._whole_reader: _MessageReader | None = None
+        self._whole_limit = max_bytes
+        self._complete: StreamMessage | None = None  # parsed; the LZW stream is still ending
         self._received = 0
         self.message: StreamMessage | None = None
 
@@ -252,29 +306,107 @@ class StreamDecoder:
         """True once the message was returned (or decoding failed)."""
         return self._stage == "done"
 
-    def feed(self, data: bytes) -> StreamMessage | None:
-        """Add received bytes; the message once complete, else None."""
+    @property
+    def pending(self) -> bool:
+        """True while input is held that a `feed` with a work cap left unparsed."""
+        return self._stage != "done" and (bool(self._inbox) or self._source is not None)
+
+    @property
+    def footprint(self) -> int:
+        """Approximate bytes this decoder holds (input, frames, decoded states)."""
+        if self._stage == "done":
+            return 0
+        size = len(self._inbox) + len(self._buf) + self._compressed_fed
+        if self._reader is not None:
+            size += self._reader.footprint
+        if self._source is not None:
+            size += self._source.footprint
+        if self._whole_reader is not None:
+            size += self._whole_reader.footprint
+        return size
+
+    def feed(self, data: bytes = b"", *, max_work: int | None = None) -> StreamMessage | None:
+        """Add received bytes and parse at most `max_work` bytes (all if None, none if 0).
+
+        Returns the message once complete, else None (see `pending`).
+        """
         if self._stage == "done":
             return None
-        self._received += len(data)
+        if max_work is not None and max_work < 0:
+            raise ValueError(f"max_work must be >= 0, got {max_work}")
         try:
-            message = self._advance(bytes(data))
+            if data:
+                self._received += len(data)
+                if self._received > self._max_bytes + _FRAME_HEADER_LEN + 2 + MAX_LABEL_LEN:
+                    raise TooLargeError(f"stream exceeds {self._max_bytes} bytes")
+                self._inbox += data
+            message = self._work(_UNBOUNDED if max_work is None else max_work)
         except DecodeError:
-            self._stage = "done"
+            self._finish()
             raise
         if message is not None:
             self.message = message
-            self._stage = "done"
-            self._buf.clear()
-            self._reader = None
-            self._compressed = None
+            self._finish()
         return message
 
     def eof(self) -> None:
         """The peer closed: `TruncatedError` unless a whole message was decoded."""
         if self.message is None:
-            self._stage = "done"
+            self._finish()
             raise TruncatedError(f"stream closed after {self._received} bytes, message incomplete")
+
+    def _finish(self) -> None:
+        self._stage = "done"
+        self._inbox = bytearray()
+        self._buf = bytearray()
+        self._reader = None
+        self._compressed = None
+        self._compressed_fed = 0
+        self._source = None
+        self._whole_reader = None
+        self._complete = None
+
+    def _work(self, budget: int) -> StreamMessage | None:
+        """Parse until the message is complete, the input runs out or `budget` is spent."""
+        inbox = self._inbox
+        while True:
+            source = self._source
+            if source is not None:
+                chunk = source.take(budget)
+                if budget != _UNBOUNDED:
+                    budget = max(0, budget - max(1, len(chunk)))
+                if chunk and self._complete is None:
+                    if self._whole_reader is None:
+                        self._whole_reader = _MessageReader(chunk[0], self._whole_limit)
+                        chunk = chunk[1:]
+                    message = self._whole_reader.feed(chunk)
+                    if message is not None and source.exhausted:
+                        return message
+                    # Like Go, a compressed message counts only once its LZW stream
+                    # ends properly: decompress (and discard) the rest first.
+                    self._complete = message
+                if source.exhausted and self._complete is not None:
+                    return self._complete
+                if source.exhausted:  # nothing more will come after a whole frame
+                    if self._whole_reader is None:
+                        raise TruncatedError("stream: empty message")
+                    raise TruncatedError("stream: message truncated")
+                if budget == 0:
+                    return None
+                continue
+            if not inbox or budget == 0:
+                return None
+            if budget == _UNBOUNDED or budget >= len(inbox):
+                chunk = bytes(inbox)
+                inbox.clear()
+            else:
+                chunk = bytes(inbox[:budget])
+                del inbox[:budget]
+            if budget != _UNBOUNDED:
+                budget -= len(chunk)
+            message = self._advance(chunk)
+            if message is not None:
+                return message
 
     def _advance(self, data: bytes) -> StreamMessage | None:
         if self._reader is not None:
@@ -282,8 +414,6 @@ class StreamDecoder:
         if self._compressed is not None:
             return self._feed_compressed(data)
         self._buf += data
-        if self._received > self._max_bytes + _FRAME_HEADER_LEN + 2 + MAX_LABEL_LEN:
-            raise TooLargeError(f"stream exceeds {self._max_bytes} bytes")
         buf = self._buf
         if self._stage == "label":
             if not buf:
@@ -330,10 +460,14 @@ class StreamDecoder:
             bytes(buf[_FRAME_HEADER_LEN : _FRAME_HEADER_LEN + size]),
             bytes(buf[:_FRAME_HEADER_LEN]) + self._label,
         )
-        return self._decode_whole(plain, allow_compress=True)
+        self._buf = bytearray()
+        self._inbox.clear()  # bytes after the frame are ignored, like after any message
+        self._start_whole(plain, allow_compress=True)
+        return None
 
     def _feed_compressed(self, data: bytes) -> StreamMessage | None:
         assert self._compressed is not None
+        self._compressed_fed += len(data)
         try:
             self._compressed.feed(data)
             raw = self._compressed.unpack()
@@ -343,11 +477,14 @@ class StreamDecoder:
             raise TooLargeError(f"compressed stream exceeds {self._max_bytes} bytes") from None
         except (msgpack.UnpackException, ValueError, TypeError) as exc:
             raise BodyError(f"stream: bad msgpack: {exc}") from None
-        inner = decompress_map(raw, self._max_decompressed)
-        return self._decode_whole(inner, allow_compress=False)
+        self._compressed = None
+        self._compressed_fed = 0
+        self._inbox.clear()
+        self._start_inflating(raw)
+        return None
 
-    def _decode_whole(self, data: bytes, *, allow_compress: bool) -> StreamMessage:
-        """Decode a complete buffer (decrypted or decompressed): no more bytes will come."""
+    def _start_whole(self, data: bytes, *, allow_compress: bool) -> None:
+        """A complete decrypted message: parse it in `_work`'s slices."""
         if not data:
             raise TruncatedError("stream: empty message")
         if data[0] == _COMPRESS and allow_compress:
@@ -359,13 +496,145 @@ class StreamDecoder:
                 raise TruncatedError("stream: compress message truncated") from None
             except (msgpack.UnpackException, ValueError, TypeError) as exc:
                 raise BodyError(f"stream: bad msgpack: {exc}") from None
-            inner = decompress_map(raw, self._max_decompressed)
-            return self._decode_whole(inner, allow_compress=False)
-        reader = _MessageReader(data[0], max(self._max_bytes, len(data)))
-        message = reader.feed(data[1:])
-        if message is None:
-            raise TruncatedError("stream: message truncated")
-        return message
+            self._start_inflating(raw)
+            return
+        self._whole_limit = max(self._max_bytes, len(data))
+        self._source = _Bytes(data)
+
+    def _start_inflating(self, raw: object) -> None:
+        """A complete compress message: decompress (and parse) it in `_work`'s slices."""
+        try:
+            compress = body_from_map(Compress, raw)
+        except BodyError as exc:
+            raise CompressionError(f"compress: {exc}") from None
+        if compress.algo != LZW_ALGO:
+            raise CompressionError(f"compress: unknown algorithm {compress.algo}")
+        self._whole_limit = max(self._max_bytes, self._max_decompressed)
+        self._source = _Inflater(compress.buf, self._max_decompressed)
+
+
+class _Bytes:
+    """A decrypted message handed out a slice at a time."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self._pos >= len(self._data)
+
+    @property
+    def footprint(self) -> int:
+        return len(self._data)
+
+    def take(self, budget: int) -> bytes:
+        start = self._pos
+        end = len(self._data) if budget == _UNBOUNDED else min(len(self._data), start + budget)
+        self._pos = end
+        return self._data[start:end]
+
+
+_CLEAR: Final = 256
+_EOF: Final = 257
+_MAX_CODE: Final = 4095
+_MAX_WIDTH: Final = 12
+_LITERALS: Final = tuple(bytes((i,)) for i in range(256))
+
+
+class _Inflater:
+    """Go LZW (LSB, literal width 8), decompressed a slice at a time.
+
+    `compression.lzw_decompress` resumable: a compress message of up to `max_bytes`
+    expands to up to `max_decompressed` bytes (40 MiB, most of a second in Python), which
+    must not happen in one loop turn. Same codes, errors and bound; no output is kept
+    here (each slice goes straight to the message parser).
+    """
+
+    def __init__(self, data: bytes, max_size: int) -> None:
+        self._data = data
+        self._max_size = max_size
+        self._table: list[bytes | None] = [*_LITERALS, None, None] + [None] * (
+            _MAX_CODE + 1 - 258
+        )
+        self._acc = 0
+        self._nbits = 0
+        self._pos = 0
+        self._width = 9
+        self._hi = _EOF  # the next code to define
+        self._overflow = 1 << 9
+        self._previous: bytes | None = None  # expansion of the previous code; None after a clear
+        self._produced = 0
+        self.exhausted = False
+
+    @property
+    def footprint(self) -> int:
+        # The input, plus a table of at most 4,096 entries (each one byte longer
+        # than an earlier one): counted as the output produced, which bounds it.
+        return len(self._data) + min(self._produced, 4096 * 64)
+
+    def take(self, budget: int) -> bytes:
+        """Up to about `budget` more output bytes (all the rest if unbounded)."""
+        if self.exhausted:
+            return b""
+        data, size, table = self._data, len(self._data), self._table
+        acc, nbits, pos = self._acc, self._nbits, self._pos
+        width, hi, overflow, previous = self._width, self._hi, self._overflow, self._previous
+        mask = (1 << width) - 1
+        out = bytearray()
+        limit = self._max_size - self._produced
+        want = limit + 1 if budget == _UNBOUNDED else budget
+        while len(out) < want:
+            while nbits < width:
+                if pos >= size:
+                    raise CompressionError("compress: LZW stream ends without an end code")
+                acc |= data[pos] << nbits
+                pos += 1
+                nbits += 8
+            code = acc & mask
+            acc >>= width
+            nbits -= width
+            if code < _CLEAR:
+                entry: bytes | None = _LITERALS[code]
+            elif code == _CLEAR:
+                width, hi, overflow, previous = 9, _EOF, 1 << 9, None
+                mask = (1 << width) - 1
+                continue
+            elif code == _EOF:
+                self.exhausted = True
+                break
+            elif code < hi:
+                entry = table[code]
+            elif code == hi:
+                # The code being defined right now: previous expansion + its first byte
+                # (with the table full, Go reuses the entry already stored there).
+                entry = table[code] if previous is None else previous + previous[:1]
+            else:
+                entry = None
+            if entry is None:
+                raise CompressionError(f"compress: invalid LZW code {code}")
+            out += entry
+            if len(out) > limit:
+                raise TooLargeError(f"compress: decompressed size exceeds {self._max_size} bytes")
+            if previous is not None:
+                table[hi] = previous + entry[:1]
+            previous = entry
+            hi += 1
+            if hi >= overflow:
+                if width == _MAX_WIDTH:
+                    # Table full: Go stops adding entries until the next clear code.
+                    previous = None
+                    hi -= 1
+                else:
+                    width += 1
+                    mask = (1 << width) - 1
+                    overflow <<= 1
+        self._acc, self._nbits, self._pos = acc, nbits, pos
+        self._width, self._hi, self._overflow, self._previous = width, hi, overflow, previous
+        self._produced += len(out)
+        if self.exhausted:
+            self._table = []
+        return bytes(out)
 
 
 def _unpacker(max_bytes: int) -> msgpack.Unpacker:
