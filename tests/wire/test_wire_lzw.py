@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 
 import pytest
@@ -252,3 +253,29 @@ def test_decode_packet_charges_its_default_budget_for_failed_parts() -> None:
     assert decode_packet(packet, errors=errors) == []
     assert [e.reason for e in errors] == ["too_large", "too_large"]
     assert decode_packet(make_compound([honest, honest]), errors=[]) == [AckResp(seq_no=1)] * 2
+
+
+def test_failed_parts_are_freed_at_once_without_the_cycle_collector() -> None:
+    # Issue 10: each error kept in `errors` held its traceback, whose frames held the
+    # `errors` list: a cycle keeping a failed bomb's MiB alive until a gen-2 collection.
+    # A flood of such packets left the agent at hundreds of MiB.
+    packet = make_compound([
+        b"\x09" + encode_body(Compress(buf=lzw_compress(bytes(5000))[:-2])),  # no end code
+        b"\x02\xc1",  # a body msgpack refuses
+        b"\x63",  # unknown type
+        compress_message(b"\x07\x05"),  # a truncated compound inside a compress layer
+        small_bomb(DEFAULT_MAX_DECOMPRESSED + 1),
+    ])
+    gc.collect()
+    gc.disable()
+    try:
+        errors: list[DecodeError] = []
+        assert decode_packet(packet, errors=errors) == []
+        assert len(errors) == 5
+        assert all(e.__traceback__ is None and e.__context__ is None for e in errors)
+        reasons = [e.reason for e in errors]
+        del errors
+        assert gc.collect() == 0  # nothing was left for the cycle collector
+    finally:
+        gc.enable()
+    assert reasons == ["compress", "body", "unknown_type", "compound", "too_large"]

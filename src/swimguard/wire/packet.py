@@ -224,6 +224,22 @@ def _decode_one(data: bytes, decoder: Callable[[object], Message]) -> Message:
     return msg
 
 
+def _detached(exc: DecodeError) -> DecodeError:
+    """`exc` without its traceback and chained exceptions, for keeping in `errors`.
+
+    The traceback holds this very frame, whose `errors` list holds the exception: a
+    reference cycle that keeps every frame of the failed decode alive (a failed LZW
+    stream's output buffer and table, up to the whole budget) until the cyclic
+    garbage collector runs. Under a flood of bad packets that is tens of MiB at a
+    time, and the heap it fragments stays with the process. Callers only read
+    `reason` and the message.
+    """
+    exc.__traceback__ = None
+    exc.__context__ = None
+    exc.__cause__ = None
+    return exc
+
+
 def _decode_into(
     data: bytes,
     out: list[Message],
@@ -255,7 +271,7 @@ def _decode_into(
             try:
                 _decode_into(part, out, budget, depth + 1, errors)
             except DecodeError as exc:
-                errors.append(exc)
+                errors.append(_detached(exc))
         if truncated:
             error = CompoundError(f"compound: {truncated} truncated parts")
             if errors is None:
