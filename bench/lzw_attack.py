@@ -128,8 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 arrived = time.monotonic()
                 for msg in decode_packet(data, errors=[]):
-                    late = arrived - sent_at.get(msg.seq_no, 0) > ACK_TIMEOUT
-                    if isinstance(msg, AckResp) and not late:
+                    if not isinstance(msg, AckResp):
+                        continue  # gossip piggybacked on the ack
+                    if arrived - sent_at.get(msg.seq_no, 0) <= ACK_TIMEOUT:
                         acked.add(msg.seq_no)
 
         peak = start_rss
