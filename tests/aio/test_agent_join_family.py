@@ -66,3 +66,31 @@ def test_ipv6_agent_refuses_an_ipv4_seed_unless_bound_to_the_wildcard() -> None:
                     assert await agent.join([("127.0.0.1", 7946)]) == 1
 
     asyncio.run(main())
+
+
+def test_a_seed_name_resolves_to_an_address_the_socket_can_reach(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    records = {
+        "dual.test": ["::1", "127.0.0.1"],  # AAAA first, as some resolvers answer
+        "v6only.test": ["::1"],
+    }
+
+    def fake_getaddrinfo(host: str, port: object, **kwargs: object) -> list[tuple[object, ...]]:
+        return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM, 0, "",
+                 (ip, 0)) for ip in records[host]]
+
+    monkeypatch.setattr("swimguard.aio.agent.socket.getaddrinfo", fake_getaddrinfo)
+
+    async def main() -> None:
+        agent = Agent("v4", bind=("127.0.0.1", 0), config=Config.local(),
+                      node_factory=FakeNode, serf_compat=False)
+        async with agent:
+            node = agent._node
+            assert isinstance(node, FakeNode)
+            assert await agent.join(["dual.test:7946"]) == 1
+            assert node.of_kind("join")[0][1] == (("127.0.0.1", 7946),)
+            with pytest.raises(JoinError, match=r"v6only\.test.*IPv6"):
+                await agent.join(["v6only.test:7946"])
+
+    asyncio.run(main())

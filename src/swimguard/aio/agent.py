@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ipaddress
 import logging
 import random
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -111,6 +113,23 @@ def seed_family_problem(bind_host: str, seed_host: str) -> str | None:
         f"IPv{bind_ip.version} address {bind_host}: UDP between them is impossible"
         + (" (bind to :: to serve both)" if seed_ip.version == 4 else "")
     )
+
+
+def _resolve_reachable(host: str, bind_host: str) -> str:
+    """Resolve a seed name, preferring an address the bound socket can reach by UDP.
+
+    A name with both A and AAAA records ("localhost" on many hosts) then joins
+    an IPv4-bound agent over IPv4 instead of being refused for its IPv6 address.
+    Blocking: run it in an executor.
+    """
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    ips = [str(info[4][0]) for info in infos]
+    if not ips:
+        raise OSError(f"cannot resolve {host!r}")
+    for ip in ips:
+        if seed_family_problem(bind_host, ip) is None:
+            return ip
+    return ips[0]  # none reachable: join() refuses it, naming the seed
 
 
 def _default_node_factory(config: Config, **kwargs: Any) -> NodeAPI:
@@ -705,8 +724,9 @@ class Agent:
             host, port = seed
         if not is_ip(host):
             assert self._loop is not None
+            resolve = functools.partial(_resolve_reachable, host, self.bound_address[0])
             try:
-                host = await self._loop.run_in_executor(None, resolve_host, host)
+                host = await self._loop.run_in_executor(None, resolve)
             except OSError as exc:
                 raise JoinError(f"cannot resolve seed {host!r}: {exc}") from None
         return host, port
