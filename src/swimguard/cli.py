@@ -207,8 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, agent_parser = _build_parser()
     args = parser.parse_args(args_list)
     if args.command == "keygen":
-        print(base64.b64encode(os.urandom(32)).decode())
-        return ExitCode.OK
+        return _keygen()
     if not _stdout_usable():
         print(
             "swimguard agent: error: stdout is closed, so events cannot be written"
@@ -229,6 +228,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot start: %s", exc)
         return ExitCode.CANNOT_START
     return asyncio.run(_run_agent(agent, bind, args, agent_parser))
+
+
+def _keygen() -> int:
+    """Print a new key; a key that cannot be written must not look like success."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    try:
+        if sys.stdout is None:
+            raise OSError("stdout is closed")
+        sys.stdout.write(key + "\n")
+        sys.stdout.flush()
+    except OSError as exc:
+        print(f"swimguard keygen: error: cannot write the key to stdout: {exc.strerror or exc}",
+              file=sys.stderr)
+        _discard_stdout()
+        return ExitCode.OUTPUT_FAILED
+    return ExitCode.OK
+
+
+def _discard_stdout() -> None:
+    # What is still buffered would fail again when Python flushes stdout at exit
+    # ("Exception ignored ... BrokenPipeError", status 120): point fd 1 at
+    # /dev/null so that last flush succeeds, quietly.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 class _CannotStart(Exception):
@@ -382,19 +407,10 @@ class _EventOutput:
                 reason,
                 ExitCode.OUTPUT_FAILED,
             )
-            self._discard_rest()
+            _discard_stdout()
             self._failed.set()
             return False
         return True
-
-    def _discard_rest(self) -> None:
-        # What is still buffered would fail again when Python flushes stdout at exit
-        # ("Exception ignored ... BrokenPipeError", status 120): point fd 1 at
-        # /dev/null so that last flush succeeds, quietly.
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._out.fileno())
-            os.close(devnull)
 
 
 async def _print_events(agent: Agent, output: _EventOutput) -> None:

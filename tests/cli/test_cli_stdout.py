@@ -83,3 +83,13 @@ def test_a_pipe_whose_reader_goes_away_leaves_and_exits_4() -> None:
                 for stream in (proc.stdout, proc.stderr):
                     if stream is not None:
                         stream.close()
+
+
+@pytest.mark.parametrize("redirect", [">&-", ">/dev/full"])
+def test_keygen_that_cannot_write_its_key_exits_4(redirect: str) -> None:
+    result = subprocess.run(
+        ["sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "swimguard", "keygen"],
+        stderr=subprocess.PIPE, text=True, timeout=30,
+    )
+    assert result.returncode == ExitCode.OUTPUT_FAILED
+    assert "cannot write the key to stdout" in clean_failure(result.stderr)
