@@ -362,14 +362,14 @@ def _agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
         _address_arg("--advertise", args.advertise, 0) if args.advertise else None
     )
     seeds = [_address_arg("--join", seed, DEFAULT_PORT) for seed in args.join]
-    for text, (host, _) in zip(args.join, seeds, strict=True):
-        if is_ip(bind_addr[0]) and is_ip(host):
-            problem = seed_family_problem(bind_addr[0], host)
-            if problem is not None:
-                raise ValueError(f"--join {text}: {problem}")
     # Resolve here, so that a failure names the flag it came from.
     bind = _resolve("--bind", args.bind, bind_addr)
     advertise = _resolve("--advertise", args.advertise, advertise_addr) if advertise_addr else None
+    for text, (host, _) in zip(args.join, seeds, strict=True):
+        # Seed names are resolved by join(), which prefers a reachable address.
+        problem = seed_family_problem(bind[0], host) if is_ip(host) else None
+        if problem is not None:
+            raise ValueError(f"--join {text}: {problem}")
     agent = Agent(
         name,
         bind=bind,
