@@ -8,6 +8,14 @@ for every membership event, its own join included:
 
 Logs go to stderr. SIGINT or SIGTERM makes the agent leave gracefully and
 exit 0 (a second signal skips the wait).
+
+Every input mistake is one line on stderr naming the flag and the value, and
+exit status 2; each runtime failure has its own status (`ExitCode`, listed in
+the README's CLI section). Events are the agent's whole output: when stdout is
+closed at start the agent refuses to start; when writing fails later (the disk
+is full, the reader of the pipe went away) it says so once on stderr, leaves the
+cluster gracefully and exits with `ExitCode.OUTPUT_FAILED`, so a supervisor can
+restart it with working output instead of running a member nobody hears.
 """
 
 from __future__ import annotations
@@ -17,20 +25,23 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import enum
+import importlib.metadata
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from swimguard.aio import Agent, EventsLost
-from swimguard.aio.agent import DEFAULT_PORT
-from swimguard.aio.sockets import format_address, parse_address
+from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
+from swimguard.aio.sockets import format_address, is_ip, parse_address, resolve_host
 from swimguard.config import Config
-from swimguard.errors import JoinError
+from swimguard.errors import JoinError, UsageError
 from swimguard.protocol.events import (
     MemberFailed,
     MemberJoined,
@@ -38,9 +49,11 @@ from swimguard.protocol.events import (
     MemberSuspected,
     MemberUpdated,
 )
+from swimguard.protocol.outgoing import Address
+from swimguard.serf import encode_tags
 from swimguard.wire.encryption import Keyring
 
-__all__ = ["event_line", "main"]
+__all__ = ["ExitCode", "event_line", "main"]
 
 log = logging.getLogger("swimguard.cli")
 
@@ -54,6 +67,31 @@ EVENT_NAMES: dict[type, str] = {
 """JSON `event` value for each membership event type (Serf's names, plus suspect)."""
 
 PROFILES = {"lan": Config.lan, "wan": Config.wan, "local": Config.local}
+
+META_LIMIT = 512
+"""memberlist's limit on node metadata (raw `--meta` or encoded `--tag`s)."""
+
+
+class ExitCode(enum.IntEnum):
+    """Exit status of `swimguard` (documented in the README's CLI section)."""
+
+    OK = 0
+    """Left gracefully after SIGINT/SIGTERM (or `keygen`/`--version` done)."""
+    JOIN_FAILED = 1
+    """No `--join` seed answered (or a seed resolved to an unreachable address)."""
+    USAGE = 2
+    """A flag or its value is wrong; nothing was started."""
+    CANNOT_START = 3
+    """The `--bind`/`--advertise` address cannot be resolved or bound."""
+    OUTPUT_FAILED = 4
+    """stdout is closed, full or a broken pipe: events cannot be written."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``swimguard agent: error: ...`` and status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def event_line(event: object, ts: float) -> str | None:
@@ -73,35 +111,53 @@ def event_line(event: object, ts: float) -> str | None:
     )
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The top-level parser and the `agent` subcommand's (whose errors name it)."""
+    parser = _Parser(
         prog="swimguard", description="SWIM + Lifeguard membership, memberlist-compatible."
     )
+    parser.add_argument("--version", action="version", version=f"swimguard {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     agent = sub.add_parser("agent", help="run one cluster member; events as JSON lines on stdout")
     agent.add_argument("--name", required=True, help="unique member name")
-    agent.add_argument("--bind", required=True, help="HOST:PORT for UDP and TCP (port 0 = any)")
-    agent.add_argument("--advertise", help="HOST:PORT peers should use (default: the bind)")
     agent.add_argument(
-        "--join", action="append", default=[], metavar="HOST:PORT", help="seed (repeatable)"
+        "--bind",
+        required=True,
+        help=f"HOST[:PORT] for UDP and TCP (port {DEFAULT_PORT} if omitted, 0 = any free one;"
+        " IPv6 in brackets: [::1]:7946)",
+    )
+    agent.add_argument(
+        "--advertise", help="HOST[:PORT] peers should use (default: the bind; port: the bound one)"
+    )
+    agent.add_argument(
+        "--join",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help=f"seed (repeatable; port {DEFAULT_PORT} if omitted)",
     )
     agent.add_argument("--profile", choices=sorted(PROFILES), default="lan")
     agent.add_argument("--encrypt", metavar="BASE64KEY", help="AES key (16, 24 or 32 bytes)")
     agent.add_argument("--label", default="", help="cluster label (memberlist >= 0.3 peers)")
-    agent.add_argument("--meta", default="", help="raw node metadata (text)")
+    agent.add_argument(
+        "--meta", default="", help=f"raw node metadata (text, at most {META_LIMIT} bytes)"
+    )
     agent.add_argument(
         "--tag",
         action="append",
         default=[],
         metavar="K=V",
-        help="Serf tag (repeatable); tags replace --meta as the metadata",
+        help="Serf tag (repeatable; not with --no-serf); tags replace --meta as the metadata",
     )
     agent.add_argument(
         "--no-serf", action="store_true", help="plain memberlist: no Serf intents or state"
     )
     agent.add_argument(
-        "--leave-timeout", type=float, default=5.0, help="seconds to wait for the leave broadcast"
+        "--leave-timeout",
+        type=_seconds,
+        default=5.0,
+        help="seconds to wait for the leave broadcast (>= 0)",
     )
     agent.add_argument(
         "--log-level",
@@ -110,9 +166,33 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
     )
 
+    agent.epilog = (
+        "exit status: 0 left after SIGINT/SIGTERM, 1 join failed, 2 usage error,"
+        " 3 cannot bind/resolve the address, 4 stdout closed/full/broken"
+    )
     sub.add_parser("keygen", help="print a new base64 encryption key (32 bytes)")
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
-    return parser
+    return parser, agent
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("swimguard")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        from swimguard import __version__
+
+        return __version__
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,24 +204,117 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         return sim_main(args_list[1:])
-    parser = _build_parser()
+    parser, agent_parser = _build_parser()
     args = parser.parse_args(args_list)
     if args.command == "keygen":
-        print(base64.b64encode(os.urandom(32)).decode())
-        return 0
+        return _keygen()
+    if not _stdout_usable():
+        print(
+            "swimguard agent: error: stdout is closed, so events cannot be written"
+            " (redirect it to /dev/null to discard them)",
+            file=sys.stderr,
+        )
+        return ExitCode.OUTPUT_FAILED
     logging.basicConfig(
         level=args.log_level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        agent = _agent_from_args(args)
+        agent, bind = _agent_from_args(args)
     except ValueError as exc:
-        parser.error(str(exc))
-    return asyncio.run(_run_agent(agent, args.join, args.leave_timeout))
+        agent_parser.error(str(exc))
+    except _CannotStart as exc:
+        log.error("cannot start: %s", exc)
+        return ExitCode.CANNOT_START
+    return asyncio.run(_run_agent(agent, bind, args, agent_parser))
 
 
-def _agent_from_args(args: argparse.Namespace) -> Agent:
+def _keygen() -> int:
+    """Print a new key; a key that cannot be written must not look like success."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    try:
+        if sys.stdout is None:
+            raise OSError("stdout is closed")
+        sys.stdout.write(key + "\n")
+        sys.stdout.flush()
+    except OSError as exc:
+        print(f"swimguard keygen: error: cannot write the key to stdout: {exc.strerror or exc}",
+              file=sys.stderr)
+        _discard_stdout()
+        return ExitCode.OUTPUT_FAILED
+    return ExitCode.OK
+
+
+def _discard_stdout() -> None:
+    # What is still buffered would fail again when Python flushes stdout at exit
+    # ("Exception ignored ... BrokenPipeError", status 120): point fd 1 at
+    # /dev/null so that last flush succeeds, quietly.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+class _CannotStart(Exception):
+    """A runtime failure before the agent runs (an address that does not resolve)."""
+
+
+def _stdout_usable() -> bool:
+    """False when fd 1 was closed before we started (`swimguard agent >&-`)."""
+    if sys.stdout is None:  # what Python makes of a closed fd 1
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return True  # not a descriptor (an embedding's stream): the writes will tell
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _address_arg(flag: str, text: str, default_port: int) -> Address:
+    """Parse a HOST[:PORT] flag value; ValueError names the flag and the value."""
+    stripped = text.strip()
+    if stripped.count(":") > 1 and not stripped.startswith("["):
+        # "::1:0" is a valid IPv6 address *and* looks like host ::1 port 0: refuse to guess.
+        raise ValueError(
+            f"{flag} {text!r}: write an IPv6 address in brackets, e.g. [{stripped}] or"
+            f" [{stripped}]:{default_port or DEFAULT_PORT}"
+        )
+    try:
+        host, port = parse_address(stripped, default_port=default_port)
+    except ValueError as exc:
+        raise ValueError(f"{flag} {text!r}: {exc}") from None
+    if ":" in host and not is_ip(host):
+        raise ValueError(f"{flag} {text!r}: {host!r} is not an IPv6 address")
+    return host, port
+
+
+def _resolve(flag: str, text: str, addr: Address) -> Address:
+    """`addr` with its host as an IP literal; `_CannotStart` names the flag if it fails."""
+    host, port = addr
+    try:
+        return resolve_host(host), port
+    except OSError as exc:
+        detail = exc.strerror or str(exc)
+        raise _CannotStart(f"{flag} {text}: cannot resolve {host!r}: {detail}") from None
+
+
+def _name_arg(name: str) -> str:
+    if not name:
+        raise ValueError("--name '': must not be empty")
+    try:
+        name.encode()
+    except UnicodeEncodeError:  # undecodable bytes in argv arrive as lone surrogates
+        raise ValueError(f"--name {name!r}: not valid UTF-8") from None
+    return name
+
+
+def _agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
+    """The agent the flags describe, and the address it will bind (resolved)."""
     keyring = None
     if args.encrypt:
         try:
@@ -151,45 +324,110 @@ def _agent_from_args(args: argparse.Namespace) -> Agent:
         if len(key) not in (16, 24, 32):
             raise ValueError(f"--encrypt: key must be 16, 24 or 32 bytes, got {len(key)}")
         keyring = Keyring([key])
+    name = _name_arg(args.name)
+    for flag, text in (("--label", args.label), ("--meta", args.meta)):
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"{flag} {text!r}: not valid UTF-8") from None
+    if len(args.label.encode()) > 255:
+        raise ValueError(f"--label: {len(args.label.encode())} bytes; the limit is 255")
+    meta = args.meta.encode()
+    if len(meta) > META_LIMIT:
+        raise ValueError(f"--meta: {len(meta)} bytes; the limit is {META_LIMIT}")
     tags: dict[str, str] | None = None
     if args.tag:
+        if args.no_serf:
+            raise ValueError(
+                f"--tag {args.tag[0]!r}: tags are Serf's; drop --no-serf, or use --meta"
+            )
         tags = {}
         for item in args.tag:
             k, sep, v = item.partition("=")
             if not sep or not k:
-                raise ValueError(f"--tag: expected K=V, got {item!r}")
+                raise ValueError(f"--tag {item!r}: expected K=V")
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                raise ValueError(f"--tag {item!r}: not valid UTF-8") from None
             tags[k] = v
+        try:
+            encode_tags(tags)
+        except ValueError as exc:
+            raise ValueError(f"--tag: {exc}") from None
         if args.meta:
             log.warning("--meta is ignored because --tag sets the metadata")
-    bind = parse_address(args.bind, default_port=DEFAULT_PORT)
-    advertise = parse_address(args.advertise, default_port=0) if args.advertise else None
-    for seed in args.join:
-        parse_address(seed, default_port=DEFAULT_PORT)
-    return Agent(
-        args.name,
+    bind_addr = _address_arg("--bind", args.bind, DEFAULT_PORT)
+    advertise_addr = (
+        _address_arg("--advertise", args.advertise, 0) if args.advertise else None
+    )
+    seeds = [_address_arg("--join", seed, DEFAULT_PORT) for seed in args.join]
+    # Resolve here, so that a failure names the flag it came from.
+    bind = _resolve("--bind", args.bind, bind_addr)
+    advertise = _resolve("--advertise", args.advertise, advertise_addr) if advertise_addr else None
+    for text, (host, _) in zip(args.join, seeds, strict=True):
+        # Seed names are resolved by join(), which prefers a reachable address.
+        problem = seed_family_problem(bind[0], host) if is_ip(host) else None
+        if problem is not None:
+            raise ValueError(f"--join {text}: {problem}")
+    agent = Agent(
+        name,
         bind=bind,
         advertise=advertise,
         config=PROFILES[args.profile](),
         keyring=keyring,
         label=args.label,
-        meta=args.meta.encode(),
+        meta=meta,
         tags=tags,
         serf_compat=not args.no_serf,
     )
+    return agent, bind
 
 
-async def _print_events(agent: Agent, out: TextIO) -> None:
+class _EventOutput:
+    """Writes event lines to stdout and remembers the first failure to do so."""
+
+    def __init__(self, out: TextIO, failed: asyncio.Event) -> None:
+        self._out = out
+        self._failed = failed
+        self.error: OSError | None = None
+
+    def write(self, line: str) -> bool:
+        """Write and flush one line; on failure report it once and return False."""
+        if self.error is not None:
+            return False
+        try:
+            self._out.write(line + "\n")
+            self._out.flush()
+        except OSError as exc:  # ENOSPC, EPIPE, EIO...
+            self.error = exc
+            reason = exc.strerror or type(exc).__name__
+            log.error(
+                "cannot write events to stdout (%s): leaving the cluster, exit status %d",
+                reason,
+                ExitCode.OUTPUT_FAILED,
+            )
+            _discard_stdout()
+            self._failed.set()
+            return False
+        return True
+
+
+async def _print_events(agent: Agent, output: _EventOutput) -> None:
     async for event in agent.events():
         if isinstance(event, EventsLost):
             log.warning("%d events lost (consumer too slow)", event.count)
             continue
         line = event_line(event, time.time())
-        if line is not None:
-            out.write(line + "\n")
-            out.flush()
+        if line is not None and not output.write(line):
+            return
 
 
-async def _run_agent(agent: Agent, seeds: Sequence[str], leave_timeout: float) -> int:
+async def _run_agent(
+    agent: Agent, bind: Address, args: argparse.Namespace, usage: argparse.ArgumentParser
+) -> int:
+    seeds: Sequence[str] = args.join
+    leave_timeout: float = args.leave_timeout
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -204,41 +442,55 @@ async def _run_agent(agent: Agent, seeds: Sequence[str], leave_timeout: float) -
     leaving: asyncio.Task[bool] | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    status = 0
+    status = ExitCode.OK
+    output = _EventOutput(sys.stdout, stop)
     try:
-        async with agent:
-            printer = asyncio.create_task(_print_events(agent, sys.stdout))
-            log.info("%s: bound to %s", agent.name, format_address(agent.bound_address))
+        try:
+            await agent.start()
+        except (ValueError, UsageError) as exc:  # the core refused a value (name, meta...)
+            print(f"{usage.prog}: error: {exc} (see --help)", file=sys.stderr)
+            return ExitCode.USAGE
+        except OSError as exc:
+            detail = exc.strerror or str(exc)
+            wanted = format_address(bind)
+            shown = args.bind if args.bind == wanted else f"{args.bind} ({wanted})"
+            log.error("cannot start: --bind %s: %s", shown, detail)
+            return ExitCode.CANNOT_START
+        printer = asyncio.create_task(_print_events(agent, output))
+        log.info(
+            "%s: bound to %s (UDP and TCP), advertising %s",
+            agent.name,
+            format_address(agent.bound_address),
+            format_address(agent.advertise_address),
+        )
+        try:
+            if seeds:
+                joined = await agent.join(list(seeds))
+                log.info("joined %d of %d seeds", joined, len(seeds))
+        except JoinError as exc:
+            log.error("join failed: %s", exc)
+            status = ExitCode.JOIN_FAILED
+        if status == ExitCode.OK:
+            await stop.wait()
+            log.info("leaving")
+            leaving = asyncio.create_task(agent.leave(leave_timeout))
             try:
-                if seeds:
-                    joined = await agent.join(list(seeds))
-                    log.info("joined %d of %d seeds", joined, len(seeds))
-            except JoinError as exc:
-                log.error("join failed: %s", exc)
-                status = 1
-            if status == 0:
-                await stop.wait()
-                log.info("leaving")
-                leaving = asyncio.create_task(agent.leave(leave_timeout))
-                try:
-                    if not await leaving:
-                        log.warning("leave broadcast did not finish in %.1fs", leave_timeout)
-                except asyncio.CancelledError:
-                    log.warning("leave interrupted")
-                # Let the printer write what the leave produced, then stop it.
-                await asyncio.sleep(0)
-            drops = agent.drops
-            await agent.close()
-            with contextlib.suppress(asyncio.CancelledError, BrokenPipeError):
-                await printer
-            if drops:
-                log.info("dropped input by reason: %s", drops)
-    except BrokenPipeError:
-        status = 0
-    except OSError as exc:  # bind failures: address in use, not local, ...
-        log.error("cannot start: %s", exc)
-        status = 1
+                if not await leaving:
+                    log.warning("leave broadcast did not finish in %.1fs", leave_timeout)
+            except asyncio.CancelledError:
+                log.warning("leave interrupted")
+            # Let the printer write what the leave produced, then stop it.
+            await asyncio.sleep(0)
+        drops = agent.drops
+        await agent.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await printer
+        if drops:
+            log.info("dropped input by reason: %s", drops)
+        if output.error is not None and status == ExitCode.OK:
+            status = ExitCode.OUTPUT_FAILED
     finally:
+        await agent.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return status

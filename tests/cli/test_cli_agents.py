@@ -217,13 +217,13 @@ def test_bad_arguments_exit_2(bad: list[str]) -> None:
     assert result.stdout == ""
 
 
-def test_bind_failure_exits_1_with_a_message() -> None:
+def test_bind_failure_exits_3_with_a_message() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "swimguard", "agent", "--name", "x", "--bind", "192.0.2.1:7946"],
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert result.returncode == 1
+    assert result.returncode == 3  # ExitCode.CANNOT_START (was 1, shared with join failures)
     assert "cannot start" in result.stderr
     assert "Traceback" not in result.stderr

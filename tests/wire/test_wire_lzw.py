@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import random
 
 import pytest
 from wire_helpers import pack_codes
 
 from swimguard.wire import (
+    AckResp,
     CompressionError,
     StreamDecoder,
     TooLargeError,
@@ -17,8 +19,16 @@ from swimguard.wire import (
     frame_stream,
     make_compound,
 )
-from swimguard.wire.compression import compress_message, lzw_compress, lzw_decompress
-from swimguard.wire.messages import Compress, encode_body
+from swimguard.wire.compression import (
+    DecompressionBudget,
+    compress_message,
+    decompress_message,
+    lzw_compress,
+    lzw_decompress,
+)
+from swimguard.wire.errors import DecodeError
+from swimguard.wire.messages import Compress, MessageType, encode_body
+from swimguard.wire.packet import DEFAULT_MAX_DECOMPRESSED, encode_message
 
 
 def read_codes(data: bytes) -> list[int]:
@@ -174,3 +184,98 @@ def test_table_full_without_clear_keeps_decoding() -> None:
     codes = [256, *([65] * 3838), 65, 66, 258, 257]
     out = lzw_decompress(pack_codes(codes), 10_000)
     assert out.endswith(b"AB" + b"AA")
+
+
+def small_bomb(output: int) -> bytes:
+    """A compress message of about 2 KB whose stream expands to at least `output` zeros."""
+    codes, total, code = [256, 0], 1, 258
+    while total < output:
+        total += code - 256  # code 258 + k expands to k + 2 zeros
+        codes.append(code)
+        code += 1
+    return bytes((MessageType.COMPRESS,)) + encode_body(Compress(buf=pack_codes([*codes, 257])))
+
+
+def test_a_packet_of_many_bombs_costs_at_most_one_budget() -> None:
+    # Issue 10: a failing part used to leave the budget untouched, so each of the
+    # 31 bombs of one datagram decompressed its own full MiB.
+    bomb = small_bomb(DEFAULT_MAX_DECOMPRESSED + 1)
+    assert len(bomb) < 2100
+    ping = encode_message(AckResp(seq_no=7))
+    packet = make_compound([bomb] * 15 + [ping] + [bomb] * 15)
+    assert len(packet) < 65_507  # one datagram
+    budget = DecompressionBudget(DEFAULT_MAX_DECOMPRESSED)
+    errors: list[DecodeError] = []
+    assert decode_packet(packet, errors=errors, budget=budget) == [AckResp(seq_no=7)]
+    assert [e.reason for e in errors] == ["too_large"] * 30
+    assert budget.produced <= DEFAULT_MAX_DECOMPRESSED
+    assert budget.remaining == 0
+
+
+def test_a_failing_stream_is_charged_with_what_it_produced() -> None:
+    # 600,000 zeros and then no end code: invalid, but the work was done.
+    unterminated = b"\x09" + encode_body(Compress(buf=lzw_compress(bytes(600_000))[:-2]))
+    budget = DecompressionBudget(1 << 20)
+    with pytest.raises(CompressionError):
+        decompress_message(unterminated[1:], budget)
+    spent = budget.produced
+    assert 500_000 < spent <= 600_000
+    assert budget.remaining == (1 << 20) - spent
+    # The next layer of the same packet gets only what is left.
+    errors: list[DecodeError] = []
+    budget = DecompressionBudget(1 << 20)
+    decode_packet(make_compound([unterminated, unterminated]), errors=errors, budget=budget)
+    assert [e.reason for e in errors] == ["compress", "too_large"]
+    assert budget.produced <= 1 << 20
+
+
+def test_a_bomb_stops_before_the_bytes_that_do_not_fit() -> None:
+    budget = DecompressionBudget(1000)
+    with pytest.raises(TooLargeError):
+        lzw_decompress(zero_bomb(10), budget)
+    assert budget.produced <= 1000
+    assert budget.remaining == 0
+    with pytest.raises(TooLargeError):  # an exhausted budget admits no further output
+        lzw_decompress(lzw_compress(b"x"), budget)
+    assert budget.produced <= 1000
+    assert lzw_decompress(lzw_compress(b""), budget) == b""  # producing nothing is fine
+    exact = DecompressionBudget(4)
+    assert lzw_decompress(lzw_compress(b"abcd"), exact) == b"abcd"
+    assert exact.remaining == 0
+
+
+def test_decode_packet_charges_its_default_budget_for_failed_parts() -> None:
+    # Without a budget of the caller's, the default one (1 MiB) is shared just the same:
+    # after one bomb, even a tiny honest compressed part no longer fits.
+    honest = compress_message(encode_message(AckResp(seq_no=1)))
+    errors: list[DecodeError] = []
+    packet = make_compound([small_bomb(DEFAULT_MAX_DECOMPRESSED + 1), honest])
+    assert decode_packet(packet, errors=errors) == []
+    assert [e.reason for e in errors] == ["too_large", "too_large"]
+    assert decode_packet(make_compound([honest, honest]), errors=[]) == [AckResp(seq_no=1)] * 2
+
+
+def test_failed_parts_are_freed_at_once_without_the_cycle_collector() -> None:
+    # Issue 10: each error kept in `errors` held its traceback, whose frames held the
+    # `errors` list: a cycle keeping a failed bomb's MiB alive until a gen-2 collection.
+    # A flood of such packets left the agent at hundreds of MiB.
+    packet = make_compound([
+        b"\x09" + encode_body(Compress(buf=lzw_compress(bytes(5000))[:-2])),  # no end code
+        b"\x02\xc1",  # a body msgpack refuses
+        b"\x63",  # unknown type
+        compress_message(b"\x07\x05"),  # a truncated compound inside a compress layer
+        small_bomb(DEFAULT_MAX_DECOMPRESSED + 1),
+    ])
+    gc.collect()
+    gc.disable()
+    try:
+        errors: list[DecodeError] = []
+        assert decode_packet(packet, errors=errors) == []
+        assert len(errors) == 5
+        assert all(e.__traceback__ is None and e.__context__ is None for e in errors)
+        reasons = [e.reason for e in errors]
+        del errors
+        assert gc.collect() == 0  # nothing was left for the cycle collector
+    finally:
+        gc.enable()
+    assert reasons == ["compress", "body", "unknown_type", "compound", "too_large"]

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import ipaddress
 import logging
 import random
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -64,7 +67,7 @@ from swimguard.protocol.outgoing import (
 from swimguard.serf import SerfBroadcast, SerfDirect, SerfLayer, SerfMessageType, encode_tags
 from swimguard.wire.encryption import Keyring
 
-__all__ = ["Agent", "AgentEvent", "EventsLost"]
+__all__ = ["Agent", "AgentEvent", "EventsLost", "seed_family_problem"]
 
 log = logging.getLogger("swimguard.agent")
 
@@ -90,6 +93,44 @@ _PUBLISHED = (
 DEFAULT_PORT = 7946
 """memberlist's default port, used when a bind or seed string has none."""
 _SERF_TYPES = frozenset(int(t) for t in SerfMessageType)
+
+
+def seed_family_problem(bind_host: str, seed_host: str) -> str | None:
+    """Why an agent bound to `bind_host` cannot use UDP with `seed_host`, or None if it can.
+
+    Both are IP literals. Every datagram leaves from the bound socket, so an IPv4
+    socket cannot reach an IPv6 peer, and an IPv6 socket reaches IPv4 peers only
+    when it is the dual-stack wildcard `::`. Such a join would succeed over TCP and
+    leave a member that can neither probe nor gossip with its cluster.
+    """
+    bind_ip = ipaddress.ip_address(bind_host)
+    seed_ip = ipaddress.ip_address(seed_host)
+    if bind_ip.version == seed_ip.version:
+        return None
+    if bind_ip.version == 6 and bind_ip.is_unspecified:
+        return None
+    return (
+        f"seed {seed_host} is IPv{seed_ip.version} but the agent is bound to "
+        f"IPv{bind_ip.version} address {bind_host}: UDP between them is impossible"
+        + (" (bind to :: to serve both)" if seed_ip.version == 4 else "")
+    )
+
+
+def _resolve_reachable(host: str, bind_host: str) -> str:
+    """Resolve a seed name, preferring an address the bound socket can reach by UDP.
+
+    A name with both A and AAAA records ("localhost" on many hosts) then joins
+    an IPv4-bound agent over IPv4 instead of being refused for its IPv6 address.
+    Blocking: run it in an executor.
+    """
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    ips = [str(info[4][0]) for info in infos]
+    if not ips:
+        raise OSError(f"cannot resolve {host!r}")
+    for ip in ips:
+        if seed_family_problem(bind_host, ip) is None:
+            return ip
+    return ips[0]  # none reachable: join() refuses it, naming the seed
 
 
 def _default_node_factory(config: Config, **kwargs: Any) -> NodeAPI:
@@ -388,13 +429,20 @@ class Agent:
         """Push/pull with each seed; return how many answered.
 
         Raises `JoinError` when none did (or nothing finished within `timeout`,
-        by default twice the config's TCP timeout plus a second).
+        by default twice the config's TCP timeout plus a second), and before
+        contacting anyone when a seed's address family cannot be reached from
+        the bound socket (an IPv6 seed for an IPv4-bound agent).
         """
         node = self._require_node()
         if not seeds:
             raise ValueError("join() needs at least one seed")
         assert self._loop is not None
         addrs = [await self._resolve_seed(seed) for seed in seeds]
+        bind_host = self.bound_address[0]
+        for seed, addr in zip(seeds, addrs, strict=True):
+            problem = seed_family_problem(bind_host, addr[0])
+            if problem is not None:
+                raise JoinError(f"cannot join through {seed!r}: {problem}")
         limit = timeout if timeout is not None else 2 * self.config.tcp_timeout + 1.0
         # JoinCompleted carries no call id, so joins run one at a time and each
         # takes the next JoinCompleted.
@@ -689,8 +737,9 @@ class Agent:
             host, port = seed
         if not is_ip(host):
             assert self._loop is not None
+            resolve = functools.partial(_resolve_reachable, host, self.bound_address[0])
             try:
-                host = await self._loop.run_in_executor(None, resolve_host, host)
+                host = await self._loop.run_in_executor(None, resolve)
             except OSError as exc:
                 raise JoinError(f"cannot resolve seed {host!r}: {exc}") from None
         return host, port

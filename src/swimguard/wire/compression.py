@@ -5,7 +5,10 @@ dictionary entries; width grows when the next code to assign reaches
 ``1 << width`` (no early change) up to 12 bits. Go's writer emits a clear code
 first, and a clear whenever code 4095 would be assigned. This port reproduces
 Go's output byte for byte, and its reader enforces a bound on the decompressed
-size so a small packet cannot expand into a memory bomb.
+size so a small packet cannot expand into a memory bomb. A `DecompressionBudget`
+shares one bound between every compress layer of a packet and is charged with
+what each stream produced whether it decoded or failed, so a packet of many
+bombs costs at most one budget of work.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from swimguard.wire.messages import Compress, MessageType, body_from_map, encode
 
 __all__ = [
     "LZW_ALGO",
+    "DecompressionBudget",
     "compress_message",
     "decompress_map",
     "decompress_message",
@@ -30,6 +34,38 @@ _EOF: Final = 257
 _MAX_CODE: Final = 4095
 _MAX_WIDTH: Final = 12
 _LITERALS: Final = tuple(bytes((i,)) for i in range(256))
+
+
+class DecompressionBudget:
+    """How many bytes the compress layers of one packet may still produce, together.
+
+    Every LZW stream decoded against the budget is charged with the bytes it
+    produced, also when it then fails (invalid code, missing end code). A
+    stream that would go past the budget stops before producing the byte that
+    would not fit and exhausts the budget, so every later stream of the same
+    packet fails at its first output byte: the work per packet stays within one
+    budget whatever its parts do. `produced` is the work actually done.
+    """
+
+    __slots__ = ("_exhausted", "limit", "produced")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError(f"decompression budget must be >= 0, got {limit}")
+        self.limit = limit
+        self.produced = 0
+        self._exhausted = False
+
+    @property
+    def remaining(self) -> int:
+        """Bytes the next stream may still produce (0 once a stream overran)."""
+        return 0 if self._exhausted else self.limit - self.produced
+
+    def charge(self, produced: int, *, overran: bool = False) -> None:
+        """Count `produced` bytes of output; `overran`: a stream hit the bound (exhausts it)."""
+        self.produced += produced
+        if overran:
+            self._exhausted = True
 
 
 def lzw_compress(data: bytes) -> bytes:
@@ -90,15 +126,34 @@ def lzw_compress(data: bytes) -> bytes:
     return bytes(out)
 
 
-def lzw_decompress(data: bytes, max_size: int) -> bytes:
+def lzw_decompress(data: bytes, max_size: int | DecompressionBudget) -> bytes:
     """Decompress a Go LZW (LSB, literal width 8) stream of at most `max_size` bytes.
 
+    `max_size` is a byte count or a `DecompressionBudget` shared with other
+    streams (charged with this stream's output on every path, failures included).
     Raises `CompressionError` for an invalid code or a stream without an end
-    code, and `TooLargeError` once the output would exceed `max_size`. Bytes
-    after the end code are ignored, as in Go. The table holds at most one entry
-    per output byte, so memory stays within a small multiple of `max_size`.
+    code, and `TooLargeError` as soon as the output would exceed the bound
+    (before producing the bytes that do not fit). Bytes after the end code are
+    ignored, as in Go. The table holds at most one entry per output byte, so
+    memory stays within a small multiple of the bound.
     """
+    if isinstance(max_size, DecompressionBudget):
+        budget = max_size
+    else:
+        budget = DecompressionBudget(max_size)
     out = bytearray()
+    overran = False
+    try:
+        return _lzw_decode(data, out, budget.remaining)
+    except TooLargeError:
+        overran = True
+        raise
+    finally:
+        budget.charge(len(out), overran=overran)
+
+
+def _lzw_decode(data: bytes, out: bytearray, limit: int) -> bytes:
+    """The decoding loop of `lzw_decompress`: appends to `out`, at most `limit` bytes."""
     table: list[bytes | None] = [*_LITERALS, None, None] + [None] * (_MAX_CODE + 1 - 258)
     acc = 0
     nbits = 0
@@ -137,9 +192,9 @@ def lzw_decompress(data: bytes, max_size: int) -> bytes:
             entry = None
         if entry is None:
             raise CompressionError(f"compress: invalid LZW code {code}")
+        if len(out) + len(entry) > limit:
+            raise TooLargeError(f"compress: decompressed size exceeds {limit} bytes")
         out += entry
-        if len(out) > max_size:
-            raise TooLargeError(f"compress: decompressed size exceeds {max_size} bytes")
         if previous is not None:
             table[hi] = previous + entry[:1]
         previous = entry
@@ -160,11 +215,11 @@ def compress_message(message: bytes) -> bytes:
     return bytes((MessageType.COMPRESS,)) + encode_body(Compress(buf=lzw_compress(message)))
 
 
-def decompress_message(body: bytes, max_size: int) -> bytes:
+def decompress_message(body: bytes, max_size: int | DecompressionBudget) -> bytes:
     """Decompress a compress message body (the msgpack bytes after 0x09).
 
     Raises `CompressionError` (bad body, unknown algorithm, invalid stream) or
-    `TooLargeError` (more than `max_size` bytes).
+    `TooLargeError` (more than `max_size` bytes, a count or a shared budget).
     """
     try:
         raw = unpack(body)
@@ -173,7 +228,7 @@ def decompress_message(body: bytes, max_size: int) -> bytes:
     return decompress_map(raw, max_size)
 
 
-def decompress_map(raw: object, max_size: int) -> bytes:
+def decompress_map(raw: object, max_size: int | DecompressionBudget) -> bytes:
     """Like `decompress_message`, for a compress body already decoded from msgpack."""
     try:
         compress = body_from_map(Compress, raw)

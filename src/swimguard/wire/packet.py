@@ -14,7 +14,11 @@ from typing import Final
 
 from swimguard.wire import compound as _compound
 from swimguard.wire.checksum import CRC_HEADER_LEN, CRC_TYPE, add_crc, strip_crc
-from swimguard.wire.compression import compress_message, decompress_message
+from swimguard.wire.compression import (
+    DecompressionBudget,
+    compress_message,
+    decompress_message,
+)
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.errors import (
     CompoundError,
@@ -152,6 +156,7 @@ def decode_packet(
     verify_incoming: bool = True,
     max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
     errors: list[DecodeError] | None = None,
+    budget: DecompressionBudget | None = None,
 ) -> list[Message]:
     """Decode one datagram into a flat list of messages.
 
@@ -159,6 +164,11 @@ def decode_packet(
     fails only if `verify_incoming` is false), verifies a CRC envelope,
     decompresses (at most `max_decompressed` bytes in total) and flattens
     compounds. Raises `DecodeError` subclasses only.
+
+    Every compress layer of the packet draws on one `DecompressionBudget` of
+    `max_decompressed` bytes, charged also by layers that fail, so a packet of
+    many bombs decompresses at most that much in total. Pass `budget` to supply
+    it yourself (it then replaces `max_decompressed`) and read what was spent.
 
     By default any bad part fails the whole packet. Pass a list as `errors` to
     behave like memberlist instead: problems inside compound parts (including
@@ -182,7 +192,9 @@ def decode_packet(
     if len(data) >= CRC_HEADER_LEN and data[0] == CRC_TYPE:
         data = strip_crc(data)
     out: list[Message] = []
-    _decode_into(data, out, [max_decompressed], 0, errors)
+    if budget is None:
+        budget = DecompressionBudget(max_decompressed)
+    _decode_into(data, out, budget, 0, errors)
     return out
 
 
@@ -192,7 +204,7 @@ def decode_message(data: bytes) -> Message:
     if data and data[0] in (_COMPOUND, _COMPRESS):
         raise UnknownTypeError(f"message type {data[0]} is a container, not a single message")
     messages: list[Message] = []
-    _decode_into(data, messages, [0], MAX_NESTING, None)
+    _decode_into(data, messages, DecompressionBudget(0), MAX_NESTING, None)
     return messages[0]
 
 
@@ -212,10 +224,26 @@ def _decode_one(data: bytes, decoder: Callable[[object], Message]) -> Message:
     return msg
 
 
+def _detached(exc: DecodeError) -> DecodeError:
+    """`exc` without its traceback and chained exceptions, for keeping in `errors`.
+
+    The traceback holds this very frame, whose `errors` list holds the exception: a
+    reference cycle that keeps every frame of the failed decode alive (a failed LZW
+    stream's output buffer and table, up to the whole budget) until the cyclic
+    garbage collector runs. Under a flood of bad packets that is tens of MiB at a
+    time, and the heap it fragments stays with the process. Callers only read
+    `reason` and the message.
+    """
+    exc.__traceback__ = None
+    exc.__context__ = None
+    exc.__cause__ = None
+    return exc
+
+
 def _decode_into(
     data: bytes,
     out: list[Message],
-    budget: list[int],
+    budget: DecompressionBudget,
     depth: int,
     errors: list[DecodeError] | None,
 ) -> None:
@@ -243,15 +271,14 @@ def _decode_into(
             try:
                 _decode_into(part, out, budget, depth + 1, errors)
             except DecodeError as exc:
-                errors.append(exc)
+                errors.append(_detached(exc))
         if truncated:
             error = CompoundError(f"compound: {truncated} truncated parts")
             if errors is None:
                 raise error
             errors.append(error)
     elif kind == _COMPRESS:
-        inner = decompress_message(data[1:], budget[0])
-        budget[0] -= len(inner)
+        inner = decompress_message(data[1:], budget)  # charges the budget, even on failure
         _decode_into(inner, out, budget, depth + 1, errors)
     else:
         raise UnknownTypeError(f"message type {kind} not supported in a packet")
