@@ -47,7 +47,7 @@ test-pythons: venv
 
 # The docs site in build/site; --strict fails on a broken link or a missing reference.
 docs: venv
-	$(BIN)/mkdocs build --strict --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: venv serf
 	$(BIN)/python -m bench

@@ -43,4 +43,5 @@ if __name__ == "__main__":
     if not where.is_relative_to(Path(sys.prefix).resolve()):
         sys.exit(f"smoke: swimguard imported from {where}, not from the venv {sys.prefix}")
     asyncio.run(main())
-    print(f"smoke: swimguard {metadata.version('swimguard')} from {where.parent}: two agents joined")
+    version = metadata.version("swimguard")
+    print(f"smoke: swimguard {version} from {where.parent}: two agents joined")
