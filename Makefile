@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,docs]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -36,9 +36,18 @@ test-fast: venv
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
 
-test: venv serf lint
-	$(BIN)/python -m pytest -q -m "not slow"
+# The fast suite runs against the built wheel on every supported CPython (.ci/test-pythons).
+test: venv serf lint docs
+	BUILD_PY=$(BIN)/python .ci/test-pythons
 	$(BIN)/python -m pytest -q -m slow
+
+.PHONY: docs test-pythons
+test-pythons: venv
+	BUILD_PY=$(BIN)/python .ci/test-pythons
+
+# The docs site in build/site; --strict fails on a broken link or a missing reference.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: venv serf
 	$(BIN)/python -m bench

@@ -26,14 +26,12 @@ from swimguard.serf import (
     encode_message,
 )
 
-# shared/ sits next to the repository (../shared), read-only.
-SHARED = (
-    Path(__file__).resolve().parents[3] / "shared" / "vectors" / "memberlist-plain-captured.json"
-)
+# The recorded vectors the repository carries (tests/vectors/data/README.md).
+SHARED = Path(__file__).resolve().parents[1] / "vectors" / "data" / "memberlist-plain-captured.json"
 
 
 def _shared_udp() -> dict[str, bytes]:
-    """Whole captured datagrams keyed by name (shared read-only vectors)."""
+    """Whole captured datagrams keyed by name (recorded vectors)."""
     doc = json.loads(SHARED.read_text())
     return {u["name"]: bytes.fromhex(u["hex"]) for u in doc["udp"]}
 

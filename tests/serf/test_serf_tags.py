@@ -10,7 +10,7 @@ from swimguard.serf import decode_tags, encode_tags
 
 
 def test_captured_meta_decodes() -> None:
-    # From serf agent "b" started with -tag role=web -tag dc=x (shared capture).
+    # From serf agent "b" started with -tag role=web -tag dc=x (memberlist-plain-captured.json).
     assert decode_tags(bytes.fromhex("ff82a4726f6c65a3776562a26463a178")) == {
         "role": "web",
         "dc": "x",

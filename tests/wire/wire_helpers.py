@@ -21,7 +21,8 @@ from swimguard.wire import (
 )
 from swimguard.wire.messages import Body
 
-VECTORS = Path("/work/shared/vectors")
+# The repository carries its own copy of the recorded vectors (tests/vectors/data/README.md).
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "data"
 
 # The "type" names the vector files use for each memberlist message.
 TYPE_NAMES: dict[str, type[Body]] = {
