@@ -33,7 +33,7 @@ from swimguard.wire.messages import MessageType, encode_body
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = (
     (ROOT / "tests" / "vectors" / "serf-captured.json", "vectors"),
-    (Path("/work/shared/vectors/memberlist-plain-captured.json"), "udp"),
+    (ROOT / "tests" / "vectors" / "data" / "memberlist-plain-captured.json", "udp"),
 )
 
 
