@@ -213,7 +213,7 @@ def _scenario_body(
     attacked = list(names) if sc.attack == "spoof" else [live.attacked]
     kernel0 = {n: kernel_udp_drops(live.addr(n)[1]) for n in attacked}
     t_attack = time.time()
-    with Watch(live) as watch:
+    with Watch(live, probe_timeout=profile.probe_timeout) as watch:
         rss_start = watch.rss_now()
         res = _run_attack(sc.attack, ctx, sc.packets)
         t_end = time.time()
@@ -278,8 +278,12 @@ def _scenario_body(
         "crashed": crashed,
     }
     plaintext_spoof = sc.attack == "spoof" and sc.variant == "plain"
+    # A member that dies at its graceful exit (SIGTERM) crashed too; the joiner's status is
+    # the join criterion's business (the CLI exits 1 when its join fails).
+    unclean = {n: c for n, c in live.exit_codes.items() if n in names and c != 0}
+    sc.figures["unclean_exit"] = unclean
     sc.criteria = {
-        "no_crash": not crashed,
+        "no_crash": not crashed and not unclean,
         ("no_lasting_false_failure" if plaintext_spoof else "no_false_failure"): (
             views_whole if plaintext_spoof else not false_failed
         ),
@@ -305,7 +309,7 @@ def render(scenarios: Sequence[Scenario]) -> str:
     """Compact table: one row per scenario, then the failed criteria."""
     head = (
         f"{'attack':<16} {'var':<4} {'sent':>9} {'drops':>9} {'kdrop':>6} "
-        f"{'RSS MiB st/pk/aft':>17} {'ping lost':>9} {'maxRTT ms':>9} {'mute s':>6} {'susp':>4} "
+        f"{'RSS MiB st/pk/aft':>17} {'ping miss':>9} {'maxRTT ms':>9} {'mute s':>6} {'susp':>4} "
         f"{'ffail':>5} {'ierr':>5} {'join':>6} {'s':>5}  result"
     )
     lines = [head, "-" * len(head)]
@@ -327,7 +331,7 @@ def render(scenarios: Sequence[Scenario]) -> str:
             f"{f.get('drops_attacked_total', '-'):>9} {f.get('kernel_udp_drops', '-'):>6} "
             f"{_mib(rr.get('start_mib')):>5}/{_mib(rr.get('peak_mib')):>5}/"
             f"{_mib(rr.get('after_mib')):>5} "
-            f"{str(p.get('lost', '-')) + '/' + str(p.get('sent', '-')):>9} "
+            f"{str(p.get('missed', '-')) + '/' + str(p.get('sent', '-')):>9} "
             f"{p.get('rtt_ms_max') or '-':>9} {p.get('longest_silence_s', '-'):>6} "
             f"{f.get('suspicions_of_attacked_by_peers', '-'):>4} "
             f"{f.get('false_failed_count', '-'):>5} {f.get('internal_errors', '-'):>5} "

@@ -17,7 +17,7 @@ from pathlib import Path
 import msgpack
 import pytest
 from bench.hostile_attacks import ATTACKS, classify
-from bench.hostile_live import read_stderr
+from bench.hostile_live import PingStats, read_stderr
 from bench.hostile_packets import (
     BAD_NAMES,
     EMPTY_STATE,
@@ -255,3 +255,14 @@ def test_hostile_suite_live(attack: str, variant: str, packets: int) -> None:
     """Every attack of the suite at the `ci` size against its own live cluster."""
     sc = hostile.run_scenario(attack, variant, packets, _CI_OPTS)
     _assert_passed(sc)
+
+
+def test_ping_stats_count_late_acks_as_missed_probes() -> None:
+    stats = PingStats(probe_timeout=0.5, sent=5, started=0.0, ended=10.0)
+    stats.rtts = [0.01, 0.02, 0.9]  # one ack came after the probe timeout, two never came
+    stats.acks_at = [1.0, 2.0, 7.5]
+    summary = stats.summary()
+    assert summary["never_acked"] == 2
+    assert summary["missed"] == 3
+    assert summary["rtt_ms_max"] == 900.0
+    assert summary["longest_silence_s"] == 5.5
