@@ -353,11 +353,16 @@ def incarnation_wrap(ctx: Context) -> AttackResult:
 
         if live.wait_until(readded, ctx.cfg.wrap_readd_seconds):
             readded_s = round(time.time() - first, 2)
+    # Count again: other observers may have declared it failed during the re-add wait.
+    failed_at = [ts for o, ts, ev, s in live.events(t0) if ev == "failed" and s == victim]
     res = AttackResult()
     res.sent = {"datagrams": 2}
     res.figures = {
         "victim": victim,
         "failed_events_about_victim": len(failed_at),
+        "observers_that_declared_it_failed": sorted(
+            {o for o, _, ev, s in live.events(t0) if ev == "failed" and s == victim}
+        ),
         "first_failed_after_s": round(min(failed_at) - t0, 2) if failed_at else None,
         "readded_after_s": readded_s,
         "readd_wait_s": ctx.cfg.wrap_readd_seconds,
