@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast test-slow lint bench experiments experiments-short scale-10k serf clean
+.PHONY: venv demo test test-fast test-slow lint bench hostile experiments experiments-short scale-10k serf clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,6 +51,11 @@ docs: venv
 
 bench: venv serf
 	$(BIN)/python -m bench
+
+# Hostile-input suite (issue 10) at the issue's sizes against live 3-agent clusters: ~1M
+# datagrams, hostile TCP streams, spoofed gossip; results/hostile/hostile-full.json.
+hostile: venv
+	$(BIN)/python -m bench.hostile --size full
 
 experiments: venv
 	$(BIN)/python -m swimguard sim lifeguard --members 100 --anomalies 1,4,8,16,32 --duration 300 --seeds 5 --jobs 2 --out results/lifeguard
