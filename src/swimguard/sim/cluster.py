@@ -67,6 +67,7 @@ class SimCluster:
         self.by_name: dict[str, SimMember] = {}
         self.by_addr: dict[Address, SimMember] = {}
         self.listeners: list[Listener] = []
+        self._factories: dict[str, NodeFactory] = {}  # members built unlike the others
         self.replay_hint = replay_hint
         self._trace = hashlib.blake2b(digest_size=16) if trace else None
         self.tcp = TcpModel(
@@ -91,16 +92,25 @@ class SimCluster:
 
     def _new_node(self, name: str, addr: Address, restart: int) -> SimNode:
         rng = random.Random(f"{self.seed}/node/{name}/{restart}")
-        return self.node_factory(name, addr, rng, self.clock.now)
+        factory = self._factories.get(name, self.node_factory)
+        return factory(name, addr, rng, self.clock.now)
 
     def start_member(self, name: str, seeds: Sequence[str] = ()) -> None:
         """`add_member` for use with `at()` (returns nothing)."""
         self.add_member(name, seeds)
 
-    def add_member(self, name: str, seeds: Sequence[str] = ()) -> SimMember:
-        """Start a node now; if `seeds` are given it joins them right away."""
+    def add_member(
+        self, name: str, seeds: Sequence[str] = (), *, factory: NodeFactory | None = None
+    ) -> SimMember:
+        """Start a node now; if `seeds` are given it joins them right away.
+
+        `factory` builds this member's nodes (now and after restarts) instead of the
+        cluster's: per-member settings such as a keyring, a label or protocol versions.
+        """
         if name in self.by_name:
             raise ValueError(f"member {name!r} already exists")
+        if factory is not None:
+            self._factories[name] = factory
         index = len(self.members)
         addr = address_for(index)
         member = SimMember(index, name, addr, self._new_node(name, addr, 0))
@@ -205,6 +215,8 @@ class SimCluster:
         if gen != m.timer_gen or not m.up:
             return
         now = self.clock.now
+        if now < m.stalled_until:
+            return  # frozen: `_wake` fires it when the stall ends
         deadline = m.timer_deadline
         assert deadline is not None
         m.timer_deadline = None
@@ -233,25 +245,30 @@ class SimCluster:
         if not m.up:
             return
         slow = m.slow
-        if slow is None:
+        now = self.clock.now
+        if slow is None and now >= m.stalled_until:
             # Inline of _process_datagram: this is the simulator's hottest path.
-            now = self.clock.now
             if self._trace is not None:
                 self._trace.update(f"D{now!r}{m.index}{sender!r}".encode())
                 self._trace.update(data)
             m.node.receive_datagram(data, sender, now)
             self._drain(m, "input")
             return
-        t = self.clock.now + slow.delay.sample(self.slow_rng)
-        if slow.fifo:
-            t = max(t, m.fifo_time)
-            m.fifo_time = t
-        self.queue.push(t, self._process_datagram, m, m.epoch, data, sender)
+        t = now
+        if slow is not None:
+            t += slow.delay.sample(self.slow_rng)
+            if slow.fifo:
+                t = max(t, m.fifo_time)
+                m.fifo_time = t
+        self.queue.push(max(t, m.stalled_until), self._process_datagram, m, m.epoch, data, sender)
 
     def _process_datagram(self, m: SimMember, epoch: int, data: bytes, sender: Address) -> None:
         if epoch != m.epoch or not m.up:
             return
         now = self.clock.now
+        if now < m.stalled_until:  # the stall began after this datagram was scheduled
+            self.queue.push(m.stalled_until, self._process_datagram, m, epoch, data, sender)
+            return
         if self._trace is not None:
             self._trace.update(f"D{now!r}{m.index}{sender!r}".encode())
             self._trace.update(data)
@@ -285,6 +302,7 @@ class SimCluster:
         m.state = UP
         m.down_at = None
         m.fifo_time = m.stream_fifo_time = self.clock.now
+        m.stalled_until = 0.0
         m.timer_deadline = None
         m.timer_gen += 1
         live = [self.by_name[s].addr for s in seeds if s != name]
@@ -309,6 +327,30 @@ class SimCluster:
             m.ever_slow = True
         m.fifo_time = max(m.fifo_time, self.clock.now)
 
+    def stall(self, name: str, duration: float) -> None:
+        """Freeze a member's process for `duration`, like an event loop blocked by a long call.
+
+        While frozen it reads nothing and no timer fires; what arrives is held. When the
+        stall ends the overdue timer fires first (reporting its lateness as loop lag, as the
+        asyncio driver would), then the held inputs are read in arrival order: the worst
+        case, where a node acts on its timers before it reads the acks that came meanwhile.
+        """
+        m = self.by_name[name]
+        if not m.up:
+            return
+        until = self.clock.now + duration
+        if until > m.stalled_until:
+            m.stalled_until = until
+            # Pushed before any held input, so at `until` it runs first.
+            self.queue.push(until, self._wake, m, m.epoch)
+
+    def _wake(self, m: SimMember, epoch: int) -> None:
+        if epoch != m.epoch or not m.up or self.clock.now < m.stalled_until:
+            return  # crashed meanwhile, or the stall was extended
+        deadline = m.timer_deadline
+        if deadline is not None and deadline <= self.clock.now:
+            self._fire_timer(m, m.timer_gen)
+
     def update_meta(self, name: str, meta: bytes) -> None:
         """Change a member's metadata (an alive update with a new incarnation)."""
         m = self.by_name[name]
@@ -328,6 +370,10 @@ class SimCluster:
     def live(self) -> list[SimMember]:
         """Members whose process is running, in index order."""
         return [m for m in self.members if m.up]
+
+    def node(self, name: str) -> SimNode:
+        """The node currently running as member `name` (its newest after a restart)."""
+        return self.by_name[name].node
 
     def view(self, name: str) -> dict[str, Member]:
         """What member `name` currently believes about everyone, by name."""

@@ -39,6 +39,7 @@ class SimMember:
         "node",
         "restarts",
         "slow",
+        "stalled_until",
         "stream_fifo_time",
         "timer_deadline",
         "timer_gen",
@@ -56,6 +57,7 @@ class SimMember:
         self.restarts = 0
         self.slow: SlowSpec | None = None
         self.ever_slow = False
+        self.stalled_until = 0.0  # frozen (see SimCluster.stall) while the clock is below it
         self.fifo_time = 0.0
         self.stream_fifo_time = 0.0
         self.timer_deadline: float | None = None

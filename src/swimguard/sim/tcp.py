@@ -146,14 +146,23 @@ class TcpModel:
         m.stream_fifo_time = t
         return t
 
+    def _held(self, m: SimMember, action: Callable[..., None], *args: Any) -> bool:
+        """True (and `action` postponed) while `m` is stalled: it reads nothing until then."""
+        if self._clock.now < m.stalled_until:
+            self._queue.push(m.stalled_until, action, *args)
+            return True
+        return False
+
     def _refused(self, m: SimMember, epoch: int, stream_id: int) -> None:
+        if self._held(m, self._refused, m, epoch, stream_id):
+            return
         if epoch == m.epoch and m.up:
             m.node.stream_closed(stream_id, self._clock.now, "connection refused")
             self._drain(m)
 
     def _accept(self, conn: _Connection) -> None:
         b = conn.b
-        if conn.b_epoch != b.epoch or not b.up:
+        if conn.b_epoch != b.epoch or not b.up or self._held(b, self._accept, conn):
             return
         peer_id = b.node.stream_accepted(conn.a.addr, self._clock.now)
         conn.b_id = peer_id
@@ -182,6 +191,8 @@ class TcpModel:
             dst, epoch, sid, open_ = conn.a, conn.a_epoch, conn.a_id, conn.a_open
         if sid is None or epoch != dst.epoch or not dst.up or not open_:
             return
+        if self._held(dst, self._deliver, conn, from_a, data):
+            return
         now = self._clock.now
         if self._trace is not None:
             self._trace.update(f"S{now!r}{dst.index}{sid}{data!r}".encode())
@@ -198,6 +209,8 @@ class TcpModel:
         self._drain(dst)
 
     def _reset(self, m: SimMember, epoch: int, stream_id: int) -> None:
+        if self._held(m, self._reset, m, epoch, stream_id):
+            return
         if epoch == m.epoch and m.up:
             m.node.stream_closed(stream_id, self._clock.now, "connection reset")
             self._drain(m)
