@@ -43,7 +43,9 @@ def node_cluster(
 
 
 def add(cluster: SimCluster, name: str, config: Config | None = None, **options: Any) -> Node:
-    """Start member `name`; a `config` or Node `options` (keyring, label, hooks) of its own."""
+    """Start member `name`, built like the cluster's nodes unless it has settings of its own:
+    a `config` and/or Node `options` (keyring, label, hooks; with options but no config the
+    member gets `Config.lan()`)."""
     factory = node_factory(config or Config.lan(), **options) if config or options else None
     node = cluster.add_member(name, factory=factory).node
     assert isinstance(node, Node)
