@@ -18,8 +18,10 @@ decide is how the member comes back:
 
 from __future__ import annotations
 
+import ipaddress
+
 from node_helpers import IP, VSN, make_node, packet
-from protocol_router import Cluster, names_of
+from sim_support import add, join_all, names_of, node, node_cluster
 
 from swimguard.config import Config
 from swimguard.wire.messages import Alive, Suspect
@@ -65,32 +67,35 @@ def test_a_go_style_peer_ignores_an_alive_at_zero_but_takes_one_after_reaping() 
 
 def test_forged_top_incarnation_fails_the_member_once_then_it_comes_back() -> None:
     config = Config.local()
-    cluster = Cluster(config, seed=3)
+    cluster, _ = node_cluster(config, seed=3)
     for name in ("a", "b", "c"):
-        cluster.add(name)
-    cluster.join_all()
-    assert cluster.run_until(
-        lambda: all(len(names_of(cluster.node(n), "ALIVE")) == 3 for n in "abc"), 30)
-    a_addr = cluster.peers["a"].addr
+        add(cluster, name, config)
+    join_all(cluster)
+    assert cluster.run_until_true(
+        lambda: all(len(names_of(node(cluster, n), "ALIVE")) == 3 for n in "abc"),
+        cluster.now + 30)
+    a_addr = cluster.member("a").addr
+    a_ip = ipaddress.ip_address(a_addr[0]).packed
     forged = packet(
-        Alive(incarnation=TOP, node="a", addr=IP, port=a_addr[1], vsn=VSN),
+        Alive(incarnation=TOP, node="a", addr=a_ip, port=a_addr[1], vsn=VSN),
         Suspect(incarnation=TOP, node="a", from_="mallory"),
     )
     for name in ("b", "c", "a"):
-        cluster.call(name, lambda n: n.receive_datagram(forged, ATTACKER, cluster.now))
-    node_a = cluster.node("a")
+        cluster.call(name, lambda n, now: n.receive_datagram(forged, ATTACKER, now))
+    node_a = node(cluster, "a")
     assert node_a.incarnation_restarts >= 1
     assert 0 < node_a.local_member.incarnation < 10
     # The peers cannot take a refutation above the top: they fail "a" (memberlist does too)...
-    assert cluster.run_until(lambda: "a" not in names_of(cluster.node("b"), "ALIVE", "SUSPECT"),
-                             60)
+    assert cluster.run_until_true(
+        lambda: "a" not in names_of(node(cluster, "b"), "ALIVE", "SUSPECT"), cluster.now + 60)
     # ...and take it back at a low incarnation once the dead record has been reaped.
     budget = (config.gossip_to_the_dead_time + 4 * config.push_pull_interval
               + 10 * config.probe_interval)
-    assert cluster.run_until(
-        lambda: all("a" in names_of(cluster.node(n), "ALIVE") for n in "bc"), budget)
+    assert cluster.run_until_true(
+        lambda: all("a" in names_of(node(cluster, n), "ALIVE") for n in "bc"),
+        cluster.now + budget)
     for n in "bc":
-        member = cluster.node(n).member("a")
+        member = node(cluster, n).member("a")
         assert member is not None
         assert member.incarnation < 100
     assert "a" in names_of(node_a, "ALIVE")

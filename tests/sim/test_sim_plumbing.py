@@ -9,6 +9,7 @@ from sim_fakes import FakeNode
 
 from swimguard.protocol.events import UserMessage
 from swimguard.protocol.outgoing import Address, Datagram
+from swimguard.sim.clock import EventQueue, VirtualClock
 from swimguard.sim.cluster import SimCluster, SimMember
 from swimguard.sim.distributions import Fixed, parse_distribution
 from swimguard.sim.network import LinkModel
@@ -184,3 +185,77 @@ def test_false_deaths_count_each_killed_incarnation_once() -> None:
     # killed again after refuting with incarnation 5
     metrics.on_events(9.0, c.member("m1"), failed(5), "timer")
     assert (metrics.fp_total, metrics.fp_observed, metrics.fp_deaths) == (3, 4, 2)
+
+
+def test_the_queue_refuses_to_move_the_clock_back() -> None:
+    clock = VirtualClock(5.0)
+    queue = EventQueue()
+    ran: list[float] = []
+    queue.push(6.0, ran.append, 6.0)
+    queue.push(1.0, ran.append, 1.0)  # a bug in a driver: scheduled in the past
+    with pytest.raises(RuntimeError, match="backwards"):
+        queue.run_until(10.0, clock)
+    assert ran == []
+
+
+def test_stall_holds_inputs_and_fires_the_overdue_timer_first() -> None:
+    c = build(2, seed=2, link=LinkModel(latency=Fixed(0.001)))
+    c.run_until(5.05)
+    m0 = c.member("m0").node
+    log: list[tuple[str, float]] = []
+    lag_of, receive = m0.report_loop_lag, m0.receive_datagram
+
+    def report(lag: float, now: float) -> None:
+        log.append(("timer", now))
+        lag_of(lag, now)
+
+    def got(data: bytes, sender: Address, now: float) -> None:
+        log.append((data.decode(), now))
+        receive(data, sender, now)
+
+    m0.report_loop_lag = report  # type: ignore[method-assign]
+    m0.receive_datagram = got  # type: ignore[method-assign]
+    deadline = m0.next_deadline()
+    assert deadline is not None
+    c.stall("m0", 2.5)
+    ping = Datagram(c.member("m0").addr, b"ping 99")
+    c.call("m1", lambda node, now: node.out.append(ping))  # type: ignore[attr-defined]
+    c.run_until(7.5)
+    assert log == []  # frozen: nothing read, no timer
+    c.run_until(7.6)
+    assert log[:2] == [("timer", 7.55), ("ping 99", 7.55)]
+    assert m0.lags[-1] == pytest.approx(7.55 - deadline)  # type: ignore[attr-defined]
+
+
+def test_a_member_factory_builds_that_member_also_after_a_restart() -> None:
+    built: list[str] = []
+
+    def marked(name: str, addr: Address, rng: random.Random, now: float) -> FakeNode:
+        built.append(name)
+        return FakeNode(name, addr, rng, now)
+
+    c = build(2, seed=1)
+    c.add_member("x", ["m0"], factory=marked)
+    c.crash("x")
+    c.crash("m1")
+    c.restart("x", ["m0"])
+    c.restart("m1", ["m0"])
+    assert built == ["x", "x"]
+
+
+def test_udp_loss_on_one_link_leaves_streams_alone() -> None:
+    c = build(3, seed=5)
+    rec = Recorder()
+    c.add_listener(rec)
+    m1, m2 = c.member("m1"), c.member("m2")
+    c.network.set_link(m1.index, m2.index, LinkModel(loss=1.0))
+    c.run_for(0.01)
+    start = c.now
+    c.call("m1", lambda node, now: node.join([m2.addr], now))  # m1 now pings m2 too
+    c.call("m1", lambda node, now: node.call_stream(m2.addr, now))  # type: ignore[attr-defined]
+    c.run_for(20)
+    assert not [r for r in m2.node.received if r[0] > start and r[1] == m1.addr]  # type: ignore[attr-defined]
+    assert ("m2", b"stream:part1;part2") in [s[1:] for s in rec.seen]
+    c.network.clear_link(m1.index, m2.index)
+    c.run_for(20)
+    assert [r for r in m2.node.received if r[0] > start and r[1] == m1.addr]  # type: ignore[attr-defined]

@@ -36,25 +36,32 @@ class VirtualClock:
 class EventQueue:
     """A heap of pending actions ordered by (time, insertion sequence)."""
 
-    __slots__ = ("counter", "heap")
+    __slots__ = ("_counter", "_heap")
 
     def __init__(self) -> None:
-        self.heap: list[tuple[float, int, Action, tuple[Any, ...]]] = []
-        # Hot paths may push `(t, next(counter), action, args)` onto `heap` directly.
-        self.counter = itertools.count()
+        self._heap: list[tuple[float, int, Action, tuple[Any, ...]]] = []
+        self._counter = itertools.count()
 
     def push(self, t: float, action: Action, *args: Any) -> None:
         """Schedule `action(*args)` at virtual time `t`."""
-        heapq.heappush(self.heap, (t, next(self.counter), action, args))
+        heapq.heappush(self._heap, (t, next(self._counter), action, args))
 
-    def pop(self) -> tuple[float, Action, tuple[Any, ...]]:
-        """Remove and return the earliest action."""
-        t, _, action, args = heapq.heappop(self.heap)
-        return t, action, args
+    def run_until(self, t_end: float, clock: VirtualClock) -> int:
+        """Run every action due at or before `t_end` in order; returns how many ran.
 
-    def peek_time(self) -> float | None:
-        """Time of the earliest action, or None when the queue is empty."""
-        return self.heap[0][0] if self.heap else None
+        The clock advances to each action's time before it runs (and refuses to go back);
+        actions may push new ones, which run in this call too if they are due.
+        """
+        heap = self._heap
+        pop = heapq.heappop
+        advance = clock.advance_to
+        steps = 0
+        while heap and heap[0][0] <= t_end:
+            t, _, action, args = pop(heap)
+            advance(t)
+            action(*args)
+            steps += 1
+        return steps
 
     def __len__(self) -> int:
-        return len(self.heap)
+        return len(self._heap)

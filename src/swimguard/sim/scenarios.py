@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import shlex
 import sys
+from typing import Any
 
 from swimguard.config import Config
 from swimguard.protocol.outgoing import Address
@@ -17,12 +18,15 @@ from swimguard.sim.nodeapi import NodeFactory, SimNode
 __all__ = ["node_factory", "replay_command", "run_scenario_spec", "start_cluster", "warm_cluster"]
 
 
-def node_factory(config: Config) -> NodeFactory:
-    """A factory building the real `swimguard.protocol.Node` with `config`."""
+def node_factory(config: Config, **options: Any) -> NodeFactory:
+    """A factory building the real `swimguard.protocol.Node` with `config`.
+
+    `options` are passed on to every `Node` it builds (`keyring=`, `label=`, `hooks=`, ...).
+    """
     from swimguard.protocol.node import Node  # late: keeps `sim` importable piecewise
 
     def make(name: str, addr: Address, rng: random.Random, now: float) -> SimNode:
-        node: SimNode = Node(config, name=name, advertise=addr, rng=rng, now=now)
+        node: SimNode = Node(config, name=name, advertise=addr, rng=rng, now=now, **options)
         return node
 
     return make
