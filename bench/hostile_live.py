@@ -10,14 +10,13 @@ pinger whose acks show how long the attacked agent's loop was unable to answer.
 What an agent tells from outside today (read here, nothing else is needed from src/):
 - stdout: JSON membership events (`member-join`, `-failed`, `-suspect`, ...);
 - stderr: every `drop_log_interval` (10 s) a warning with the per-reason deltas, and at a
-  graceful exit (SIGTERM) one INFO line `dropped input by reason: {...}` with the totals;
+  graceful exit (SIGTERM) one INFO line `dropped input by reason: {...}` (JSON) with the totals;
   exceptions caught by the driver are logged as `protocol core raised on input` with a
   traceback (and counted as drop reason `internal_error`).
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import itertools
 import json
@@ -131,8 +130,8 @@ def read_stderr(path: Path) -> StderrReport:
     for line in text.splitlines():
         m = _FINAL_DROPS.search(line)
         if m:
-            with contextlib.suppress(ValueError, SyntaxError):
-                value = ast.literal_eval(m.group(1))
+            with contextlib.suppress(ValueError):
+                value = json.loads(m.group(1))
                 if isinstance(value, dict):
                     final = {str(k): int(v) for k, v in value.items()}
             continue

@@ -485,8 +485,9 @@ async def _run_agent(
         await agent.close()
         with contextlib.suppress(asyncio.CancelledError):
             await printer
-        if drops:
-            log.info("dropped input by reason: %s", drops)
+        # Always one machine-readable line (JSON, even when empty): supervisors and the
+        # hostile-input suite account for every dropped input from it.
+        log.info("dropped input by reason: %s", json.dumps(drops, sort_keys=True))
         if output.error is not None and status == ExitCode.OK:
             status = ExitCode.OUTPUT_FAILED
     finally:

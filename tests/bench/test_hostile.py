@@ -173,7 +173,7 @@ def test_read_stderr_final_and_periodic_drops_and_exceptions(tmp_path: Path) -> 
         '  File "x.py", line 1, in f\n'
         "UnicodeEncodeError: 'utf-8' codec can't encode character\n"
         "2026-12-03 20:00:12,000 INFO swimguard.cli: dropped input by reason: "
-        "{'body': 5, 'crc': 2, 'internal_error': 1}\n"
+        '{"body": 5, "crc": 2, "internal_error": 1}\n'
     )
     rep = read_stderr(log)
     assert rep.periodic_drops == {"body": 4, "crc": 2}
