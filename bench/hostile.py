@@ -70,7 +70,7 @@ SIZES: dict[str, AttackConfig] = {
         endless_seconds=14.0,
         never_read_connections=16,
         spoof_rounds=10,
-        wrap_readd_seconds=5.0,
+        wrap_readd_seconds=120.0,
     ),
     # The fast test: a few thousand datagrams (and small versions of the rest).
     "smoke": AttackConfig(
@@ -84,7 +84,7 @@ SIZES: dict[str, AttackConfig] = {
         endless_seconds=14.0,
         never_read_connections=8,
         spoof_rounds=3,
-        wrap_readd_seconds=5.0,
+        wrap_readd_seconds=120.0,
     ),
 }
 ENCRYPTED_SHARE = 0.2  # of --udp-packets sent to the encrypted cluster (rest: plaintext)
@@ -277,7 +277,11 @@ def _scenario_body(
         "exit_codes": live.exit_codes,
         "crashed": crashed,
     }
-    plaintext_spoof = sc.attack == "spoof" and sc.variant == "plain"
+    # Forged gossip on a plaintext cluster: memberlist accepts suspect/dead from anyone, and
+    # nothing outbids an accusation at incarnation 0xFFFFFFFF (uint32 on every peer), so there
+    # the criterion is that every view is whole again (the member is re-added), not that no
+    # failure was ever declared.
+    plaintext_spoof = sc.variant == "plain" and sc.attack in ("spoof", "incarnation-wrap")
     # A member that dies at its graceful exit (SIGTERM) crashed too; the joiner's status is
     # the join criterion's business (the CLI exits 1 when its join fails).
     unclean = {n: c for n, c in live.exit_codes.items() if n in names and c != 0}

@@ -33,6 +33,7 @@ from bench.hostile_packets import (
     pushpull_lie_head,
     user_stream_head,
 )
+from bench.procs import LOOPBACK
 from swimguard.serf import decode_message as decode_serf
 from swimguard.wire import DecodeError, Keyring, UserData, decode_packet
 
@@ -61,7 +62,9 @@ class AttackConfig:
     never_read_connections: int = 32
     spoof_rounds: int = 20
     spoof_interval: float = 0.2
-    wrap_readd_seconds: float = 30.0  # after a false failure, how long to wait for a re-add
+    # After the forced failure, how long to wait for the re-add: gossip_to_the_dead_time
+    # (lan: 30 s) plus a push/pull; the wait ends as soon as every view has it alive.
+    wrap_readd_seconds: float = 120.0
     tcp_timeout: float = 10.0  # of the cluster's profile
 
 
@@ -172,9 +175,17 @@ def _send(sock: socket.socket, data: bytes, dest: tuple[str, int]) -> bool:
         return False
 
 
-def _connect(addr: tuple[str, int], timeout: float = 5.0) -> socket.socket | None:
+ATTACKER_ADDRESS = "127.0.0.2"
+"""Source of the hostile TCP streams: a host of its own, as an attacker is. The cluster's
+members and the joiners use 127.0.0.1, so the agent's per-address connection limit can
+tell them apart (from one shared address no per-peer limit could)."""
+
+
+def _connect(
+    addr: tuple[str, int], timeout: float = 5.0, *, source: str = ATTACKER_ADDRESS
+) -> socket.socket | None:
     try:
-        s = socket.create_connection(addr, timeout=timeout)
+        s = socket.create_connection(addr, timeout=timeout, source_address=(source, 0))
     except OSError:
         return None
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -592,7 +603,7 @@ def _join_probe(live: LiveCluster, tcp_timeout: float) -> dict[str, Any]:
     t0 = time.monotonic()
     port = 1 + (int(t0 * 1000) % 60000)
     request = join_request(f"probe-{port}", ("127.0.0.1", port), live.keyring)
-    s = _connect(live.addr(live.attacked), timeout=tcp_timeout)
+    s = _connect(live.addr(live.attacked), timeout=tcp_timeout, source=LOOPBACK)
     answered = False
     if s is not None:
         try:
