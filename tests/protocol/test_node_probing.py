@@ -29,6 +29,13 @@ from swimguard.protocol import (
     UserMessage,
 )
 from swimguard.protocol.node import Node
+from swimguard.protocol.timers import (
+    GOSSIP_TICK,
+    PROBE_INDIRECT,
+    PROBE_TICK,
+    PROBE_TIMEOUT,
+    SuspicionTimeout,
+)
 from swimguard.wire.messages import AckResp, IndirectPingReq, NackResp, Ping, Suspect
 from swimguard.wire.packet import UserData
 from swimguard.wire.stream import StreamDecoder, UserStream
@@ -101,7 +108,7 @@ def test_direct_probe_ack_completes_and_improves_health() -> None:
     assert ev[0].payload == b"p"
     assert rtts == [pytest.approx(0.01)]
     assert node.health_score == 1
-    assert node._deadlines.get(("probe",)) == pytest.approx(2.0)
+    assert node._deadlines.get(PROBE_TICK) == pytest.approx(2.0)
 
 
 def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
@@ -142,8 +149,8 @@ def test_failed_probe_without_nacks_scores_all_expected() -> None:
     assert node.health_score == 3
     # The next probe starts at once (a whole interval has passed) and waits (3 + 1) intervals.
     (ping,) = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
-    assert node._deadlines.get(("probe_end",)) == pytest.approx(5.0)
-    assert node._deadlines.get(("probe_direct",)) == pytest.approx(1.5)  # not scaled
+    assert node._deadlines.get(PROBE_TIMEOUT) == pytest.approx(5.0)
+    assert node._deadlines.get(PROBE_INDIRECT) == pytest.approx(1.5)  # not scaled
     feed(node, AckResp(seq_no=ping.seq_no), now=1.2)
     assert node.health_score == 2
 
@@ -172,7 +179,7 @@ def test_indirect_ack_counts_as_success_without_ping_completed() -> None:
     feed(node, AckResp(seq_no=ping.seq_no), now=0.6)
     assert node.take_events() == []
     assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
-    assert ("probe_end",) not in node._deadlines
+    assert PROBE_TIMEOUT not in node._deadlines
 
 
 def test_tcp_fallback_ack_saves_the_target() -> None:
@@ -421,8 +428,8 @@ def test_loop_lag_raises_health_and_pushes_probe_deadlines() -> None:
     node.report_loop_lag(3.0, 13.5)
     assert node.health_score == 6
     assert node.stalls == 1
-    assert node._deadlines.get(("probe_direct",)) == pytest.approx(13.5)
-    assert node._deadlines.get(("probe_end",)) == pytest.approx(14.0)
+    assert node._deadlines.get(PROBE_INDIRECT) == pytest.approx(13.5)
+    assert node._deadlines.get(PROBE_TIMEOUT) == pytest.approx(14.0)
 
 
 def test_loop_lag_can_be_switched_off() -> None:
@@ -437,7 +444,7 @@ def test_a_stall_postpones_running_suspicions() -> None:
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"), now=0.0)
     node.report_loop_lag(5.0, 5.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(9.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(9.0)
 
 
 def test_advertise_must_be_an_ip() -> None:
@@ -466,9 +473,9 @@ def test_gossip_sleeps_while_idle_and_wakes_on_its_cadence() -> None:
     for i in range(40):  # our own alive and b's news go out, then gossip sleeps
         node.handle_timeout(i * 0.1)
     assert node.broadcasts_queued == 0
-    assert ("gossip",) not in node._deadlines
+    assert GOSSIP_TICK not in node._deadlines
     node.broadcast(b"x", 5.05)
-    woke = node._deadlines.get(("gossip",))
+    woke = node._deadlines.get(GOSSIP_TICK)
     assert woke is not None
     assert woke >= 5.05
     assert (woke - anchor) / 0.2 == pytest.approx(round((woke - anchor) / 0.2))
@@ -479,7 +486,7 @@ def test_disabled_gossip_never_ticks() -> None:
     node = make_node(Config.lan(gossip_interval=0.0))
     add_members(node, "b")
     node.broadcast(b"x", 1.0)
-    assert ("gossip",) not in node._deadlines
+    assert GOSSIP_TICK not in node._deadlines
 
 
 def test_lag_debt_decays_with_on_time_reports_even_at_zero_lag() -> None:

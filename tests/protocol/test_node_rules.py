@@ -29,6 +29,7 @@ from swimguard.protocol import (
     NameConflict,
 )
 from swimguard.protocol.node import Node
+from swimguard.protocol.timers import SuspicionTimeout
 from swimguard.wire.messages import Alive, Dead, PushNodeState, Suspect
 
 
@@ -95,7 +96,7 @@ def test_alive_cancels_suspicion() -> None:
     assert _state(node, "b") is MemberState.SUSPECT
     feed(node, alive("b", 2))
     assert _state(node, "b") is MemberState.ALIVE
-    assert ("suspect", "b") not in node._deadlines
+    assert SuspicionTimeout("b") not in node._deadlines
     # No failure later.
     node.handle_timeout(1000.0)
     assert not any(isinstance(e, MemberFailed) and e.member.name == "b"
@@ -204,7 +205,7 @@ def test_suspicion_times_out_into_dead_with_our_name() -> None:
     feed(node, suspect("b", 1), now=10.0)
     node.take_events()
     node.take_outgoing()
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(14.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(14.0)
     node.handle_timeout(13.99)
     assert _state(node, "b") is MemberState.SUSPECT
     node.handle_timeout(14.0)
@@ -218,13 +219,14 @@ def test_dogpile_confirmations_shorten_the_timer() -> None:
     node = make_node()
     add_members(node, "b", "c", "d", "e")  # n=5: k=2, min 4 s, max 24 s
     feed(node, suspect("b", 1, frm="c"), now=0.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(24.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(24.0)
     feed(node, suspect("b", 1, frm="c"), now=1.0)  # duplicate: no change
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(24.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(24.0)
     feed(node, suspect("b", 1, frm="d"), now=1.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(24 - 20 * 0.6309297, abs=2e-3)
+    expected = pytest.approx(24 - 20 * 0.6309297, abs=2e-3)
+    assert node._deadlines.get(SuspicionTimeout("b")) == expected
     feed(node, suspect("b", 1, frm="e"), now=2.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(4.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(4.0)
     node.handle_timeout(4.0)
     assert _state(node, "b") is MemberState.DEAD
 
@@ -235,11 +237,11 @@ def test_a_slow_member_stretches_its_own_suspicion_timeouts(scaled: bool, expect
     add_members(node, "b", "c", "d", "e")  # n=5: k=2, min 4 s, max 24 s
     node._awareness.apply_delta(2)  # we are slow ourselves: multiplier 3
     feed(node, suspect("b", 1, frm="c"), now=0.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(expected)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(expected)
     # confirmations still shrink it, down to the (scaled) min
     feed(node, suspect("b", 1, frm="d"), now=0.0)
     feed(node, suspect("b", 1, frm="e"), now=0.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(expected / 6)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(expected / 6)
 
 
 def _self_incarnation(node: Node) -> int:
@@ -310,9 +312,9 @@ def test_without_lha_suspicion_the_timeout_is_fixed_at_min() -> None:
     node = make_node(Config.lan(lha_suspicion=False))
     add_members(node, "b", "c", "d", "e")
     feed(node, suspect("b", 1, frm="c"), now=0.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(4.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(4.0)
     feed(node, suspect("b", 1, frm="d"), now=0.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(4.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(4.0)
 
 
 def test_dead_rules_and_leave_vs_failure() -> None:
@@ -471,7 +473,7 @@ def test_overdue_suspicion_after_a_confirmation_is_due_now_not_in_the_past() -> 
     feed(node, suspect("b", 1, frm="c"), now=0.0)
     feed(node, suspect("b", 1, frm="d"), now=10.0)
     feed(node, suspect("b", 1, frm="e"), now=10.0)  # timeout now 4 s: overdue since t=4
-    assert node._deadlines.get(("suspect", "b")) == 10.0
+    assert node._deadlines.get(SuspicionTimeout("b")) == 10.0
     node.handle_timeout(10.0)
     assert node.member("b").state is MemberState.DEAD  # type: ignore[union-attr]
 

@@ -13,6 +13,7 @@ import pytest
 from serf_harness import SerfNode
 from test_serf_stored_values import join_push_pull, raw_alive, reply_of
 
+from swimguard.protocol.base import StreamKind
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.node import Node
 from swimguard.protocol.outgoing import StreamClose
@@ -46,7 +47,7 @@ def assert_consistent(node: Node) -> None:
     assert all(table.by_name[r.name] is r for r in table.order)
     assert all(r in table.order for r in table.by_addr.values())
     assert set(node._suspicions) <= set(table.by_name)
-    assert node._inbound == sum(1 for s in node._streams.values() if s.kind == "in")
+    assert node._inbound == sum(1 for s in node._streams.values() if s.kind is StreamKind.INBOUND)
     assert node.local_member.state.name == "ALIVE"
 
 

@@ -10,6 +10,7 @@ messages) <- `Node` (public API, timers and datagram dispatch).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import ipaddress
 import random
 from collections import Counter
@@ -34,6 +35,7 @@ from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord, MemberTable
+from swimguard.protocol.timers import Timer
 from swimguard.wire.compound import MAX_PARTS_GO_022
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.stream import StreamDecoder
@@ -56,14 +58,6 @@ ALIVE, SUSPECT, DEAD, LEFT = (
     MemberState.DEAD,
     MemberState.LEFT,
 )
-
-# Deadline keys (per-member and per-stream keys add a second element).
-PROBE: Final = ("probe",)
-PROBE_DIRECT: Final = ("probe_direct",)
-PROBE_END: Final = ("probe_end",)
-GOSSIP: Final = ("gossip",)
-PUSH_PULL: Final = ("push_pull",)
-LEAVE: Final = ("leave",)
 
 
 @dataclasses.dataclass(slots=True)
@@ -101,11 +95,20 @@ class JoinBatch:
     errors: list[str] = dataclasses.field(default_factory=list)
 
 
+class StreamKind(enum.Enum):
+    """Why a stream is open."""
+
+    INBOUND = "in"  # a peer's stream we answer (push/pull, TCP ping, user message)
+    PUSH_PULL = "push_pull"  # our push/pull (join or anti-entropy)
+    TCP_PING = "tcp_ping"  # our TCP fallback ping of the probe target
+    USER_OUT = "user_out"  # our reliable user message (`send_reliable`)
+
+
 @dataclasses.dataclass(slots=True)
 class StreamState:
     """An open stream the core is waiting on."""
 
-    kind: str  # "in", "push_pull", "tcp_ping", "user_out"
+    kind: StreamKind
     peer: Address
     decoder: StreamDecoder
     join: bool = False
@@ -140,7 +143,7 @@ class NodeBase:
     _events: list[Event]
     _drops: Counter[str]
     _table: MemberTable
-    _deadlines: Deadlines
+    _deadlines: Deadlines[Timer]
     _awareness: Awareness
     _suspicions: dict[str, Suspicion]
     _member_q: BroadcastQueue

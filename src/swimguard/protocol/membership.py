@@ -8,10 +8,11 @@ timeout is `protocol.suspicion`; it is switched off by `Config.lha_suspicion`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from swimguard.config import META_MAX_SIZE
 from swimguard.protocol.addresses import bytes_to_host
-from swimguard.protocol.base import ALIVE, DEAD, LEAVE, LEFT, SUSPECT, U32
+from swimguard.protocol.base import ALIVE, DEAD, LEFT, SUSPECT, U32
 from swimguard.protocol.events import (
     LeaveCompleted,
     MemberFailed,
@@ -26,12 +27,18 @@ from swimguard.protocol.names import name_problem
 from swimguard.protocol.scaling import suspicion_timeout
 from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord
+from swimguard.protocol.timers import LEAVE_TIMEOUT, SuspicionTimeout
 from swimguard.protocol.transmit import Transmitter
 from swimguard.protocol.versions import vsn_is_sane
-from swimguard.wire.messages import Alive, Dead, PushNodeState, Suspect, maker_for
+from swimguard.wire.messages import Alive, Dead, NodeState, PushNodeState, Suspect, maker_for
 
 # Alive(incarnation, node, addr, port, meta, vsn), built once per push/pull member state.
 _new_alive = maker_for(Alive)
+# Push/pull states as plain ints: compared once per member of a push/pull.
+_PUSH_ALIVE: Final = int(NodeState.ALIVE)
+_PUSH_SUSPECT: Final = int(NodeState.SUSPECT)
+_PUSH_DEAD: Final = int(NodeState.DEAD)
+_PUSH_LEFT: Final = int(NodeState.LEFT)
 
 
 class Membership(Transmitter):
@@ -151,7 +158,7 @@ class Membership(Transmitter):
                 self._broadcast_member(s.node, s, now)
                 # Already overdue (memberlist fires at once): due now, never in the past,
                 # so a driver does not mistake the gap for loop lag.
-                self._deadlines.set(("suspect", s.node), max(susp.deadline, now))
+                self._deadlines.set(SuspicionTimeout(s.node), max(susp.deadline, now))
             return
         if rec.state is not ALIVE:
             return
@@ -176,7 +183,7 @@ class Membership(Transmitter):
         max_ = cfg.suspicion_max_timeout_mult * min_ if cfg.lha_suspicion else min_
         susp = Suspicion(s.from_, k, min_, max_, now)
         self._suspicions[s.node] = susp
-        self._deadlines.set(("suspect", s.node), susp.deadline)
+        self._deadlines.set(SuspicionTimeout(s.node), susp.deadline)
         self._events.append(MemberSuspected(rec.snapshot()))
 
     def _suspicion_expired(self, name: str, now: float) -> None:
@@ -188,7 +195,7 @@ class Membership(Transmitter):
 
     def _cancel_suspicion(self, name: str) -> None:
         if self._suspicions.pop(name, None) is not None:
-            self._deadlines.cancel(("suspect", name))
+            self._deadlines.cancel(SuspicionTimeout(name))
 
     def _dead_node(self, d: Dead, now: float) -> None:
         rec = self._table.get(d.node)
@@ -278,13 +285,15 @@ class Membership(Transmitter):
 
     def _merge_state(self, states: Sequence[PushNodeState], now: float) -> None:
         me = self.name
+        alive, suspect, dead, left = _PUSH_ALIVE, _PUSH_SUSPECT, _PUSH_DEAD, _PUSH_LEFT
         for st in states:
-            if st.state == 0:
-                alive = _new_alive(st.incarnation, st.name, st.addr, st.port, st.meta, st.vsn)
-                self._alive_node(alive, now)
-            elif st.state == 3:
+            state = st.state
+            if state == alive:
+                alive_msg = _new_alive(st.incarnation, st.name, st.addr, st.port, st.meta, st.vsn)
+                self._alive_node(alive_msg, now)
+            elif state == left:
                 self._dead_node(Dead(incarnation=st.incarnation, node=st.name, from_=st.name), now)
-            elif st.state in (1, 2):
+            elif state in (suspect, dead):
                 # A remote "dead" only makes us suspect (we verify ourselves).
                 self._suspect_node(Suspect(incarnation=st.incarnation, node=st.name, from_=me), now)
             else:
@@ -299,5 +308,5 @@ class Membership(Transmitter):
 
     def _leave_done(self, *, timed_out: bool) -> None:
         self._leave_waiting = False
-        self._deadlines.cancel(LEAVE)
+        self._deadlines.cancel(LEAVE_TIMEOUT)
         self._events.append(LeaveCompleted(timed_out=timed_out))

@@ -21,8 +21,9 @@ import dataclasses
 import ipaddress
 import random
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+from typing import assert_never
 
 from swimguard.config import META_MAX_SIZE, Config
 from swimguard.errors import UsageError
@@ -32,14 +33,10 @@ from swimguard.protocol.base import (
     COMPOUND_HEADER_OVERHEAD,
     COMPOUND_OVERHEAD,
     ENCRYPT_OVERHEAD,
-    LEAVE,
-    PROBE,
-    PROBE_DIRECT,
-    PROBE_END,
-    PUSH_PULL,
     JoinBatch,
     ProbeState,
     Relay,
+    StreamKind,
     StreamState,
 )
 from swimguard.protocol.deadlines import Deadlines
@@ -71,6 +68,24 @@ from swimguard.protocol.scaling import push_pull_scale
 from swimguard.protocol.streams import Streams
 from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberTable, SharedView
+from swimguard.protocol.timers import (
+    LEAVE_TIMEOUT,
+    PROBE_INDIRECT,
+    PROBE_TICK,
+    PROBE_TIMEOUT,
+    PUSH_PULL_TICK,
+    GossipTick,
+    LeaveTimeout,
+    ProbeIndirect,
+    ProbeTick,
+    ProbeTimeout,
+    PushPullTick,
+    RelayTimeout,
+    StreamTimeout,
+    SuspicionTimeout,
+    Timer,
+)
+from swimguard.protocol.versions import trusts_message_ports, uses_encryption_v1
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.errors import DecodeError
 from swimguard.wire.messages import (
@@ -143,7 +158,7 @@ class Node(Streams):
         self._compress = (
             config.enable_compression if enable_compression is None else enable_compression
         )
-        self._enc_version = 0 if config.protocol_version < 2 else 1
+        self._enc_version = 1 if uses_encryption_v1(config.protocol_version) else 0
         self._budget = config.udp_buffer_size - (
             ENCRYPT_OVERHEAD[self._enc_version] if self._out_keyring is not None else 0
         )
@@ -164,7 +179,7 @@ class Node(Streams):
         self._events: list[Event] = []
         self._drops: Counter[str] = Counter()
         self._table = MemberTable()
-        self._deadlines = Deadlines()
+        self._deadlines: Deadlines[Timer] = Deadlines()
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._suspicions: dict[str, Suspicion] = {}
         self._member_q = BroadcastQueue(config.retransmit_mult)
@@ -213,9 +228,9 @@ class Node(Streams):
         # Tickers start at a random phase so simulated nodes started together spread out.
         rand = rng.random
         if config.probe_interval > 0:
-            self._deadlines.set(PROBE, now + config.probe_interval * (0.5 + rand() / 2))
+            self._deadlines.set(PROBE_TICK, now + config.probe_interval * (0.5 + rand() / 2))
         if config.push_pull_interval > 0:
-            self._deadlines.set(PUSH_PULL, now + config.push_pull_interval * rand())
+            self._deadlines.set(PUSH_PULL_TICK, now + config.push_pull_interval * rand())
 
     def take_outgoing(self) -> list[Outgoing]:
         """Effects to perform, in order."""
@@ -292,13 +307,11 @@ class Node(Streams):
         self._left = True
         me = self._self
         self._leave_waiting = True
-        self._dead_node(
-            Dead(incarnation=me.incarnation, node=self.name, from_=self.name), now
-        )
+        self._dead_node(Dead(incarnation=me.incarnation, node=self.name, from_=self.name), now)
         if not self._any_alive():
             self._leave_done(timed_out=False)
         elif self._leave_waiting and timeout > 0:
-            self._deadlines.set(LEAVE, now + timeout)
+            self._deadlines.set(LEAVE_TIMEOUT, now + timeout)
 
     def preload(self, view: SharedView, now: float) -> None:
         """Start from a converged cluster's member list instead of joining (simulation).
@@ -319,7 +332,7 @@ class Node(Streams):
         interval = self.config.push_pull_interval
         if interval > 0:
             scaled = push_pull_scale(interval, len(self._table))
-            self._deadlines.set(PUSH_PULL, now + scaled * self._rng.random())
+            self._deadlines.set(PUSH_PULL_TICK, now + scaled * self._rng.random())
 
     def update_meta(self, meta: bytes, now: float) -> None:
         """Advertise new metadata (at most 512 bytes) with a higher incarnation."""
@@ -352,10 +365,10 @@ class Node(Streams):
         failure, reset or `tcp_timeout` is counted in `drops` ("reliable_failed").
         """
         sid = self._new_stream_id()
-        self._streams[sid] = StreamState(kind="user_out", peer=to, decoder=self._decoder())
+        self._streams[sid] = StreamState(kind=StreamKind.USER_OUT, peer=to, decoder=self._decoder())
         self._out.append(StreamOpen(sid, to))
         self._out.append(StreamSend(sid, self._frame(UserStream(bytes(data)))))
-        self._deadlines.set(("stream", sid), now + self.config.tcp_timeout)
+        self._deadlines.set(StreamTimeout(sid), now + self.config.tcp_timeout)
 
     def broadcast(self, data: bytes, now: float, key: str | None = None) -> None:
         """Queue a user broadcast piggybacked on gossip; a `key` replaces the queued one."""
@@ -403,51 +416,57 @@ class Node(Streams):
             probe.direct_deadline = max(probe.direct_deadline + lag, now)
             probe.deadline = max(probe.deadline + lag, now)
             if not probe.indirect:
-                self._deadlines.set(PROBE_DIRECT, probe.direct_deadline)
-            self._deadlines.set(PROBE_END, probe.deadline)
+                self._deadlines.set(PROBE_INDIRECT, probe.direct_deadline)
+            self._deadlines.set(PROBE_TIMEOUT, probe.deadline)
         for name, susp in self._suspicions.items():
             susp.start += lag
-            self._deadlines.set(("suspect", name), max(susp.deadline, now))
+            self._deadlines.set(SuspicionTimeout(name), max(susp.deadline, now))
         for sid, st in self._streams.items():
-            key = ("stream", sid)
+            key = StreamTimeout(sid)
             when = self._deadlines.get(key)
             # A TCP ping follows its probe; an inbound stream's deadline is absolute, as
             # a hostile stream can cause the very lag that would otherwise extend it.
-            if when is not None and st.kind not in ("tcp_ping", "in"):
+            if (
+                when is not None
+                and st.kind is not StreamKind.TCP_PING
+                and st.kind is not StreamKind.INBOUND
+            ):
                 self._deadlines.set(key, max(when + lag, now))
         if probe is not None and probe.tcp_stream is not None:
-            self._deadlines.set(("stream", probe.tcp_stream), probe.deadline)
+            self._deadlines.set(StreamTimeout(probe.tcp_stream), probe.deadline)
 
     def handle_timeout(self, now: float) -> None:
         """Run every timer due at `now`, earliest first."""
         deadlines = self._deadlines
         while True:
-            key = deadlines.pop_due(now)
-            if key is None:
+            timer = deadlines.pop_due(now)
+            if timer is None:
                 return
-            self._fire(key, now)
+            self._fire(timer, now)
 
-    def _fire(self, key: Hashable, now: float) -> None:
-        assert isinstance(key, tuple)
-        kind = key[0]
-        if kind == "probe":
-            self._probe_tick(now)
-        elif kind == "probe_direct":
-            self._probe_direct_timeout(now)
-        elif kind == "probe_end":
-            self._probe_end(now)
-        elif kind == "gossip":
-            self._gossip_tick(now)
-        elif kind == "relay":
-            self._relay_timeout(key[1])
-        elif kind == "suspect":
-            self._suspicion_expired(key[1], now)
-        elif kind == "push_pull":
-            self._push_pull_tick(now)
-        elif kind == "stream":
-            self._stream_timeout(key[1], now)
-        elif kind == "leave" and self._leave_waiting:
-            self._leave_done(timed_out=True)
+    def _fire(self, timer: Timer, now: float) -> None:
+        match timer:
+            case ProbeTick():
+                self._probe_tick(now)
+            case ProbeIndirect():
+                self._probe_direct_timeout(now)
+            case ProbeTimeout():
+                self._probe_end(now)
+            case GossipTick():
+                self._gossip_tick(now)
+            case RelayTimeout(seq):
+                self._relay_timeout(seq)
+            case SuspicionTimeout(name):
+                self._suspicion_expired(name, now)
+            case PushPullTick():
+                self._push_pull_tick(now)
+            case StreamTimeout(stream_id):
+                self._stream_timeout(stream_id, now)
+            case LeaveTimeout():
+                if self._leave_waiting:
+                    self._leave_done(timed_out=True)
+            case _:
+                assert_never(timer)
 
     def receive_datagram(self, data: bytes, sender: Address, now: float) -> None:
         """One UDP payload from `sender`."""
@@ -467,7 +486,7 @@ class Node(Streams):
             self._drops[err.reason] += 1
         # Most messages are gossiped alives: hand those straight to the alive rule when
         # `_handle_message` would neither filter nor rewrite them.
-        direct = not self._allowed_nets and self.config.protocol_version >= 2
+        direct = not self._allowed_nets and trusts_message_ports(self.config.protocol_version)
         alive_node = self._alive_node
         for msg in messages:
             if direct and type(msg) is Alive and msg.port != 0:
@@ -482,7 +501,7 @@ class Node(Streams):
             if self._allowed_nets and not self._ip_allowed(sender[0]):
                 self._drops["cidr_blocked"] += 1
                 return
-            if self.config.protocol_version < 2 or msg.port == 0:
+            if not trusts_message_ports(self.config.protocol_version) or msg.port == 0:
                 msg = dataclasses.replace(msg, port=self._advertise[1])
             self._alive_node(msg, now)
         elif isinstance(msg, Ping):

@@ -11,19 +11,19 @@ a suspicion unless some ack came. Awareness deltas as in memberlist.
 from __future__ import annotations
 
 from swimguard.protocol.addresses import bytes_to_host
-from swimguard.protocol.base import (
-    ALIVE,
-    PROBE,
-    PROBE_DIRECT,
-    PROBE_END,
-    ProbeState,
-    Relay,
-    StreamState,
-)
+from swimguard.protocol.base import ALIVE, ProbeState, Relay, StreamKind, StreamState
 from swimguard.protocol.events import PingCompleted
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.outgoing import Address, StreamOpen, StreamSend
 from swimguard.protocol.table import MemberRecord
+from swimguard.protocol.timers import (
+    PROBE_INDIRECT,
+    PROBE_TICK,
+    PROBE_TIMEOUT,
+    RelayTimeout,
+    StreamTimeout,
+)
+from swimguard.protocol.versions import trusts_message_ports
 from swimguard.wire.messages import AckResp, IndirectPingReq, NackResp, Ping, Suspect
 from swimguard.wire.packet import encode_message, make_compound
 
@@ -42,7 +42,7 @@ class Prober(Membership):
             return  # the running probe schedules the next tick when it ends
         target = self._next_probe_target(now)
         if target is None:
-            self._deadlines.set(PROBE, now + self.config.probe_interval)
+            self._deadlines.set(PROBE_TICK, now + self.config.probe_interval)
             return
         self._start_probe(target, now)
 
@@ -83,7 +83,7 @@ class Prober(Membership):
             deadline=now + interval,
         )
         self._probe = probe
-        self._deadlines.cancel(PROBE)
+        self._deadlines.cancel(PROBE_TICK)
         ping = Ping(
             seq_no=seq,
             node=rec.name,
@@ -97,9 +97,9 @@ class Prober(Membership):
             # Buddy system: the suspect rides with the ping so the target can refute at once.
             suspect = Suspect(incarnation=rec.incarnation, node=rec.name, from_=self.name)
             payload = make_compound([encode_message(ping), encode_message(suspect)])
-            self._send_raw(rec.address, payload, rec.pmax >= 5)
-        self._deadlines.set(PROBE_DIRECT, probe.direct_deadline)
-        self._deadlines.set(PROBE_END, probe.deadline)
+            self._send_raw(rec.address, payload, rec.reads_crc)
+        self._deadlines.set(PROBE_INDIRECT, probe.direct_deadline)
+        self._deadlines.set(PROBE_TIMEOUT, probe.deadline)
 
     def _probe_direct_timeout(self, now: float) -> None:
         probe = self._probe
@@ -117,7 +117,7 @@ class Prober(Membership):
             lambda r: r.name == me or r.name == probe.target or r.state is not ALIVE,
         )
         for peer in peers:
-            nack = peer.pmax >= 4
+            nack = peer.answers_nacks
             if nack:
                 probe.expected_nacks += 1
             req = IndirectPingReq(
@@ -131,10 +131,13 @@ class Prober(Membership):
                 source_port=self._advertise[1],
             )
             self._send_msg(peer.address, encode_message(req))
-        if not cfg.disable_tcp_pings and target.pmax >= 3:
+        if not cfg.disable_tcp_pings and target.answers_tcp_ping:
             sid = self._new_stream_id()
             self._streams[sid] = StreamState(
-                kind="tcp_ping", peer=target.address, decoder=self._decoder(), probe_seq=probe.seq
+                kind=StreamKind.TCP_PING,
+                peer=target.address,
+                decoder=self._decoder(),
+                probe_seq=probe.seq,
             )
             probe.tcp_stream = sid
             ping = Ping(
@@ -146,7 +149,7 @@ class Prober(Membership):
             )
             self._out.append(StreamOpen(sid, target.address))
             self._out.append(StreamSend(sid, self._frame(ping)))
-            self._deadlines.set(("stream", sid), max(probe.deadline, now))
+            self._deadlines.set(StreamTimeout(sid), max(probe.deadline, now))
 
     def _probe_acked(self, probe: ProbeState, payload: bytes | None, now: float) -> None:
         if not probe.indirect:
@@ -169,11 +172,11 @@ class Prober(Membership):
     def _finish_probe(self, probe: ProbeState, now: float, *, success: bool) -> None:
         cfg = self.config
         self._probe = None
-        self._deadlines.cancel(PROBE_DIRECT)
-        self._deadlines.cancel(PROBE_END)
+        self._deadlines.cancel(PROBE_INDIRECT)
+        self._deadlines.cancel(PROBE_TIMEOUT)
         if probe.tcp_stream is not None and probe.tcp_stream in self._streams:
             self._close_stream(probe.tcp_stream)
-        self._deadlines.set(PROBE, max(probe.start + cfg.probe_interval, now))
+        self._deadlines.set(PROBE_TICK, max(probe.start + cfg.probe_interval, now))
         if success:
             if cfg.lha_probe:
                 self._awareness.apply_delta(-1)
@@ -208,7 +211,7 @@ class Prober(Membership):
 
     def _handle_indirect_ping(self, ind: IndirectPingReq, sender: Address, now: float) -> None:
         port = ind.port
-        if self.config.protocol_version < 2 or port == 0:
+        if not trusts_message_ports(self.config.protocol_version) or port == 0:
             port = self._advertise[1]
         host = bytes_to_host(ind.target)
         origin = self._reply_address(ind.source_addr, ind.source_port, sender)
@@ -218,7 +221,7 @@ class Prober(Membership):
             return
         seq = self._next_seq()
         self._relays[seq] = Relay(origin=origin, origin_seq=ind.seq_no, nack=ind.nack)
-        self._deadlines.set(("relay", seq), now + self.config.probe_timeout)
+        self._deadlines.set(RelayTimeout(seq), now + self.config.probe_timeout)
         ping = Ping(
             seq_no=seq,
             node=ind.node,
@@ -240,7 +243,7 @@ class Prober(Membership):
             return
         relay = self._relays.pop(ack.seq_no, None)
         if relay is not None:
-            self._deadlines.cancel(("relay", ack.seq_no))
+            self._deadlines.cancel(RelayTimeout(ack.seq_no))
             self._send_msg(relay.origin, encode_message(AckResp(seq_no=relay.origin_seq)))
             return
         self._drops["late_ack"] += 1

@@ -14,17 +14,19 @@ from __future__ import annotations
 from typing import Final
 
 from swimguard.protocol.addresses import bytes_to_host
-from swimguard.protocol.base import ALIVE, DEAD, PUSH_PULL, StreamState
+from swimguard.protocol.base import ALIVE, DEAD, StreamKind, StreamState
 from swimguard.protocol.events import JoinCompleted, RemoteState
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address, StreamClose, StreamOpen, StreamSend
 from swimguard.protocol.probing import Prober
 from swimguard.protocol.scaling import push_pull_scale
+from swimguard.protocol.timers import PUSH_PULL_TICK, StreamTimeout
 from swimguard.protocol.versions import verify_protocol
 from swimguard.wire.errors import DecodeError
 from swimguard.wire.messages import (
     AckResp,
     ErrResp,
+    NodeState,
     Ping,
     PushNodeState,
     PushPullHeader,
@@ -32,10 +34,12 @@ from swimguard.wire.messages import (
 )
 from swimguard.wire.stream import PushPull, StreamMessage, UserStream
 
-# MemberState -> push/pull State (the enum's `.value` property is slow in a loop over N).
-_WIRE_STATE: Final = {state: state.value for state in MemberState}
+# MemberState -> push/pull State as a plain int (an enum's `.value` is slow in a loop over N).
+_WIRE_STATE: Final = {state: int(NodeState[state.name]) for state in MemberState}
 # PushNodeState(name, addr, port, incarnation, state, meta, vsn), built once per member.
 _new_state = maker_for(PushNodeState)
+# push/pull State -> MemberState, for the merge hook (an unknown state shows as dead).
+_MEMBER_STATE: Final = {int(NodeState[state.name]): state for state in MemberState}
 
 
 class Streams(Prober):
@@ -44,7 +48,7 @@ class Streams(Prober):
     def _push_pull_tick(self, now: float) -> None:
         cfg = self.config
         self._deadlines.set(
-            PUSH_PULL, now + push_pull_scale(cfg.push_pull_interval, len(self._table))
+            PUSH_PULL_TICK, now + push_pull_scale(cfg.push_pull_interval, len(self._table))
         )
         me = self.name
         peers = self._table.k_random(1, self._rng, lambda r: r.name == me or r.state is not ALIVE)
@@ -74,11 +78,11 @@ class Streams(Prober):
     def _start_push_pull(self, peer: Address, now: float, *, join: bool, batch: int | None) -> None:
         sid = self._new_stream_id()
         self._streams[sid] = StreamState(
-            kind="push_pull", peer=peer, decoder=self._decoder(), join=join, batch=batch
+            kind=StreamKind.PUSH_PULL, peer=peer, decoder=self._decoder(), join=join, batch=batch
         )
         self._out.append(StreamOpen(sid, peer))
         self._out.append(StreamSend(sid, self._frame(self._local_state(join))))
-        self._deadlines.set(("stream", sid), now + self.config.tcp_timeout)
+        self._deadlines.set(StreamTimeout(sid), now + self.config.tcp_timeout)
 
     def _merge_remote_state(self, pp: PushPull, now: float) -> str | None:
         """Verify and merge a peer's push/pull; returns an error text on refusal."""
@@ -91,7 +95,7 @@ class Streams(Prober):
             peers = []
             for st in pp.states:
                 host = bytes_to_host(st.addr) or ""
-                state = MemberState(st.state) if 0 <= st.state <= 3 else DEAD
+                state = _MEMBER_STATE.get(st.state, DEAD)
                 peers.append(
                     Member(st.name, (host, st.port), st.incarnation, state, st.meta or b"", st.vsn)
                 )
@@ -114,8 +118,10 @@ class Streams(Prober):
             self._out.append(StreamClose(sid))
             return sid
         self._inbound += 1
-        self._streams[sid] = StreamState(kind="in", peer=peer, decoder=self._decoder())
-        self._deadlines.set(("stream", sid), now + self.config.tcp_timeout)
+        self._streams[sid] = StreamState(
+            kind=StreamKind.INBOUND, peer=peer, decoder=self._decoder()
+        )
+        self._deadlines.set(StreamTimeout(sid), now + self.config.tcp_timeout)
         return sid
 
     def stream_data(
@@ -135,17 +141,17 @@ class Streams(Prober):
             msg = st.decoder.feed(data, max_work=max_work)
         except DecodeError as exc:
             self._drops[exc.reason] += 1
-            if st.kind == "in":
+            if st.kind is StreamKind.INBOUND:
                 self._out.append(StreamSend(stream_id, self._frame(ErrResp(error=str(exc)))))
             self._close_stream(stream_id)
             self._stream_failed(st, f"decode: {exc}", now)
             return False
         if msg is None:
-            if st.kind == "in":
+            if st.kind is StreamKind.INBOUND:
                 self._enforce_stream_memory()
             return stream_id in self._streams and st.decoder.pending
-        self._close_stream(stream_id, reply_first=st.kind == "in")
-        if st.kind == "in":
+        self._close_stream(stream_id, reply_first=st.kind is StreamKind.INBOUND)
+        if st.kind is StreamKind.INBOUND:
             try:
                 self._handle_inbound(stream_id, st, msg, now)
             except Exception:
@@ -160,7 +166,9 @@ class Streams(Prober):
     def _enforce_stream_memory(self) -> None:
         """Close the largest inbound streams (newest first on ties) while over budget."""
         sizes = [
-            (st.decoder.footprint, sid) for sid, st in self._streams.items() if st.kind == "in"
+            (st.decoder.footprint, sid)
+            for sid, st in self._streams.items()
+            if st.kind is StreamKind.INBOUND
         ]
         total = sum(size for size, _sid in sizes)
         limit = self.config.max_inbound_stream_memory
@@ -179,11 +187,11 @@ class Streams(Prober):
         st = self._streams.pop(stream_id, None)
         if st is None:
             return
-        self._deadlines.cancel(("stream", stream_id))
-        if st.kind == "in":
+        self._deadlines.cancel(StreamTimeout(stream_id))
+        if st.kind is StreamKind.INBOUND:
             self._inbound -= 1
             return
-        if st.kind == "user_out":
+        if st.kind is StreamKind.USER_OUT:
             if error is not None:  # a plain EOF is the receiver's "got it"
                 self._drops["reliable_failed"] += 1
             return
@@ -193,7 +201,7 @@ class Streams(Prober):
         st = self._streams.get(stream_id)
         if st is None:
             return
-        if st.kind == "in":
+        if st.kind is StreamKind.INBOUND:
             self._drops["stream_timeout"] += 1
         self._close_stream(stream_id)
         self._stream_failed(st, "timeout", now)
@@ -201,16 +209,16 @@ class Streams(Prober):
     def _close_stream(self, stream_id: int, *, reply_first: bool = False) -> None:
         """Forget the stream and cancel its deadline; emits StreamClose unless replying first."""
         st = self._streams.pop(stream_id, None)
-        self._deadlines.cancel(("stream", stream_id))
-        if st is not None and st.kind == "in":
+        self._deadlines.cancel(StreamTimeout(stream_id))
+        if st is not None and st.kind is StreamKind.INBOUND:
             self._inbound -= 1
         if not reply_first:
             self._out.append(StreamClose(stream_id))
 
     def _stream_failed(self, st: StreamState, error: str, now: float) -> None:
-        if st.kind == "user_out":
+        if st.kind is StreamKind.USER_OUT:
             self._drops["reliable_failed"] += 1
-        elif st.kind == "push_pull":
+        elif st.kind is StreamKind.PUSH_PULL:
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: {error}")
         # A failed TCP ping simply leaves probe.tcp_ok False.
 
@@ -235,10 +243,10 @@ class Streams(Prober):
             self._out.append(StreamClose(sid))
 
     def _handle_reply(self, st: StreamState, msg: StreamMessage, now: float) -> None:
-        if st.kind == "user_out":
+        if st.kind is StreamKind.USER_OUT:
             self._drops["unexpected_stream_message"] += 1  # nobody answers a user message
             return
-        if st.kind == "tcp_ping":
+        if st.kind is StreamKind.TCP_PING:
             probe = self._probe
             if isinstance(msg, AckResp) and probe is not None and probe.seq == msg.seq_no:
                 probe.tcp_ok = True

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from swimguard.protocol.addresses import host_to_bytes
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address
+from swimguard.protocol.versions import answers_nacks, answers_tcp_ping, reads_crc
 
 __all__ = ["MemberRecord", "MemberTable", "SharedView"]
 
@@ -70,6 +71,21 @@ class MemberRecord:
     def pmax(self) -> int:
         """Highest memberlist protocol version the member understands."""
         return self.vsn[1]
+
+    @property
+    def reads_crc(self) -> bool:
+        """The member accepts packets in the CRC envelope."""
+        return reads_crc(self.vsn[1])
+
+    @property
+    def answers_nacks(self) -> bool:
+        """The member sends a nack when it relays an indirect ping that goes unanswered."""
+        return answers_nacks(self.vsn[1])
+
+    @property
+    def answers_tcp_ping(self) -> bool:
+        """The member answers the TCP fallback ping."""
+        return answers_tcp_ping(self.vsn[1])
 
     @property
     def dead_or_left(self) -> bool:

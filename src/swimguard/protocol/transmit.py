@@ -13,7 +13,6 @@ from swimguard.protocol.base import (
     COMPOUND_HEADER_OVERHEAD,
     COMPOUND_OVERHEAD,
     DEAD,
-    GOSSIP,
     MAX_COMPOUND_PARTS,
     SUSPECT,
     USER_MSG_OVERHEAD,
@@ -21,6 +20,7 @@ from swimguard.protocol.base import (
 )
 from swimguard.protocol.outgoing import Address, Datagram
 from swimguard.protocol.table import MemberRecord
+from swimguard.protocol.timers import GOSSIP_TICK
 from swimguard.wire.packet import Message, UserData, encode_message, encode_packet, make_compound
 from swimguard.wire.stream import StreamDecoder, StreamMessage, encode_stream_message, frame_stream
 
@@ -35,7 +35,7 @@ class Transmitter(NodeBase):
             # waking GossipInterval-ly for nothing; ticks stay on the same cadence.
             self._gossip_idle = True
             return
-        self._deadlines.set(GOSSIP, now + cfg.gossip_interval)
+        self._deadlines.set(GOSSIP_TICK, now + cfg.gossip_interval)
         me = self.name
         dead_time = cfg.gossip_to_the_dead_time
 
@@ -56,7 +56,7 @@ class Transmitter(NodeBase):
             if not msgs:
                 return
             payload = msgs[0] if len(msgs) == 1 else make_compound(msgs)
-            self._send_raw(peer.address, payload, peer.pmax >= 5)
+            self._send_raw(peer.address, payload, peer.reads_crc)
 
     def _get_broadcasts(self, overhead: int, limit: int, max_count: int) -> list[bytes]:
         n = len(self._table)
@@ -98,7 +98,7 @@ class Transmitter(NodeBase):
         interval = self.config.gossip_interval
         anchor = self._gossip_anchor
         ticks = math.ceil((now - anchor) / interval) if now > anchor else 0
-        self._deadlines.set(GOSSIP, anchor + ticks * interval)
+        self._deadlines.set(GOSSIP_TICK, anchor + ticks * interval)
 
     def _send_msg(self, to: Address, msg: bytes) -> None:
         """Send `msg` with piggybacked broadcasts (memberlist `sendMsg`)."""
@@ -121,7 +121,7 @@ class Transmitter(NodeBase):
 
     def _crc_for_address(self, to: Address) -> bool:
         rec = self._table.by_addr.get(to)
-        return rec is not None and rec.pmax >= 5
+        return rec is not None and rec.reads_crc
 
     def _frame(self, msg: StreamMessage) -> bytes:
         return frame_stream(
