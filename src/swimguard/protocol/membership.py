@@ -261,15 +261,18 @@ class Membership(Transmitter):
     def _announce_self(self, rec: MemberRecord, inc: int, now: float) -> None:
         rec.incarnation = inc  # our own record is never shared (`MemberTable.adopt`)
         self._next_refresh = now + self.config.slow_refresh_interval  # a refutation counts
-        alive = Alive(
-            incarnation=inc,
-            node=rec.name,
-            addr=rec.addr_bytes,
-            port=rec.port,
-            meta=rec.meta or None,
-            vsn=rec.vsn,
+        self._broadcast_member(rec.name, self._own_alive(inc, rec.meta), now)
+
+    def _own_alive(self, incarnation: int, meta: bytes) -> Alive:
+        """Our alive message (our record's address and Vsn never change: see `_alive_node`)."""
+        return Alive(
+            incarnation=incarnation,
+            node=self.name,
+            addr=self._addr_bytes,
+            port=self._advertise[1],
+            meta=meta or None,
+            vsn=self.config.vsn,
         )
-        self._broadcast_member(rec.name, alive, now)
 
     def _next_incarnation(self) -> int:
         if self._incarnation >= U32:  # past the top: start again at 1, never 0 (`_refute`)

@@ -213,18 +213,7 @@ class Node(Streams):
             meta = bytes(self._meta_hook.node_meta(META_MAX_SIZE))
             if len(meta) > META_MAX_SIZE:
                 raise ValueError(f"node meta is {len(meta)} bytes; the limit is {META_MAX_SIZE}")
-        self._alive_node(
-            Alive(
-                incarnation=self._next_incarnation(),
-                node=name,
-                addr=addr_bytes,
-                port=port,
-                meta=meta or None,
-                vsn=config.vsn,
-            ),
-            now,
-            bootstrap=True,
-        )
+        self._alive_node(self._own_alive(self._next_incarnation(), meta), now, bootstrap=True)
         # Tickers start at a random phase so simulated nodes started together spread out.
         rand = rng.random
         if config.probe_interval > 0:
@@ -339,19 +328,7 @@ class Node(Streams):
         meta = bytes(meta)
         if len(meta) > META_MAX_SIZE:
             raise ValueError(f"node meta is {len(meta)} bytes; the limit is {META_MAX_SIZE}")
-        me = self._self
-        self._alive_node(
-            Alive(
-                incarnation=self._next_incarnation(),
-                node=self.name,
-                addr=me.addr_bytes,
-                port=me.port,
-                meta=meta or None,
-                vsn=self.config.vsn,
-            ),
-            now,
-            bootstrap=True,
-        )
+        self._alive_node(self._own_alive(self._next_incarnation(), meta), now, bootstrap=True)
 
     def send_best_effort(self, to: Address, data: bytes, now: float) -> None:
         """A user message by UDP (memberlist `SendBestEffort`); no piggybacking."""

@@ -31,6 +31,16 @@ from swimguard.wire.packet import encode_message, make_compound
 class Prober(Membership):
     """Runs probe cycles and answers/relays other members' probes."""
 
+    def _own_ping(self, seq: int, target: str) -> Ping:
+        """Our ping of `target` (direct, relayed for another member, or over TCP)."""
+        return Ping(
+            seq_no=seq,
+            node=target,
+            source_addr=self._addr_bytes,
+            source_node=self.name,
+            source_port=self._advertise[1],
+        )
+
     def _probe_interval(self) -> float:
         cfg = self.config
         if cfg.lha_probe or cfg.loop_lag_health:
@@ -84,13 +94,7 @@ class Prober(Membership):
         )
         self._probe = probe
         self._deadlines.cancel(PROBE_TICK)
-        ping = Ping(
-            seq_no=seq,
-            node=rec.name,
-            source_addr=self._addr_bytes,
-            source_node=self.name,
-            source_port=self._advertise[1],
-        )
+        ping = self._own_ping(seq, rec.name)
         if rec.state is ALIVE or not cfg.buddy_system:
             self._send_msg(rec.address, encode_message(ping))
         else:
@@ -140,13 +144,7 @@ class Prober(Membership):
                 probe_seq=probe.seq,
             )
             probe.tcp_stream = sid
-            ping = Ping(
-                seq_no=probe.seq,
-                node=target.name,
-                source_addr=self._addr_bytes,
-                source_node=me,
-                source_port=self._advertise[1],
-            )
+            ping = self._own_ping(probe.seq, target.name)
             self._out.append(StreamOpen(sid, target.address))
             self._out.append(StreamSend(sid, self._frame(ping)))
             self._deadlines.set(StreamTimeout(sid), max(probe.deadline, now))
@@ -222,13 +220,7 @@ class Prober(Membership):
         seq = self._next_seq()
         self._relays[seq] = Relay(origin=origin, origin_seq=ind.seq_no, nack=ind.nack)
         self._deadlines.set(RelayTimeout(seq), now + self.config.probe_timeout)
-        ping = Ping(
-            seq_no=seq,
-            node=ind.node,
-            source_addr=self._addr_bytes,
-            source_node=self.name,
-            source_port=self._advertise[1],
-        )
+        ping = self._own_ping(seq, ind.node)
         self._send_msg((host, port), encode_message(ping))
 
     def _relay_timeout(self, seq: int) -> None:
