@@ -95,10 +95,7 @@ class Membership(Transmitter):
             return
         updates_address = False
         if rec is None:
-            rec = MemberRecord(a.node, host, a.addr, a.port, meta)
-            if len(vsn) == 6:
-                rec.vsn = vsn
-            table.add(rec, self._rng)
+            rec = table.add_new(a.node, host, a.addr, a.port, meta, vsn, self._rng)
         elif rec.addr_bytes != a.addr or rec.port != a.port:
             reclaim = self.config.dead_node_reclaim_time
             can_reclaim = reclaim > 0 and now - rec.state_change > reclaim
@@ -116,26 +113,25 @@ class Membership(Transmitter):
             return
         if is_local and a.incarnation < rec.incarnation:
             return
-        if rec.shared:
-            rec = table.own(rec)
         self._cancel_suspicion(a.node)
         old_state = rec.state
         old_meta = rec.meta
         if not bootstrap and is_local:
             if a.incarnation == rec.incarnation and meta == rec.meta and vsn == rec.vsn:
                 return
-            self._refute(rec, a.incarnation, now)
+            rec = self._refute(rec, a.incarnation, now)
         else:
             self._broadcast_member(a.node, a, now, on_finished)
-            if vsn:
-                rec.vsn = vsn
-            rec.incarnation = a.incarnation
-            rec.meta = meta
-            if rec.addr_bytes != a.addr or rec.port != a.port:
-                table.move(rec, host, a.addr, a.port)
-            if rec.state is not ALIVE:
-                rec.state = ALIVE
-                rec.state_change = now
+            rec = table.set_alive(
+                rec,
+                incarnation=a.incarnation,
+                meta=meta,
+                vsn=vsn,
+                host=host,
+                addr_bytes=a.addr,
+                port=a.port,
+                now=now,
+            )
         if old_state is DEAD or old_state is LEFT:
             self._events.append(MemberJoined(rec.snapshot()))
         elif old_meta != rec.meta or old_state is SUSPECT:
@@ -167,11 +163,7 @@ class Membership(Transmitter):
             return
         self._broadcast_member(s.node, s, now)
         cfg = self.config
-        if rec.shared:
-            rec = self._table.own(rec)
-        rec.incarnation = s.incarnation
-        rec.state = SUSPECT
-        rec.state_change = now
+        rec = self._table.set_state(rec, SUSPECT, s.incarnation, now)
         n = len(self._table)
         k = cfg.suspicion_mult - 2
         if n - 2 < k or not cfg.lha_suspicion:
@@ -216,15 +208,12 @@ class Membership(Transmitter):
             self._broadcast_member(d.node, d, now, self._leave_broadcast_sent)
         else:
             self._broadcast_member(d.node, d, now)
-        if rec.shared:
-            rec = self._table.own(rec)
-        rec.incarnation = d.incarnation
-        rec.state = LEFT if d.node == d.from_ else DEAD
-        rec.state_change = now
+        state = LEFT if d.node == d.from_ else DEAD
+        rec = self._table.set_state(rec, state, d.incarnation, now)
         snap = rec.snapshot()
         self._events.append(MemberLeft(snap) if rec.state is LEFT else MemberFailed(snap))
 
-    def _refute(self, rec: MemberRecord, accused: int, now: float) -> None:
+    def _refute(self, rec: MemberRecord, accused: int, now: float) -> MemberRecord:
         if accused >= U32:
             # Nothing outbids the top of the range: every peer (memberlist compares plain
             # uint32) ignores an alive at or below what it holds, so it will fail us. Only a
@@ -240,7 +229,7 @@ class Membership(Transmitter):
                 inc = self._skip_incarnation(accused - inc + 1)
         if self.config.lha_probe:
             self._awareness.apply_delta(1)
-        self._announce_self(rec, inc, now)
+        return self._announce_self(rec, inc, now)
 
     def _maybe_refresh(self, now: float) -> None:
         """Slow refresh (swimguard extension, see `Config.slow_refresh_interval`)."""
@@ -258,10 +247,11 @@ class Membership(Transmitter):
         self.refreshes += 1
         self._announce_self(rec, self._next_incarnation(), now)
 
-    def _announce_self(self, rec: MemberRecord, inc: int, now: float) -> None:
-        rec.incarnation = inc  # our own record is never shared (`MemberTable.adopt`)
+    def _announce_self(self, rec: MemberRecord, inc: int, now: float) -> MemberRecord:
+        rec = self._table.set_incarnation(rec, inc)
         self._next_refresh = now + self.config.slow_refresh_interval  # a refutation counts
         self._broadcast_member(rec.name, self._own_alive(inc, rec.meta), now)
+        return rec
 
     def _own_alive(self, incarnation: int, meta: bytes) -> Alive:
         """Our alive message (our record's address and Vsn never change: see `_alive_node`)."""
