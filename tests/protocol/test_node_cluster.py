@@ -173,7 +173,7 @@ def test_buddy_system_piggybacks_the_suspicion_on_the_ping() -> None:
     c.run(1.0)
     # a suspects b but its broadcast queue is empty: only the buddy system can tell b.
     a_node._suspect_node(Suspect(incarnation=1, node="b", from_="a"), c.now)
-    a_node._member_q.reset()
+    a_node._tx.member_q.reset()
     c._drain("a")
     pings_with_suspect: list[bool] = []
     a, b = c.peers["a"].addr, c.peers["b"].addr

@@ -279,7 +279,7 @@ def test_gossip_sends_queued_broadcasts_to_gossip_nodes() -> None:
     add_members(node, "b", "c", "d", "e", "f")
     feed(node, alive("g"))
     node.take_outgoing()
-    node._gossip_tick(1.0)
+    node._tx.gossip_tick(1.0)
     sent = datagrams(node.take_outgoing())
     assert len(sent) == 3
     assert len({to for to, _ in sent}) == 3
@@ -289,12 +289,12 @@ def test_each_broadcast_is_sent_retransmit_limit_times() -> None:
     node = make_node(Config.lan(retransmit_mult=2))
     add_members(node, "b", "c")  # n = 3: limit = 2 * ceil(log10 4) = 2
     while node.broadcasts_queued:
-        node._gossip_tick(1.0)
+        node._tx.gossip_tick(1.0)
     node.take_outgoing()
     feed(node, alive("b", 2, meta=b"m"))
     count = 0
     for _ in range(10):
-        node._gossip_tick(2.0)
+        node._tx.gossip_tick(2.0)
         count += sum(1 for m in sent_messages(node.take_outgoing())
                      if getattr(m, "meta", None) == b"m")
     assert count == 2
@@ -307,10 +307,10 @@ def test_gossip_to_the_dead_only_within_the_window() -> None:
     node.handle_timeout(4.0)  # b dead at t=4
     node.take_outgoing()
     node.broadcast(b"hello", 5.0)
-    node._gossip_tick(10.0)
+    node._tx.gossip_tick(10.0)
     assert [to for to, _ in datagrams(node.take_outgoing())] == [B]
     node.broadcast(b"again", 40.0)
-    node._gossip_tick(40.0)
+    node._tx.gossip_tick(40.0)
     assert datagrams(node.take_outgoing()) == []
 
 
@@ -318,7 +318,7 @@ def test_user_broadcasts_piggyback_and_keys_replace() -> None:
     node = make_node()
     add_members(node, "b")
     while node.broadcasts_queued:
-        node._gossip_tick(1.0)
+        node._tx.gossip_tick(1.0)
     node.take_outgoing()
     node.broadcast(b"v1", 1.0, key="k")
     node.broadcast(b"v2", 1.0, key="k")
@@ -462,14 +462,14 @@ def test_user_broadcast_queue_is_bounded() -> None:
     node = make_node(Config.lan(max_user_broadcasts=10))
     for i in range(25):
         node.broadcast(f"m{i}".encode(), 0.0)
-    assert len(node._user_q) == 10
+    assert len(node._tx.user_q) == 10
     assert node.drops["user_broadcast_overflow"] == 15
 
 
 def test_gossip_sleeps_while_idle_and_wakes_on_its_cadence() -> None:
     node = make_node(Config.lan(gossip_interval=0.2))
     add_members(node, "b")
-    anchor = node._gossip_anchor
+    anchor = node._tx.gossip_anchor
     for i in range(40):  # our own alive and b's news go out, then gossip sleeps
         node.handle_timeout(i * 0.1)
     assert node.broadcasts_queued == 0

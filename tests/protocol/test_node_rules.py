@@ -47,7 +47,7 @@ def _queued(node: Node) -> list[object]:
     for _, batch in datagrams(node.take_outgoing()):
         msgs.extend(batch)
     for _ in range(10):
-        node._gossip_tick(1000.0)
+        node._tx.gossip_tick(1000.0)
         for _, batch in datagrams(node.take_outgoing()):
             msgs.extend(batch)
     return msgs

@@ -19,11 +19,9 @@ from typing import Final
 from swimguard.config import Config
 from swimguard.protocol.awareness import Awareness
 from swimguard.protocol.deadlines import Deadlines
-from swimguard.protocol.dissemination import BroadcastQueue
 from swimguard.protocol.events import Event, UserMessage
 from swimguard.protocol.hooks import (
     AliveHook,
-    BroadcastHook,
     ConflictHook,
     MergeHook,
     MessageHook,
@@ -32,24 +30,15 @@ from swimguard.protocol.hooks import (
     StateHook,
 )
 from swimguard.protocol.members import MemberState
-from swimguard.protocol.outgoing import Address, Outgoing
+from swimguard.protocol.outgoing import Address
 from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord, MemberTable
 from swimguard.protocol.timers import Timer
-from swimguard.wire.compound import MAX_PARTS_GO_022
-from swimguard.wire.encryption import Keyring
+from swimguard.protocol.transmit import Transmitter
 from swimguard.wire.stream import StreamDecoder
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-COMPOUND_HEADER_OVERHEAD: Final = 2
-COMPOUND_OVERHEAD: Final = 2
-USER_MSG_OVERHEAD: Final = 1
-# memberlist 0.2.2 computes the length table size as `parts * 2` in one byte, so a
-# compound of 128+ parts is misread there: never build one that large.
-MAX_COMPOUND_PARTS: Final = MAX_PARTS_GO_022
-# Go's encryptOverhead: version byte + nonce + tag (+ max padding for version 0).
-ENCRYPT_OVERHEAD: Final = {0: 1 + 12 + 16 + 16, 1: 1 + 12 + 16}
 U32: Final = 0xFFFF_FFFF
 
 ALIVE, SUSPECT, DEAD, LEFT = (
@@ -125,29 +114,19 @@ class NodeBase:
     _rng: random.Random
     _addr_bytes: bytes
     _advertise: Address
-    _keyring: Keyring | None
-    _out_keyring: Keyring | None
-    _label: bytes
-    _compress: bool
-    _enc_version: int
-    _budget: int
     _meta_hook: MetaHook | None
     _message_hook: MessageHook | None
-    _broadcast_hook: BroadcastHook | None
     _state_hook: StateHook | None
     _conflict_hook: ConflictHook | None
     _merge_hook: MergeHook | None
     _alive_hook: AliveHook | None
     _ping_hook: PingHook | None
-    _out: list[Outgoing]
     _events: list[Event]
     _drops: Counter[str]
     _table: MemberTable
     _deadlines: Deadlines[Timer]
     _awareness: Awareness
     _suspicions: dict[str, Suspicion]
-    _member_q: BroadcastQueue
-    _user_q: BroadcastQueue
     _seq: int
     _incarnation: int
     _probe: ProbeState | None
@@ -162,8 +141,6 @@ class NodeBase:
     _next_refresh: float
     refreshes: int
     incarnation_restarts: int
-    _gossip_idle: bool
-    _gossip_anchor: float
     _allowed_nets: tuple[IPNetwork, ...]
 
     @property
@@ -195,6 +172,8 @@ class NodeBase:
         except ValueError:
             return False
         return any(ip in net for net in self._allowed_nets)
+
+    _tx: Transmitter
 
     def _close_stream(self, stream_id: int, *, reply_first: bool = False) -> None:
         raise NotImplementedError  # provided by the Streams layer

@@ -12,7 +12,7 @@ from typing import Final
 
 from swimguard.config import META_MAX_SIZE
 from swimguard.protocol.addresses import bytes_to_host
-from swimguard.protocol.base import ALIVE, DEAD, LEFT, SUSPECT, U32
+from swimguard.protocol.base import ALIVE, DEAD, LEFT, SUSPECT, U32, NodeBase
 from swimguard.protocol.events import (
     LeaveCompleted,
     MemberFailed,
@@ -28,7 +28,6 @@ from swimguard.protocol.scaling import suspicion_timeout
 from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord
 from swimguard.protocol.timers import LEAVE_TIMEOUT, SuspicionTimeout
-from swimguard.protocol.transmit import Transmitter
 from swimguard.protocol.versions import vsn_is_sane
 from swimguard.wire.messages import Alive, Dead, NodeState, PushNodeState, Suspect, maker_for
 
@@ -41,7 +40,7 @@ _PUSH_DEAD: Final = int(NodeState.DEAD)
 _PUSH_LEFT: Final = int(NodeState.LEFT)
 
 
-class Membership(Transmitter):
+class Membership(NodeBase):
     """Applies alive/suspect/dead news to the member table."""
 
     def _alive_node(
@@ -121,7 +120,7 @@ class Membership(Transmitter):
                 return
             rec = self._refute(rec, a.incarnation, now)
         else:
-            self._broadcast_member(a.node, a, now, on_finished)
+            self._tx.broadcast_member(a.node, a, now, on_finished)
             rec = table.set_alive(
                 rec,
                 incarnation=a.incarnation,
@@ -151,7 +150,7 @@ class Membership(Transmitter):
         susp = self._suspicions.get(s.node)
         if susp is not None:
             if susp.confirm(s.from_):
-                self._broadcast_member(s.node, s, now)
+                self._tx.broadcast_member(s.node, s, now)
                 # Already overdue (memberlist fires at once): due now, never in the past,
                 # so a driver does not mistake the gap for loop lag.
                 self._deadlines.set(SuspicionTimeout(s.node), max(susp.deadline, now))
@@ -161,7 +160,7 @@ class Membership(Transmitter):
         if s.node == self.name:
             self._refute(rec, s.incarnation, now)
             return
-        self._broadcast_member(s.node, s, now)
+        self._tx.broadcast_member(s.node, s, now)
         cfg = self.config
         rec = self._table.set_state(rec, SUSPECT, s.incarnation, now)
         n = len(self._table)
@@ -205,9 +204,9 @@ class Membership(Transmitter):
             if not self._left:
                 self._refute(rec, d.incarnation, now)
                 return
-            self._broadcast_member(d.node, d, now, self._leave_broadcast_sent)
+            self._tx.broadcast_member(d.node, d, now, self._leave_broadcast_sent)
         else:
-            self._broadcast_member(d.node, d, now)
+            self._tx.broadcast_member(d.node, d, now)
         state = LEFT if d.node == d.from_ else DEAD
         rec = self._table.set_state(rec, state, d.incarnation, now)
         snap = rec.snapshot()
@@ -250,7 +249,7 @@ class Membership(Transmitter):
     def _announce_self(self, rec: MemberRecord, inc: int, now: float) -> MemberRecord:
         rec = self._table.set_incarnation(rec, inc)
         self._next_refresh = now + self.config.slow_refresh_interval  # a refutation counts
-        self._broadcast_member(rec.name, self._own_alive(inc, rec.meta), now)
+        self._tx.broadcast_member(rec.name, self._own_alive(inc, rec.meta), now)
         return rec
 
     def _own_alive(self, incarnation: int, meta: bytes) -> Alive:

@@ -30,9 +30,6 @@ from swimguard.errors import UsageError
 from swimguard.protocol.addresses import bytes_to_host, host_to_bytes
 from swimguard.protocol.awareness import Awareness
 from swimguard.protocol.base import (
-    COMPOUND_HEADER_OVERHEAD,
-    COMPOUND_OVERHEAD,
-    ENCRYPT_OVERHEAD,
     JoinBatch,
     ProbeState,
     Relay,
@@ -40,7 +37,6 @@ from swimguard.protocol.base import (
     StreamState,
 )
 from swimguard.protocol.deadlines import Deadlines
-from swimguard.protocol.dissemination import BroadcastQueue
 from swimguard.protocol.events import (
     Event,
     JoinCompleted,
@@ -85,6 +81,7 @@ from swimguard.protocol.timers import (
     SuspicionTimeout,
     Timer,
 )
+from swimguard.protocol.transmit import Transmitter
 from swimguard.protocol.versions import trusts_message_ports, uses_encryption_v1
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.errors import DecodeError
@@ -152,20 +149,9 @@ class Node(Streams):
         self._rng = rng
         self._addr_bytes = addr_bytes
         self._advertise: Address = (bytes_to_host(addr_bytes) or host, port)
-        self._keyring = keyring
-        self._out_keyring = keyring if config.gossip_verify_outgoing else None
-        self._label = bytes(label)
-        self._compress = (
-            config.enable_compression if enable_compression is None else enable_compression
-        )
-        self._enc_version = 1 if uses_encryption_v1(config.protocol_version) else 0
-        self._budget = config.udp_buffer_size - (
-            ENCRYPT_OVERHEAD[self._enc_version] if self._out_keyring is not None else 0
-        )
 
         self._meta_hook = hooks if isinstance(hooks, MetaHook) else None
         self._message_hook = hooks if isinstance(hooks, MessageHook) else None
-        self._broadcast_hook = hooks if isinstance(hooks, BroadcastHook) else None
         self._state_hook = hooks if isinstance(hooks, StateHook) else None
         self._conflict_hook = hooks if isinstance(hooks, ConflictHook) else None
         self._merge_hook = hooks if isinstance(hooks, MergeHook) else None
@@ -175,15 +161,27 @@ class Node(Streams):
         self._allowed_nets = tuple(
             ipaddress.ip_network(c, strict=False) for c in config.cidrs_allowed
         )
-        self._out: list[Outgoing] = []
         self._events: list[Event] = []
         self._drops: Counter[str] = Counter()
         self._table = MemberTable()
         self._deadlines: Deadlines[Timer] = Deadlines()
+        self._tx = Transmitter(
+            config,
+            name=name,
+            table=self._table,
+            rng=rng,
+            deadlines=self._deadlines,
+            keyring=keyring,
+            label=bytes(label),
+            compress=(
+                config.enable_compression if enable_compression is None else enable_compression
+            ),
+            encryption_version=1 if uses_encryption_v1(config.protocol_version) else 0,
+            broadcast_hook=hooks if isinstance(hooks, BroadcastHook) else None,
+            now=now,
+        )
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._suspicions: dict[str, Suspicion] = {}
-        self._member_q = BroadcastQueue(config.retransmit_mult)
-        self._user_q = BroadcastQueue(config.retransmit_mult)
         self._seq = 0
         self._incarnation = 0
         self._probe: ProbeState | None = None
@@ -203,11 +201,6 @@ class Node(Streams):
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
 
-        # Gossip rounds sleep while there is nothing to send (`_wake_gossip`); the
-        # random phase spreads simulated nodes started together. Disabled gossip is
-        # never "idle", so it is never woken.
-        self._gossip_anchor = now + config.gossip_interval * (0.5 + rng.random() / 2)
-        self._gossip_idle = config.gossip_interval > 0 and config.gossip_nodes > 0
         meta = b""
         if self._meta_hook is not None:
             meta = bytes(self._meta_hook.node_meta(META_MAX_SIZE))
@@ -223,8 +216,7 @@ class Node(Streams):
 
     def take_outgoing(self) -> list[Outgoing]:
         """Effects to perform, in order."""
-        out, self._out = self._out, []
-        return out
+        return self._tx.take_outgoing()
 
     def take_events(self) -> list[Event]:
         """Events since the last call, in order."""
@@ -272,7 +264,7 @@ class Node(Streams):
     @property
     def broadcasts_queued(self) -> int:
         """Member broadcasts waiting for retransmission (memberlist `NumQueued`)."""
-        return len(self._member_q)
+        return len(self._tx.member_q)
 
     def join(self, seeds: Sequence[Address], now: float) -> None:
         """Push/pull (join=True) with each seed; `JoinCompleted` once all answered or failed."""
@@ -333,7 +325,7 @@ class Node(Streams):
     def send_best_effort(self, to: Address, data: bytes, now: float) -> None:
         """A user message by UDP (memberlist `SendBestEffort`); no piggybacking."""
         payload = encode_message(UserData(bytes(data)))
-        self._send_raw(to, payload, self._crc_for_address(to))
+        self._tx.send_raw(to, payload, self._tx.crc_for_address(to))
 
     def send_reliable(self, to: Address, data: bytes, now: float) -> None:
         """A user message over a stream (memberlist `SendReliable`).
@@ -342,24 +334,20 @@ class Node(Streams):
         failure, reset or `tcp_timeout` is counted in `drops` ("reliable_failed").
         """
         sid = self._new_stream_id()
-        self._streams[sid] = StreamState(kind=StreamKind.USER_OUT, peer=to, decoder=self._decoder())
-        self._out.append(StreamOpen(sid, to))
-        self._out.append(StreamSend(sid, self._frame(UserStream(bytes(data)))))
+        decoder = self._tx.decoder()
+        self._streams[sid] = StreamState(kind=StreamKind.USER_OUT, peer=to, decoder=decoder)
+        self._tx.emit(StreamOpen(sid, to))
+        self._tx.emit(StreamSend(sid, self._tx.frame(UserStream(bytes(data)))))
         self._deadlines.set(StreamTimeout(sid), now + self.config.tcp_timeout)
 
     def broadcast(self, data: bytes, now: float, key: str | None = None) -> None:
         """Queue a user broadcast piggybacked on gossip; a `key` replaces the queued one."""
         if not data:
             raise ValueError("refusing to broadcast an empty message")
-        msg = encode_message(UserData(bytes(data)))
-        if len(msg) + COMPOUND_OVERHEAD + COMPOUND_HEADER_OVERHEAD > self._budget:
-            raise ValueError(f"broadcast of {len(data)} bytes cannot fit in one packet")
-        self._user_q.queue(msg, name=key)
-        if self._gossip_idle:
-            self._wake_gossip(now)
-        if len(self._user_q) > self.config.max_user_broadcasts:
+        self._tx.broadcast_user(bytes(data), now, key)
+        if len(self._tx.user_q) > self.config.max_user_broadcasts:
             self._drops["user_broadcast_overflow"] += 1
-            self._user_q.prune(self.config.max_user_broadcasts)
+            self._tx.user_q.prune(self.config.max_user_broadcasts)
 
     def report_loop_lag(self, lag: float, now: float) -> None:
         """Driver-measured timer lateness; see `protocol.awareness` for the rule.
@@ -430,7 +418,7 @@ class Node(Streams):
             case ProbeTimeout():
                 self._probe_end(now)
             case GossipTick():
-                self._gossip_tick(now)
+                self._tx.gossip_tick(now)
             case RelayTimeout(seq):
                 self._relay_timeout(seq)
             case SuspicionTimeout(name):
@@ -451,8 +439,8 @@ class Node(Streams):
         try:
             messages = decode_packet(
                 data,
-                keyring=self._keyring,
-                label=self._label,
+                keyring=self._tx.keyring,
+                label=self._tx.label,
                 verify_incoming=self.config.gossip_verify_incoming,
                 errors=errors,
             )

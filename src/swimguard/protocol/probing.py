@@ -96,12 +96,12 @@ class Prober(Membership):
         self._deadlines.cancel(PROBE_TICK)
         ping = self._own_ping(seq, rec.name)
         if rec.state is ALIVE or not cfg.buddy_system:
-            self._send_msg(rec.address, encode_message(ping))
+            self._tx.send_msg(rec.address, encode_message(ping))
         else:
             # Buddy system: the suspect rides with the ping so the target can refute at once.
             suspect = Suspect(incarnation=rec.incarnation, node=rec.name, from_=self.name)
             payload = make_compound([encode_message(ping), encode_message(suspect)])
-            self._send_raw(rec.address, payload, rec.reads_crc)
+            self._tx.send_raw(rec.address, payload, rec.reads_crc)
         self._deadlines.set(PROBE_INDIRECT, probe.direct_deadline)
         self._deadlines.set(PROBE_TIMEOUT, probe.deadline)
 
@@ -134,19 +134,19 @@ class Prober(Membership):
                 source_node=me,
                 source_port=self._advertise[1],
             )
-            self._send_msg(peer.address, encode_message(req))
+            self._tx.send_msg(peer.address, encode_message(req))
         if not cfg.disable_tcp_pings and target.answers_tcp_ping:
             sid = self._new_stream_id()
             self._streams[sid] = StreamState(
                 kind=StreamKind.TCP_PING,
                 peer=target.address,
-                decoder=self._decoder(),
+                decoder=self._tx.decoder(),
                 probe_seq=probe.seq,
             )
             probe.tcp_stream = sid
             ping = self._own_ping(probe.seq, target.name)
-            self._out.append(StreamOpen(sid, target.address))
-            self._out.append(StreamSend(sid, self._frame(ping)))
+            self._tx.emit(StreamOpen(sid, target.address))
+            self._tx.emit(StreamSend(sid, self._tx.frame(ping)))
             self._deadlines.set(StreamTimeout(sid), max(probe.deadline, now))
 
     def _probe_acked(self, probe: ProbeState, payload: bytes | None, now: float) -> None:
@@ -196,7 +196,7 @@ class Prober(Membership):
         to = self._reply_address(ping.source_addr, ping.source_port, sender)
         if to is None:
             return
-        self._send_msg(to, encode_message(AckResp(seq_no=ping.seq_no, payload=payload)))
+        self._tx.send_msg(to, encode_message(AckResp(seq_no=ping.seq_no, payload=payload)))
 
     def _reply_address(self, addr: bytes, port: int, sender: Address) -> Address | None:
         if addr and port > 0:
@@ -221,12 +221,12 @@ class Prober(Membership):
         self._relays[seq] = Relay(origin=origin, origin_seq=ind.seq_no, nack=ind.nack)
         self._deadlines.set(RelayTimeout(seq), now + self.config.probe_timeout)
         ping = self._own_ping(seq, ind.node)
-        self._send_msg((host, port), encode_message(ping))
+        self._tx.send_msg((host, port), encode_message(ping))
 
     def _relay_timeout(self, seq: int) -> None:
         relay = self._relays.pop(seq, None)
         if relay is not None and relay.nack:
-            self._send_msg(relay.origin, encode_message(NackResp(seq_no=relay.origin_seq)))
+            self._tx.send_msg(relay.origin, encode_message(NackResp(seq_no=relay.origin_seq)))
 
     def _handle_ack(self, ack: AckResp, now: float) -> None:
         probe = self._probe
@@ -236,7 +236,7 @@ class Prober(Membership):
         relay = self._relays.pop(ack.seq_no, None)
         if relay is not None:
             self._deadlines.cancel(RelayTimeout(ack.seq_no))
-            self._send_msg(relay.origin, encode_message(AckResp(seq_no=relay.origin_seq)))
+            self._tx.send_msg(relay.origin, encode_message(AckResp(seq_no=relay.origin_seq)))
             return
         self._drops["late_ack"] += 1
 

@@ -78,10 +78,10 @@ class Streams(Prober):
     def _start_push_pull(self, peer: Address, now: float, *, join: bool, batch: int | None) -> None:
         sid = self._new_stream_id()
         self._streams[sid] = StreamState(
-            kind=StreamKind.PUSH_PULL, peer=peer, decoder=self._decoder(), join=join, batch=batch
+            kind=StreamKind.PUSH_PULL, peer=peer, decoder=self._tx.decoder(), join=join, batch=batch
         )
-        self._out.append(StreamOpen(sid, peer))
-        self._out.append(StreamSend(sid, self._frame(self._local_state(join))))
+        self._tx.emit(StreamOpen(sid, peer))
+        self._tx.emit(StreamSend(sid, self._tx.frame(self._local_state(join))))
         self._deadlines.set(StreamTimeout(sid), now + self.config.tcp_timeout)
 
     def _merge_remote_state(self, pp: PushPull, now: float) -> str | None:
@@ -115,11 +115,11 @@ class Streams(Prober):
         sid = self._new_stream_id()
         if self._inbound >= self.config.max_inbound_streams:
             self._drops["too_many_streams"] += 1
-            self._out.append(StreamClose(sid))
+            self._tx.emit(StreamClose(sid))
             return sid
         self._inbound += 1
         self._streams[sid] = StreamState(
-            kind=StreamKind.INBOUND, peer=peer, decoder=self._decoder()
+            kind=StreamKind.INBOUND, peer=peer, decoder=self._tx.decoder()
         )
         self._deadlines.set(StreamTimeout(sid), now + self.config.tcp_timeout)
         return sid
@@ -142,7 +142,7 @@ class Streams(Prober):
         except DecodeError as exc:
             self._drops[exc.reason] += 1
             if st.kind is StreamKind.INBOUND:
-                self._out.append(StreamSend(stream_id, self._frame(ErrResp(error=str(exc)))))
+                self._tx.emit(StreamSend(stream_id, self._tx.frame(ErrResp(error=str(exc)))))
             self._close_stream(stream_id)
             self._stream_failed(st, f"decode: {exc}", now)
             return False
@@ -157,7 +157,7 @@ class Streams(Prober):
             except Exception:
                 # The core has forgotten the stream: whatever failed, the driver must not
                 # hold the connection open for it (the close normally follows the reply).
-                self._out.append(StreamClose(stream_id))
+                self._tx.emit(StreamClose(stream_id))
                 raise
         else:
             self._handle_reply(st, msg, now)
@@ -213,7 +213,7 @@ class Streams(Prober):
         if st is not None and st.kind is StreamKind.INBOUND:
             self._inbound -= 1
         if not reply_first:
-            self._out.append(StreamClose(stream_id))
+            self._tx.emit(StreamClose(stream_id))
 
     def _stream_failed(self, st: StreamState, error: str, now: float) -> None:
         if st.kind is StreamKind.USER_OUT:
@@ -225,22 +225,22 @@ class Streams(Prober):
     def _handle_inbound(self, sid: int, st: StreamState, msg: StreamMessage, now: float) -> None:
         if isinstance(msg, PushPull):
             # Reply with our state before merging theirs (memberlist `handleConn`).
-            self._out.append(StreamSend(sid, self._frame(self._local_state(msg.header.join))))
-            self._out.append(StreamClose(sid))
+            self._tx.emit(StreamSend(sid, self._tx.frame(self._local_state(msg.header.join))))
+            self._tx.emit(StreamClose(sid))
             self._merge_remote_state(msg, now)
         elif isinstance(msg, Ping):
             if msg.node and msg.node != self.name:
                 self._drops["ping_other_node"] += 1
             else:
-                self._out.append(StreamSend(sid, self._frame(AckResp(seq_no=msg.seq_no))))
-            self._out.append(StreamClose(sid))
+                self._tx.emit(StreamSend(sid, self._tx.frame(AckResp(seq_no=msg.seq_no))))
+            self._tx.emit(StreamClose(sid))
         elif isinstance(msg, UserStream):
-            self._out.append(StreamClose(sid))
+            self._tx.emit(StreamClose(sid))
             if msg.data:
                 self._deliver_user(msg.data)
         else:
             self._drops["unexpected_stream_message"] += 1
-            self._out.append(StreamClose(sid))
+            self._tx.emit(StreamClose(sid))
 
     def _handle_reply(self, st: StreamState, msg: StreamMessage, now: float) -> None:
         if st.kind is StreamKind.USER_OUT:
