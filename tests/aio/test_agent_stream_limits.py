@@ -15,8 +15,8 @@ from aio_fakes import wait_for
 
 from swimguard.aio import Agent, AgentConfig
 from swimguard.config import Config
-from swimguard.protocol.base import StreamKind
 from swimguard.protocol.node import Node
+from swimguard.protocol.streams import StreamKind
 from swimguard.wire.messages import MessageType, PushPullHeader, encode_body
 from swimguard.wire.stream import UserStream, encode_stream_message, frame_stream
 
@@ -179,12 +179,12 @@ def test_an_inbound_stream_is_closed_at_its_absolute_deadline_despite_loop_lag()
             writer.write(header(10))  # then nothing: a stream that never completes
             await writer.drain()
             inbound = StreamKind.INBOUND
-            await wait_for(lambda: any(st.kind is inbound for st in node._streams.values()))
+            await wait_for(lambda: any(st.kind is inbound for st in node._streams.by_id.values()))
             stalls = node.stalls
             time.sleep(config.tcp_timeout * 1.5)  # noqa: ASYNC251 - blocking the loop is the point
             await wait_for(lambda: node.stalls > stalls)
             assert a.drops.get("stream_timeout", 0) == 1
-            assert not any(st.kind is StreamKind.INBOUND for st in node._streams.values())
+            assert not any(st.kind is StreamKind.INBOUND for st in node._streams.by_id.values())
             await read_until_closed(reader)
             writer.close()
         finally:

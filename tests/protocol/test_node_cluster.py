@@ -172,7 +172,7 @@ def test_buddy_system_piggybacks_the_suspicion_on_the_ping() -> None:
     a_node, b_node = c.node("a"), c.node("b")
     c.run(1.0)
     # a suspects b but its broadcast queue is empty: only the buddy system can tell b.
-    a_node._suspect_node(Suspect(incarnation=1, node="b", from_="a"), c.now)
+    a_node._membership.suspect_node(Suspect(incarnation=1, node="b", from_="a"), c.now)
     a_node._tx.member_q.reset()
     c._drain("a")
     pings_with_suspect: list[bool] = []
@@ -281,7 +281,7 @@ def test_stalled_node_and_loop_lag(loop_lag: bool) -> None:
     a = c.node("a")
     for _ in range(5):
         c.run(2.0)
-        assert c.run_until(lambda: a._probe is not None, 5.0)
+        assert c.run_until(lambda: a._prober.probe is not None, 5.0)
         c.stall("a", 3.0)
         c.run(10.0)
     suspicions = sum(isinstance(e, MemberSuspected) for e in c.events("a"))

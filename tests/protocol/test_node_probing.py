@@ -46,7 +46,7 @@ B = addr_of("b")
 def _start_probe(node: Node, target: str, now: float = 0.0) -> Ping:
     rec = node._table.get(target)
     assert rec is not None
-    node._start_probe(rec, now)
+    node._prober._start_probe(rec, now)
     pings = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
     assert len(pings) == 1
     return pings[0]
@@ -220,7 +220,7 @@ def test_buddy_system_sends_suspect_with_the_ping() -> None:
     node.take_outgoing()
     rec = node._table.get("b")
     assert rec is not None
-    node._start_probe(rec, 0.0)
+    node._prober._start_probe(rec, 0.0)
     ((to, msgs),) = datagrams(node.take_outgoing())
     assert to == B
     assert isinstance(msgs[0], Ping)
@@ -234,7 +234,7 @@ def test_without_buddy_system_the_ping_is_plain() -> None:
     node.take_outgoing()
     rec = node._table.get("b")
     assert rec is not None
-    node._start_probe(rec, 0.0)
+    node._prober._start_probe(rec, 0.0)
     msgs = sent_messages(node.take_outgoing())
     assert isinstance(msgs[0], Ping)
     # Only the queued gossip (c's suspicion) may ride along, not our own buddy suspect.
@@ -412,7 +412,7 @@ def test_probe_round_robin_visits_every_member() -> None:
     seen: list[str] = []
     now = 0.0
     for _ in range(20):
-        target = node._next_probe_target(now)
+        target = node._prober._next_probe_target(now)
         assert target is not None
         seen.append(target.name)
     assert set(seen[:10]) == set(names)

@@ -344,12 +344,13 @@ def test_merge_state_rules() -> None:
         return PushNodeState(name=name, addr=IP, port=addr_of(name)[1], incarnation=inc,
                              state=state, vsn=VSN)
 
-    node._merge_state([st("b", 1, 2), st("c", 1, 3), st("d", 1, 0), st("e", 1, 1)], now=0.0)
+    states = [st("b", 1, 2), st("c", 1, 3), st("d", 1, 0), st("e", 1, 1)]
+    node._membership.merge_state(states, now=0.0)
     assert _state(node, "b") is MemberState.SUSPECT  # remote dead -> only suspect
     assert _state(node, "c") is MemberState.LEFT
     assert _state(node, "d") is MemberState.ALIVE
     assert node.member("e") is None  # unknown suspect: ignored
-    susp = node._suspicions["b"]
+    susp = node._membership.suspicions["b"]
     assert "a" in susp.confirmations  # From = ourselves
 
 
@@ -423,22 +424,22 @@ def test_dead_members_are_reaped_after_gossip_to_the_dead_time() -> None:
     add_members(node, "b", "c")
     feed(node, dead("c", 1), now=1.0)
     feed(node, dead("b", 1, frm="b"), now=1.0)
-    node._reset_nodes(20.0)
+    node._membership.reset_nodes(20.0)
     assert node.member("c") is not None
-    node._reset_nodes(31.5)
+    node._membership.reset_nodes(31.5)
     assert node.member("c") is None
     assert node.member("b") is None  # left members too (reap_left_nodes)
     node = make_node(Config.lan(reap_left_nodes=False))
     add_members(node, "b")
     feed(node, dead("b", 1, frm="b"), now=1.0)
-    node._reset_nodes(100.0)
+    node._membership.reset_nodes(100.0)
     assert node.member("b") is not None  # memberlist 0.2.2 keeps left members
 
 
 def test_suspect_carries_on_when_sent_in_push_pull_from_us() -> None:
     node = make_node()
     add_members(node, "b")
-    pp = node._local_state(False)
+    pp = node._streams.local_state(False)
     assert {s.name for s in pp.states} == {"a", "b"}
     assert all(s.vsn == VSN for s in pp.states)
 
@@ -454,8 +455,8 @@ def test_cidrs_allowed_filters_alive_messages() -> None:
     assert node.member("d") is not None
     assert node.drops["cidr_blocked"] == 2
     # Push/pull merges are filtered too.
-    node._merge_state([PushNodeState(name="e", addr=b"\x0a\x00\x00\x02", port=1, incarnation=1,
-                                     state=0, vsn=VSN)], 0.0)
+    node._membership.merge_state([PushNodeState(name="e", addr=b"\x0a\x00\x00\x02", port=1,
+                                                incarnation=1, state=0, vsn=VSN)], 0.0)
     assert node.member("e") is None
 
 

@@ -216,7 +216,7 @@ def check_encodable(sn: SerfNode, seen: int) -> int:
         assert name_problem(member.name) is None
         assert len(member.meta) <= META_MAX_SIZE
     for join in (False, True):
-        pp = node._local_state(join)
+        pp = node._streams.local_state(join)
         framed = frame_stream(encode_stream_message(pp), compress=True, keyring=None)
         again = StreamDecoder().feed(framed)
         assert isinstance(again, PushPull)

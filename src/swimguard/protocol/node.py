@@ -4,15 +4,16 @@ Theory of operation. Every input (a datagram, stream bytes, a timer, an API
 call) takes `now`, updates the member table and pushes effects onto two lists
 the driver drains: `take_outgoing()` (datagrams and stream operations, already
 encoded) and `take_events()`. `next_deadline()` says when `handle_timeout(now)`
-must run next; all timers live in one `Deadlines` table keyed by purpose, so a
-cancelled timer can never fire.
+must run next; all timers live in one `Deadlines` table keyed by typed timers
+(`protocol.timers`), so a cancelled timer can never fire.
 
-`Node` is built from layers, one module each: `base` (state) <- `transmit`
-(encoding, piggybacking, gossip rounds) <- `membership` (alive/suspect/dead
-rules of memberlist's `state.go`) <- `probing` (failure detection, Lifeguard
-awareness) <- `streams` (push/pull, TCP ping, reliable messages) <- this module
-(public API, timers, datagram dispatch). Where we differ from memberlist is
-listed in the `swimguard.protocol` package docstring.
+`Node` routes between parts that own their state (like foca's `Foca` over its
+probe, member table and broadcasts), each in its own module, each using only the
+parts below it: `Transmitter` (`transmit`: outgoing effects, broadcast queues,
+gossip rounds) <- `Membership` (`membership`: the member table, suspicions, our
+incarnation, leaving) <- `Streams` (`streams`: push/pull, reliable messages, open
+streams) <- `Prober` (`probing`: probes, relays, sequence numbers). Where we
+differ from memberlist is listed in the `swimguard.protocol` package docstring.
 """
 
 from __future__ import annotations
@@ -27,21 +28,10 @@ from typing import assert_never
 
 from swimguard.config import META_MAX_SIZE, Config
 from swimguard.errors import UsageError
-from swimguard.protocol.addresses import bytes_to_host, host_to_bytes
+from swimguard.protocol.addresses import bytes_to_host, host_to_bytes, ip_allowed
 from swimguard.protocol.awareness import Awareness
-from swimguard.protocol.base import (
-    JoinBatch,
-    ProbeState,
-    Relay,
-    StreamKind,
-    StreamState,
-)
 from swimguard.protocol.deadlines import Deadlines
-from swimguard.protocol.events import (
-    Event,
-    JoinCompleted,
-    LeaveCompleted,
-)
+from swimguard.protocol.events import Event, deliver_user_message
 from swimguard.protocol.hooks import (
     AliveHook,
     BroadcastHook,
@@ -53,22 +43,15 @@ from swimguard.protocol.hooks import (
     StateHook,
 )
 from swimguard.protocol.members import Member
+from swimguard.protocol.membership import Membership
 from swimguard.protocol.names import check_local_name
-from swimguard.protocol.outgoing import (
-    Address,
-    Outgoing,
-    StreamOpen,
-    StreamSend,
-)
+from swimguard.protocol.outgoing import Address, Outgoing
+from swimguard.protocol.probing import Prober
 from swimguard.protocol.scaling import push_pull_scale
 from swimguard.protocol.streams import Streams
-from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberTable, SharedView
 from swimguard.protocol.timers import (
-    LEAVE_TIMEOUT,
-    PROBE_INDIRECT,
     PROBE_TICK,
-    PROBE_TIMEOUT,
     PUSH_PULL_TICK,
     GossipTick,
     LeaveTimeout,
@@ -85,29 +68,13 @@ from swimguard.protocol.transmit import Transmitter
 from swimguard.protocol.versions import trusts_message_ports, uses_encryption_v1
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.errors import DecodeError
-from swimguard.wire.messages import (
-    AckResp,
-    Alive,
-    Dead,
-    IndirectPingReq,
-    NackResp,
-    Ping,
-    Suspect,
-)
-from swimguard.wire.packet import (
-    Message,
-    UserData,
-    decode_packet,
-    encode_message,
-)
-from swimguard.wire.stream import (
-    UserStream,
-)
+from swimguard.wire.messages import AckResp, Alive, Dead, IndirectPingReq, NackResp, Ping, Suspect
+from swimguard.wire.packet import Message, UserData, decode_packet, encode_message
 
 __all__ = ["Node"]
 
 
-class Node(Streams):
+class Node:
     """One cluster member. See the module docstring and docs/architecture.md.
 
     `Node(config, name=, advertise=, rng=, now=, hooks=None, keyring=None, label=b"",
@@ -147,17 +114,8 @@ class Node(Streams):
         self.config = config
         self.name = name
         self._rng = rng
-        self._addr_bytes = addr_bytes
         self._advertise: Address = (bytes_to_host(addr_bytes) or host, port)
-
-        self._meta_hook = hooks if isinstance(hooks, MetaHook) else None
         self._message_hook = hooks if isinstance(hooks, MessageHook) else None
-        self._state_hook = hooks if isinstance(hooks, StateHook) else None
-        self._conflict_hook = hooks if isinstance(hooks, ConflictHook) else None
-        self._merge_hook = hooks if isinstance(hooks, MergeHook) else None
-        self._alive_hook = hooks if isinstance(hooks, AliveHook) else None
-        self._ping_hook = hooks if isinstance(hooks, PingHook) else None
-
         self._allowed_nets = tuple(
             ipaddress.ip_network(c, strict=False) for c in config.cidrs_allowed
         )
@@ -165,6 +123,9 @@ class Node(Streams):
         self._drops: Counter[str] = Counter()
         self._table = MemberTable()
         self._deadlines: Deadlines[Timer] = Deadlines()
+        self._awareness = Awareness(config.awareness_max_multiplier)
+        self.stalls = 0
+        """How many loop-lag reports counted as a stall."""
         self._tx = Transmitter(
             config,
             name=name,
@@ -180,33 +141,61 @@ class Node(Streams):
             broadcast_hook=hooks if isinstance(hooks, BroadcastHook) else None,
             now=now,
         )
-        self._awareness = Awareness(config.awareness_max_multiplier)
-        self._suspicions: dict[str, Suspicion] = {}
-        self._seq = 0
-        self._incarnation = 0
-        self._probe: ProbeState | None = None
-        self._relays: dict[int, Relay] = {}
-        self._streams: dict[int, StreamState] = {}
-        self._inbound = 0
-        self._next_stream = 1
-        self._joins: dict[int, JoinBatch] = {}
-        self._next_join = 1
-        self._left = False
-        self._leave_waiting = False
-        self._next_refresh = now
-        self.refreshes = 0
-        """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
-        self.incarnation_restarts = 0
-        """How often our incarnation passed 0xFFFFFFFF and restarted at 1 (see `_refute`)."""
-        self.stalls = 0
-        """How many loop-lag reports counted as a stall."""
+        self._membership = Membership(
+            config,
+            name=name,
+            addr_bytes=addr_bytes,
+            port=port,
+            rng=rng,
+            table=self._table,
+            deadlines=self._deadlines,
+            tx=self._tx,
+            awareness=self._awareness,
+            events=self._events,
+            drops=self._drops,
+            allowed_nets=self._allowed_nets,
+            alive_hook=hooks if isinstance(hooks, AliveHook) else None,
+            conflict_hook=hooks if isinstance(hooks, ConflictHook) else None,
+            now=now,
+        )
+        self._streams = Streams(
+            config,
+            name=name,
+            rng=rng,
+            table=self._table,
+            deadlines=self._deadlines,
+            tx=self._tx,
+            membership=self._membership,
+            events=self._events,
+            drops=self._drops,
+            state_hook=hooks if isinstance(hooks, StateHook) else None,
+            merge_hook=hooks if isinstance(hooks, MergeHook) else None,
+            message_hook=self._message_hook,
+        )
+        self._prober = Prober(
+            config,
+            name=name,
+            addr_bytes=addr_bytes,
+            port=port,
+            rng=rng,
+            table=self._table,
+            deadlines=self._deadlines,
+            tx=self._tx,
+            membership=self._membership,
+            streams=self._streams,
+            awareness=self._awareness,
+            events=self._events,
+            drops=self._drops,
+            ping_hook=hooks if isinstance(hooks, PingHook) else None,
+        )
 
         meta = b""
-        if self._meta_hook is not None:
-            meta = bytes(self._meta_hook.node_meta(META_MAX_SIZE))
+        if isinstance(hooks, MetaHook):
+            meta = bytes(hooks.node_meta(META_MAX_SIZE))
             if len(meta) > META_MAX_SIZE:
                 raise ValueError(f"node meta is {len(meta)} bytes; the limit is {META_MAX_SIZE}")
-        self._alive_node(self._own_alive(self._next_incarnation(), meta), now, bootstrap=True)
+        members = self._membership
+        members.alive_node(members.own_alive(members.next_incarnation(), meta), now, bootstrap=True)
         # Tickers start at a random phase so simulated nodes started together spread out.
         rand = rng.random
         if config.probe_interval > 0:
@@ -220,7 +209,8 @@ class Node(Streams):
 
     def take_events(self) -> list[Event]:
         """Events since the last call, in order."""
-        events, self._events = self._events, []
+        events = self._events.copy()  # the parts hold this very list: empty it in place
+        self._events.clear()
         return events
 
     def next_deadline(self) -> float | None:
@@ -239,7 +229,7 @@ class Node(Streams):
     @property
     def local_member(self) -> Member:
         """Our own record."""
-        return self._self.snapshot()
+        return self._membership.self_record.snapshot()
 
     @property
     def health_score(self) -> int:
@@ -259,40 +249,33 @@ class Node(Streams):
     @property
     def has_left(self) -> bool:
         """True after `leave()`."""
-        return self._left
+        return self._membership.has_left
 
     @property
     def broadcasts_queued(self) -> int:
         """Member broadcasts waiting for retransmission (memberlist `NumQueued`)."""
         return len(self._tx.member_q)
 
+    @property
+    def refreshes(self) -> int:
+        """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
+        return self._membership.refreshes
+
+    @property
+    def incarnation_restarts(self) -> int:
+        """How often our incarnation passed 0xFFFFFFFF and restarted at 1."""
+        return self._membership.incarnation_restarts
+
     def join(self, seeds: Sequence[Address], now: float) -> None:
         """Push/pull (join=True) with each seed; `JoinCompleted` once all answered or failed."""
-        if not seeds:
-            self._events.append(JoinCompleted(joined=0, errors=()))
-            return
-        batch_id = self._next_join
-        self._next_join += 1
-        self._joins[batch_id] = JoinBatch(pending=len(seeds))
-        for seed in seeds:
-            self._start_push_pull(seed, now, join=True, batch=batch_id)
+        self._streams.join(seeds, now)
 
     def leave(self, now: float, timeout: float) -> None:
         """Broadcast our own death (a graceful leave); `LeaveCompleted` when sent or timed out.
 
         `timeout <= 0` waits for the broadcast without limit.
         """
-        if self._left:
-            self._events.append(LeaveCompleted(timed_out=False))
-            return
-        self._left = True
-        me = self._self
-        self._leave_waiting = True
-        self._dead_node(Dead(incarnation=me.incarnation, node=self.name, from_=self.name), now)
-        if not self._any_alive():
-            self._leave_done(timed_out=False)
-        elif self._leave_waiting and timeout > 0:
-            self._deadlines.set(LEAVE_TIMEOUT, now + timeout)
+        self._membership.leave(now, timeout)
 
     def preload(self, view: SharedView, now: float) -> None:
         """Start from a converged cluster's member list instead of joining (simulation).
@@ -304,12 +287,12 @@ class Node(Streams):
         interval, which would make every preloaded node sync its full table at once).
         Only on a fresh node (nothing learned yet); raises UsageError otherwise.
         """
-        if len(self._table) != 1 or self._joins:
+        if len(self._table) != 1 or self._streams.joining:
             raise UsageError("preload() needs a fresh node that has not joined or learned anyone")
         mine = view.by_name.get(self.name)
         if mine is not None and mine.address != self._advertise:
             raise UsageError(f"the view has {self.name!r} at {mine.address}, not {self._advertise}")
-        self._table.adopt(view, self._self, self._rng)
+        self._table.adopt(view, self._membership.self_record, self._rng)
         interval = self.config.push_pull_interval
         if interval > 0:
             scaled = push_pull_scale(interval, len(self._table))
@@ -320,7 +303,8 @@ class Node(Streams):
         meta = bytes(meta)
         if len(meta) > META_MAX_SIZE:
             raise ValueError(f"node meta is {len(meta)} bytes; the limit is {META_MAX_SIZE}")
-        self._alive_node(self._own_alive(self._next_incarnation(), meta), now, bootstrap=True)
+        members = self._membership
+        members.alive_node(members.own_alive(members.next_incarnation(), meta), now, bootstrap=True)
 
     def send_best_effort(self, to: Address, data: bytes, now: float) -> None:
         """A user message by UDP (memberlist `SendBestEffort`); no piggybacking."""
@@ -333,12 +317,7 @@ class Node(Streams):
         The receiver closes the stream once it has read the message; a connect
         failure, reset or `tcp_timeout` is counted in `drops` ("reliable_failed").
         """
-        sid = self._new_stream_id()
-        decoder = self._tx.decoder()
-        self._streams[sid] = StreamState(kind=StreamKind.USER_OUT, peer=to, decoder=decoder)
-        self._tx.emit(StreamOpen(sid, to))
-        self._tx.emit(StreamSend(sid, self._tx.frame(UserStream(bytes(data)))))
-        self._deadlines.set(StreamTimeout(sid), now + self.config.tcp_timeout)
+        self._streams.send_reliable(to, bytes(data), now)
 
     def broadcast(self, data: bytes, now: float, key: str | None = None) -> None:
         """Queue a user broadcast piggybacked on gossip; a `key` replaces the queued one."""
@@ -349,13 +328,33 @@ class Node(Streams):
             self._drops["user_broadcast_overflow"] += 1
             self._tx.user_q.prune(self.config.max_user_broadcasts)
 
+    def stream_accepted(self, peer: Address, now: float) -> int:
+        """An inbound stream from `peer` was accepted; returns the id for later calls."""
+        return self._streams.stream_accepted(peer, now)
+
+    def stream_data(
+        self, stream_id: int, data: bytes, now: float, *, max_work: int | None = None
+    ) -> bool:
+        """Bytes received on stream `stream_id`; True if some are still to be parsed.
+
+        With `max_work`, at most that many bytes are parsed in this call (a driver's
+        bound on the time one call takes; 0 only buffers `data`); while this returns
+        True the driver calls again with `data=b""` on a later turn, and should stop
+        reading the stream. Buffered bytes count against the inbound memory budget.
+        """
+        return self._streams.stream_data(stream_id, data, now, max_work=max_work)
+
+    def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
+        """The peer closed the stream, it broke, or the connection could not be made."""
+        self._streams.stream_closed(stream_id, now, error)
+
     def report_loop_lag(self, lag: float, now: float) -> None:
         """Driver-measured timer lateness; see `protocol.awareness` for the rule.
 
         A stall (lag above `loop_lag_threshold * probe_timeout`) raises the health
-        score and pushes the deadlines of the in-flight probe, of every running
-        suspicion and of the streams we opened back by `lag`: time we spent frozen is
-        not counted against peers (inbound streams keep their absolute deadline).
+        score and has each part push its own deadlines back by `lag` (the probe in
+        flight, every running suspicion, the streams we opened): time we spent frozen
+        is not counted against peers (inbound streams keep their absolute deadline).
         (After a stall a driver may run due timers before it has read every datagram
         that arrived meanwhile; asyncio reads one datagram per loop iteration, for
         example.)
@@ -374,31 +373,9 @@ class Node(Streams):
         if not stalled:
             return
         self.stalls += 1
-        probe = self._probe
-        # Deadlines are never moved into the past: a timer armed behind `now` would make
-        # the driver report the gap as lag again.
-        if probe is not None:
-            probe.direct_deadline = max(probe.direct_deadline + lag, now)
-            probe.deadline = max(probe.deadline + lag, now)
-            if not probe.indirect:
-                self._deadlines.set(PROBE_INDIRECT, probe.direct_deadline)
-            self._deadlines.set(PROBE_TIMEOUT, probe.deadline)
-        for name, susp in self._suspicions.items():
-            susp.start += lag
-            self._deadlines.set(SuspicionTimeout(name), max(susp.deadline, now))
-        for sid, st in self._streams.items():
-            key = StreamTimeout(sid)
-            when = self._deadlines.get(key)
-            # A TCP ping follows its probe; an inbound stream's deadline is absolute, as
-            # a hostile stream can cause the very lag that would otherwise extend it.
-            if (
-                when is not None
-                and st.kind is not StreamKind.TCP_PING
-                and st.kind is not StreamKind.INBOUND
-            ):
-                self._deadlines.set(key, max(when + lag, now))
-        if probe is not None and probe.tcp_stream is not None:
-            self._deadlines.set(StreamTimeout(probe.tcp_stream), probe.deadline)
+        self._prober.postpone(lag, now)
+        self._membership.postpone(lag, now)
+        self._streams.postpone(lag, now)
 
     def handle_timeout(self, now: float) -> None:
         """Run every timer due at `now`, earliest first."""
@@ -412,24 +389,23 @@ class Node(Streams):
     def _fire(self, timer: Timer, now: float) -> None:
         match timer:
             case ProbeTick():
-                self._probe_tick(now)
+                self._prober.probe_tick(now)
             case ProbeIndirect():
-                self._probe_direct_timeout(now)
+                self._prober.probe_indirect(now)
             case ProbeTimeout():
-                self._probe_end(now)
+                self._prober.probe_timeout(now)
             case GossipTick():
                 self._tx.gossip_tick(now)
             case RelayTimeout(seq):
-                self._relay_timeout(seq)
+                self._prober.relay_timeout(seq)
             case SuspicionTimeout(name):
-                self._suspicion_expired(name, now)
+                self._membership.suspicion_expired(name, now)
             case PushPullTick():
-                self._push_pull_tick(now)
+                self._streams.push_pull_tick(now)
             case StreamTimeout(stream_id):
-                self._stream_timeout(stream_id, now)
+                self._streams.stream_timeout(stream_id, now)
             case LeaveTimeout():
-                if self._leave_waiting:
-                    self._leave_done(timed_out=True)
+                self._membership.leave_timeout()
             case _:
                 assert_never(timer)
 
@@ -452,36 +428,37 @@ class Node(Streams):
         # Most messages are gossiped alives: hand those straight to the alive rule when
         # `_handle_message` would neither filter nor rewrite them.
         direct = not self._allowed_nets and trusts_message_ports(self.config.protocol_version)
-        alive_node = self._alive_node
+        alive_node = self._membership.alive_node
         for msg in messages:
             if direct and type(msg) is Alive and msg.port != 0:
                 alive_node(msg, now)
             else:
                 self._handle_message(msg, sender, now)
         if messages:
-            self._maybe_refresh(now)  # we still hear our peers, however late: refute ahead
+            # We still hear our peers, however late: refute ahead.
+            self._membership.maybe_refresh(now)
 
     def _handle_message(self, msg: Message, sender: Address, now: float) -> None:
         if type(msg) is Alive:  # most messages are gossiped alives: test that first
-            if self._allowed_nets and not self._ip_allowed(sender[0]):
+            if self._allowed_nets and not ip_allowed(self._allowed_nets, sender[0]):
                 self._drops["cidr_blocked"] += 1
                 return
             if not trusts_message_ports(self.config.protocol_version) or msg.port == 0:
                 msg = dataclasses.replace(msg, port=self._advertise[1])
-            self._alive_node(msg, now)
+            self._membership.alive_node(msg, now)
         elif isinstance(msg, Ping):
-            self._handle_ping(msg, sender)
+            self._prober.handle_ping(msg, sender)
         elif isinstance(msg, AckResp):
-            self._handle_ack(msg, now)
+            self._prober.handle_ack(msg, now)
         elif isinstance(msg, Suspect):
-            self._suspect_node(msg, now)
+            self._membership.suspect_node(msg, now)
         elif isinstance(msg, Dead):
-            self._dead_node(msg, now)
+            self._membership.dead_node(msg, now)
         elif isinstance(msg, IndirectPingReq):
-            self._handle_indirect_ping(msg, sender, now)
+            self._prober.handle_indirect_ping(msg, sender, now)
         elif isinstance(msg, NackResp):
-            self._handle_nack(msg)
+            self._prober.handle_nack(msg)
         elif isinstance(msg, UserData):
-            self._deliver_user(msg.data)
+            deliver_user_message(self._events, self._message_hook, msg.data)
         else:
             self._drops["unexpected_message"] += 1
