@@ -35,7 +35,7 @@ from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.names import name_problem
 from swimguard.protocol.scaling import suspicion_timeout
 from swimguard.protocol.suspicion import Suspicion
-from swimguard.protocol.table import MemberRecord, MemberTable
+from swimguard.protocol.table import MemberRecord, MemberTable, SharedView
 from swimguard.protocol.timers import LEAVE_TIMEOUT, SuspicionTimeout, Timer
 from swimguard.protocol.transmit import Transmitter
 from swimguard.protocol.versions import vsn_is_sane
@@ -118,6 +118,10 @@ class Membership:
     def has_left(self) -> bool:
         """True after `leave()`."""
         return self._left
+
+    def adopt(self, view: SharedView) -> None:
+        """Know every member of `view` (records shared until changed, `MemberTable.adopt`)."""
+        self.table.adopt(view, self.self_record, self._rng)
 
     def leave(self, now: float, timeout: float) -> None:
         """Broadcast our own death; `LeaveCompleted` once it went out or after `timeout`."""

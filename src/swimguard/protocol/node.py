@@ -292,7 +292,7 @@ class Node:
         mine = view.by_name.get(self.name)
         if mine is not None and mine.address != self._advertise:
             raise UsageError(f"the view has {self.name!r} at {mine.address}, not {self._advertise}")
-        self._table.adopt(view, self._membership.self_record, self._rng)
+        self._membership.adopt(view)
         interval = self.config.push_pull_interval
         if interval > 0:
             scaled = push_pull_scale(interval, len(self._table))
