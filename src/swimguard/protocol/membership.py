@@ -163,6 +163,7 @@ class Membership:
         bootstrap: bool = False,
         on_finished: Callable[[], None] | None = None,
     ) -> None:
+        """memberlist `aliveNode`: news that `a.node` is alive (`bootstrap`: our own, from us)."""
         table = self.table
         rec = table.by_name.get(a.node)
         is_local = a.node == self._name
@@ -251,6 +252,7 @@ class Membership:
             self._events.append(MemberUpdated(rec.snapshot()))
 
     def suspect_node(self, s: Suspect, now: float) -> None:
+        """memberlist `suspectNode`: an accusation, or a confirmation of a running suspicion."""
         rec = self.table.get(s.node)
         if rec is None or s.incarnation < rec.incarnation:
             return
@@ -290,6 +292,7 @@ class Membership:
         self._events.append(MemberSuspected(rec.snapshot()))
 
     def suspicion_expired(self, name: str, now: float) -> None:
+        """The `SuspicionTimeout` timer: a suspect not refuted in time is dead."""
         susp = self.suspicions.pop(name, None)
         rec = self.table.get(name)
         if susp is None or rec is None or rec.state is not SUSPECT:
@@ -301,6 +304,7 @@ class Membership:
             self._deadlines.cancel(SuspicionTimeout(name))
 
     def dead_node(self, d: Dead, now: float) -> None:
+        """memberlist `deadNode`: `d.node` failed, or left (`from_` is itself)."""
         rec = self.table.get(d.node)
         if rec is None or d.incarnation < rec.incarnation:
             return
@@ -376,6 +380,7 @@ class Membership:
         )
 
     def next_incarnation(self) -> int:
+        """Our next incarnation (restarting at 1 past the top)."""
         if self._incarnation >= U32:  # past the top: start again at 1, never 0 (`_refute`)
             self.incarnation_restarts += 1
             self._incarnation = 0
@@ -388,6 +393,7 @@ class Membership:
         return self._incarnation
 
     def merge_state(self, states: Sequence[PushNodeState], now: float) -> None:
+        """memberlist `mergeState`: apply a verified push/pull's member states."""
         me = self._name
         alive, suspect, dead, left = _PUSH_ALIVE, _PUSH_SUSPECT, _PUSH_DEAD, _PUSH_LEFT
         for st in states:
@@ -404,6 +410,7 @@ class Membership:
                 self._drops["bad_state"] += 1
 
     def any_alive(self) -> bool:
+        """Whether any other member is alive or suspect."""
         return any(not r.dead_or_left and r.name != self._name for r in self.table.order)
 
     def _leave_broadcast_sent(self) -> None:
@@ -411,6 +418,7 @@ class Membership:
             self.leave_done(timed_out=False)
 
     def leave_done(self, *, timed_out: bool) -> None:
+        """The leave broadcast went out (or timed out): `LeaveCompleted`."""
         self._leave_waiting = False
         self._deadlines.cancel(LEAVE_TIMEOUT)
         self._events.append(LeaveCompleted(timed_out=timed_out))

@@ -152,6 +152,7 @@ class Prober:
         return cfg.probe_interval
 
     def probe_tick(self, now: float) -> None:
+        """The `ProbeTick` timer: probe the next member unless a probe is running."""
         if self.probe is not None:
             return  # the running probe schedules the next tick when it ends
         target = self._next_probe_target(now)
@@ -203,6 +204,7 @@ class Prober:
         self._deadlines.set(PROBE_TIMEOUT, probe.deadline)
 
     def probe_indirect(self, now: float) -> None:
+        """The `ProbeIndirect` timer: no direct ack; indirect pings and the TCP ping."""
         probe = self.probe
         if probe is None or probe.indirect:
             return
@@ -260,6 +262,7 @@ class Prober:
         self._finish_probe(probe, now, success=True)
 
     def probe_timeout(self, now: float) -> None:
+        """The `ProbeTimeout` timer: the probe failed unless the TCP ping was acked."""
         probe = self.probe
         if probe is None:
             return
@@ -287,6 +290,7 @@ class Prober:
         )
 
     def handle_ping(self, ping: Ping, sender: Address) -> None:
+        """memberlist `handlePing`: ack a ping meant for us."""
         if ping.node and ping.node != self._name:
             self._drops["ping_other_node"] += 1
             return
@@ -306,6 +310,7 @@ class Prober:
         return sender
 
     def handle_indirect_ping(self, ind: IndirectPingReq, sender: Address, now: float) -> None:
+        """memberlist `handleIndirectPing`: ping the target for the requester."""
         port = ind.port
         if not trusts_message_ports(self._config.protocol_version) or port == 0:
             port = self._port
@@ -322,11 +327,13 @@ class Prober:
         self._tx.send_msg((host, port), encode_message(ping))
 
     def relay_timeout(self, seq: int) -> None:
+        """The `RelayTimeout` timer: the relayed ping got no ack; nack if asked to."""
         relay = self.relays.pop(seq, None)
         if relay is not None and relay.nack:
             self._tx.send_msg(relay.origin, encode_message(NackResp(seq_no=relay.origin_seq)))
 
     def handle_ack(self, ack: AckResp, now: float) -> None:
+        """memberlist `handleAck`: completes our probe or a relayed ping."""
         probe = self.probe
         if probe is not None and probe.seq == ack.seq_no:
             self._probe_acked(probe, ack.payload, now)
@@ -339,6 +346,7 @@ class Prober:
         self._drops["late_ack"] += 1
 
     def handle_nack(self, nack: NackResp) -> None:
+        """memberlist `handleNack`: a relay reports the target silent."""
         probe = self.probe
         if probe is not None and probe.seq == nack.seq_no:
             probe.nacks += 1

@@ -188,6 +188,7 @@ class Streams:
                 self._deadlines.set(key, max(when + lag, now))
 
     def push_pull_tick(self, now: float) -> None:
+        """The `PushPullTick` timer: push/pull with one random alive member."""
         cfg = self._config
         self._deadlines.set(
             PUSH_PULL_TICK, now + push_pull_scale(cfg.push_pull_interval, len(self._table))
@@ -198,6 +199,7 @@ class Streams:
             self._start_push_pull(peers[0].address, now, join=False, batch=None)
 
     def local_state(self, join: bool) -> PushPull:
+        """Our push/pull: every member's state and the hook's user state."""
         wire_state = _WIRE_STATE
         states = tuple(
             _new_state(
@@ -340,6 +342,7 @@ class Streams:
         self._stream_failed(st, error or "closed before reply", now)
 
     def stream_timeout(self, stream_id: int, now: float) -> None:
+        """The `StreamTimeout` timer: the stream took too long."""
         st = self.by_id.get(stream_id)
         if st is None:
             return
