@@ -16,6 +16,7 @@ from aio_fakes import wait_for
 from swimguard.aio import Agent, AgentConfig
 from swimguard.config import Config
 from swimguard.protocol.node import Node
+from swimguard.protocol.streams import StreamKind
 from swimguard.wire.messages import MessageType, PushPullHeader, encode_body
 from swimguard.wire.stream import UserStream, encode_stream_message, frame_stream
 
@@ -177,12 +178,13 @@ def test_an_inbound_stream_is_closed_at_its_absolute_deadline_despite_loop_lag()
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(header(10))  # then nothing: a stream that never completes
             await writer.drain()
-            await wait_for(lambda: any(st.kind == "in" for st in node._streams.values()))
+            inbound = StreamKind.INBOUND
+            await wait_for(lambda: any(st.kind is inbound for st in node._streams.by_id.values()))
             stalls = node.stalls
             time.sleep(config.tcp_timeout * 1.5)  # noqa: ASYNC251 - blocking the loop is the point
             await wait_for(lambda: node.stalls > stalls)
             assert a.drops.get("stream_timeout", 0) == 1
-            assert not any(st.kind == "in" for st in node._streams.values())
+            assert not any(st.kind is StreamKind.INBOUND for st in node._streams.by_id.values())
             await read_until_closed(reader)
             writer.close()
         finally:

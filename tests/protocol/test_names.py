@@ -10,9 +10,13 @@ from node_helpers import IP, VSN, A, feed, make_node
 from swimguard import Agent
 from swimguard.config import META_MAX_SIZE, Config
 from swimguard.errors import UsageError
-from swimguard.protocol.base import COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD, ENCRYPT_OVERHEAD
 from swimguard.protocol.names import MAX_NAME_BYTES, BadNameError, NameProblem, name_problem
 from swimguard.protocol.node import Node
+from swimguard.protocol.transmit import (
+    COMPOUND_HEADER_OVERHEAD,
+    COMPOUND_OVERHEAD,
+    ENCRYPT_OVERHEAD,
+)
 from swimguard.serf import SerfLayer
 from swimguard.wire.messages import Alive, Dead, Suspect
 from swimguard.wire.packet import encode_message

@@ -181,8 +181,8 @@ def test_buddy_system_piggybacks_the_suspicion_on_the_ping() -> None:
     a_node, b_node = node(c, "a"), node(c, "b")
     c.run_for(1.0)
     # a suspects b but its broadcast queue is empty: only the buddy system can tell b.
-    a_node._suspect_node(Suspect(incarnation=1, node="b", from_="a"), c.now)
-    a_node._member_q.reset()
+    a_node._membership.suspect_node(Suspect(incarnation=1, node="b", from_="a"), c.now)
+    a_node._tx.member_q.reset()
     c.call("a", lambda n, now: None)  # perform what the suspicion produced
     pings_with_suspect: list[bool] = []
     b = c.member("b").addr
@@ -294,7 +294,7 @@ def test_stalled_node_and_loop_lag(loop_lag: bool) -> None:
     for _ in range(5):
         c.run_for(2.0)
         # Checked every 0.1 ms: the ack comes back within 1-4 ms of the ping.
-        assert c.run_until_true(lambda: a._probe is not None, c.now + 5.0, 0.0001)
+        assert c.run_until_true(lambda: a._prober.probe is not None, c.now + 5.0, 0.0001)
         c.stall("a", 3.0)
         c.run_for(10.0)
     suspicions = sum(isinstance(e, MemberSuspected) for e in events("a"))

@@ -29,6 +29,13 @@ from swimguard.protocol import (
     UserMessage,
 )
 from swimguard.protocol.node import Node
+from swimguard.protocol.timers import (
+    GOSSIP_TICK,
+    PROBE_INDIRECT,
+    PROBE_TICK,
+    PROBE_TIMEOUT,
+    SuspicionTimeout,
+)
 from swimguard.wire.messages import AckResp, IndirectPingReq, NackResp, Ping, Suspect
 from swimguard.wire.packet import UserData
 from swimguard.wire.stream import StreamDecoder, UserStream
@@ -39,7 +46,7 @@ B = addr_of("b")
 def _start_probe(node: Node, target: str, now: float = 0.0) -> Ping:
     rec = node._table.get(target)
     assert rec is not None
-    node._start_probe(rec, now)
+    node._prober._start_probe(rec, now)
     pings = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
     assert len(pings) == 1
     return pings[0]
@@ -101,7 +108,7 @@ def test_direct_probe_ack_completes_and_improves_health() -> None:
     assert ev[0].payload == b"p"
     assert rtts == [pytest.approx(0.01)]
     assert node.health_score == 1
-    assert node._deadlines.get(("probe",)) == pytest.approx(2.0)
+    assert node._deadlines.get(PROBE_TICK) == pytest.approx(2.0)
 
 
 def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
@@ -142,8 +149,8 @@ def test_failed_probe_without_nacks_scores_all_expected() -> None:
     assert node.health_score == 3
     # The next probe starts at once (a whole interval has passed) and waits (3 + 1) intervals.
     (ping,) = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
-    assert node._deadlines.get(("probe_end",)) == pytest.approx(5.0)
-    assert node._deadlines.get(("probe_direct",)) == pytest.approx(1.5)  # not scaled
+    assert node._deadlines.get(PROBE_TIMEOUT) == pytest.approx(5.0)
+    assert node._deadlines.get(PROBE_INDIRECT) == pytest.approx(1.5)  # not scaled
     feed(node, AckResp(seq_no=ping.seq_no), now=1.2)
     assert node.health_score == 2
 
@@ -172,7 +179,7 @@ def test_indirect_ack_counts_as_success_without_ping_completed() -> None:
     feed(node, AckResp(seq_no=ping.seq_no), now=0.6)
     assert node.take_events() == []
     assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
-    assert ("probe_end",) not in node._deadlines
+    assert PROBE_TIMEOUT not in node._deadlines
 
 
 def test_tcp_fallback_ack_saves_the_target() -> None:
@@ -213,7 +220,7 @@ def test_buddy_system_sends_suspect_with_the_ping() -> None:
     node.take_outgoing()
     rec = node._table.get("b")
     assert rec is not None
-    node._start_probe(rec, 0.0)
+    node._prober._start_probe(rec, 0.0)
     ((to, msgs),) = datagrams(node.take_outgoing())
     assert to == B
     assert isinstance(msgs[0], Ping)
@@ -227,7 +234,7 @@ def test_without_buddy_system_the_ping_is_plain() -> None:
     node.take_outgoing()
     rec = node._table.get("b")
     assert rec is not None
-    node._start_probe(rec, 0.0)
+    node._prober._start_probe(rec, 0.0)
     msgs = sent_messages(node.take_outgoing())
     assert isinstance(msgs[0], Ping)
     # Only the queued gossip (c's suspicion) may ride along, not our own buddy suspect.
@@ -272,7 +279,7 @@ def test_gossip_sends_queued_broadcasts_to_gossip_nodes() -> None:
     add_members(node, "b", "c", "d", "e", "f")
     feed(node, alive("g"))
     node.take_outgoing()
-    node._gossip_tick(1.0)
+    node._tx.gossip_tick(1.0)
     sent = datagrams(node.take_outgoing())
     assert len(sent) == 3
     assert len({to for to, _ in sent}) == 3
@@ -282,12 +289,12 @@ def test_each_broadcast_is_sent_retransmit_limit_times() -> None:
     node = make_node(Config.lan(retransmit_mult=2))
     add_members(node, "b", "c")  # n = 3: limit = 2 * ceil(log10 4) = 2
     while node.broadcasts_queued:
-        node._gossip_tick(1.0)
+        node._tx.gossip_tick(1.0)
     node.take_outgoing()
     feed(node, alive("b", 2, meta=b"m"))
     count = 0
     for _ in range(10):
-        node._gossip_tick(2.0)
+        node._tx.gossip_tick(2.0)
         count += sum(1 for m in sent_messages(node.take_outgoing())
                      if getattr(m, "meta", None) == b"m")
     assert count == 2
@@ -300,10 +307,10 @@ def test_gossip_to_the_dead_only_within_the_window() -> None:
     node.handle_timeout(4.0)  # b dead at t=4
     node.take_outgoing()
     node.broadcast(b"hello", 5.0)
-    node._gossip_tick(10.0)
+    node._tx.gossip_tick(10.0)
     assert [to for to, _ in datagrams(node.take_outgoing())] == [B]
     node.broadcast(b"again", 40.0)
-    node._gossip_tick(40.0)
+    node._tx.gossip_tick(40.0)
     assert datagrams(node.take_outgoing()) == []
 
 
@@ -311,7 +318,7 @@ def test_user_broadcasts_piggyback_and_keys_replace() -> None:
     node = make_node()
     add_members(node, "b")
     while node.broadcasts_queued:
-        node._gossip_tick(1.0)
+        node._tx.gossip_tick(1.0)
     node.take_outgoing()
     node.broadcast(b"v1", 1.0, key="k")
     node.broadcast(b"v2", 1.0, key="k")
@@ -405,7 +412,7 @@ def test_probe_round_robin_visits_every_member() -> None:
     seen: list[str] = []
     now = 0.0
     for _ in range(20):
-        target = node._next_probe_target(now)
+        target = node._prober._next_probe_target(now)
         assert target is not None
         seen.append(target.name)
     assert set(seen[:10]) == set(names)
@@ -421,8 +428,8 @@ def test_loop_lag_raises_health_and_pushes_probe_deadlines() -> None:
     node.report_loop_lag(3.0, 13.5)
     assert node.health_score == 6
     assert node.stalls == 1
-    assert node._deadlines.get(("probe_direct",)) == pytest.approx(13.5)
-    assert node._deadlines.get(("probe_end",)) == pytest.approx(14.0)
+    assert node._deadlines.get(PROBE_INDIRECT) == pytest.approx(13.5)
+    assert node._deadlines.get(PROBE_TIMEOUT) == pytest.approx(14.0)
 
 
 def test_loop_lag_can_be_switched_off() -> None:
@@ -437,7 +444,7 @@ def test_a_stall_postpones_running_suspicions() -> None:
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"), now=0.0)
     node.report_loop_lag(5.0, 5.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(9.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(9.0)
 
 
 def test_advertise_must_be_an_ip() -> None:
@@ -455,20 +462,20 @@ def test_user_broadcast_queue_is_bounded() -> None:
     node = make_node(Config.lan(max_user_broadcasts=10))
     for i in range(25):
         node.broadcast(f"m{i}".encode(), 0.0)
-    assert len(node._user_q) == 10
+    assert len(node._tx.user_q) == 10
     assert node.drops["user_broadcast_overflow"] == 15
 
 
 def test_gossip_sleeps_while_idle_and_wakes_on_its_cadence() -> None:
     node = make_node(Config.lan(gossip_interval=0.2))
     add_members(node, "b")
-    anchor = node._gossip_anchor
+    anchor = node._tx.gossip_anchor
     for i in range(40):  # our own alive and b's news go out, then gossip sleeps
         node.handle_timeout(i * 0.1)
     assert node.broadcasts_queued == 0
-    assert ("gossip",) not in node._deadlines
+    assert GOSSIP_TICK not in node._deadlines
     node.broadcast(b"x", 5.05)
-    woke = node._deadlines.get(("gossip",))
+    woke = node._deadlines.get(GOSSIP_TICK)
     assert woke is not None
     assert woke >= 5.05
     assert (woke - anchor) / 0.2 == pytest.approx(round((woke - anchor) / 0.2))
@@ -479,7 +486,7 @@ def test_disabled_gossip_never_ticks() -> None:
     node = make_node(Config.lan(gossip_interval=0.0))
     add_members(node, "b")
     node.broadcast(b"x", 1.0)
-    assert ("gossip",) not in node._deadlines
+    assert GOSSIP_TICK not in node._deadlines
 
 
 def test_lag_debt_decays_with_on_time_reports_even_at_zero_lag() -> None:

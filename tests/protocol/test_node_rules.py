@@ -29,6 +29,7 @@ from swimguard.protocol import (
     NameConflict,
 )
 from swimguard.protocol.node import Node
+from swimguard.protocol.timers import SuspicionTimeout
 from swimguard.wire.messages import Alive, Dead, PushNodeState, Suspect
 
 
@@ -46,7 +47,7 @@ def _queued(node: Node) -> list[object]:
     for _, batch in datagrams(node.take_outgoing()):
         msgs.extend(batch)
     for _ in range(10):
-        node._gossip_tick(1000.0)
+        node._tx.gossip_tick(1000.0)
         for _, batch in datagrams(node.take_outgoing()):
             msgs.extend(batch)
     return msgs
@@ -95,7 +96,7 @@ def test_alive_cancels_suspicion() -> None:
     assert _state(node, "b") is MemberState.SUSPECT
     feed(node, alive("b", 2))
     assert _state(node, "b") is MemberState.ALIVE
-    assert ("suspect", "b") not in node._deadlines
+    assert SuspicionTimeout("b") not in node._deadlines
     # No failure later.
     node.handle_timeout(1000.0)
     assert not any(isinstance(e, MemberFailed) and e.member.name == "b"
@@ -204,7 +205,7 @@ def test_suspicion_times_out_into_dead_with_our_name() -> None:
     feed(node, suspect("b", 1), now=10.0)
     node.take_events()
     node.take_outgoing()
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(14.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(14.0)
     node.handle_timeout(13.99)
     assert _state(node, "b") is MemberState.SUSPECT
     node.handle_timeout(14.0)
@@ -218,13 +219,14 @@ def test_dogpile_confirmations_shorten_the_timer() -> None:
     node = make_node()
     add_members(node, "b", "c", "d", "e")  # n=5: k=2, min 4 s, max 24 s
     feed(node, suspect("b", 1, frm="c"), now=0.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(24.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(24.0)
     feed(node, suspect("b", 1, frm="c"), now=1.0)  # duplicate: no change
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(24.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(24.0)
     feed(node, suspect("b", 1, frm="d"), now=1.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(24 - 20 * 0.6309297, abs=2e-3)
+    expected = pytest.approx(24 - 20 * 0.6309297, abs=2e-3)
+    assert node._deadlines.get(SuspicionTimeout("b")) == expected
     feed(node, suspect("b", 1, frm="e"), now=2.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(4.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(4.0)
     node.handle_timeout(4.0)
     assert _state(node, "b") is MemberState.DEAD
 
@@ -235,11 +237,11 @@ def test_a_slow_member_stretches_its_own_suspicion_timeouts(scaled: bool, expect
     add_members(node, "b", "c", "d", "e")  # n=5: k=2, min 4 s, max 24 s
     node._awareness.apply_delta(2)  # we are slow ourselves: multiplier 3
     feed(node, suspect("b", 1, frm="c"), now=0.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(expected)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(expected)
     # confirmations still shrink it, down to the (scaled) min
     feed(node, suspect("b", 1, frm="d"), now=0.0)
     feed(node, suspect("b", 1, frm="e"), now=0.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(expected / 6)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(expected / 6)
 
 
 def _self_incarnation(node: Node) -> int:
@@ -310,9 +312,9 @@ def test_without_lha_suspicion_the_timeout_is_fixed_at_min() -> None:
     node = make_node(Config.lan(lha_suspicion=False))
     add_members(node, "b", "c", "d", "e")
     feed(node, suspect("b", 1, frm="c"), now=0.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(4.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(4.0)
     feed(node, suspect("b", 1, frm="d"), now=0.0)
-    assert node._deadlines.get(("suspect", "b")) == pytest.approx(4.0)
+    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(4.0)
 
 
 def test_dead_rules_and_leave_vs_failure() -> None:
@@ -342,12 +344,13 @@ def test_merge_state_rules() -> None:
         return PushNodeState(name=name, addr=IP, port=addr_of(name)[1], incarnation=inc,
                              state=state, vsn=VSN)
 
-    node._merge_state([st("b", 1, 2), st("c", 1, 3), st("d", 1, 0), st("e", 1, 1)], now=0.0)
+    states = [st("b", 1, 2), st("c", 1, 3), st("d", 1, 0), st("e", 1, 1)]
+    node._membership.merge_state(states, now=0.0)
     assert _state(node, "b") is MemberState.SUSPECT  # remote dead -> only suspect
     assert _state(node, "c") is MemberState.LEFT
     assert _state(node, "d") is MemberState.ALIVE
     assert node.member("e") is None  # unknown suspect: ignored
-    susp = node._suspicions["b"]
+    susp = node._membership.suspicions["b"]
     assert "a" in susp.confirmations  # From = ourselves
 
 
@@ -421,22 +424,22 @@ def test_dead_members_are_reaped_after_gossip_to_the_dead_time() -> None:
     add_members(node, "b", "c")
     feed(node, dead("c", 1), now=1.0)
     feed(node, dead("b", 1, frm="b"), now=1.0)
-    node._reset_nodes(20.0)
+    node._membership.reset_nodes(20.0)
     assert node.member("c") is not None
-    node._reset_nodes(31.5)
+    node._membership.reset_nodes(31.5)
     assert node.member("c") is None
     assert node.member("b") is None  # left members too (reap_left_nodes)
     node = make_node(Config.lan(reap_left_nodes=False))
     add_members(node, "b")
     feed(node, dead("b", 1, frm="b"), now=1.0)
-    node._reset_nodes(100.0)
+    node._membership.reset_nodes(100.0)
     assert node.member("b") is not None  # memberlist 0.2.2 keeps left members
 
 
 def test_suspect_carries_on_when_sent_in_push_pull_from_us() -> None:
     node = make_node()
     add_members(node, "b")
-    pp = node._local_state(False)
+    pp = node._streams.local_state(False)
     assert {s.name for s in pp.states} == {"a", "b"}
     assert all(s.vsn == VSN for s in pp.states)
 
@@ -452,8 +455,8 @@ def test_cidrs_allowed_filters_alive_messages() -> None:
     assert node.member("d") is not None
     assert node.drops["cidr_blocked"] == 2
     # Push/pull merges are filtered too.
-    node._merge_state([PushNodeState(name="e", addr=b"\x0a\x00\x00\x02", port=1, incarnation=1,
-                                     state=0, vsn=VSN)], 0.0)
+    node._membership.merge_state([PushNodeState(name="e", addr=b"\x0a\x00\x00\x02", port=1,
+                                                incarnation=1, state=0, vsn=VSN)], 0.0)
     assert node.member("e") is None
 
 
@@ -471,7 +474,7 @@ def test_overdue_suspicion_after_a_confirmation_is_due_now_not_in_the_past() -> 
     feed(node, suspect("b", 1, frm="c"), now=0.0)
     feed(node, suspect("b", 1, frm="d"), now=10.0)
     feed(node, suspect("b", 1, frm="e"), now=10.0)  # timeout now 4 s: overdue since t=4
-    assert node._deadlines.get(("suspect", "b")) == 10.0
+    assert node._deadlines.get(SuspicionTimeout("b")) == 10.0
     node.handle_timeout(10.0)
     assert node.member("b").state is MemberState.DEAD  # type: ignore[union-attr]
 

@@ -18,6 +18,7 @@ from swimguard.protocol import (
 )
 from swimguard.protocol.node import Node
 from swimguard.protocol.outgoing import Outgoing
+from swimguard.protocol.timers import PUSH_PULL_TICK
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.messages import AckResp, ErrResp, Ping, PushNodeState, PushPullHeader
 from swimguard.wire.stream import (
@@ -206,15 +207,15 @@ def test_periodic_push_pull_picks_an_alive_peer_and_rescales() -> None:
     node = make_node(Config.lan(push_pull_interval=30.0))
     add_members(node, "b")
     node.take_outgoing()
-    node._push_pull_tick(100.0)
+    node._streams.push_pull_tick(100.0)
     out = node.take_outgoing()
     (op,) = [o for o in out if isinstance(o, StreamOpen)]
     assert op.to == addr_of("b")
-    assert node._deadlines.get(("push_pull",)) == pytest.approx(130.0)
+    assert node._deadlines.get(PUSH_PULL_TICK) == pytest.approx(130.0)
     names = [f"n{i}" for i in range(40)]
     add_members(node, *names)  # 42 members: x2
-    node._push_pull_tick(200.0)
-    assert node._deadlines.get(("push_pull",)) == pytest.approx(260.0)
+    node._streams.push_pull_tick(200.0)
+    assert node._deadlines.get(PUSH_PULL_TICK) == pytest.approx(260.0)
 
 
 def test_reliable_user_message_over_an_encrypted_stream() -> None:
@@ -233,7 +234,7 @@ def test_a_node_advertising_ipv6_works() -> None:
 
     node = Node(Config.lan(), name="v6", advertise=("::1", 7946), rng=random.Random(1), now=0.0)
     assert node.local_member.addr == ("::1", 7946)
-    pp = node._local_state(False)
+    pp = node._streams.local_state(False)
     assert pp.states[0].addr == b"\x00" * 15 + b"\x01"
     assert node.local_member.addr != A
 

@@ -12,6 +12,7 @@ from swimguard.errors import UsageError
 from swimguard.protocol import MemberState
 from swimguard.protocol.node import Node
 from swimguard.protocol.table import SharedView
+from swimguard.protocol.timers import PUSH_PULL_TICK
 
 NAMES = ("a", "b", "c", "d", "e", "f")
 
@@ -115,6 +116,6 @@ def test_a_view_needs_unique_names() -> None:
 def test_preload_redraws_the_push_pull_phase_in_the_scaled_interval() -> None:
     names = tuple(f"n{i}" for i in range(40))  # 40 members: pushPullScale doubles 30 s to 60 s
     nodes, _ = _nodes(names)
-    due = [node._deadlines.get(("push_pull",)) for node in nodes.values()]
+    due = [node._deadlines.get(PUSH_PULL_TICK) for node in nodes.values()]
     assert all(d is not None and 0.0 <= d < 60.0 for d in due)
     assert max(d for d in due if d is not None) > 30.0

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from serf_harness import SerfNode
 
 from swimguard.config import META_MAX_SIZE, Config
-from swimguard.protocol.base import COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD
 from swimguard.protocol.names import name_problem
 from swimguard.protocol.outgoing import Datagram, StreamSend
+from swimguard.protocol.transmit import COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD
 from swimguard.serf import PushPull as SerfPushPull
 from swimguard.serf import decode_message as serf_decode
 from swimguard.serf import encode_message as serf_encode
@@ -216,7 +216,7 @@ def check_encodable(sn: SerfNode, seen: int) -> int:
         assert name_problem(member.name) is None
         assert len(member.meta) <= META_MAX_SIZE
     for join in (False, True):
-        pp = node._local_state(join)
+        pp = node._streams.local_state(join)
         framed = frame_stream(encode_stream_message(pp), compress=True, keyring=None)
         again = StreamDecoder().feed(framed)
         assert isinstance(again, PushPull)
@@ -225,8 +225,8 @@ def check_encodable(sn: SerfNode, seen: int) -> int:
         assert isinstance(state, SerfPushPull)
         assert serf_encode(state)
         assert all(name_problem(n) is None for n in state.status_ltimes)
-    budget = node._budget - COMPOUND_OVERHEAD - COMPOUND_HEADER_OVERHEAD
-    for queue in (node._member_q, node._user_q):
+    budget = node._tx.budget - COMPOUND_OVERHEAD - COMPOUND_HEADER_OVERHEAD
+    for queue in (node._tx.member_q, node._tx.user_q):
         for item in queue.ordered():
             decode_message(item.msg)
             assert len(item.msg) <= budget

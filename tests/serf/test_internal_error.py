@@ -16,6 +16,7 @@ from test_serf_stored_values import join_push_pull, raw_alive, reply_of
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.node import Node
 from swimguard.protocol.outgoing import StreamClose
+from swimguard.protocol.streams import StreamKind
 from swimguard.serf import SerfLayer
 from swimguard.wire.messages import Suspect
 from swimguard.wire.packet import encode_message, encode_packet, make_compound
@@ -45,15 +46,16 @@ def assert_consistent(node: Node) -> None:
     assert set(table.by_name) == {r.name for r in table.order}
     assert all(table.by_name[r.name] is r for r in table.order)
     assert all(r in table.order for r in table.by_addr.values())
-    assert set(node._suspicions) <= set(table.by_name)
-    assert node._inbound == sum(1 for s in node._streams.values() if s.kind == "in")
+    assert set(node._membership.suspicions) <= set(table.by_name)
+    streams = node._streams
+    assert streams.inbound == sum(1 for s in streams.by_id.values() if s.kind is StreamKind.INBOUND)
     assert node.local_member.state.name == "ALIVE"
 
 
 def test_a_rule_that_raises_once_leaves_the_node_working(monkeypatch: pytest.MonkeyPatch) -> None:
     sn = SerfNode("a")
     sn.datagram(encode_packet(raw_alive(b"b", port=7001)), now=1.0)
-    calls = raise_once(monkeypatch, Membership, "_suspect_node")
+    calls = raise_once(monkeypatch, Membership, "suspect_node")
     accuse = encode_message(Suspect(incarnation=1, node="b", from_="c"))
     with pytest.raises(Injected):  # the agent's `_guarded` catches and counts this one
         sn.datagram(encode_packet(make_compound([accuse, raw_alive(b"c", port=7002)])), now=2.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
-__all__ = ["bytes_to_host", "host_to_bytes"]
+__all__ = ["bytes_to_host", "host_to_bytes", "ip_allowed"]
 
 
 @functools.lru_cache(maxsize=8192)
@@ -24,3 +24,14 @@ def bytes_to_host(raw: bytes) -> str | None:
         mapped = addr.ipv4_mapped
         return str(mapped) if mapped is not None else addr.compressed
     return None
+
+
+def ip_allowed(nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], host: str) -> bool:
+    """memberlist `IPAllowed`: True unless `nets` (`cidrs_allowed`) is set and excludes `host`."""
+    if not nets:
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(ip in net for net in nets)

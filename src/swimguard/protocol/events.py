@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from swimguard.protocol.hooks import MessageHook
 from swimguard.protocol.members import Member
 
 
@@ -102,3 +103,10 @@ Event = (
     | JoinCompleted
     | LeaveCompleted
 )
+
+
+def deliver_user_message(events: list[Event], hook: MessageHook | None, data: bytes) -> None:
+    """A user message arrived (by UDP or over a stream): an event, then the hook."""
+    events.append(UserMessage(data))
+    if hook is not None:
+        hook.notify_message(data)

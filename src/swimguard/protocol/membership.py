@@ -3,16 +3,25 @@
 Each rule follows `state.go` (`aliveNode`, `suspectNode`, `deadNode`, `refute`,
 `mergeState`); see spec/memberlist-wire.md §12. Lifeguard's dynamic suspicion
 timeout is `protocol.suspicion`; it is switched off by `Config.lha_suspicion`.
+
+`Membership` owns the member table (the only writer of member records, through the
+table's writers), the running suspicions, our incarnation and the leave in progress.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import random
+from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Final
 
-from swimguard.config import META_MAX_SIZE
-from swimguard.protocol.addresses import bytes_to_host
-from swimguard.protocol.base import ALIVE, DEAD, LEAVE, LEFT, SUSPECT, U32
+from swimguard.config import META_MAX_SIZE, Config
+from swimguard.protocol.addresses import bytes_to_host, ip_allowed
+from swimguard.protocol.awareness import Awareness
+from swimguard.protocol.deadlines import Deadlines
 from swimguard.protocol.events import (
+    Event,
     LeaveCompleted,
     MemberFailed,
     MemberJoined,
@@ -21,23 +30,132 @@ from swimguard.protocol.events import (
     MemberUpdated,
     NameConflict,
 )
-from swimguard.protocol.members import Member
+from swimguard.protocol.hooks import AliveHook, ConflictHook
+from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.names import name_problem
 from swimguard.protocol.scaling import suspicion_timeout
 from swimguard.protocol.suspicion import Suspicion
-from swimguard.protocol.table import MemberRecord
+from swimguard.protocol.table import MemberRecord, MemberTable, SharedView
+from swimguard.protocol.timers import LEAVE_TIMEOUT, SuspicionTimeout, Timer
 from swimguard.protocol.transmit import Transmitter
 from swimguard.protocol.versions import vsn_is_sane
-from swimguard.wire.messages import Alive, Dead, PushNodeState, Suspect, maker_for
+from swimguard.wire.messages import Alive, Dead, NodeState, PushNodeState, Suspect, maker_for
 
 # Alive(incarnation, node, addr, port, meta, vsn), built once per push/pull member state.
 _new_alive = maker_for(Alive)
+# Push/pull states as plain ints: compared once per member of a push/pull.
+_PUSH_ALIVE: Final = int(NodeState.ALIVE)
+_PUSH_SUSPECT: Final = int(NodeState.SUSPECT)
+_PUSH_DEAD: Final = int(NodeState.DEAD)
+_PUSH_LEFT: Final = int(NodeState.LEFT)
 
 
-class Membership(Transmitter):
+ALIVE, SUSPECT, DEAD, LEFT = (
+    MemberState.ALIVE,
+    MemberState.SUSPECT,
+    MemberState.DEAD,
+    MemberState.LEFT,
+)
+U32: Final = 0xFFFF_FFFF
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Membership:
     """Applies alive/suspect/dead news to the member table."""
 
-    def _alive_node(
+    def __init__(
+        self,
+        config: Config,
+        *,
+        name: str,
+        addr_bytes: bytes,
+        port: int,
+        rng: random.Random,
+        table: MemberTable,
+        deadlines: Deadlines[Timer],
+        tx: Transmitter,
+        awareness: Awareness,
+        events: list[Event],
+        drops: Counter[str],
+        allowed_nets: tuple[IPNetwork, ...],
+        alive_hook: AliveHook | None,
+        conflict_hook: ConflictHook | None,
+        now: float,
+    ) -> None:
+        self._config = config
+        self._name = name
+        self._addr_bytes = addr_bytes
+        self._port = port
+        self._rng = rng
+        self.table = table
+        """The member table: read it anywhere, change it only here."""
+        self._deadlines = deadlines
+        self._tx = tx
+        self._awareness = awareness
+        self._events = events
+        self._drops = drops
+        self._allowed_nets = allowed_nets
+        self._alive_hook = alive_hook
+        self._conflict_hook = conflict_hook
+        self.suspicions: dict[str, Suspicion] = {}
+        self._incarnation = 0
+        self._left = False
+        self._leave_waiting = False
+        self._next_refresh = now
+        self.refreshes = 0
+        """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
+        self.incarnation_restarts = 0
+        """How often our incarnation passed 0xFFFFFFFF and restarted at 1 (see `_refute`)."""
+
+    @property
+    def self_record(self) -> MemberRecord:
+        """Our own record."""
+        rec = self.table.get(self._name)
+        assert rec is not None
+        return rec
+
+    @property
+    def has_left(self) -> bool:
+        """True after `leave()`."""
+        return self._left
+
+    def adopt(self, view: SharedView) -> None:
+        """Know every member of `view` (records shared until changed, `MemberTable.adopt`)."""
+        self.table.adopt(view, self.self_record, self._rng)
+
+    def leave(self, now: float, timeout: float) -> None:
+        """Broadcast our own death; `LeaveCompleted` once it went out or after `timeout`."""
+        if self._left:
+            self._events.append(LeaveCompleted(timed_out=False))
+            return
+        self._left = True
+        me = self.self_record
+        self._leave_waiting = True
+        self.dead_node(Dead(incarnation=me.incarnation, node=self._name, from_=self._name), now)
+        if not self.any_alive():
+            self.leave_done(timed_out=False)
+        elif self._leave_waiting and timeout > 0:
+            self._deadlines.set(LEAVE_TIMEOUT, now + timeout)
+
+    def leave_timeout(self) -> None:
+        """The `LeaveTimeout` timer: stop waiting for the leave broadcast."""
+        if self._leave_waiting:
+            self.leave_done(timed_out=True)
+
+    def reset_nodes(self, now: float) -> None:
+        """Purge long-dead members and reshuffle the probe order (memberlist `resetNodes`)."""
+        cfg = self._config
+        dropped = self.table.reset(now, self._rng, cfg.gossip_to_the_dead_time, cfg.reap_left_nodes)
+        for rec in dropped:
+            self.suspicions.pop(rec.name, None)
+
+    def postpone(self, lag: float, now: float) -> None:
+        """Loop lag: running suspicions do not count the time we were frozen."""
+        for name, susp in self.suspicions.items():
+            susp.start += lag
+            self._deadlines.set(SuspicionTimeout(name), max(susp.deadline, now))
+
+    def alive_node(
         self,
         a: Alive,
         now: float,
@@ -45,9 +163,10 @@ class Membership(Transmitter):
         bootstrap: bool = False,
         on_finished: Callable[[], None] | None = None,
     ) -> None:
-        table = self._table
+        """memberlist `aliveNode`: news that `a.node` is alive (`bootstrap`: our own, from us)."""
+        table = self.table
         rec = table.by_name.get(a.node)
-        is_local = a.node == self.name
+        is_local = a.node == self._name
         if (
             rec is not None
             and not is_local
@@ -83,17 +202,14 @@ class Membership(Transmitter):
             if self._alive_hook.notify_alive(claim) is not None:
                 self._drops["alive_vetoed"] += 1
                 return
-        if (rec is None or rec.addr_bytes != a.addr) and not self._ip_allowed(host):
+        if (rec is None or rec.addr_bytes != a.addr) and not ip_allowed(self._allowed_nets, host):
             self._drops["cidr_blocked"] += 1  # a new member or a new address outside the CIDRs
             return
         updates_address = False
         if rec is None:
-            rec = MemberRecord(a.node, host, a.addr, a.port, meta)
-            if len(vsn) == 6:
-                rec.vsn = vsn
-            table.add(rec, self._rng)
+            rec = table.add_new(a.node, host, a.addr, a.port, meta, vsn, self._rng)
         elif rec.addr_bytes != a.addr or rec.port != a.port:
-            reclaim = self.config.dead_node_reclaim_time
+            reclaim = self._config.dead_node_reclaim_time
             can_reclaim = reclaim > 0 and now - rec.state_change > reclaim
             if rec.state is LEFT or (rec.state is DEAD and can_reclaim):
                 updates_address = True
@@ -109,26 +225,25 @@ class Membership(Transmitter):
             return
         if is_local and a.incarnation < rec.incarnation:
             return
-        if rec.shared:
-            rec = table.own(rec)
         self._cancel_suspicion(a.node)
         old_state = rec.state
         old_meta = rec.meta
         if not bootstrap and is_local:
             if a.incarnation == rec.incarnation and meta == rec.meta and vsn == rec.vsn:
                 return
-            self._refute(rec, a.incarnation, now)
+            rec = self._refute(rec, a.incarnation, now)
         else:
-            self._broadcast_member(a.node, a, now, on_finished)
-            if vsn:
-                rec.vsn = vsn
-            rec.incarnation = a.incarnation
-            rec.meta = meta
-            if rec.addr_bytes != a.addr or rec.port != a.port:
-                table.move(rec, host, a.addr, a.port)
-            if rec.state is not ALIVE:
-                rec.state = ALIVE
-                rec.state_change = now
+            self._tx.broadcast_member(a.node, a, now, on_finished)
+            rec = table.set_alive(
+                rec,
+                incarnation=a.incarnation,
+                meta=meta,
+                vsn=vsn,
+                host=host,
+                addr_bytes=a.addr,
+                port=a.port,
+                now=now,
+            )
         if old_state is DEAD or old_state is LEFT:
             self._events.append(MemberJoined(rec.snapshot()))
         elif old_meta != rec.meta or old_state is SUSPECT:
@@ -136,36 +251,33 @@ class Membership(Transmitter):
             # consumer that saw MemberSuspected would believe it suspect forever.
             self._events.append(MemberUpdated(rec.snapshot()))
 
-    def _suspect_node(self, s: Suspect, now: float) -> None:
-        rec = self._table.get(s.node)
+    def suspect_node(self, s: Suspect, now: float) -> None:
+        """memberlist `suspectNode`: an accusation, or a confirmation of a running suspicion."""
+        rec = self.table.get(s.node)
         if rec is None or s.incarnation < rec.incarnation:
             return
-        if s.from_ != self.name:  # kept as a confirmation and gossiped again
+        if s.from_ != self._name:  # kept as a confirmation and gossiped again
             problem = name_problem(s.from_)
             if problem is not None:
                 self._drops[problem.value] += 1
                 return
-        susp = self._suspicions.get(s.node)
+        susp = self.suspicions.get(s.node)
         if susp is not None:
             if susp.confirm(s.from_):
-                self._broadcast_member(s.node, s, now)
+                self._tx.broadcast_member(s.node, s, now)
                 # Already overdue (memberlist fires at once): due now, never in the past,
                 # so a driver does not mistake the gap for loop lag.
-                self._deadlines.set(("suspect", s.node), max(susp.deadline, now))
+                self._deadlines.set(SuspicionTimeout(s.node), max(susp.deadline, now))
             return
         if rec.state is not ALIVE:
             return
-        if s.node == self.name:
+        if s.node == self._name:
             self._refute(rec, s.incarnation, now)
             return
-        self._broadcast_member(s.node, s, now)
-        cfg = self.config
-        if rec.shared:
-            rec = self._table.own(rec)
-        rec.incarnation = s.incarnation
-        rec.state = SUSPECT
-        rec.state_change = now
-        n = len(self._table)
+        self._tx.broadcast_member(s.node, s, now)
+        cfg = self._config
+        rec = self.table.set_state(rec, SUSPECT, s.incarnation, now)
+        n = len(self.table)
         k = cfg.suspicion_mult - 2
         if n - 2 < k or not cfg.lha_suspicion:
             k = 0
@@ -175,26 +287,28 @@ class Membership(Transmitter):
             min_ = self._awareness.scale_timeout(min_)
         max_ = cfg.suspicion_max_timeout_mult * min_ if cfg.lha_suspicion else min_
         susp = Suspicion(s.from_, k, min_, max_, now)
-        self._suspicions[s.node] = susp
-        self._deadlines.set(("suspect", s.node), susp.deadline)
+        self.suspicions[s.node] = susp
+        self._deadlines.set(SuspicionTimeout(s.node), susp.deadline)
         self._events.append(MemberSuspected(rec.snapshot()))
 
-    def _suspicion_expired(self, name: str, now: float) -> None:
-        susp = self._suspicions.pop(name, None)
-        rec = self._table.get(name)
+    def suspicion_expired(self, name: str, now: float) -> None:
+        """The `SuspicionTimeout` timer: a suspect not refuted in time is dead."""
+        susp = self.suspicions.pop(name, None)
+        rec = self.table.get(name)
         if susp is None or rec is None or rec.state is not SUSPECT:
             return
-        self._dead_node(Dead(incarnation=rec.incarnation, node=name, from_=self.name), now)
+        self.dead_node(Dead(incarnation=rec.incarnation, node=name, from_=self._name), now)
 
     def _cancel_suspicion(self, name: str) -> None:
-        if self._suspicions.pop(name, None) is not None:
-            self._deadlines.cancel(("suspect", name))
+        if self.suspicions.pop(name, None) is not None:
+            self._deadlines.cancel(SuspicionTimeout(name))
 
-    def _dead_node(self, d: Dead, now: float) -> None:
-        rec = self._table.get(d.node)
+    def dead_node(self, d: Dead, now: float) -> None:
+        """memberlist `deadNode`: `d.node` failed, or left (`from_` is itself)."""
+        rec = self.table.get(d.node)
         if rec is None or d.incarnation < rec.incarnation:
             return
-        if d.from_ != self.name:  # gossiped again
+        if d.from_ != self._name:  # gossiped again
             problem = name_problem(d.from_)
             if problem is not None:
                 self._drops[problem.value] += 1
@@ -202,22 +316,19 @@ class Membership(Transmitter):
         self._cancel_suspicion(d.node)
         if rec.dead_or_left:
             return
-        if d.node == self.name:
+        if d.node == self._name:
             if not self._left:
                 self._refute(rec, d.incarnation, now)
                 return
-            self._broadcast_member(d.node, d, now, self._leave_broadcast_sent)
+            self._tx.broadcast_member(d.node, d, now, self._leave_broadcast_sent)
         else:
-            self._broadcast_member(d.node, d, now)
-        if rec.shared:
-            rec = self._table.own(rec)
-        rec.incarnation = d.incarnation
-        rec.state = LEFT if d.node == d.from_ else DEAD
-        rec.state_change = now
+            self._tx.broadcast_member(d.node, d, now)
+        state = LEFT if d.node == d.from_ else DEAD
+        rec = self.table.set_state(rec, state, d.incarnation, now)
         snap = rec.snapshot()
         self._events.append(MemberLeft(snap) if rec.state is LEFT else MemberFailed(snap))
 
-    def _refute(self, rec: MemberRecord, accused: int, now: float) -> None:
+    def _refute(self, rec: MemberRecord, accused: int, now: float) -> MemberRecord:
         if accused >= U32:
             # Nothing outbids the top of the range: every peer (memberlist compares plain
             # uint32) ignores an alive at or below what it holds, so it will fail us. Only a
@@ -226,18 +337,18 @@ class Membership(Transmitter):
             # (an alive at 0 never would: memberlist creates unknown members at 0), and we
             # can refute again afterwards, which a member stuck at the top never could.
             self._incarnation = U32
-            inc = self._next_incarnation()
+            inc = self.next_incarnation()
         else:
-            inc = self._next_incarnation()
+            inc = self.next_incarnation()
             if accused >= inc:
                 inc = self._skip_incarnation(accused - inc + 1)
-        if self.config.lha_probe:
+        if self._config.lha_probe:
             self._awareness.apply_delta(1)
-        self._announce_self(rec, inc, now)
+        return self._announce_self(rec, inc, now)
 
-    def _maybe_refresh(self, now: float) -> None:
+    def maybe_refresh(self, now: float) -> None:
         """Slow refresh (swimguard extension, see `Config.slow_refresh_interval`)."""
-        cfg = self.config
+        cfg = self._config
         if (
             self._awareness.score < cfg.slow_refresh_min_score
             or now < self._next_refresh
@@ -245,26 +356,31 @@ class Membership(Transmitter):
             or self._left
         ):
             return
-        rec = self._table.get(self.name)
+        rec = self.table.get(self._name)
         if rec is None or rec.state is not ALIVE:
             return
         self.refreshes += 1
-        self._announce_self(rec, self._next_incarnation(), now)
+        self._announce_self(rec, self.next_incarnation(), now)
 
-    def _announce_self(self, rec: MemberRecord, inc: int, now: float) -> None:
-        rec.incarnation = inc  # our own record is never shared (`MemberTable.adopt`)
-        self._next_refresh = now + self.config.slow_refresh_interval  # a refutation counts
-        alive = Alive(
-            incarnation=inc,
-            node=rec.name,
-            addr=rec.addr_bytes,
-            port=rec.port,
-            meta=rec.meta or None,
-            vsn=rec.vsn,
+    def _announce_self(self, rec: MemberRecord, inc: int, now: float) -> MemberRecord:
+        rec = self.table.set_incarnation(rec, inc)
+        self._next_refresh = now + self._config.slow_refresh_interval  # a refutation counts
+        self._tx.broadcast_member(rec.name, self.own_alive(inc, rec.meta), now)
+        return rec
+
+    def own_alive(self, incarnation: int, meta: bytes) -> Alive:
+        """Our alive message (our record's address and Vsn never change: see `alive_node`)."""
+        return Alive(
+            incarnation=incarnation,
+            node=self._name,
+            addr=self._addr_bytes,
+            port=self._port,
+            meta=meta or None,
+            vsn=self._config.vsn,
         )
-        self._broadcast_member(rec.name, alive, now)
 
-    def _next_incarnation(self) -> int:
+    def next_incarnation(self) -> int:
+        """Our next incarnation (restarting at 1 past the top)."""
         if self._incarnation >= U32:  # past the top: start again at 1, never 0 (`_refute`)
             self.incarnation_restarts += 1
             self._incarnation = 0
@@ -276,28 +392,33 @@ class Membership(Transmitter):
         self._incarnation = min(self._incarnation + offset, U32)
         return self._incarnation
 
-    def _merge_state(self, states: Sequence[PushNodeState], now: float) -> None:
-        me = self.name
+    def merge_state(self, states: Sequence[PushNodeState], now: float) -> None:
+        """memberlist `mergeState`: apply a verified push/pull's member states."""
+        me = self._name
+        alive, suspect, dead, left = _PUSH_ALIVE, _PUSH_SUSPECT, _PUSH_DEAD, _PUSH_LEFT
         for st in states:
-            if st.state == 0:
-                alive = _new_alive(st.incarnation, st.name, st.addr, st.port, st.meta, st.vsn)
-                self._alive_node(alive, now)
-            elif st.state == 3:
-                self._dead_node(Dead(incarnation=st.incarnation, node=st.name, from_=st.name), now)
-            elif st.state in (1, 2):
+            state = st.state
+            if state == alive:
+                alive_msg = _new_alive(st.incarnation, st.name, st.addr, st.port, st.meta, st.vsn)
+                self.alive_node(alive_msg, now)
+            elif state == left:
+                self.dead_node(Dead(incarnation=st.incarnation, node=st.name, from_=st.name), now)
+            elif state in (suspect, dead):
                 # A remote "dead" only makes us suspect (we verify ourselves).
-                self._suspect_node(Suspect(incarnation=st.incarnation, node=st.name, from_=me), now)
+                self.suspect_node(Suspect(incarnation=st.incarnation, node=st.name, from_=me), now)
             else:
                 self._drops["bad_state"] += 1
 
-    def _any_alive(self) -> bool:
-        return any(not r.dead_or_left and r.name != self.name for r in self._table.order)
+    def any_alive(self) -> bool:
+        """Whether any other member is alive or suspect."""
+        return any(not r.dead_or_left and r.name != self._name for r in self.table.order)
 
     def _leave_broadcast_sent(self) -> None:
         if self._leave_waiting:
-            self._leave_done(timed_out=False)
+            self.leave_done(timed_out=False)
 
-    def _leave_done(self, *, timed_out: bool) -> None:
+    def leave_done(self, *, timed_out: bool) -> None:
+        """The leave broadcast went out (or timed out): `LeaveCompleted`."""
         self._leave_waiting = False
-        self._deadlines.cancel(LEAVE)
+        self._deadlines.cancel(LEAVE_TIMEOUT)
         self._events.append(LeaveCompleted(timed_out=timed_out))

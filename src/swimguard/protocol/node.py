@@ -4,15 +4,16 @@ Theory of operation. Every input (a datagram, stream bytes, a timer, an API
 call) takes `now`, updates the member table and pushes effects onto two lists
 the driver drains: `take_outgoing()` (datagrams and stream operations, already
 encoded) and `take_events()`. `next_deadline()` says when `handle_timeout(now)`
-must run next; all timers live in one `Deadlines` table keyed by purpose, so a
-cancelled timer can never fire.
+must run next; all timers live in one `Deadlines` table keyed by typed timers
+(`protocol.timers`), so a cancelled timer can never fire.
 
-`Node` is built from layers, one module each: `base` (state) <- `transmit`
-(encoding, piggybacking, gossip rounds) <- `membership` (alive/suspect/dead
-rules of memberlist's `state.go`) <- `probing` (failure detection, Lifeguard
-awareness) <- `streams` (push/pull, TCP ping, reliable messages) <- this module
-(public API, timers, datagram dispatch). Where we differ from memberlist is
-listed in the `swimguard.protocol` package docstring.
+`Node` routes between parts that own their state (like foca's `Foca` over its
+probe, member table and broadcasts), each in its own module, each using only the
+parts below it: `Transmitter` (`transmit`: outgoing effects, broadcast queues,
+gossip rounds) <- `Membership` (`membership`: the member table, suspicions, our
+incarnation, leaving) <- `Streams` (`streams`: push/pull, reliable messages, open
+streams) <- `Prober` (`probing`: probes, relays, sequence numbers). Where we
+differ from memberlist is listed in the `swimguard.protocol` package docstring.
 """
 
 from __future__ import annotations
@@ -21,34 +22,16 @@ import dataclasses
 import ipaddress
 import random
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+from typing import assert_never
 
 from swimguard.config import META_MAX_SIZE, Config
 from swimguard.errors import UsageError
-from swimguard.protocol.addresses import bytes_to_host, host_to_bytes
+from swimguard.protocol.addresses import bytes_to_host, host_to_bytes, ip_allowed
 from swimguard.protocol.awareness import Awareness
-from swimguard.protocol.base import (
-    COMPOUND_HEADER_OVERHEAD,
-    COMPOUND_OVERHEAD,
-    ENCRYPT_OVERHEAD,
-    LEAVE,
-    PROBE,
-    PROBE_DIRECT,
-    PROBE_END,
-    PUSH_PULL,
-    JoinBatch,
-    ProbeState,
-    Relay,
-    StreamState,
-)
 from swimguard.protocol.deadlines import Deadlines
-from swimguard.protocol.dissemination import BroadcastQueue
-from swimguard.protocol.events import (
-    Event,
-    JoinCompleted,
-    LeaveCompleted,
-)
+from swimguard.protocol.events import Event, deliver_user_message
 from swimguard.protocol.hooks import (
     AliveHook,
     BroadcastHook,
@@ -60,42 +43,38 @@ from swimguard.protocol.hooks import (
     StateHook,
 )
 from swimguard.protocol.members import Member
+from swimguard.protocol.membership import Membership
 from swimguard.protocol.names import check_local_name
-from swimguard.protocol.outgoing import (
-    Address,
-    Outgoing,
-    StreamOpen,
-    StreamSend,
-)
+from swimguard.protocol.outgoing import Address, Outgoing
+from swimguard.protocol.probing import Prober
 from swimguard.protocol.scaling import push_pull_scale
 from swimguard.protocol.streams import Streams
-from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberTable, SharedView
+from swimguard.protocol.timers import (
+    PROBE_TICK,
+    PUSH_PULL_TICK,
+    GossipTick,
+    LeaveTimeout,
+    ProbeIndirect,
+    ProbeTick,
+    ProbeTimeout,
+    PushPullTick,
+    RelayTimeout,
+    StreamTimeout,
+    SuspicionTimeout,
+    Timer,
+)
+from swimguard.protocol.transmit import Transmitter
+from swimguard.protocol.versions import trusts_message_ports, uses_encryption_v1
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.errors import DecodeError
-from swimguard.wire.messages import (
-    AckResp,
-    Alive,
-    Dead,
-    IndirectPingReq,
-    NackResp,
-    Ping,
-    Suspect,
-)
-from swimguard.wire.packet import (
-    Message,
-    UserData,
-    decode_packet,
-    encode_message,
-)
-from swimguard.wire.stream import (
-    UserStream,
-)
+from swimguard.wire.messages import AckResp, Alive, Dead, IndirectPingReq, NackResp, Ping, Suspect
+from swimguard.wire.packet import Message, UserData, decode_packet, encode_message
 
 __all__ = ["Node"]
 
 
-class Node(Streams):
+class Node:
     """One cluster member. See the module docstring and docs/architecture.md.
 
     `Node(config, name=, advertise=, rng=, now=, hooks=None, keyring=None, label=b"",
@@ -135,96 +114,103 @@ class Node(Streams):
         self.config = config
         self.name = name
         self._rng = rng
-        self._addr_bytes = addr_bytes
         self._advertise: Address = (bytes_to_host(addr_bytes) or host, port)
-        self._keyring = keyring
-        self._out_keyring = keyring if config.gossip_verify_outgoing else None
-        self._label = bytes(label)
-        self._compress = (
-            config.enable_compression if enable_compression is None else enable_compression
-        )
-        self._enc_version = 0 if config.protocol_version < 2 else 1
-        self._budget = config.udp_buffer_size - (
-            ENCRYPT_OVERHEAD[self._enc_version] if self._out_keyring is not None else 0
-        )
-
-        self._meta_hook = hooks if isinstance(hooks, MetaHook) else None
         self._message_hook = hooks if isinstance(hooks, MessageHook) else None
-        self._broadcast_hook = hooks if isinstance(hooks, BroadcastHook) else None
-        self._state_hook = hooks if isinstance(hooks, StateHook) else None
-        self._conflict_hook = hooks if isinstance(hooks, ConflictHook) else None
-        self._merge_hook = hooks if isinstance(hooks, MergeHook) else None
-        self._alive_hook = hooks if isinstance(hooks, AliveHook) else None
-        self._ping_hook = hooks if isinstance(hooks, PingHook) else None
-
         self._allowed_nets = tuple(
             ipaddress.ip_network(c, strict=False) for c in config.cidrs_allowed
         )
-        self._out: list[Outgoing] = []
         self._events: list[Event] = []
         self._drops: Counter[str] = Counter()
         self._table = MemberTable()
-        self._deadlines = Deadlines()
+        self._deadlines: Deadlines[Timer] = Deadlines()
         self._awareness = Awareness(config.awareness_max_multiplier)
-        self._suspicions: dict[str, Suspicion] = {}
-        self._member_q = BroadcastQueue(config.retransmit_mult)
-        self._user_q = BroadcastQueue(config.retransmit_mult)
-        self._seq = 0
-        self._incarnation = 0
-        self._probe: ProbeState | None = None
-        self._relays: dict[int, Relay] = {}
-        self._streams: dict[int, StreamState] = {}
-        self._inbound = 0
-        self._next_stream = 1
-        self._joins: dict[int, JoinBatch] = {}
-        self._next_join = 1
-        self._left = False
-        self._leave_waiting = False
-        self._next_refresh = now
-        self.refreshes = 0
-        """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
-        self.incarnation_restarts = 0
-        """How often our incarnation passed 0xFFFFFFFF and restarted at 1 (see `_refute`)."""
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
+        self._tx = Transmitter(
+            config,
+            name=name,
+            table=self._table,
+            rng=rng,
+            deadlines=self._deadlines,
+            keyring=keyring,
+            label=bytes(label),
+            compress=(
+                config.enable_compression if enable_compression is None else enable_compression
+            ),
+            encryption_version=1 if uses_encryption_v1(config.protocol_version) else 0,
+            broadcast_hook=hooks if isinstance(hooks, BroadcastHook) else None,
+            now=now,
+        )
+        self._membership = Membership(
+            config,
+            name=name,
+            addr_bytes=addr_bytes,
+            port=port,
+            rng=rng,
+            table=self._table,
+            deadlines=self._deadlines,
+            tx=self._tx,
+            awareness=self._awareness,
+            events=self._events,
+            drops=self._drops,
+            allowed_nets=self._allowed_nets,
+            alive_hook=hooks if isinstance(hooks, AliveHook) else None,
+            conflict_hook=hooks if isinstance(hooks, ConflictHook) else None,
+            now=now,
+        )
+        self._streams = Streams(
+            config,
+            name=name,
+            rng=rng,
+            table=self._table,
+            deadlines=self._deadlines,
+            tx=self._tx,
+            membership=self._membership,
+            events=self._events,
+            drops=self._drops,
+            state_hook=hooks if isinstance(hooks, StateHook) else None,
+            merge_hook=hooks if isinstance(hooks, MergeHook) else None,
+            message_hook=self._message_hook,
+        )
+        self._prober = Prober(
+            config,
+            name=name,
+            addr_bytes=addr_bytes,
+            port=port,
+            rng=rng,
+            table=self._table,
+            deadlines=self._deadlines,
+            tx=self._tx,
+            membership=self._membership,
+            streams=self._streams,
+            awareness=self._awareness,
+            events=self._events,
+            drops=self._drops,
+            ping_hook=hooks if isinstance(hooks, PingHook) else None,
+        )
 
-        # Gossip rounds sleep while there is nothing to send (`_wake_gossip`); the
-        # random phase spreads simulated nodes started together. Disabled gossip is
-        # never "idle", so it is never woken.
-        self._gossip_anchor = now + config.gossip_interval * (0.5 + rng.random() / 2)
-        self._gossip_idle = config.gossip_interval > 0 and config.gossip_nodes > 0
         meta = b""
-        if self._meta_hook is not None:
-            meta = bytes(self._meta_hook.node_meta(META_MAX_SIZE))
+        if isinstance(hooks, MetaHook):
+            meta = bytes(hooks.node_meta(META_MAX_SIZE))
             if len(meta) > META_MAX_SIZE:
                 raise ValueError(f"node meta is {len(meta)} bytes; the limit is {META_MAX_SIZE}")
-        self._alive_node(
-            Alive(
-                incarnation=self._next_incarnation(),
-                node=name,
-                addr=addr_bytes,
-                port=port,
-                meta=meta or None,
-                vsn=config.vsn,
-            ),
-            now,
-            bootstrap=True,
-        )
+        members = self._membership
+        members.alive_node(members.own_alive(members.next_incarnation(), meta), now, bootstrap=True)
         # Tickers start at a random phase so simulated nodes started together spread out.
         rand = rng.random
         if config.probe_interval > 0:
-            self._deadlines.set(PROBE, now + config.probe_interval * (0.5 + rand() / 2))
+            self._deadlines.set(PROBE_TICK, now + config.probe_interval * (0.5 + rand() / 2))
         if config.push_pull_interval > 0:
-            self._deadlines.set(PUSH_PULL, now + config.push_pull_interval * rand())
+            self._deadlines.set(PUSH_PULL_TICK, now + config.push_pull_interval * rand())
 
     def take_outgoing(self) -> list[Outgoing]:
         """Effects to perform, in order."""
-        out, self._out = self._out, []
-        return out
+        return self._tx.take_outgoing()
 
     def take_events(self) -> list[Event]:
         """Events since the last call, in order."""
-        events, self._events = self._events, []
+        events = self._events.copy()  # the parts hold this very list: empty it in place
+        self._events.clear()
         return events
 
     def next_deadline(self) -> float | None:
@@ -243,7 +229,7 @@ class Node(Streams):
     @property
     def local_member(self) -> Member:
         """Our own record."""
-        return self._self.snapshot()
+        return self._membership.self_record.snapshot()
 
     @property
     def health_score(self) -> int:
@@ -263,42 +249,33 @@ class Node(Streams):
     @property
     def has_left(self) -> bool:
         """True after `leave()`."""
-        return self._left
+        return self._membership.has_left
 
     @property
     def broadcasts_queued(self) -> int:
         """Member broadcasts waiting for retransmission (memberlist `NumQueued`)."""
-        return len(self._member_q)
+        return len(self._tx.member_q)
+
+    @property
+    def refreshes(self) -> int:
+        """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
+        return self._membership.refreshes
+
+    @property
+    def incarnation_restarts(self) -> int:
+        """How often our incarnation passed 0xFFFFFFFF and restarted at 1."""
+        return self._membership.incarnation_restarts
 
     def join(self, seeds: Sequence[Address], now: float) -> None:
         """Push/pull (join=True) with each seed; `JoinCompleted` once all answered or failed."""
-        if not seeds:
-            self._events.append(JoinCompleted(joined=0, errors=()))
-            return
-        batch_id = self._next_join
-        self._next_join += 1
-        self._joins[batch_id] = JoinBatch(pending=len(seeds))
-        for seed in seeds:
-            self._start_push_pull(seed, now, join=True, batch=batch_id)
+        self._streams.join(seeds, now)
 
     def leave(self, now: float, timeout: float) -> None:
         """Broadcast our own death (a graceful leave); `LeaveCompleted` when sent or timed out.
 
         `timeout <= 0` waits for the broadcast without limit.
         """
-        if self._left:
-            self._events.append(LeaveCompleted(timed_out=False))
-            return
-        self._left = True
-        me = self._self
-        self._leave_waiting = True
-        self._dead_node(
-            Dead(incarnation=me.incarnation, node=self.name, from_=self.name), now
-        )
-        if not self._any_alive():
-            self._leave_done(timed_out=False)
-        elif self._leave_waiting and timeout > 0:
-            self._deadlines.set(LEAVE, now + timeout)
+        self._membership.leave(now, timeout)
 
     def preload(self, view: SharedView, now: float) -> None:
         """Start from a converged cluster's member list instead of joining (simulation).
@@ -310,40 +287,29 @@ class Node(Streams):
         interval, which would make every preloaded node sync its full table at once).
         Only on a fresh node (nothing learned yet); raises UsageError otherwise.
         """
-        if len(self._table) != 1 or self._joins:
+        if len(self._table) != 1 or self._streams.joining:
             raise UsageError("preload() needs a fresh node that has not joined or learned anyone")
         mine = view.by_name.get(self.name)
         if mine is not None and mine.address != self._advertise:
             raise UsageError(f"the view has {self.name!r} at {mine.address}, not {self._advertise}")
-        self._table.adopt(view, self._self, self._rng)
+        self._membership.adopt(view)
         interval = self.config.push_pull_interval
         if interval > 0:
             scaled = push_pull_scale(interval, len(self._table))
-            self._deadlines.set(PUSH_PULL, now + scaled * self._rng.random())
+            self._deadlines.set(PUSH_PULL_TICK, now + scaled * self._rng.random())
 
     def update_meta(self, meta: bytes, now: float) -> None:
         """Advertise new metadata (at most 512 bytes) with a higher incarnation."""
         meta = bytes(meta)
         if len(meta) > META_MAX_SIZE:
             raise ValueError(f"node meta is {len(meta)} bytes; the limit is {META_MAX_SIZE}")
-        me = self._self
-        self._alive_node(
-            Alive(
-                incarnation=self._next_incarnation(),
-                node=self.name,
-                addr=me.addr_bytes,
-                port=me.port,
-                meta=meta or None,
-                vsn=self.config.vsn,
-            ),
-            now,
-            bootstrap=True,
-        )
+        members = self._membership
+        members.alive_node(members.own_alive(members.next_incarnation(), meta), now, bootstrap=True)
 
     def send_best_effort(self, to: Address, data: bytes, now: float) -> None:
         """A user message by UDP (memberlist `SendBestEffort`); no piggybacking."""
         payload = encode_message(UserData(bytes(data)))
-        self._send_raw(to, payload, self._crc_for_address(to))
+        self._tx.send_raw(to, payload, self._tx.crc_for_address(to))
 
     def send_reliable(self, to: Address, data: bytes, now: float) -> None:
         """A user message over a stream (memberlist `SendReliable`).
@@ -351,33 +317,44 @@ class Node(Streams):
         The receiver closes the stream once it has read the message; a connect
         failure, reset or `tcp_timeout` is counted in `drops` ("reliable_failed").
         """
-        sid = self._new_stream_id()
-        self._streams[sid] = StreamState(kind="user_out", peer=to, decoder=self._decoder())
-        self._out.append(StreamOpen(sid, to))
-        self._out.append(StreamSend(sid, self._frame(UserStream(bytes(data)))))
-        self._deadlines.set(("stream", sid), now + self.config.tcp_timeout)
+        self._streams.send_reliable(to, bytes(data), now)
 
     def broadcast(self, data: bytes, now: float, key: str | None = None) -> None:
         """Queue a user broadcast piggybacked on gossip; a `key` replaces the queued one."""
         if not data:
             raise ValueError("refusing to broadcast an empty message")
-        msg = encode_message(UserData(bytes(data)))
-        if len(msg) + COMPOUND_OVERHEAD + COMPOUND_HEADER_OVERHEAD > self._budget:
-            raise ValueError(f"broadcast of {len(data)} bytes cannot fit in one packet")
-        self._user_q.queue(msg, name=key)
-        if self._gossip_idle:
-            self._wake_gossip(now)
-        if len(self._user_q) > self.config.max_user_broadcasts:
+        self._tx.broadcast_user(bytes(data), now, key)
+        if len(self._tx.user_q) > self.config.max_user_broadcasts:
             self._drops["user_broadcast_overflow"] += 1
-            self._user_q.prune(self.config.max_user_broadcasts)
+            self._tx.user_q.prune(self.config.max_user_broadcasts)
+
+    def stream_accepted(self, peer: Address, now: float) -> int:
+        """An inbound stream from `peer` was accepted; returns the id for later calls."""
+        return self._streams.stream_accepted(peer, now)
+
+    def stream_data(
+        self, stream_id: int, data: bytes, now: float, *, max_work: int | None = None
+    ) -> bool:
+        """Bytes received on stream `stream_id`; True if some are still to be parsed.
+
+        With `max_work`, at most that many bytes are parsed in this call (a driver's
+        bound on the time one call takes; 0 only buffers `data`); while this returns
+        True the driver calls again with `data=b""` on a later turn, and should stop
+        reading the stream. Buffered bytes count against the inbound memory budget.
+        """
+        return self._streams.stream_data(stream_id, data, now, max_work=max_work)
+
+    def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
+        """The peer closed the stream, it broke, or the connection could not be made."""
+        self._streams.stream_closed(stream_id, now, error)
 
     def report_loop_lag(self, lag: float, now: float) -> None:
         """Driver-measured timer lateness; see `protocol.awareness` for the rule.
 
         A stall (lag above `loop_lag_threshold * probe_timeout`) raises the health
-        score and pushes the deadlines of the in-flight probe, of every running
-        suspicion and of the streams we opened back by `lag`: time we spent frozen is
-        not counted against peers (inbound streams keep their absolute deadline).
+        score and has each part push its own deadlines back by `lag` (the probe in
+        flight, every running suspicion, the streams we opened): time we spent frozen
+        is not counted against peers (inbound streams keep their absolute deadline).
         (After a stall a driver may run due timers before it has read every datagram
         that arrived meanwhile; asyncio reads one datagram per loop iteration, for
         example.)
@@ -396,58 +373,41 @@ class Node(Streams):
         if not stalled:
             return
         self.stalls += 1
-        probe = self._probe
-        # Deadlines are never moved into the past: a timer armed behind `now` would make
-        # the driver report the gap as lag again.
-        if probe is not None:
-            probe.direct_deadline = max(probe.direct_deadline + lag, now)
-            probe.deadline = max(probe.deadline + lag, now)
-            if not probe.indirect:
-                self._deadlines.set(PROBE_DIRECT, probe.direct_deadline)
-            self._deadlines.set(PROBE_END, probe.deadline)
-        for name, susp in self._suspicions.items():
-            susp.start += lag
-            self._deadlines.set(("suspect", name), max(susp.deadline, now))
-        for sid, st in self._streams.items():
-            key = ("stream", sid)
-            when = self._deadlines.get(key)
-            # A TCP ping follows its probe; an inbound stream's deadline is absolute, as
-            # a hostile stream can cause the very lag that would otherwise extend it.
-            if when is not None and st.kind not in ("tcp_ping", "in"):
-                self._deadlines.set(key, max(when + lag, now))
-        if probe is not None and probe.tcp_stream is not None:
-            self._deadlines.set(("stream", probe.tcp_stream), probe.deadline)
+        self._prober.postpone(lag, now)
+        self._membership.postpone(lag, now)
+        self._streams.postpone(lag, now)
 
     def handle_timeout(self, now: float) -> None:
         """Run every timer due at `now`, earliest first."""
         deadlines = self._deadlines
         while True:
-            key = deadlines.pop_due(now)
-            if key is None:
+            timer = deadlines.pop_due(now)
+            if timer is None:
                 return
-            self._fire(key, now)
+            self._fire(timer, now)
 
-    def _fire(self, key: Hashable, now: float) -> None:
-        assert isinstance(key, tuple)
-        kind = key[0]
-        if kind == "probe":
-            self._probe_tick(now)
-        elif kind == "probe_direct":
-            self._probe_direct_timeout(now)
-        elif kind == "probe_end":
-            self._probe_end(now)
-        elif kind == "gossip":
-            self._gossip_tick(now)
-        elif kind == "relay":
-            self._relay_timeout(key[1])
-        elif kind == "suspect":
-            self._suspicion_expired(key[1], now)
-        elif kind == "push_pull":
-            self._push_pull_tick(now)
-        elif kind == "stream":
-            self._stream_timeout(key[1], now)
-        elif kind == "leave" and self._leave_waiting:
-            self._leave_done(timed_out=True)
+    def _fire(self, timer: Timer, now: float) -> None:
+        match timer:
+            case ProbeTick():
+                self._prober.probe_tick(now)
+            case ProbeIndirect():
+                self._prober.probe_indirect(now)
+            case ProbeTimeout():
+                self._prober.probe_timeout(now)
+            case GossipTick():
+                self._tx.gossip_tick(now)
+            case RelayTimeout(seq):
+                self._prober.relay_timeout(seq)
+            case SuspicionTimeout(name):
+                self._membership.suspicion_expired(name, now)
+            case PushPullTick():
+                self._streams.push_pull_tick(now)
+            case StreamTimeout(stream_id):
+                self._streams.stream_timeout(stream_id, now)
+            case LeaveTimeout():
+                self._membership.leave_timeout()
+            case _:
+                assert_never(timer)
 
     def receive_datagram(self, data: bytes, sender: Address, now: float) -> None:
         """One UDP payload from `sender`."""
@@ -455,8 +415,8 @@ class Node(Streams):
         try:
             messages = decode_packet(
                 data,
-                keyring=self._keyring,
-                label=self._label,
+                keyring=self._tx.keyring,
+                label=self._tx.label,
                 verify_incoming=self.config.gossip_verify_incoming,
                 errors=errors,
             )
@@ -467,37 +427,38 @@ class Node(Streams):
             self._drops[err.reason] += 1
         # Most messages are gossiped alives: hand those straight to the alive rule when
         # `_handle_message` would neither filter nor rewrite them.
-        direct = not self._allowed_nets and self.config.protocol_version >= 2
-        alive_node = self._alive_node
+        direct = not self._allowed_nets and trusts_message_ports(self.config.protocol_version)
+        alive_node = self._membership.alive_node
         for msg in messages:
             if direct and type(msg) is Alive and msg.port != 0:
                 alive_node(msg, now)
             else:
                 self._handle_message(msg, sender, now)
         if messages:
-            self._maybe_refresh(now)  # we still hear our peers, however late: refute ahead
+            # We still hear our peers, however late: refute ahead.
+            self._membership.maybe_refresh(now)
 
     def _handle_message(self, msg: Message, sender: Address, now: float) -> None:
         if type(msg) is Alive:  # most messages are gossiped alives: test that first
-            if self._allowed_nets and not self._ip_allowed(sender[0]):
+            if self._allowed_nets and not ip_allowed(self._allowed_nets, sender[0]):
                 self._drops["cidr_blocked"] += 1
                 return
-            if self.config.protocol_version < 2 or msg.port == 0:
+            if not trusts_message_ports(self.config.protocol_version) or msg.port == 0:
                 msg = dataclasses.replace(msg, port=self._advertise[1])
-            self._alive_node(msg, now)
+            self._membership.alive_node(msg, now)
         elif isinstance(msg, Ping):
-            self._handle_ping(msg, sender)
+            self._prober.handle_ping(msg, sender)
         elif isinstance(msg, AckResp):
-            self._handle_ack(msg, now)
+            self._prober.handle_ack(msg, now)
         elif isinstance(msg, Suspect):
-            self._suspect_node(msg, now)
+            self._membership.suspect_node(msg, now)
         elif isinstance(msg, Dead):
-            self._dead_node(msg, now)
+            self._membership.dead_node(msg, now)
         elif isinstance(msg, IndirectPingReq):
-            self._handle_indirect_ping(msg, sender, now)
+            self._prober.handle_indirect_ping(msg, sender, now)
         elif isinstance(msg, NackResp):
-            self._handle_nack(msg)
+            self._prober.handle_nack(msg)
         elif isinstance(msg, UserData):
-            self._deliver_user(msg.data)
+            deliver_user_message(self._events, self._message_hook, msg.data)
         else:
             self._drops["unexpected_message"] += 1

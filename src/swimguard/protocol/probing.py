@@ -6,43 +6,158 @@ memberlist `probe()` / `probeNode` / `handlePing` / `handleIndirectPing` /
 `IndirectChecks` indirect pings (nack requested from protocol >= 4 relays) and a
 TCP ping (protocol >= 3), and at the end of the awareness-scaled probe interval
 a suspicion unless some ack came. Awareness deltas as in memberlist.
+
+`Prober` owns the probe in progress, the indirect pings we relay for others and our
+ping sequence numbers; it suspects through `Membership` and opens the TCP ping
+through `Streams`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import random
+from collections import Counter
+from typing import Final
+
+from swimguard.config import Config
 from swimguard.protocol.addresses import bytes_to_host
-from swimguard.protocol.base import (
-    ALIVE,
-    PROBE,
-    PROBE_DIRECT,
-    PROBE_END,
-    ProbeState,
-    Relay,
-    StreamState,
-)
-from swimguard.protocol.events import PingCompleted
+from swimguard.protocol.awareness import Awareness
+from swimguard.protocol.deadlines import Deadlines
+from swimguard.protocol.events import Event, PingCompleted
+from swimguard.protocol.hooks import PingHook
+from swimguard.protocol.members import MemberState
 from swimguard.protocol.membership import Membership
-from swimguard.protocol.outgoing import Address, StreamOpen, StreamSend
-from swimguard.protocol.table import MemberRecord
+from swimguard.protocol.outgoing import Address
+from swimguard.protocol.streams import Streams
+from swimguard.protocol.table import MemberRecord, MemberTable
+from swimguard.protocol.timers import (
+    PROBE_INDIRECT,
+    PROBE_TICK,
+    PROBE_TIMEOUT,
+    RelayTimeout,
+    StreamTimeout,
+    Timer,
+)
+from swimguard.protocol.transmit import Transmitter
+from swimguard.protocol.versions import trusts_message_ports
 from swimguard.wire.messages import AckResp, IndirectPingReq, NackResp, Ping, Suspect
 from swimguard.wire.packet import encode_message, make_compound
 
+U32: Final = 0xFFFF_FFFF
+ALIVE = MemberState.ALIVE
 
-class Prober(Membership):
+
+@dataclasses.dataclass(slots=True)
+class ProbeState:
+    """One probe cycle (memberlist `probeNode`)."""
+
+    seq: int
+    target: str
+    incarnation: int
+    start: float
+    direct_deadline: float
+    deadline: float
+    indirect: bool = False
+    expected_nacks: int = 0
+    nacks: int = 0
+    tcp_stream: int | None = None
+    tcp_ok: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class Relay:
+    """An indirect ping we run for `origin` (memberlist `handleIndirectPing`)."""
+
+    origin: Address
+    origin_seq: int
+    nack: bool
+
+
+class Prober:
     """Runs probe cycles and answers/relays other members' probes."""
 
+    def __init__(
+        self,
+        config: Config,
+        *,
+        name: str,
+        addr_bytes: bytes,
+        port: int,
+        rng: random.Random,
+        table: MemberTable,
+        deadlines: Deadlines[Timer],
+        tx: Transmitter,
+        membership: Membership,
+        streams: Streams,
+        awareness: Awareness,
+        events: list[Event],
+        drops: Counter[str],
+        ping_hook: PingHook | None,
+    ) -> None:
+        self._config = config
+        self._name = name
+        self._addr_bytes = addr_bytes
+        self._port = port
+        self._rng = rng
+        self._table = table
+        self._deadlines = deadlines
+        self._tx = tx
+        self._membership = membership
+        self._streams = streams
+        self._awareness = awareness
+        self._events = events
+        self._drops = drops
+        self._ping_hook = ping_hook
+        self.probe: ProbeState | None = None
+        """The probe in progress."""
+        self.relays: dict[int, Relay] = {}
+        """Indirect pings we relay, by our sequence number."""
+        self._seq = 0
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & U32
+        return self._seq
+
+    def postpone(self, lag: float, now: float) -> None:
+        """Loop lag: the probe in progress does not count the time we were frozen.
+
+        Deadlines are never moved into the past: a timer armed behind `now` would make
+        the driver report the gap as lag again. The TCP ping follows its probe.
+        """
+        probe = self.probe
+        if probe is None:
+            return
+        probe.direct_deadline = max(probe.direct_deadline + lag, now)
+        probe.deadline = max(probe.deadline + lag, now)
+        if not probe.indirect:
+            self._deadlines.set(PROBE_INDIRECT, probe.direct_deadline)
+        self._deadlines.set(PROBE_TIMEOUT, probe.deadline)
+        if probe.tcp_stream is not None:
+            self._deadlines.set(StreamTimeout(probe.tcp_stream), probe.deadline)
+
+    def own_ping(self, seq: int, target: str) -> Ping:
+        """Our ping of `target` (direct, relayed for another member, or over TCP)."""
+        return Ping(
+            seq_no=seq,
+            node=target,
+            source_addr=self._addr_bytes,
+            source_node=self._name,
+            source_port=self._port,
+        )
+
     def _probe_interval(self) -> float:
-        cfg = self.config
+        cfg = self._config
         if cfg.lha_probe or cfg.loop_lag_health:
             return self._awareness.scale_timeout(cfg.probe_interval)
         return cfg.probe_interval
 
-    def _probe_tick(self, now: float) -> None:
-        if self._probe is not None:
+    def probe_tick(self, now: float) -> None:
+        """The `ProbeTick` timer: probe the next member unless a probe is running."""
+        if self.probe is not None:
             return  # the running probe schedules the next tick when it ends
         target = self._next_probe_target(now)
         if target is None:
-            self._deadlines.set(PROBE, now + self.config.probe_interval)
+            self._deadlines.set(PROBE_TICK, now + self._config.probe_interval)
             return
         self._start_probe(target, now)
 
@@ -51,27 +166,20 @@ class Prober(Membership):
         checks = 0
         while checks < len(table.order):
             if table.probe_index >= len(table.order):
-                self._reset_nodes(now)
+                self._membership.reset_nodes(now)
                 table.probe_index = 0
                 checks += 1
                 continue
             rec = table.order[table.probe_index]
             table.probe_index += 1
-            if rec.name == self.name or rec.dead_or_left:
+            if rec.name == self._name or rec.dead_or_left:
                 checks += 1
                 continue
             return rec
         return None
 
-    def _reset_nodes(self, now: float) -> None:
-        dropped = self._table.reset(
-            now, self._rng, self.config.gossip_to_the_dead_time, self.config.reap_left_nodes
-        )
-        for rec in dropped:
-            self._suspicions.pop(rec.name, None)
-
     def _start_probe(self, rec: MemberRecord, now: float) -> None:
-        cfg = self.config
+        cfg = self._config
         seq = self._next_seq()
         interval = self._probe_interval()
         probe = ProbeState(
@@ -82,42 +190,37 @@ class Prober(Membership):
             direct_deadline=now + cfg.probe_timeout,
             deadline=now + interval,
         )
-        self._probe = probe
-        self._deadlines.cancel(PROBE)
-        ping = Ping(
-            seq_no=seq,
-            node=rec.name,
-            source_addr=self._addr_bytes,
-            source_node=self.name,
-            source_port=self._advertise[1],
-        )
+        self.probe = probe
+        self._deadlines.cancel(PROBE_TICK)
+        ping = self.own_ping(seq, rec.name)
         if rec.state is ALIVE or not cfg.buddy_system:
-            self._send_msg(rec.address, encode_message(ping))
+            self._tx.send_msg(rec.address, encode_message(ping))
         else:
             # Buddy system: the suspect rides with the ping so the target can refute at once.
-            suspect = Suspect(incarnation=rec.incarnation, node=rec.name, from_=self.name)
+            suspect = Suspect(incarnation=rec.incarnation, node=rec.name, from_=self._name)
             payload = make_compound([encode_message(ping), encode_message(suspect)])
-            self._send_raw(rec.address, payload, rec.pmax >= 5)
-        self._deadlines.set(PROBE_DIRECT, probe.direct_deadline)
-        self._deadlines.set(PROBE_END, probe.deadline)
+            self._tx.send_raw(rec.address, payload, rec.reads_crc)
+        self._deadlines.set(PROBE_INDIRECT, probe.direct_deadline)
+        self._deadlines.set(PROBE_TIMEOUT, probe.deadline)
 
-    def _probe_direct_timeout(self, now: float) -> None:
-        probe = self._probe
+    def probe_indirect(self, now: float) -> None:
+        """The `ProbeIndirect` timer: no direct ack; indirect pings and the TCP ping."""
+        probe = self.probe
         if probe is None or probe.indirect:
             return
         probe.indirect = True
-        cfg = self.config
+        cfg = self._config
         target = self._table.get(probe.target)
         if target is None:
             return
-        me = self.name
+        me = self._name
         peers = self._table.k_random(
             cfg.indirect_checks,
             self._rng,
             lambda r: r.name == me or r.name == probe.target or r.state is not ALIVE,
         )
         for peer in peers:
-            nack = peer.pmax >= 4
+            nack = peer.answers_nacks
             if nack:
                 probe.expected_nacks += 1
             req = IndirectPingReq(
@@ -128,25 +231,23 @@ class Prober(Membership):
                 nack=nack,
                 source_addr=self._addr_bytes,
                 source_node=me,
-                source_port=self._advertise[1],
+                source_port=self._port,
             )
-            self._send_msg(peer.address, encode_message(req))
-        if not cfg.disable_tcp_pings and target.pmax >= 3:
-            sid = self._new_stream_id()
-            self._streams[sid] = StreamState(
-                kind="tcp_ping", peer=target.address, decoder=self._decoder(), probe_seq=probe.seq
+            self._tx.send_msg(peer.address, encode_message(req))
+        if not cfg.disable_tcp_pings and target.answers_tcp_ping:
+            ping = self.own_ping(probe.seq, target.name)
+            deadline = max(probe.deadline, now)
+            probe.tcp_stream = self._streams.open_tcp_ping(
+                target.address, ping, deadline, self._tcp_acked
             )
-            probe.tcp_stream = sid
-            ping = Ping(
-                seq_no=probe.seq,
-                node=target.name,
-                source_addr=self._addr_bytes,
-                source_node=me,
-                source_port=self._advertise[1],
-            )
-            self._out.append(StreamOpen(sid, target.address))
-            self._out.append(StreamSend(sid, self._frame(ping)))
-            self._deadlines.set(("stream", sid), max(probe.deadline, now))
+
+    def _tcp_acked(self, seq: int) -> bool:
+        probe = self.probe
+        if probe is None or probe.seq != seq:
+            return False
+        probe.tcp_ok = True
+        probe.tcp_stream = None
+        return True
 
     def _probe_acked(self, probe: ProbeState, payload: bytes | None, now: float) -> None:
         if not probe.indirect:
@@ -160,20 +261,21 @@ class Prober(Membership):
                     self._ping_hook.notify_ping_complete(member, rtt, data)
         self._finish_probe(probe, now, success=True)
 
-    def _probe_end(self, now: float) -> None:
-        probe = self._probe
+    def probe_timeout(self, now: float) -> None:
+        """The `ProbeTimeout` timer: the probe failed unless the TCP ping was acked."""
+        probe = self.probe
         if probe is None:
             return
         self._finish_probe(probe, now, success=probe.tcp_ok)
 
     def _finish_probe(self, probe: ProbeState, now: float, *, success: bool) -> None:
-        cfg = self.config
-        self._probe = None
-        self._deadlines.cancel(PROBE_DIRECT)
-        self._deadlines.cancel(PROBE_END)
-        if probe.tcp_stream is not None and probe.tcp_stream in self._streams:
-            self._close_stream(probe.tcp_stream)
-        self._deadlines.set(PROBE, max(probe.start + cfg.probe_interval, now))
+        cfg = self._config
+        self.probe = None
+        self._deadlines.cancel(PROBE_INDIRECT)
+        self._deadlines.cancel(PROBE_TIMEOUT)
+        if probe.tcp_stream is not None:
+            self._streams.close_if_open(probe.tcp_stream)
+        self._deadlines.set(PROBE_TICK, max(probe.start + cfg.probe_interval, now))
         if success:
             if cfg.lha_probe:
                 self._awareness.apply_delta(-1)
@@ -183,19 +285,20 @@ class Prober(Membership):
                 self._awareness.apply_delta(max(0, probe.expected_nacks - probe.nacks))
             else:
                 self._awareness.apply_delta(1)
-        self._suspect_node(
-            Suspect(incarnation=probe.incarnation, node=probe.target, from_=self.name), now
+        self._membership.suspect_node(
+            Suspect(incarnation=probe.incarnation, node=probe.target, from_=self._name), now
         )
 
-    def _handle_ping(self, ping: Ping, sender: Address) -> None:
-        if ping.node and ping.node != self.name:
+    def handle_ping(self, ping: Ping, sender: Address) -> None:
+        """memberlist `handlePing`: ack a ping meant for us."""
+        if ping.node and ping.node != self._name:
             self._drops["ping_other_node"] += 1
             return
         payload = self._ping_hook.ack_payload() if self._ping_hook is not None else None
         to = self._reply_address(ping.source_addr, ping.source_port, sender)
         if to is None:
             return
-        self._send_msg(to, encode_message(AckResp(seq_no=ping.seq_no, payload=payload)))
+        self._tx.send_msg(to, encode_message(AckResp(seq_no=ping.seq_no, payload=payload)))
 
     def _reply_address(self, addr: bytes, port: int, sender: Address) -> Address | None:
         if addr and port > 0:
@@ -206,10 +309,11 @@ class Prober(Membership):
             return (host, port)
         return sender
 
-    def _handle_indirect_ping(self, ind: IndirectPingReq, sender: Address, now: float) -> None:
+    def handle_indirect_ping(self, ind: IndirectPingReq, sender: Address, now: float) -> None:
+        """memberlist `handleIndirectPing`: ping the target for the requester."""
         port = ind.port
-        if self.config.protocol_version < 2 or port == 0:
-            port = self._advertise[1]
+        if not trusts_message_ports(self._config.protocol_version) or port == 0:
+            port = self._port
         host = bytes_to_host(ind.target)
         origin = self._reply_address(ind.source_addr, ind.source_port, sender)
         if host is None or origin is None:
@@ -217,36 +321,33 @@ class Prober(Membership):
                 self._drops["bad_address"] += 1
             return
         seq = self._next_seq()
-        self._relays[seq] = Relay(origin=origin, origin_seq=ind.seq_no, nack=ind.nack)
-        self._deadlines.set(("relay", seq), now + self.config.probe_timeout)
-        ping = Ping(
-            seq_no=seq,
-            node=ind.node,
-            source_addr=self._addr_bytes,
-            source_node=self.name,
-            source_port=self._advertise[1],
-        )
-        self._send_msg((host, port), encode_message(ping))
+        self.relays[seq] = Relay(origin=origin, origin_seq=ind.seq_no, nack=ind.nack)
+        self._deadlines.set(RelayTimeout(seq), now + self._config.probe_timeout)
+        ping = self.own_ping(seq, ind.node)
+        self._tx.send_msg((host, port), encode_message(ping))
 
-    def _relay_timeout(self, seq: int) -> None:
-        relay = self._relays.pop(seq, None)
+    def relay_timeout(self, seq: int) -> None:
+        """The `RelayTimeout` timer: the relayed ping got no ack; nack if asked to."""
+        relay = self.relays.pop(seq, None)
         if relay is not None and relay.nack:
-            self._send_msg(relay.origin, encode_message(NackResp(seq_no=relay.origin_seq)))
+            self._tx.send_msg(relay.origin, encode_message(NackResp(seq_no=relay.origin_seq)))
 
-    def _handle_ack(self, ack: AckResp, now: float) -> None:
-        probe = self._probe
+    def handle_ack(self, ack: AckResp, now: float) -> None:
+        """memberlist `handleAck`: completes our probe or a relayed ping."""
+        probe = self.probe
         if probe is not None and probe.seq == ack.seq_no:
             self._probe_acked(probe, ack.payload, now)
             return
-        relay = self._relays.pop(ack.seq_no, None)
+        relay = self.relays.pop(ack.seq_no, None)
         if relay is not None:
-            self._deadlines.cancel(("relay", ack.seq_no))
-            self._send_msg(relay.origin, encode_message(AckResp(seq_no=relay.origin_seq)))
+            self._deadlines.cancel(RelayTimeout(ack.seq_no))
+            self._tx.send_msg(relay.origin, encode_message(AckResp(seq_no=relay.origin_seq)))
             return
         self._drops["late_ack"] += 1
 
-    def _handle_nack(self, nack: NackResp) -> None:
-        probe = self._probe
+    def handle_nack(self, nack: NackResp) -> None:
+        """memberlist `handleNack`: a relay reports the target silent."""
+        probe = self.probe
         if probe is not None and probe.seq == nack.seq_no:
             probe.nacks += 1
         else:

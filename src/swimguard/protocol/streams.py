@@ -6,52 +6,200 @@ every stream deadline (`Config.tcp_timeout`, or the probe's end for a TCP ping)
 and bounds concurrent inbound streams (`Config.max_inbound_streams`) and the memory
 their decoders hold together (`Config.max_inbound_stream_memory`). An inbound
 stream's deadline is absolute: loop lag (which a hostile stream can cause) never
-moves it (see `Node.report_loop_lag`).
+moves it (see `postpone`).
+
+`Streams` owns the open streams, their ids and the joins in progress; it merges a
+peer's state through `Membership` and opens a TCP ping for `Prober`, which hands a
+callback that decides whether the ack is the one it waits for.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Final
 
+from swimguard.config import Config
 from swimguard.protocol.addresses import bytes_to_host
-from swimguard.protocol.base import ALIVE, DEAD, PUSH_PULL, StreamState
-from swimguard.protocol.events import JoinCompleted, RemoteState
+from swimguard.protocol.deadlines import Deadlines
+from swimguard.protocol.events import Event, JoinCompleted, RemoteState, deliver_user_message
+from swimguard.protocol.hooks import MergeHook, MessageHook, StateHook
 from swimguard.protocol.members import Member, MemberState
+from swimguard.protocol.membership import Membership
 from swimguard.protocol.outgoing import Address, StreamClose, StreamOpen, StreamSend
-from swimguard.protocol.probing import Prober
 from swimguard.protocol.scaling import push_pull_scale
+from swimguard.protocol.table import MemberTable
+from swimguard.protocol.timers import PUSH_PULL_TICK, StreamTimeout, Timer
+from swimguard.protocol.transmit import Transmitter
 from swimguard.protocol.versions import verify_protocol
 from swimguard.wire.errors import DecodeError
 from swimguard.wire.messages import (
     AckResp,
     ErrResp,
+    NodeState,
     Ping,
     PushNodeState,
     PushPullHeader,
     maker_for,
 )
-from swimguard.wire.stream import PushPull, StreamMessage, UserStream
+from swimguard.wire.stream import PushPull, StreamDecoder, StreamMessage, UserStream
 
-# MemberState -> push/pull State (the enum's `.value` property is slow in a loop over N).
-_WIRE_STATE: Final = {state: state.value for state in MemberState}
+# MemberState -> push/pull State as a plain int (an enum's `.value` is slow in a loop over N).
+_WIRE_STATE: Final = {state: int(NodeState[state.name]) for state in MemberState}
 # PushNodeState(name, addr, port, incarnation, state, meta, vsn), built once per member.
 _new_state = maker_for(PushNodeState)
+# push/pull State -> MemberState, for the merge hook (an unknown state shows as dead).
+_MEMBER_STATE: Final = {int(NodeState[state.name]): state for state in MemberState}
 
 
-class Streams(Prober):
+ALIVE, DEAD = MemberState.ALIVE, MemberState.DEAD
+
+
+class StreamKind(enum.Enum):
+    """Why a stream is open."""
+
+    INBOUND = "in"  # a peer's stream we answer (push/pull, TCP ping, user message)
+    PUSH_PULL = "push_pull"  # our push/pull (join or anti-entropy)
+    TCP_PING = "tcp_ping"  # our TCP fallback ping of the probe target
+    USER_OUT = "user_out"  # our reliable user message (`send_reliable`)
+
+
+@dataclasses.dataclass(slots=True)
+class StreamState:
+    """An open stream the core is waiting on."""
+
+    kind: StreamKind
+    peer: Address
+    decoder: StreamDecoder
+    join: bool = False
+    batch: int | None = None
+    # TCP ping: called with the ack's sequence number, True if it is the awaited one.
+    on_ack: Callable[[int], bool] | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class JoinBatch:
+    """The seeds of one `join()` call still being contacted."""
+
+    pending: int
+    joined: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+class Streams:
     """Stream exchanges the core initiates or accepts."""
 
-    def _push_pull_tick(self, now: float) -> None:
-        cfg = self.config
-        self._deadlines.set(
-            PUSH_PULL, now + push_pull_scale(cfg.push_pull_interval, len(self._table))
+    def __init__(
+        self,
+        config: Config,
+        *,
+        name: str,
+        rng: random.Random,
+        table: MemberTable,
+        deadlines: Deadlines[Timer],
+        tx: Transmitter,
+        membership: Membership,
+        events: list[Event],
+        drops: Counter[str],
+        state_hook: StateHook | None,
+        merge_hook: MergeHook | None,
+        message_hook: MessageHook | None,
+    ) -> None:
+        self._config = config
+        self._name = name
+        self._rng = rng
+        self._table = table
+        self._deadlines = deadlines
+        self._tx = tx
+        self._membership = membership
+        self._events = events
+        self._drops = drops
+        self._state_hook = state_hook
+        self._merge_hook = merge_hook
+        self._message_hook = message_hook
+        self.by_id: dict[int, StreamState] = {}
+        """Open streams by id."""
+        self.inbound = 0
+        """How many of them are inbound."""
+        self._next_stream = 1
+        self._joins: dict[int, JoinBatch] = {}
+        self._next_join = 1
+
+    @property
+    def joining(self) -> bool:
+        """A `join()` is still waiting for some seed."""
+        return bool(self._joins)
+
+    def _new_stream_id(self) -> int:
+        sid = self._next_stream
+        self._next_stream += 1
+        return sid
+
+    def join(self, seeds: Sequence[Address], now: float) -> None:
+        """Push/pull (join=True) with each seed; `JoinCompleted` once all answered or failed."""
+        if not seeds:
+            self._events.append(JoinCompleted(joined=0, errors=()))
+            return
+        batch_id = self._next_join
+        self._next_join += 1
+        self._joins[batch_id] = JoinBatch(pending=len(seeds))
+        for seed in seeds:
+            self._start_push_pull(seed, now, join=True, batch=batch_id)
+
+    def send_reliable(self, to: Address, data: bytes, now: float) -> None:
+        """Open a stream to `to` carrying one user message."""
+        sid = self._new_stream_id()
+        decoder = self._tx.decoder()
+        self.by_id[sid] = StreamState(kind=StreamKind.USER_OUT, peer=to, decoder=decoder)
+        self._tx.emit(StreamOpen(sid, to))
+        self._tx.emit(StreamSend(sid, self._tx.frame(UserStream(data))))
+        self._deadlines.set(StreamTimeout(sid), now + self._config.tcp_timeout)
+
+    def open_tcp_ping(
+        self, to: Address, ping: Ping, deadline: float, on_ack: Callable[[int], bool]
+    ) -> int:
+        """Open the TCP fallback ping `ping` to `to`; returns its stream id."""
+        sid = self._new_stream_id()
+        self.by_id[sid] = StreamState(
+            kind=StreamKind.TCP_PING, peer=to, decoder=self._tx.decoder(), on_ack=on_ack
         )
-        me = self.name
+        self._tx.emit(StreamOpen(sid, to))
+        self._tx.emit(StreamSend(sid, self._tx.frame(ping)))
+        self._deadlines.set(StreamTimeout(sid), deadline)
+        return sid
+
+    def postpone(self, lag: float, now: float) -> None:
+        """Loop lag: our streams do not count the time we were frozen.
+
+        A TCP ping follows its probe (`Prober.postpone`); an inbound stream's deadline is
+        absolute, as a hostile stream can cause the very lag that would otherwise extend it.
+        """
+        for sid, st in self.by_id.items():
+            key = StreamTimeout(sid)
+            when = self._deadlines.get(key)
+            if (
+                when is not None
+                and st.kind is not StreamKind.TCP_PING
+                and st.kind is not StreamKind.INBOUND
+            ):
+                self._deadlines.set(key, max(when + lag, now))
+
+    def push_pull_tick(self, now: float) -> None:
+        """The `PushPullTick` timer: push/pull with one random alive member."""
+        cfg = self._config
+        self._deadlines.set(
+            PUSH_PULL_TICK, now + push_pull_scale(cfg.push_pull_interval, len(self._table))
+        )
+        me = self._name
         peers = self._table.k_random(1, self._rng, lambda r: r.name == me or r.state is not ALIVE)
         if peers:
             self._start_push_pull(peers[0].address, now, join=False, batch=None)
 
-    def _local_state(self, join: bool) -> PushPull:
+    def local_state(self, join: bool) -> PushPull:
+        """Our push/pull: every member's state and the hook's user state."""
         wire_state = _WIRE_STATE
         states = tuple(
             _new_state(
@@ -73,12 +221,12 @@ class Streams(Prober):
 
     def _start_push_pull(self, peer: Address, now: float, *, join: bool, batch: int | None) -> None:
         sid = self._new_stream_id()
-        self._streams[sid] = StreamState(
-            kind="push_pull", peer=peer, decoder=self._decoder(), join=join, batch=batch
+        self.by_id[sid] = StreamState(
+            kind=StreamKind.PUSH_PULL, peer=peer, decoder=self._tx.decoder(), join=join, batch=batch
         )
-        self._out.append(StreamOpen(sid, peer))
-        self._out.append(StreamSend(sid, self._frame(self._local_state(join))))
-        self._deadlines.set(("stream", sid), now + self.config.tcp_timeout)
+        self._tx.emit(StreamOpen(sid, peer))
+        self._tx.emit(StreamSend(sid, self._tx.frame(self.local_state(join))))
+        self._deadlines.set(StreamTimeout(sid), now + self._config.tcp_timeout)
 
     def _merge_remote_state(self, pp: PushPull, now: float) -> str | None:
         """Verify and merge a peer's push/pull; returns an error text on refusal."""
@@ -91,7 +239,7 @@ class Streams(Prober):
             peers = []
             for st in pp.states:
                 host = bytes_to_host(st.addr) or ""
-                state = MemberState(st.state) if 0 <= st.state <= 3 else DEAD
+                state = _MEMBER_STATE.get(st.state, DEAD)
                 peers.append(
                     Member(st.name, (host, st.port), st.incarnation, state, st.meta or b"", st.vsn)
                 )
@@ -99,7 +247,7 @@ class Streams(Prober):
             if veto is not None:
                 self._drops["merge_vetoed"] += 1
                 return veto
-        self._merge_state(pp.states, now)
+        self._membership.merge_state(pp.states, now)
         if pp.user_state:
             self._events.append(RemoteState(data=pp.user_state, join=join))
             if self._state_hook is not None:
@@ -109,13 +257,15 @@ class Streams(Prober):
     def stream_accepted(self, peer: Address, now: float) -> int:
         """An inbound stream from `peer` was accepted; returns the id for later calls."""
         sid = self._new_stream_id()
-        if self._inbound >= self.config.max_inbound_streams:
+        if self.inbound >= self._config.max_inbound_streams:
             self._drops["too_many_streams"] += 1
-            self._out.append(StreamClose(sid))
+            self._tx.emit(StreamClose(sid))
             return sid
-        self._inbound += 1
-        self._streams[sid] = StreamState(kind="in", peer=peer, decoder=self._decoder())
-        self._deadlines.set(("stream", sid), now + self.config.tcp_timeout)
+        self.inbound += 1
+        self.by_id[sid] = StreamState(
+            kind=StreamKind.INBOUND, peer=peer, decoder=self._tx.decoder()
+        )
+        self._deadlines.set(StreamTimeout(sid), now + self._config.tcp_timeout)
         return sid
 
     def stream_data(
@@ -128,30 +278,30 @@ class Streams(Prober):
         True the driver calls again with `data=b""` on a later turn, and should stop
         reading the stream. Buffered bytes count against the inbound memory budget.
         """
-        st = self._streams.get(stream_id)
+        st = self.by_id.get(stream_id)
         if st is None or not (data or st.decoder.pending):
             return False
         try:
             msg = st.decoder.feed(data, max_work=max_work)
         except DecodeError as exc:
             self._drops[exc.reason] += 1
-            if st.kind == "in":
-                self._out.append(StreamSend(stream_id, self._frame(ErrResp(error=str(exc)))))
-            self._close_stream(stream_id)
+            if st.kind is StreamKind.INBOUND:
+                self._tx.emit(StreamSend(stream_id, self._tx.frame(ErrResp(error=str(exc)))))
+            self.close(stream_id)
             self._stream_failed(st, f"decode: {exc}", now)
             return False
         if msg is None:
-            if st.kind == "in":
+            if st.kind is StreamKind.INBOUND:
                 self._enforce_stream_memory()
-            return stream_id in self._streams and st.decoder.pending
-        self._close_stream(stream_id, reply_first=st.kind == "in")
-        if st.kind == "in":
+            return stream_id in self.by_id and st.decoder.pending
+        self.close(stream_id, reply_first=st.kind is StreamKind.INBOUND)
+        if st.kind is StreamKind.INBOUND:
             try:
                 self._handle_inbound(stream_id, st, msg, now)
             except Exception:
                 # The core has forgotten the stream: whatever failed, the driver must not
                 # hold the connection open for it (the close normally follows the reply).
-                self._out.append(StreamClose(stream_id))
+                self._tx.emit(StreamClose(stream_id))
                 raise
         else:
             self._handle_reply(st, msg, now)
@@ -160,10 +310,12 @@ class Streams(Prober):
     def _enforce_stream_memory(self) -> None:
         """Close the largest inbound streams (newest first on ties) while over budget."""
         sizes = [
-            (st.decoder.footprint, sid) for sid, st in self._streams.items() if st.kind == "in"
+            (st.decoder.footprint, sid)
+            for sid, st in self.by_id.items()
+            if st.kind is StreamKind.INBOUND
         ]
         total = sum(size for size, _sid in sizes)
-        limit = self.config.max_inbound_stream_memory
+        limit = self._config.max_inbound_stream_memory
         if total <= limit:
             return
         sizes.sort(reverse=True)
@@ -171,79 +323,83 @@ class Streams(Prober):
             if total <= limit:
                 break
             self._drops["stream_memory_budget"] += 1
-            self._close_stream(sid)
+            self.close(sid)
             total -= size
 
     def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
         """The peer closed the stream, it broke, or the connection could not be made."""
-        st = self._streams.pop(stream_id, None)
+        st = self.by_id.pop(stream_id, None)
         if st is None:
             return
-        self._deadlines.cancel(("stream", stream_id))
-        if st.kind == "in":
-            self._inbound -= 1
+        self._deadlines.cancel(StreamTimeout(stream_id))
+        if st.kind is StreamKind.INBOUND:
+            self.inbound -= 1
             return
-        if st.kind == "user_out":
+        if st.kind is StreamKind.USER_OUT:
             if error is not None:  # a plain EOF is the receiver's "got it"
                 self._drops["reliable_failed"] += 1
             return
         self._stream_failed(st, error or "closed before reply", now)
 
-    def _stream_timeout(self, stream_id: int, now: float) -> None:
-        st = self._streams.get(stream_id)
+    def stream_timeout(self, stream_id: int, now: float) -> None:
+        """The `StreamTimeout` timer: the stream took too long."""
+        st = self.by_id.get(stream_id)
         if st is None:
             return
-        if st.kind == "in":
+        if st.kind is StreamKind.INBOUND:
             self._drops["stream_timeout"] += 1
-        self._close_stream(stream_id)
+        self.close(stream_id)
         self._stream_failed(st, "timeout", now)
 
-    def _close_stream(self, stream_id: int, *, reply_first: bool = False) -> None:
+    def close_if_open(self, stream_id: int) -> None:
+        """Close our stream `stream_id` unless it is already closed."""
+        if stream_id in self.by_id:
+            self.close(stream_id)
+
+    def close(self, stream_id: int, *, reply_first: bool = False) -> None:
         """Forget the stream and cancel its deadline; emits StreamClose unless replying first."""
-        st = self._streams.pop(stream_id, None)
-        self._deadlines.cancel(("stream", stream_id))
-        if st is not None and st.kind == "in":
-            self._inbound -= 1
+        st = self.by_id.pop(stream_id, None)
+        self._deadlines.cancel(StreamTimeout(stream_id))
+        if st is not None and st.kind is StreamKind.INBOUND:
+            self.inbound -= 1
         if not reply_first:
-            self._out.append(StreamClose(stream_id))
+            self._tx.emit(StreamClose(stream_id))
 
     def _stream_failed(self, st: StreamState, error: str, now: float) -> None:
-        if st.kind == "user_out":
+        if st.kind is StreamKind.USER_OUT:
             self._drops["reliable_failed"] += 1
-        elif st.kind == "push_pull":
+        elif st.kind is StreamKind.PUSH_PULL:
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: {error}")
         # A failed TCP ping simply leaves probe.tcp_ok False.
 
     def _handle_inbound(self, sid: int, st: StreamState, msg: StreamMessage, now: float) -> None:
         if isinstance(msg, PushPull):
             # Reply with our state before merging theirs (memberlist `handleConn`).
-            self._out.append(StreamSend(sid, self._frame(self._local_state(msg.header.join))))
-            self._out.append(StreamClose(sid))
+            self._tx.emit(StreamSend(sid, self._tx.frame(self.local_state(msg.header.join))))
+            self._tx.emit(StreamClose(sid))
             self._merge_remote_state(msg, now)
         elif isinstance(msg, Ping):
-            if msg.node and msg.node != self.name:
+            if msg.node and msg.node != self._name:
                 self._drops["ping_other_node"] += 1
             else:
-                self._out.append(StreamSend(sid, self._frame(AckResp(seq_no=msg.seq_no))))
-            self._out.append(StreamClose(sid))
+                self._tx.emit(StreamSend(sid, self._tx.frame(AckResp(seq_no=msg.seq_no))))
+            self._tx.emit(StreamClose(sid))
         elif isinstance(msg, UserStream):
-            self._out.append(StreamClose(sid))
+            self._tx.emit(StreamClose(sid))
             if msg.data:
-                self._deliver_user(msg.data)
+                deliver_user_message(self._events, self._message_hook, msg.data)
         else:
             self._drops["unexpected_stream_message"] += 1
-            self._out.append(StreamClose(sid))
+            self._tx.emit(StreamClose(sid))
 
     def _handle_reply(self, st: StreamState, msg: StreamMessage, now: float) -> None:
-        if st.kind == "user_out":
+        if st.kind is StreamKind.USER_OUT:
             self._drops["unexpected_stream_message"] += 1  # nobody answers a user message
             return
-        if st.kind == "tcp_ping":
-            probe = self._probe
-            if isinstance(msg, AckResp) and probe is not None and probe.seq == msg.seq_no:
-                probe.tcp_ok = True
-                probe.tcp_stream = None
-            elif not isinstance(msg, AckResp) or probe is None or probe.seq != msg.seq_no:
+        if st.kind is StreamKind.TCP_PING:
+            # The probe that opened it decides whether the ack is the one it waits for.
+            acked = st.on_ack is not None and isinstance(msg, AckResp) and st.on_ack(msg.seq_no)
+            if not acked:
                 self._drops["bad_tcp_ack"] += 1
             return
         if isinstance(msg, PushPull):

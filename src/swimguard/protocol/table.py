@@ -6,8 +6,9 @@ purged of long-dead members and reshuffled (`resetNodes`), which costs O(n) once
 per n probes.
 
 A simulator warm start (`SharedView`, `MemberTable.adopt`) lets many tables hold the
-same records: a shared record is copied into the table before its first change
-(`MemberTable.own`), so N tables of N members cost N^2 dict entries, not N^2 records.
+same records: a shared record is copied into the table before its first change (inside
+the table's writers, `set_alive`/`set_state`/`set_incarnation`, the only code that changes
+a record), so N tables of N members cost N^2 dict entries, not N^2 records.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable
 from swimguard.protocol.addresses import host_to_bytes
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address
+from swimguard.protocol.versions import answers_nacks, answers_tcp_ping, reads_crc
 
 __all__ = ["MemberRecord", "MemberTable", "SharedView"]
 
@@ -72,6 +74,21 @@ class MemberRecord:
         return self.vsn[1]
 
     @property
+    def reads_crc(self) -> bool:
+        """The member accepts packets in the CRC envelope."""
+        return reads_crc(self.vsn[1])
+
+    @property
+    def answers_nacks(self) -> bool:
+        """The member sends a nack when it relays an indirect ping that goes unanswered."""
+        return answers_nacks(self.vsn[1])
+
+    @property
+    def answers_tcp_ping(self) -> bool:
+        """The member answers the TCP fallback ping."""
+        return answers_tcp_ping(self.vsn[1])
+
+    @property
     def dead_or_left(self) -> bool:
         """True for DEAD and LEFT."""
         return self.state is MemberState.DEAD or self.state is MemberState.LEFT
@@ -116,8 +133,73 @@ class MemberTable:
         order.append(record)
         order[offset], order[n] = order[n], order[offset]
 
-    def own(self, rec: MemberRecord) -> MemberRecord:
-        """A private copy of shared `rec`, put in its place: call before changing `rec`."""
+    def add_new(
+        self,
+        name: str,
+        host: str,
+        addr_bytes: bytes,
+        port: int,
+        meta: bytes,
+        vsn: bytes,
+        rng: random.Random,
+    ) -> MemberRecord:
+        """A record for an unknown member (still DEAD, incarnation 0), put in the table."""
+        rec = MemberRecord(name, host, addr_bytes, port, meta)
+        if len(vsn) == 6:
+            rec.vsn = vsn
+        self.add(rec, rng)
+        return rec
+
+    # The writers below are the only code that changes a record in the table. A record
+    # shared with other tables (`SharedView`) is first swapped for a private copy, so the
+    # rules never see the sharing; each returns the record now in the table.
+
+    def set_alive(
+        self,
+        rec: MemberRecord,
+        *,
+        incarnation: int,
+        meta: bytes,
+        vsn: bytes,
+        host: str,
+        addr_bytes: bytes,
+        port: int,
+        now: float,
+    ) -> MemberRecord:
+        """`rec` is alive at `incarnation` with this meta, Vsn (if any) and address."""
+        if rec.shared:
+            rec = self._own(rec)
+        if vsn:
+            rec.vsn = vsn
+        rec.incarnation = incarnation
+        rec.meta = meta
+        if rec.addr_bytes != addr_bytes or rec.port != port:
+            self._move(rec, host, addr_bytes, port)
+        if rec.state is not MemberState.ALIVE:
+            rec.state = MemberState.ALIVE
+            rec.state_change = now
+        return rec
+
+    def set_state(
+        self, rec: MemberRecord, state: MemberState, incarnation: int, now: float
+    ) -> MemberRecord:
+        """`rec` changes to `state` (suspect, dead or left) at `incarnation`."""
+        if rec.shared:
+            rec = self._own(rec)
+        rec.incarnation = incarnation
+        rec.state = state
+        rec.state_change = now
+        return rec
+
+    def set_incarnation(self, rec: MemberRecord, incarnation: int) -> MemberRecord:
+        """`rec` (our own record, when we refute) takes `incarnation`, state unchanged."""
+        if rec.shared:
+            rec = self._own(rec)
+        rec.incarnation = incarnation
+        return rec
+
+    def _own(self, rec: MemberRecord) -> MemberRecord:
+        """A private copy of shared `rec`, put in its place (copy-on-write)."""
         copy = MemberRecord.__new__(MemberRecord)
         for field in MemberRecord.__slots__:  # every field, also ones added later
             setattr(copy, field, getattr(rec, field))
@@ -147,7 +229,7 @@ class MemberTable:
         self.by_name, self.by_addr, self.order = by_name, by_addr, order
         self.probe_index = 0
 
-    def move(self, rec: MemberRecord, host: str, addr_bytes: bytes, port: int) -> None:
+    def _move(self, rec: MemberRecord, host: str, addr_bytes: bytes, port: int) -> None:
         """Change a member's address, keeping the address index right."""
         if self.by_addr.get(rec.address) is rec:
             del self.by_addr[rec.address]

@@ -1,16 +1,56 @@
 """Protocol version checks (memberlist `verifyProtocol` and the alive-message Vsn sanity test).
 
-`Vsn` is [PMin, PMax, PCur, DMin, DMax, DCur]. Features gate on a peer's PMax:
-3 = TCP fallback ping, 4 = nacks, 5 = CRC envelope.
+`Vsn` is [PMin, PMax, PCur, DMin, DMax, DCur]. Features gate on a peer's PMax
+(the capability checks below, used through `MemberRecord`) or on our own
+`Config.protocol_version`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Final
 
-from swimguard.wire.messages import PushNodeState
+from swimguard.wire.messages import NodeState, PushNodeState
 
-__all__ = ["verify_protocol", "vsn_is_sane"]
+__all__ = [
+    "answers_nacks",
+    "answers_tcp_ping",
+    "reads_crc",
+    "trusts_message_ports",
+    "uses_encryption_v1",
+    "verify_protocol",
+    "vsn_is_sane",
+]
+
+_TCP_PING: Final = 3
+_NACKS: Final = 4
+_CRC: Final = 5
+_MESSAGE_PORTS: Final = 2
+
+
+def answers_tcp_ping(pmax: int) -> bool:
+    """A peer of this PMax answers the TCP fallback ping (protocol 3)."""
+    return pmax >= _TCP_PING
+
+
+def answers_nacks(pmax: int) -> bool:
+    """A peer of this PMax sends nacks for indirect pings (protocol 4)."""
+    return pmax >= _NACKS
+
+
+def reads_crc(pmax: int) -> bool:
+    """A peer of this PMax accepts the CRC envelope (protocol 5)."""
+    return pmax >= _CRC
+
+
+def trusts_message_ports(protocol_version: int) -> bool:
+    """Speaking this protocol, ports in alive and indirect-ping messages are used (2)."""
+    return protocol_version >= _MESSAGE_PORTS
+
+
+def uses_encryption_v1(protocol_version: int) -> bool:
+    """Speaking this protocol, we encrypt with version 1 (no padding), else 0."""
+    return protocol_version >= 2
 
 
 def vsn_is_sane(vsn: bytes) -> bool:
@@ -40,7 +80,7 @@ def verify_protocol(
     max_pmin = max_dmin = 0
     min_pmax = min_dmax = 255
     for st in remote:
-        if st.state != 0 or not st.vsn:
+        if st.state != NodeState.ALIVE or not st.vsn:
             continue
         v = st.vsn
         if len(v) < 6:
@@ -59,8 +99,7 @@ def verify_protocol(
     for name, pcur, dcur in checks:
         if not max_pmin <= pcur <= min_pmax:
             return (
-                f"Node '{name}' protocol version ({pcur}) is incompatible: "
-                f"[{max_pmin}, {min_pmax}]"
+                f"Node '{name}' protocol version ({pcur}) is incompatible: [{max_pmin}, {min_pmax}]"
             )
         if not max_dmin <= dcur <= min_dmax:
             return (
@@ -76,7 +115,7 @@ def _all_compatible(local: list[tuple[bytes, bool]], remote: Sequence[PushNodeSt
     A cluster has a handful of distinct Vsn values and push/pull carries every member,
     so this is the common case; False sends the caller to the ordered, exact check.
     """
-    ranged = {st.vsn for st in remote if st.state == 0 and st.vsn}
+    ranged = {st.vsn for st in remote if st.state == NodeState.ALIVE and st.vsn}
     if any(len(v) < 6 for v in ranged):
         return False
     ranged.update(v for v, alive in local if alive)
