@@ -96,6 +96,8 @@ class EventBuffer(Generic[T]):
             if item is None:
                 return
             yield item
+            # Not pinned while we wait for the next one (it may be a 20 MiB message).
+            del item
 
     def _wake(self) -> None:
         if self._wakeup is not None:
