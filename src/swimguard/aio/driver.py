@@ -17,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import socket
 from collections.abc import Callable, Mapping
 
+from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.drop_log import DropLogger
+from swimguard.aio.listener import Listener
 from swimguard.aio.tcp import StreamManager
 from swimguard.aio.udp import UdpEndpoint
 from swimguard.protocol.api import NodeAPI
@@ -42,9 +45,10 @@ NodeEvent = Event | SerfEvent
 class Driver:
     """Feeds one node from sockets and one timer, and performs what it asks for.
 
-    Built once the node exists; `attach()` gives it the UDP endpoint and the stream
-    manager (which reports to the driver: it is their `StreamSink`). `on_event` receives
-    every event, in order; `drops_for_log` is what the periodic drop log reports.
+    Built once the node exists; `open()` puts the bound sockets under it (the stream
+    manager reports to the driver: it is its `StreamSink`), `aclose()` closes them.
+    `on_event` receives every event, in order; `drops_for_log` is what the periodic drop
+    log reports.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class Driver:
         self._drop_logger = drop_logger
         self._drops_for_log = drops_for_log
         self._udp: UdpEndpoint | None = None
+        self._listener: Listener | None = None
         self._streams: StreamManager | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
@@ -73,17 +78,36 @@ class Driver:
         self._draining = False
         self._closed = False
 
-    def attach(self, udp: UdpEndpoint, streams: StreamManager) -> None:
-        """The sockets effects go to; call `drain()` afterwards to start."""
-        self._udp = udp
+    async def open(
+        self, udp_sock: socket.socket, tcp_sock: socket.socket, options: AgentConfig
+    ) -> None:
+        """Serve the bound sockets, then drain the node's first outputs."""
+        loop = self._loop
+        streams = StreamManager(loop, self, options, self.count_drop)
         self._streams = streams
+        udp = UdpEndpoint(self.on_datagram, self.count_drop)
+        await loop.create_datagram_endpoint(lambda: udp, sock=udp_sock)
+        self._udp = udp
+        self._listener = Listener(loop, tcp_sock, streams.protocol_factory, self.count_drop)
+        self.drain()
 
-    def close(self) -> None:
-        """Stop feeding the node and cancel the timer; later inputs are ignored."""
+    async def aclose(self) -> None:
+        """Stop feeding the node, cancel the timer and close every socket."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._udp is not None:
+            self._udp.close()
+        if self._listener is not None:
+            await self._listener.close()
+        if self._streams is not None:
+            await self._streams.close_all()
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections (and connect attempts) currently open."""
+        return 0 if self._streams is None else self._streams.open_connections
 
     def count_drop(self, reason: str) -> None:
         self.drops[reason] += 1
