@@ -127,42 +127,55 @@ class Driver:
         """Call `call(now)` (an input of the node), then drain. Ignored once closed."""
         if self._closed:
             return
-        now = self.now()
-        self._guarded(lambda: call(now))
-
-    def _guarded(self, call: Callable[[], object]) -> None:
         try:
-            call()
+            call(self.now())
         except Exception:  # a core bug must not kill the socket callbacks
-            self.drops["internal_error"] += 1
-            log.exception("%s: protocol core raised on input", self._name)
+            self._internal_error()
         self.drain()
 
+    # The socket callbacks below call the node directly (no closure, no helper), so one
+    # datagram crosses as few frames as possible on its way to the node and back out.
+
     def on_datagram(self, data: bytes, sender: Address) -> None:
-        node = self.node
-        self.input(lambda now: node.receive_datagram(data, sender, now=now))
+        if self._closed:
+            return
+        try:
+            self.node.receive_datagram(data, sender, now=self.now())
+        except Exception:
+            self._internal_error()
+        self.drain()
 
     def stream_accepted(self, peer: Address, bind: Callable[[int], None]) -> None:
         """`StreamSink`: an inbound TCP connection from `peer`."""
-        node = self.node
-        self.input(lambda now: bind(node.stream_accepted(peer, now=now)))
+        if self._closed:
+            return
+        try:
+            bind(self.node.stream_accepted(peer, now=self.now()))
+        except Exception:
+            self._internal_error()
+        self.drain()
 
     def stream_data(self, stream_id: int, data: bytes, max_work: int) -> bool:
         """`StreamSink`: bytes on a stream; True while the core holds unparsed bytes."""
-        node = self.node
+        if self._closed:
+            return False
         pending = False
-
-        def feed(now: float) -> None:
-            nonlocal pending
-            pending = node.stream_data(stream_id, data, now=now, max_work=max_work)
-
-        self.input(feed)
+        try:
+            pending = self.node.stream_data(stream_id, data, now=self.now(), max_work=max_work)
+        except Exception:
+            self._internal_error()
+        self.drain()
         return pending
 
     def stream_closed(self, stream_id: int, error: str | None) -> None:
         """`StreamSink`: a stream ended without the core asking."""
-        node = self.node
-        self.input(lambda now: node.stream_closed(stream_id, now=now, error=error))
+        if self._closed:
+            return
+        try:
+            self.node.stream_closed(stream_id, now=self.now(), error=error)
+        except Exception:
+            self._internal_error()
+        self.drain()
 
     def _on_timer(self) -> None:
         deadline = self._deadline
@@ -174,14 +187,18 @@ class Driver:
         now = self.now()
         lag = max(0.0, now - deadline)
         self.last_lag = lag
-
-        def fire() -> None:
+        try:
             node.report_loop_lag(lag, now=now)
             node.handle_timeout(now=now)
-
-        self._guarded(fire)
+        except Exception:
+            self._internal_error()
+        self.drain()
         if self._drop_logger.due(now):
             self._drop_logger.maybe_log(now, self._drops_for_log())
+
+    def _internal_error(self) -> None:
+        self.drops["internal_error"] += 1
+        log.exception("%s: protocol core raised on input", self._name)
 
     # -- perform effects, hand events on, re-arm ------------------------------------------
 

@@ -73,9 +73,15 @@ class _SerfHooks:
 
     def __init__(self, serf: SerfLayer, user: object | None) -> None:
         self._user = user
-        if not (hasattr(user, "local_state") and hasattr(user, "merge_remote_state")):
-            self.local_state = serf.local_state
-            self.merge_remote_state = serf.merge_remote_state
+        own = hasattr(user, "local_state") and hasattr(user, "merge_remote_state")
+        self._state: Any = user if own else serf
+
+    def local_state(self, join: bool) -> bytes:
+        state: bytes = self._state.local_state(join)
+        return state
+
+    def merge_remote_state(self, data: bytes, join: bool) -> None:
+        self._state.merge_remote_state(data, join)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or self._user is None:
