@@ -17,6 +17,7 @@ from swimguard.errors import JoinError
 from swimguard.protocol.events import (
     MemberFailed,
     MemberJoined,
+    MemberLeft,
     MemberSuspected,
     MemberUpdated,
 )
@@ -134,9 +135,10 @@ def test_ipv6_loopback_cluster_detects_a_crash() -> None:
     run(body)
 
 
-def test_falsely_suspected_member_refutes() -> None:
+@pytest.mark.parametrize("serf", [False, True], ids=["memberlist", "serf"])
+def test_falsely_suspected_member_refutes(serf: bool) -> None:
     async def body() -> None:
-        agents = [agent(n) for n in ("a", "b", "c")]
+        agents = [agent(n, serf_compat=serf) for n in ("a", "b", "c")]
         try:
             await cluster(agents)
             a, b = agents[0], agents[1]
@@ -229,9 +231,10 @@ def test_garbage_udp_and_tcp_are_dropped_counted_and_cut_off() -> None:
     run(body)
 
 
-def test_events_report_joins_suspicion_and_failure() -> None:
+@pytest.mark.parametrize("serf", [False, True], ids=["memberlist", "serf"])
+def test_events_report_joins_suspicion_and_failure(serf: bool) -> None:
     async def body() -> None:
-        agents = [agent(n) for n in ("a", "b", "c")]
+        agents = [agent(n, serf_compat=serf) for n in ("a", "b", "c")]
         try:
             await cluster(agents)
             await agents[2].close()
@@ -255,7 +258,8 @@ def test_events_report_joins_suspicion_and_failure() -> None:
     run(body)
 
 
-def test_user_messages_best_effort_reliable_and_broadcast() -> None:
+@pytest.mark.parametrize("serf", [False, True], ids=["memberlist", "serf"])
+def test_user_messages_best_effort_reliable_and_broadcast(serf: bool) -> None:
     from swimguard.protocol.events import UserMessage
 
     async def body() -> None:
@@ -263,7 +267,7 @@ def test_user_messages_best_effort_reliable_and_broadcast() -> None:
         # whoever the gossip and piggybacking pick (memberlist's rule): with local's 2 and
         # three members, both copies can go to b (1 run in 40 under load). Allow 6.
         config = Config.local(retransmit_mult=6)
-        agents = [agent(n, config=config) for n in ("a", "b", "c")]
+        agents = [agent(n, config=config, serf_compat=serf) for n in ("a", "b", "c")]
         try:
             await cluster(agents)
             a, b, c = agents
@@ -309,5 +313,43 @@ def test_advertise_address_is_what_peers_see() -> None:
             assert next(m for m in b.members() if m.name == "a").addr == a.bound_address
         finally:
             await close_all([a, b])
+
+    run(body)
+
+
+def test_serf_on_user_events_and_a_leave_seen_as_left() -> None:
+    from swimguard.serf import LeaveIntentReceived, UserEventReceived
+
+    async def body() -> None:
+        agents = [agent(n, serf_compat=True, tags={"role": n}) for n in ("a", "b", "c")]
+        try:
+            await cluster(agents)
+            a, b, c = agents
+            seen: list[object] = []
+
+            async def collect() -> None:
+                async for ev in b.events():
+                    if isinstance(ev, UserEventReceived | LeaveIntentReceived | MemberLeft):
+                        seen.append(ev)
+                    if isinstance(ev, MemberFailed):
+                        seen.append(ev)
+                        return
+                    kinds = {type(e) for e in seen}
+                    if LeaveIntentReceived in kinds and MemberLeft in kinds:
+                        return
+
+            task = asyncio.create_task(collect())
+            a.user_event("deploy", b"v1")
+            await until(lambda: any(isinstance(e, UserEventReceived) for e in seen))
+            assert await c.leave(timeout=2.0)
+            await asyncio.wait_for(task, 20)
+            # The intent usually comes first, but gossip does not promise an order.
+            kinds = sorted(type(e).__name__ for e in seen)
+            assert kinds == ["LeaveIntentReceived", "MemberLeft", "UserEventReceived"]
+            assert isinstance(seen[0], UserEventReceived)
+            assert (seen[0].name, seen[0].payload) == ("deploy", b"v1")
+            assert not any(k.startswith("serf_") for k in b.drops)
+        finally:
+            await close_all(agents)
 
     run(body)

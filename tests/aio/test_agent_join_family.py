@@ -80,7 +80,7 @@ def test_a_seed_name_resolves_to_an_address_the_socket_can_reach(
         return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM, 0, "",
                  (ip, 0)) for ip in records[host]]
 
-    monkeypatch.setattr("swimguard.aio.agent.socket.getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr("swimguard.aio.sockets.socket.getaddrinfo", fake_getaddrinfo)
 
     async def main() -> None:
         agent = Agent("v4", bind=("127.0.0.1", 0), config=Config.local(),

@@ -17,6 +17,7 @@ from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
 from swimguard.protocol.events import MemberJoined
 from swimguard.protocol.outgoing import StreamClose, StreamOpen, StreamSend
+from swimguard.serf.node import SerfNode
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,6 +39,8 @@ def make_agent(name: str, host: str = "127.0.0.1", **kwargs: Any) -> Agent:
 
 def fake(agent: Agent) -> FakeNode:
     node = agent._node
+    if isinstance(node, SerfNode):  # serf_compat: the fake is the node inside
+        node = node.node
     assert isinstance(node, FakeNode)
     return node
 

@@ -14,6 +14,9 @@ import socket
 
 from swimguard.protocol.outgoing import Address
 
+DEFAULT_PORT = 7946
+"""memberlist's default port, used when a bind or seed string has none."""
+
 
 def parse_address(text: str, *, default_port: int | None = None) -> Address:
     """Parse `HOST:PORT`, `[V6HOST]:PORT` or a bare host (with `default_port`).
@@ -118,6 +121,52 @@ def destination_for(family: int, addr: Address) -> Address | None:
     if family == socket.AF_INET and v6:
         return None
     return addr
+
+
+def literal_address(to: str | Address) -> Address:
+    """`to` as an `(ip, port)` pair; ValueError unless its host is an IP literal."""
+    host, port = parse_address(to) if isinstance(to, str) else to
+    if not is_ip(host):
+        raise ValueError(f"send needs an IP address, got {host!r}")
+    return host, port
+
+
+def seed_family_problem(bind_host: str, seed_host: str) -> str | None:
+    """Why an agent bound to `bind_host` cannot use UDP with `seed_host`, or None if it can.
+
+    Both are IP literals. Every datagram leaves from the bound socket, so an IPv4
+    socket cannot reach an IPv6 peer, and an IPv6 socket reaches IPv4 peers only
+    when it is the dual-stack wildcard `::`. Such a join would succeed over TCP and
+    leave a member that can neither probe nor gossip with its cluster.
+    """
+    bind_ip = ipaddress.ip_address(bind_host)
+    seed_ip = ipaddress.ip_address(seed_host)
+    if bind_ip.version == seed_ip.version:
+        return None
+    if bind_ip.version == 6 and bind_ip.is_unspecified:
+        return None
+    return (
+        f"seed {seed_host} is IPv{seed_ip.version} but the agent is bound to "
+        f"IPv{bind_ip.version} address {bind_host}: UDP between them is impossible"
+        + (" (bind to :: to serve both)" if seed_ip.version == 4 else "")
+    )
+
+
+def resolve_reachable(host: str, bind_host: str) -> str:
+    """Resolve a seed name, preferring an address the bound socket can reach by UDP.
+
+    A name with both A and AAAA records ("localhost" on many hosts) then joins
+    an IPv4-bound agent over IPv4 instead of being refused for its IPv6 address.
+    Blocking: run it in an executor.
+    """
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    ips = [str(info[4][0]) for info in infos]
+    if not ips:
+        raise OSError(f"cannot resolve {host!r}")
+    for ip in ips:
+        if seed_family_problem(bind_host, ip) is None:
+            return ip
+    return ips[0]  # none reachable: join() refuses it, naming the seed
 
 
 def default_advertise_host(bind_host: str) -> str:

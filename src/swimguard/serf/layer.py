@@ -144,14 +144,19 @@ class SerfLayer:
 
     def user_event(self, name: str, payload: bytes, *, coalesce: bool = True) -> bytes:
         """A new Serf user event to broadcast; raises ValueError above Serf's 512-byte limit."""
-        if not is_text(name):
-            raise ValueError("user event name is not valid Unicode text")
-        if len(name.encode()) + len(payload) > USER_EVENT_SIZE_LIMIT:
-            raise ValueError(f"user event larger than {USER_EVENT_SIZE_LIMIT} bytes")
+        self.check_user_event(name, payload)
         msg = UserEvent(self.event_clock.time(), name, payload, coalesce)
         self.event_clock.increment()
         self._record_event(msg)
         return encode_message(msg)
+
+    @staticmethod
+    def check_user_event(name: str, payload: bytes) -> None:
+        """Raise ValueError if `user_event(name, payload)` would refuse it."""
+        if not is_text(name):
+            raise ValueError("user event name is not valid Unicode text")
+        if len(name.encode()) + len(payload) > USER_EVENT_SIZE_LIMIT:
+            raise ValueError(f"user event larger than {USER_EVENT_SIZE_LIMIT} bytes")
 
     def respond(self, query: Query, payload: bytes) -> SerfDirect:
         """The response to `query`, to send (raises ValueError if too large or no reply address)."""
@@ -182,7 +187,7 @@ class SerfLayer:
 
     # --- inbound ----------------------------------------------------------------------------
 
-    def handle_user_message(self, data: bytes) -> list[object]:
+    def handle_user_message(self, data: bytes) -> list[SerfEvent]:
         """Process one memberlist user message; returns the Serf events it produced.
 
         Bad or unknown messages are dropped and counted in `drops`; never raises.
@@ -197,7 +202,7 @@ class SerfLayer:
         if problem is not None:
             self.drops[problem] += 1
             return []
-        events: list[object] = []
+        events: list[SerfEvent] = []
         if isinstance(msg, Join):
             if self._on_join(msg):
                 events.append(JoinIntentReceived(msg.node, msg.ltime))
@@ -372,7 +377,7 @@ class SerfLayer:
         self._event_bytes += size
         return True
 
-    def _on_query(self, query: Query, raw: bytes) -> list[object]:
+    def _on_query(self, query: Query, raw: bytes) -> list[SerfEvent]:
         """Serf's handleQuery: dedup, re-gossip, filter, automatic ack."""
         self.query_clock.witness(query.ltime)
         now = self.query_clock.time()

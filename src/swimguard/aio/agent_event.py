@@ -1,0 +1,114 @@
+"""`AgentEvent`, what `Agent.events()` yields, and where each of the node's events goes."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+from swimguard.aio.driver import NodeEvent
+from swimguard.aio.event_buffer import EventBuffer, EventsLost
+from swimguard.errors import UsageError
+from swimguard.protocol.events import (
+    JoinCompleted,
+    LeaveCompleted,
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberSuspected,
+    MemberUpdated,
+    NameConflict,
+    UserMessage,
+)
+from swimguard.serf.events import (
+    JoinIntentReceived,
+    LeaveIntentReceived,
+    QueryReceived,
+    QueryResponseReceived,
+    UserEventReceived,
+)
+
+__all__ = ["PUBLISHED", "AgentEvent", "EventRouter"]
+
+AgentEvent = (
+    MemberJoined
+    | MemberUpdated
+    | MemberSuspected
+    | MemberFailed
+    | MemberLeft
+    | UserMessage
+    | NameConflict
+    | JoinIntentReceived
+    | LeaveIntentReceived
+    | UserEventReceived
+    | QueryReceived
+    | QueryResponseReceived
+    | EventsLost
+)
+"""What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`, the
+Serf events of `swimguard.serf` when `serf_compat` is on, and `EventsLost`."""
+
+PUBLISHED = (
+    MemberJoined,
+    MemberUpdated,
+    MemberSuspected,
+    MemberFailed,
+    MemberLeft,
+    UserMessage,
+    NameConflict,
+    JoinIntentReceived,
+    LeaveIntentReceived,
+    UserEventReceived,
+    QueryReceived,
+    QueryResponseReceived,
+)
+"""The node's events the application sees. The others are the agent's business (join and
+leave completions wake `join()`/`leave()`) or nobody's (ping round trips, push/pull state
+that the node already merged)."""
+
+
+class EventRouter:
+    """Hands each node event to the application's buffer or to the call waiting for it."""
+
+    def __init__(self, buffer: EventBuffer[AgentEvent]) -> None:
+        self.buffer = buffer
+        self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
+        self._leaves: list[asyncio.Future[LeaveCompleted]] = []
+
+    def expect_join(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[JoinCompleted]:
+        """A future for the next `JoinCompleted` (the node reports joins in call order)."""
+        waiter: asyncio.Future[JoinCompleted] = loop.create_future()
+        self._joins.append(waiter)
+        return waiter
+
+    def expect_leave(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[LeaveCompleted]:
+        """A future for the next `LeaveCompleted` (every leave waiting takes it)."""
+        waiter: asyncio.Future[LeaveCompleted] = loop.create_future()
+        self._leaves.append(waiter)
+        return waiter
+
+    def route(self, event: NodeEvent) -> None:
+        if isinstance(event, JoinCompleted):
+            # One event per join() call, in call order; a timed-out call's waiter
+            # is cancelled but still takes its (late) event.
+            if self._joins:
+                waiter = self._joins.popleft()
+                if not waiter.done():
+                    waiter.set_result(event)
+        elif isinstance(event, LeaveCompleted):
+            for leave_waiter in self._leaves:
+                if not leave_waiter.done():
+                    leave_waiter.set_result(event)
+            self._leaves.clear()
+        elif isinstance(event, PUBLISHED):
+            self.buffer.put(event)
+
+    def close(self) -> None:
+        """Fail every waiting call and end the application's event stream."""
+        waiters: list[asyncio.Future[JoinCompleted] | asyncio.Future[LeaveCompleted]]
+        waiters = [*self._joins, *self._leaves]
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(UsageError("agent closed"))
+        self._joins.clear()
+        self._leaves.clear()
+        self.buffer.close()

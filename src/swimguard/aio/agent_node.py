@@ -1,0 +1,82 @@
+"""How the `Agent` builds its node: a `SerfNode` with `serf_compat`, else the factory's node."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from swimguard.aio.driver import DrivenNode
+from swimguard.config import Config
+from swimguard.protocol.api import NodeAPI
+from swimguard.protocol.outgoing import Address
+from swimguard.serf.node import SerfNode
+from swimguard.wire.encryption import Keyring
+
+__all__ = ["NodeFactory", "build_node"]
+
+NodeFactory = Callable[..., NodeAPI]
+"""Builds the node: called as `factory(config, name=, advertise=, rng=, now=, hooks=,
+keyring=, label=)`; the default is `swimguard.protocol.Node`."""
+
+
+class _MetaHooks:
+    """The hooks handed to the node: our metadata at start, the application's for the rest.
+
+    Every other hook is forwarded to the application's object by attribute, so the
+    node's per-protocol `isinstance` checks see exactly what the application implements.
+    """
+
+    def __init__(self, meta: bytes, user: object | None) -> None:
+        self._meta = meta
+        self._user = user
+
+    def node_meta(self, limit: int) -> bytes:
+        """Tags/meta given to the Agent, else the application's hook."""
+        if self._meta:
+            return self._meta
+        user_meta = getattr(self._user, "node_meta", None)
+        return bytes(user_meta(limit)) if callable(user_meta) else b""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or self._user is None:
+            raise AttributeError(name)
+        return getattr(self._user, name)
+
+
+def _default_factory(config: Config, **kwargs: Any) -> NodeAPI:
+    from swimguard.protocol.node import Node  # late: importing the core costs
+
+    node: NodeAPI = Node(config, **kwargs)
+    return node
+
+
+def build_node(
+    config: Config,
+    *,
+    name: str,
+    advertise: Address,
+    rng: random.Random,
+    now: float,
+    meta: bytes,
+    hooks: object | None,
+    keyring: Keyring | None,
+    label: bytes,
+    serf_tags: Mapping[str, str] | None,
+    serf_compat: bool,
+    factory: NodeFactory | None,
+) -> DrivenNode:
+    """The node an agent drives; `meta` (if any) is what it announces at start."""
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "advertise": advertise,
+        "rng": rng,
+        "now": now,
+        "hooks": _MetaHooks(meta, hooks),
+        "keyring": keyring,
+        "label": label,
+    }
+    node_factory = factory or _default_factory
+    if serf_compat:
+        return SerfNode(config, tags=serf_tags, node_factory=node_factory, **kwargs)
+    return node_factory(config, **kwargs)
