@@ -33,7 +33,8 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "serf": {"protocol", "wire", "config", "errors"},
     "aio": {"serf", "protocol", "wire", "config", "errors"},
     "sim": {"serf", "protocol", "wire", "config", "errors"},
-    "cli": {"aio", "sim", "serf", "protocol", "wire", "config", "errors", "__init__"},
+    "cli": {"aio", "sim", "serf", "protocol", "wire", "config", "errors", "__init__", "allocator"},
+    "allocator": set(),  # process-wide malloc tuning, for the CLI only
     "demo": {"errors", "config"},
     # The package root re-exports the public names lazily (importlib by string at run time,
     # a TYPE_CHECKING import for type checkers); `python -m swimguard` runs the CLI.

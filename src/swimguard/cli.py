@@ -220,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from swimguard.allocator import return_large_buffers_to_the_system
+
+    return_large_buffers_to_the_system()
     try:
         agent, bind = _agent_from_args(args)
     except ValueError as exc:
