@@ -26,6 +26,7 @@ from swimguard.config import META_MAX_SIZE, Config
 from swimguard.protocol.names import name_problem
 from swimguard.protocol.outgoing import Datagram, StreamSend
 from swimguard.protocol.transmit import COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD
+from swimguard.protocol.versions import verify_protocol
 from swimguard.serf import PushPull as SerfPushPull
 from swimguard.serf import decode_message as serf_decode
 from swimguard.serf import encode_message as serf_encode
@@ -77,7 +78,11 @@ addrs = st.sampled_from([b"\x7f\x00\x00\x01", b"\x7f\x00\x00\x02", bytes(16), b"
                          bytes(5)])
 ports = st.sampled_from([0, 1, 7001, 7002, 0xFFFF])
 vsns = st.sampled_from([b"", bytes((1, 5, 2, 2, 5, 5)), bytes((1, 5, 2, 0, 5, 5)), bytes(6),
-                        b"\x01\x05", bytes((5, 1, 2, 2, 5, 5)), bytes((1, 5, 9, 2, 5, 5))])
+                        b"\x01\x05", bytes((5, 1, 2, 2, 5, 5)), bytes((1, 5, 9, 2, 5, 5)),
+                        # delegate version 144 (found by the live fuzz), and two that each
+                        # agree with us but not with each other
+                        bytes((1, 5, 2, 2, 5, 144)), bytes((1, 2, 2, 2, 5, 5)),
+                        bytes((2, 5, 5, 2, 5, 5))])
 metas = st.none() | st.sampled_from([b"", b"\xff\x80", bytes(512), bytes(513), b"\xff" * 40])
 
 
@@ -221,6 +226,8 @@ def check_encodable(sn: SerfNode, seen: int) -> int:
         again = StreamDecoder().feed(framed)
         assert isinstance(again, PushPull)
         assert [s.name for s in again.states] == [s.name for s in pp.states]
+        # A fresh member (our versions) would merge it: nothing stored poisons joins.
+        assert verify_protocol([(Config.local().vsn, True)], again.states) is None
         state = serf_decode(again.user_state)
         assert isinstance(state, SerfPushPull)
         assert serf_encode(state)

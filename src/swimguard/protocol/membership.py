@@ -190,6 +190,16 @@ class Membership:
         if not vsn_is_sane(vsn):
             self._drops["bad_vsn"] += 1
             return
+        # A Vsn the cluster's members do not all accept would fail every later push/pull
+        # through us (memberlist's verifyProtocol): one packet would poison joins. A new
+        # member without Vsn is stored with zeros, which no peer accepts.
+        if (
+            not is_local
+            and (rec is None or (vsn and vsn != rec.vsn))
+            and not table.vsn_fits(vsn or bytes(6))
+        ):
+            self._drops["vsn_incompatible"] += 1
+            return
         host = bytes_to_host(a.addr)
         if host is None:
             self._drops["bad_address"] += 1

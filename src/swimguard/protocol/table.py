@@ -16,12 +16,13 @@ from __future__ import annotations
 import functools
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from swimguard.protocol.addresses import host_to_bytes
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address
-from swimguard.protocol.versions import answers_nacks, answers_tcp_ping, reads_crc
+from swimguard.protocol.versions import answers_nacks, answers_tcp_ping, reads_crc, vsns_agree
 
 __all__ = ["MemberRecord", "MemberTable", "SharedView"]
 
@@ -108,13 +109,16 @@ class MemberRecord:
 class MemberTable:
     """Records by name plus the probe order."""
 
-    __slots__ = ("by_addr", "by_name", "order", "probe_index")
+    __slots__ = ("by_addr", "by_name", "order", "probe_index", "vsns")
 
     def __init__(self) -> None:
         self.by_name: dict[str, MemberRecord] = {}
         self.by_addr: dict[Address, MemberRecord] = {}
         self.order: list[MemberRecord] = []
         self.probe_index = 0
+        # How many records hold each Vsn: a cluster has a handful of distinct values, so
+        # `vsn_fits` checks a newcomer against those, not against every record.
+        self.vsns: Counter[bytes] = Counter()
 
     def __len__(self) -> int:
         return len(self.order)
@@ -123,8 +127,24 @@ class MemberTable:
         """The record for `name`, if known."""
         return self.by_name.get(name)
 
+    def vsn_fits(self, vsn: bytes) -> bool:  # 6 bytes; a record without one holds zeros
+        """Storing a member with this Vsn keeps memberlist's push/pull check passing.
+
+        `verify_protocol` (ours and memberlist's) refuses a whole push/pull when any member
+        of it, local or remote, has a current version outside the range every other
+        member accepts. A member stored with such a Vsn (one forged alive with delegate
+        version 144, or with no Vsn, read as all zeros) would make every later join
+        through us fail, so it is never stored. The range check runs over every record,
+        dead ones too (memberlist ranges over alive members only): stricter, so a
+        newcomer is at worst kept out until an incompatible dead member is reaped.
+        """
+        if vsn in self.vsns:
+            return True
+        return vsns_agree(vsn, vsn) and all(vsns_agree(vsn, other) for other in self.vsns)
+
     def add(self, record: MemberRecord, rng: random.Random) -> None:
         """Insert at a random position of the probe order (memberlist's `aliveNode`)."""
+        self.vsns[record.vsn] += 1
         self.by_name[record.name] = record
         self.by_addr[record.address] = record
         order = self.order
@@ -169,7 +189,9 @@ class MemberTable:
         """`rec` is alive at `incarnation` with this meta, Vsn (if any) and address."""
         if rec.shared:
             rec = self._own(rec)
-        if vsn:
+        if vsn and vsn != rec.vsn:
+            self._count_vsn(rec.vsn, -1)
+            self.vsns[vsn] += 1
             rec.vsn = vsn
         rec.incarnation = incarnation
         rec.meta = meta
@@ -198,6 +220,13 @@ class MemberTable:
         rec.incarnation = incarnation
         return rec
 
+    def _count_vsn(self, vsn: bytes, delta: int) -> None:
+        n = self.vsns[vsn] + delta
+        if n > 0:
+            self.vsns[vsn] = n
+        else:
+            del self.vsns[vsn]
+
     def _own(self, rec: MemberRecord) -> MemberRecord:
         """A private copy of shared `rec`, put in its place (copy-on-write)."""
         copy = MemberRecord.__new__(MemberRecord)
@@ -225,8 +254,13 @@ class MemberTable:
             order[at] = own  # `Node.preload` checked that the view has our address
         by_name[own.name] = own
         by_addr[own.address] = own
+        vsns = view.vsns.copy()
+        if at is not None:
+            vsns[view.records[at].vsn] -= 1
+        vsns[own.vsn] += 1
         rng.shuffle(order)
         self.by_name, self.by_addr, self.order = by_name, by_addr, order
+        self.vsns = +vsns  # drops a count that fell to zero
         self.probe_index = 0
 
     def _move(self, rec: MemberRecord, host: str, addr_bytes: bytes, port: int) -> None:
@@ -246,6 +280,7 @@ class MemberTable:
             gone = rec.state is MemberState.DEAD or (reap_left and rec.state is MemberState.LEFT)
             if gone and now - rec.state_change > dead_time:
                 dropped.append(rec)
+                self._count_vsn(rec.vsn, -1)
                 del self.by_name[rec.name]
                 if self.by_addr.get(rec.address) is rec:
                     del self.by_addr[rec.address]
@@ -282,7 +317,7 @@ class SharedView:
     state the storm converges to, each member alive at its current incarnation.
     """
 
-    __slots__ = ("by_addr", "by_name", "index", "records")
+    __slots__ = ("by_addr", "by_name", "index", "records", "vsns")
 
     def __init__(self, members: Iterable[Member], now: float) -> None:
         self.records: list[MemberRecord] = []
@@ -300,3 +335,4 @@ class SharedView:
             raise ValueError("SharedView: member names must be unique")
         self.by_addr = {r.address: r for r in self.records}
         self.index = {r.name: i for i, r in enumerate(self.records)}
+        self.vsns: Counter[bytes] = Counter(r.vsn for r in self.records)

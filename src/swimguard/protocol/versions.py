@@ -64,6 +64,19 @@ def vsn_is_sane(vsn: bytes) -> bool:
     return len(vsn) == 6 and vsn[0] != 0 and vsn[1] != 0 and vsn[0] <= vsn[1]
 
 
+def vsns_agree(a: bytes, b: bytes) -> bool:
+    """Two 6-byte Vsn values can sit in one cluster: each one's current protocol and
+    delegate versions lie inside the other's ranges. A cluster whose members agree pairwise
+    passes `verify_protocol` (every current version inside every range is the same as
+    inside their intersection)."""
+    return (
+        b[0] <= a[2] <= b[1]
+        and a[0] <= b[2] <= a[1]
+        and b[3] <= a[5] <= b[4]
+        and a[3] <= b[5] <= a[4]
+    )
+
+
 def verify_protocol(
     local: Iterable[tuple[bytes, bool]], remote: Sequence[PushNodeState]
 ) -> str | None:
