@@ -30,7 +30,7 @@ from bench.hostile_packets import (
 
 from bench import hostile
 from swimguard.wire import Alive, Keyring, MessageType, StreamDecoder, decode_packet
-from swimguard.wire.errors import DecodeError
+from swimguard.wire.errors import DecodeError, TooLargeError
 
 TARGET = Target(
     "a0", ("127.0.0.1", 7000), (("a0", ("127.0.0.1", 7000)), ("a1", ("127.0.0.1", 7001)))
@@ -137,8 +137,11 @@ def test_incarnation_wrap_and_spoof_packets() -> None:
 
 
 def test_pushpull_lie_header_claims_twenty_million_one_byte_states() -> None:
-    dec = StreamDecoder()
-    assert dec.feed(pushpull_lie_head() + EMPTY_STATE * 1000) is None  # waits for more
+    head = msgpack.unpackb(pushpull_lie_head()[1:], raw=False)
+    assert head["Nodes"] == 20 * 1024 * 1024
+    # The decoder refuses the lie at the header: no real state is that small.
+    with pytest.raises(TooLargeError, match="member states cannot fit"):
+        StreamDecoder().feed(pushpull_lie_head() + EMPTY_STATE * 1000)
 
 
 def test_classify_skips_packets_pointing_off_loopback() -> None:
