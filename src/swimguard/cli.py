@@ -420,8 +420,10 @@ async def _print_events(agent: Agent, output: _EventOutput) -> None:
     async for event in agent.events():
         if isinstance(event, EventsLost):
             log.warning("%d events lost (consumer too slow)", event.count)
-            continue
-        line = event_line(event, time.time())
+            line = None
+        else:
+            line = event_line(event, time.time())
+        del event  # a user message may be 20 MiB: not held while we wait for the next
         if line is not None and not output.write(line):
             return
 
