@@ -20,6 +20,7 @@ PUBLISHED = [
     "results/lifeguard_short/summary.md",
     "results/lifeguard_short/lifeguard.png",
     "results/sim_scale/README.md",
+    "results/hostile/README.md",
 ]
 
 
