@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swimguard.wire import stream as stream_module
-from swimguard.wire.compression import lzw_compress, lzw_decompress
+from swimguard.wire.compression import LzwReader, lzw_compress, lzw_decompress
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.errors import (
     BodyError,
@@ -202,9 +202,9 @@ lzw_inputs = st.binary(max_size=3000) | st.builds(
 
 @settings(max_examples=150, derandomize=True, deadline=None)
 @given(lzw_inputs, st.integers(1, 700))
-def test_sliced_inflater_matches_lzw_decompress(data: bytes, budget: int) -> None:
+def test_sliced_reader_matches_lzw_decompress(data: bytes, budget: int) -> None:
     packed = lzw_compress(data)
-    inflater = stream_module._Inflater(packed, 1 << 20)
+    inflater = LzwReader(packed, 1 << 20)
     out = bytearray()
     while not inflater.exhausted:
         chunk = inflater.take(budget)
@@ -215,13 +215,13 @@ def test_sliced_inflater_matches_lzw_decompress(data: bytes, budget: int) -> Non
 
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(st.binary(max_size=400), st.integers(1, 64), st.integers(0, 3000))
-def test_sliced_inflater_fails_like_lzw_decompress(junk: bytes, budget: int, limit: int) -> None:
+def test_sliced_reader_fails_like_lzw_decompress(junk: bytes, budget: int, limit: int) -> None:
     expected: object
     try:
         expected = lzw_decompress(junk, limit)
     except DecodeError as exc:
         expected = type(exc)
-    inflater = stream_module._Inflater(junk, limit)
+    inflater = LzwReader(junk, limit)
     got: object
     try:
         out = bytearray()

@@ -141,73 +141,120 @@ def lzw_decompress(data: bytes, max_size: int | DecompressionBudget) -> bytes:
         budget = max_size
     else:
         budget = DecompressionBudget(max_size)
-    out = bytearray()
+    reader = LzwReader(data, budget.remaining)
     overran = False
     try:
-        return _lzw_decode(data, out, budget.remaining)
+        return reader.take()
     except TooLargeError:
         overran = True
         raise
     finally:
-        budget.charge(len(out), overran=overran)
+        budget.charge(reader.produced, overran=overran)
 
 
-def _lzw_decode(data: bytes, out: bytearray, limit: int) -> bytes:
-    """The decoding loop of `lzw_decompress`: appends to `out`, at most `limit` bytes."""
-    table: list[bytes | None] = [*_LITERALS, None, None] + [None] * (_MAX_CODE + 1 - 258)
-    acc = 0
-    nbits = 0
-    pos = 0
-    size = len(data)
-    width = 9
-    mask = (1 << width) - 1
-    hi = _EOF  # the next code to define
-    overflow = 1 << 9
-    previous: bytes | None = None  # expansion of the previous code; None after a clear
-    while True:
-        while nbits < width:
-            if pos >= size:
-                raise CompressionError("compress: LZW stream ends without an end code")
-            acc |= data[pos] << nbits
-            pos += 1
-            nbits += 8
-        code = acc & mask
-        acc >>= width
-        nbits -= width
-        if code < _CLEAR:
-            entry: bytes | None = _LITERALS[code]
-        elif code == _CLEAR:
-            width, hi, overflow, previous = 9, _EOF, 1 << 9, None
-            mask = (1 << width) - 1
-            continue
-        elif code == _EOF:
-            return bytes(out)
-        elif code < hi:
-            entry = table[code]
-        elif code == hi:
-            # The code being defined right now: previous expansion + its first byte
-            # (with the table full, Go reuses the entry already stored there).
-            entry = table[code] if previous is None else previous + previous[:1]
-        else:
-            entry = None
-        if entry is None:
-            raise CompressionError(f"compress: invalid LZW code {code}")
-        if len(out) + len(entry) > limit:
-            raise TooLargeError(f"compress: decompressed size exceeds {limit} bytes")
-        out += entry
-        if previous is not None:
-            table[hi] = previous + entry[:1]
-        previous = entry
-        hi += 1
-        if hi >= overflow:
-            if width == _MAX_WIDTH:
-                # Table full: Go stops adding entries until the next clear code.
-                previous = None
-                hi -= 1
-            else:
-                width += 1
-                mask = (1 << width) - 1
-                overflow <<= 1
+class LzwReader:
+    """A Go LZW stream (LSB, literal width 8) decompressed as much at a time as asked.
+
+    `lzw_decompress` takes it all at once; a stream decoder takes it a slice per call,
+    since a 20 MiB compress message may expand to 40 MiB, most of a second of Python that
+    must not run in one loop turn. No output is kept here: each `take` returns its part.
+    """
+
+    __slots__ = (
+        "_acc", "_data", "_hi", "_max_size", "_nbits", "_overflow", "_pos", "_previous",
+        "_table", "_width", "exhausted", "produced",
+    )
+
+    def __init__(self, data: bytes, max_size: int) -> None:
+        self._data = data
+        self._max_size = max_size
+        self._table: list[bytes | None] = [*_LITERALS, None, None] + [None] * (
+            _MAX_CODE + 1 - 258
+        )
+        self._acc = 0
+        self._nbits = 0
+        self._pos = 0
+        self._width = 9
+        self._hi = _EOF  # the next code to define
+        self._overflow = 1 << 9
+        self._previous: bytes | None = None  # expansion of the previous code; None after a clear
+        self.produced = 0
+        """Output bytes so far, also those of a `take` that raised."""
+        self.exhausted = False
+        """The end code was read."""
+
+    @property
+    def footprint(self) -> int:
+        """Memory held: the input, plus a table of at most 4,096 entries (each one byte
+        longer than an earlier one), counted as the output produced, which bounds it."""
+        return len(self._data) + min(self.produced, 4096 * 64)
+
+    def take(self, at_least: int | None = None) -> bytes:
+        """About `at_least` more output bytes (one code may add up to 4 KiB), or all the
+        rest when None; b"" once exhausted."""
+        if self.exhausted:
+            return b""
+        data, size, table = self._data, len(self._data), self._table
+        acc, nbits, pos = self._acc, self._nbits, self._pos
+        width, hi, overflow, previous = self._width, self._hi, self._overflow, self._previous
+        mask = (1 << width) - 1
+        out = bytearray()
+        limit = self._max_size - self.produced
+        want = limit + 1 if at_least is None else at_least
+        try:
+            while len(out) < want:
+                while nbits < width:
+                    if pos >= size:
+                        raise CompressionError("compress: LZW stream ends without an end code")
+                    acc |= data[pos] << nbits
+                    pos += 1
+                    nbits += 8
+                code = acc & mask
+                acc >>= width
+                nbits -= width
+                if code < _CLEAR:
+                    entry: bytes | None = _LITERALS[code]
+                elif code == _CLEAR:
+                    width, hi, overflow, previous = 9, _EOF, 1 << 9, None
+                    mask = (1 << width) - 1
+                    continue
+                elif code == _EOF:
+                    self.exhausted = True
+                    self._table = []
+                    break
+                elif code < hi:
+                    entry = table[code]
+                elif code == hi:
+                    # The code being defined right now: previous expansion + its first byte
+                    # (with the table full, Go reuses the entry already stored there).
+                    entry = table[code] if previous is None else previous + previous[:1]
+                else:
+                    entry = None
+                if entry is None:
+                    raise CompressionError(f"compress: invalid LZW code {code}")
+                if len(out) + len(entry) > limit:
+                    raise TooLargeError(
+                        f"compress: decompressed size exceeds {self._max_size} bytes"
+                    )
+                out += entry
+                if previous is not None:
+                    table[hi] = previous + entry[:1]
+                previous = entry
+                hi += 1
+                if hi >= overflow:
+                    if width == _MAX_WIDTH:
+                        # Table full: Go stops adding entries until the next clear code.
+                        previous = None
+                        hi -= 1
+                    else:
+                        width += 1
+                        mask = (1 << width) - 1
+                        overflow <<= 1
+        finally:
+            self.produced += len(out)
+        self._acc, self._nbits, self._pos = acc, nbits, pos
+        self._width, self._hi, self._overflow, self._previous = width, hi, overflow, previous
+        return bytes(out)
 
 
 def compress_message(message: bytes) -> bytes:

@@ -24,7 +24,7 @@ from typing import Final
 
 import msgpack
 
-from swimguard.wire.compression import LZW_ALGO, compress_message
+from swimguard.wire.compression import LZW_ALGO, LzwReader, compress_message
 from swimguard.wire.encryption import Keyring, encrypted_length
 from swimguard.wire.errors import (
     BodyError,
@@ -294,7 +294,7 @@ class StreamDecoder:
         self._compressed: msgpack.Unpacker | None = None
         self._compressed_fed = 0
         # A decrypted or decompressed message, parsed a slice at a time.
-        self._source: _Bytes | _Inflater | None = None
+        self._source: _Bytes | LzwReader | None = None
         self._whole_reader: _MessageReader | None = None
         self._whole_limit = max_bytes
         self._complete: StreamMessage | None = None  # parsed; the LZW stream is still ending
@@ -372,7 +372,7 @@ class StreamDecoder:
         while True:
             source = self._source
             if source is not None:
-                chunk = source.take(budget)
+                chunk = source.take(None if budget == _UNBOUNDED else budget)
                 if budget != _UNBOUNDED:
                     budget = max(0, budget - max(1, len(chunk)))
                 if chunk and self._complete is None:
@@ -510,7 +510,7 @@ class StreamDecoder:
         if compress.algo != LZW_ALGO:
             raise CompressionError(f"compress: unknown algorithm {compress.algo}")
         self._whole_limit = max(self._max_bytes, self._max_decompressed)
-        self._source = _Inflater(compress.buf, self._max_decompressed)
+        self._source = LzwReader(compress.buf, self._max_decompressed)
 
 
 class _Bytes:
@@ -528,113 +528,12 @@ class _Bytes:
     def footprint(self) -> int:
         return len(self._data)
 
-    def take(self, budget: int) -> bytes:
+    def take(self, at_least: int | None = None) -> bytes:
+        """The next `at_least` bytes (all the rest when None), as `LzwReader.take`."""
         start = self._pos
-        end = len(self._data) if budget == _UNBOUNDED else min(len(self._data), start + budget)
+        end = len(self._data) if at_least is None else min(len(self._data), start + at_least)
         self._pos = end
         return self._data[start:end]
-
-
-_CLEAR: Final = 256
-_EOF: Final = 257
-_MAX_CODE: Final = 4095
-_MAX_WIDTH: Final = 12
-_LITERALS: Final = tuple(bytes((i,)) for i in range(256))
-
-
-class _Inflater:
-    """Go LZW (LSB, literal width 8), decompressed a slice at a time.
-
-    `compression.lzw_decompress` resumable: a compress message of up to `max_bytes`
-    expands to up to `max_decompressed` bytes (40 MiB, most of a second in Python), which
-    must not happen in one loop turn. Same codes, errors and bound; no output is kept
-    here (each slice goes straight to the message parser).
-    """
-
-    def __init__(self, data: bytes, max_size: int) -> None:
-        self._data = data
-        self._max_size = max_size
-        self._table: list[bytes | None] = [*_LITERALS, None, None] + [None] * (
-            _MAX_CODE + 1 - 258
-        )
-        self._acc = 0
-        self._nbits = 0
-        self._pos = 0
-        self._width = 9
-        self._hi = _EOF  # the next code to define
-        self._overflow = 1 << 9
-        self._previous: bytes | None = None  # expansion of the previous code; None after a clear
-        self._produced = 0
-        self.exhausted = False
-
-    @property
-    def footprint(self) -> int:
-        # The input, plus a table of at most 4,096 entries (each one byte longer
-        # than an earlier one): counted as the output produced, which bounds it.
-        return len(self._data) + min(self._produced, 4096 * 64)
-
-    def take(self, budget: int) -> bytes:
-        """Up to about `budget` more output bytes (all the rest if unbounded)."""
-        if self.exhausted:
-            return b""
-        data, size, table = self._data, len(self._data), self._table
-        acc, nbits, pos = self._acc, self._nbits, self._pos
-        width, hi, overflow, previous = self._width, self._hi, self._overflow, self._previous
-        mask = (1 << width) - 1
-        out = bytearray()
-        limit = self._max_size - self._produced
-        want = limit + 1 if budget == _UNBOUNDED else budget
-        while len(out) < want:
-            while nbits < width:
-                if pos >= size:
-                    raise CompressionError("compress: LZW stream ends without an end code")
-                acc |= data[pos] << nbits
-                pos += 1
-                nbits += 8
-            code = acc & mask
-            acc >>= width
-            nbits -= width
-            if code < _CLEAR:
-                entry: bytes | None = _LITERALS[code]
-            elif code == _CLEAR:
-                width, hi, overflow, previous = 9, _EOF, 1 << 9, None
-                mask = (1 << width) - 1
-                continue
-            elif code == _EOF:
-                self.exhausted = True
-                break
-            elif code < hi:
-                entry = table[code]
-            elif code == hi:
-                # The code being defined right now: previous expansion + its first byte
-                # (with the table full, Go reuses the entry already stored there).
-                entry = table[code] if previous is None else previous + previous[:1]
-            else:
-                entry = None
-            if entry is None:
-                raise CompressionError(f"compress: invalid LZW code {code}")
-            out += entry
-            if len(out) > limit:
-                raise TooLargeError(f"compress: decompressed size exceeds {self._max_size} bytes")
-            if previous is not None:
-                table[hi] = previous + entry[:1]
-            previous = entry
-            hi += 1
-            if hi >= overflow:
-                if width == _MAX_WIDTH:
-                    # Table full: Go stops adding entries until the next clear code.
-                    previous = None
-                    hi -= 1
-                else:
-                    width += 1
-                    mask = (1 << width) - 1
-                    overflow <<= 1
-        self._acc, self._nbits, self._pos = acc, nbits, pos
-        self._width, self._hi, self._overflow, self._previous = width, hi, overflow, previous
-        self._produced += len(out)
-        if self.exhausted:
-            self._table = []
-        return bytes(out)
 
 
 def _unpacker(max_bytes: int) -> msgpack.Unpacker:
