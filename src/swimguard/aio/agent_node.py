@@ -9,6 +9,7 @@ from typing import Any
 from swimguard.aio.driver import DrivenNode
 from swimguard.config import Config
 from swimguard.protocol.api import NodeAPI
+from swimguard.protocol.hooks import forward_hooks
 from swimguard.protocol.outgoing import Address
 from swimguard.serf.node import SerfNode
 from swimguard.wire.encryption import Keyring
@@ -23,13 +24,14 @@ keyring=, label=)`; the default is `swimguard.protocol.Node`."""
 class _MetaHooks:
     """The hooks handed to the node: our metadata at start, the application's for the rest.
 
-    Every other hook is forwarded to the application's object by attribute, so the
-    node's per-protocol `isinstance` checks see exactly what the application implements.
+    Every other hook is the application's own method (`forward_hooks`), so the node's
+    per-protocol `isinstance` checks see exactly what the application implements.
     """
 
     def __init__(self, meta: bytes, user: object | None) -> None:
         self._meta = meta
         self._user = user
+        forward_hooks(self, user)
 
     def node_meta(self, limit: int) -> bytes:
         """Tags/meta given to the Agent, else the application's hook."""
@@ -37,11 +39,6 @@ class _MetaHooks:
             return self._meta
         user_meta = getattr(self._user, "node_meta", None)
         return bytes(user_meta(limit)) if callable(user_meta) else b""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or self._user is None:
-            raise AttributeError(name)
-        return getattr(self._user, name)
 
 
 def _default_factory(config: Config, **kwargs: Any) -> NodeAPI:

@@ -37,6 +37,7 @@ __all__ = [
     "MetaHook",
     "PingHook",
     "StateHook",
+    "forward_hooks",
 ]
 
 
@@ -118,3 +119,32 @@ class PingHook(Protocol):
     def notify_ping_complete(self, member: Member, rtt: float, payload: bytes) -> None:
         """A direct probe of `member` was acked after `rtt` seconds."""
         ...
+
+
+HOOK_METHODS: tuple[str, ...] = (
+    "node_meta",
+    "notify_message",
+    "get_broadcasts",
+    "local_state",
+    "merge_remote_state",
+    "notify_conflict",
+    "notify_merge",
+    "notify_alive",
+    "ack_payload",
+    "notify_ping_complete",
+)
+"""Every method of the protocols above (a test keeps the list complete)."""
+
+
+def forward_hooks(wrapper: object, user: object | None) -> None:
+    """Give `wrapper` each hook method `user` has and `wrapper`'s class does not define.
+
+    The node finds hooks with `isinstance` against the runtime-checkable protocols, which
+    from Python 3.12 look members up statically: a `__getattr__` forwarder is invisible to
+    them (on 3.12 the agent's tags silently vanished), an instance attribute is not.
+    """
+    if user is None:
+        return
+    for name in HOOK_METHODS:
+        if not hasattr(type(wrapper), name) and hasattr(user, name):
+            setattr(wrapper, name, getattr(user, name))

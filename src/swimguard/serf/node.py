@@ -40,6 +40,7 @@ from swimguard.protocol.events import (
     RemoteState,
     UserMessage,
 )
+from swimguard.protocol.hooks import forward_hooks
 from swimguard.protocol.members import Member
 from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.serf.events import SerfBroadcast, SerfDirect, SerfEvent
@@ -66,15 +67,15 @@ def leave_intent_wait(config: Config, timeout: float) -> float:
 class _SerfHooks:
     """The hooks handed to the node: Serf's push/pull state, the application's for the rest.
 
-    Every other hook is forwarded to the application's object by attribute, so the node's
+    Every other hook is the application's own method (`forward_hooks`), so the node's
     per-protocol checks see exactly what the application implements. An application that
     brings both `local_state` and `merge_remote_state` keeps push/pull state to itself.
     """
 
     def __init__(self, serf: SerfLayer, user: object | None) -> None:
-        self._user = user
         own = hasattr(user, "local_state") and hasattr(user, "merge_remote_state")
         self._state: Any = user if own else serf
+        forward_hooks(self, user)
 
     def local_state(self, join: bool) -> bytes:
         state: bytes = self._state.local_state(join)
@@ -82,12 +83,6 @@ class _SerfHooks:
 
     def merge_remote_state(self, data: bytes, join: bool) -> None:
         self._state.merge_remote_state(data, join)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or self._user is None:
-            raise AttributeError(name)
-        return getattr(self._user, name)
-
 
 def _default_factory(config: Config, **kwargs: Any) -> NodeAPI:
     from swimguard.protocol.node import Node  # late: protocol.node imports much
