@@ -118,6 +118,10 @@ class Config:
     `MaxQueueDepth` rule), so a fast broadcaster cannot grow memory without bound."""
     max_stream_bytes: int = 20 * 1024 * 1024
     """Largest stream message accepted (memberlist's `maxPushStateBytes`)."""
+    max_members: int = 100_000
+    """Members the table holds at most (any state, ourselves included); an alive about a
+    new member beyond it is dropped (`table_full`). memberlist has no limit, so one peer
+    could grow our memory without bound with invented members (each ~1 KiB here)."""
     max_inbound_stream_memory: int = 64 * 1024 * 1024
     """Memory (bytes, estimated: input held plus decoded member states) all inbound
     streams may hold together while they arrive; above it the largest is closed and
@@ -161,6 +165,7 @@ class Config:
         _check_int(self, "max_inbound_stream_memory", 1, 1 << 40)
         _check_int(self, "max_stream_bytes", 1024, 1 << 31)
         _check_int(self, "max_user_broadcasts", 1, 1 << 24)
+        _check_int(self, "max_members", 2, 1 << 24)
         if not isinstance(self.cidrs_allowed, tuple):
             raise ValueError(
                 f"Config.cidrs_allowed: must be a tuple of CIDR strings, got {self.cidrs_allowed!r}"

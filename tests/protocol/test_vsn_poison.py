@@ -7,6 +7,7 @@ import random
 
 from node_helpers import VSN, alive, make_node, packet
 
+from swimguard.config import Config
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.node import Node
 from swimguard.protocol.table import MemberRecord, MemberTable, SharedView
@@ -92,3 +93,12 @@ def test_the_table_counts_vsns_through_every_writer() -> None:
     fresh.add(own, rng)
     fresh.adopt(view, own, rng)
     assert fresh.vsns == {other: 3, VSN: 1}
+
+
+def test_the_table_holds_at_most_max_members() -> None:
+    node = make_node(Config.lan(max_members=3))
+    _feed(node, *(alive(n) for n in "bcde"))
+    assert sorted(m.name for m in node.members()) == ["a", "b", "c"]
+    assert node.drops["table_full"] == 2
+    _feed(node, alive("b", inc=2))  # news about a known member still counts
+    assert node.member("b").incarnation == 2  # type: ignore[union-attr]

@@ -182,6 +182,9 @@ class Membership:
             if problem is not None:
                 self._drops[problem.value] += 1
                 return
+            if len(table) >= self._config.max_members:
+                self._drops["table_full"] += 1
+                return
         meta = a.meta or b""
         if len(meta) > META_MAX_SIZE:  # we could not gossip it again (memberlist's MetaMaxSize)
             self._drops["meta_too_large"] += 1
