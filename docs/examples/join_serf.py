@@ -18,7 +18,8 @@ async def main(seed: str, bind: str) -> None:
             host, port = member.addr
             tags = decode_tags(member.meta)
             print(f"{member.name:10} {host}:{port:<6} {member.state.name:7} {tags}")
-        await agent.leave(timeout=5.0)  # Serf shows us as "left", not "failed"
+        graceful = await agent.leave(timeout=5.0)  # Serf shows us as "left", not "failed"
+        print(f"left gracefully: {graceful}")
 
 
 if __name__ == "__main__":
