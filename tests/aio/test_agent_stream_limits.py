@@ -220,11 +220,11 @@ def test_a_large_push_pull_is_decoded_over_many_loop_turns() -> None:
         node = node_of(a)
         real = node.stream_data
 
-        def traced(sid: int, data: bytes, now: float, *, max_work: int | None = None) -> bool:
+        def traced(sid: int, data: bytes, *, now: float, max_work: int | None = None) -> bool:
             assert max_work in (0, 4096)
             if max_work:
                 trace.append("resume" if not data else "data")
-            return real(sid, data, now, max_work=max_work)
+            return real(sid, data, now=now, max_work=max_work)
 
         node.stream_data = traced  # type: ignore[method-assign]
         stop = False
@@ -279,10 +279,10 @@ def test_streams_arriving_together_share_the_slices_of_a_turn() -> None:
         node = node_of(a)
         real = node.stream_data
 
-        def traced(sid: int, data: bytes, now: float, *, max_work: int | None = None) -> bool:
+        def traced(sid: int, data: bytes, *, now: float, max_work: int | None = None) -> bool:
             if max_work:
                 trace.append("slice")
-            return real(sid, data, now, max_work=max_work)
+            return real(sid, data, now=now, max_work=max_work)
 
         node.stream_data = traced  # type: ignore[method-assign]
         stop = False

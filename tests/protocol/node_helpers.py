@@ -59,7 +59,7 @@ def addr_of(name: str) -> Address:
 
 
 def feed(node: Node, *msgs: Message, now: float = 0.0, sender: Address = ("127.0.0.1", 9)) -> None:
-    node.receive_datagram(packet(*msgs), sender, now)
+    node.receive_datagram(packet(*msgs), sender, now=now)
 
 
 def datagrams(out: list[Outgoing]) -> list[tuple[Address, list[Message]]]:

@@ -18,10 +18,10 @@ def test_deadlines_order_replace_cancel() -> None:
     d.set(("b",), 6.0)  # replaces
     d.cancel(("c",))
     assert d.next_deadline() == 5.0
-    assert d.pop_due(4.9) is None
-    assert d.pop_due(10.0) == ("a",)
-    assert d.pop_due(10.0) == ("b",)
-    assert d.pop_due(10.0) is None
+    assert d.pop_due(now=4.9) is None
+    assert d.pop_due(now=10.0) == ("a",)
+    assert d.pop_due(now=10.0) == ("b",)
+    assert d.pop_due(now=10.0) is None
     assert len(d) == 0
 
 

@@ -55,7 +55,7 @@ def test_join_with_a_dead_seed_reports_the_error() -> None:
     add(c, "a")
     add(c, "b")
     c.crash("b")
-    c.call("a", lambda n, now: n.join([c.member("b").addr, ("127.0.0.1", 1)], now))
+    c.call("a", lambda n, now: n.join([c.member("b").addr, ("127.0.0.1", 1)], now=now))
     c.run_for(1.0)
     (done,) = [e for e in events("a") if isinstance(e, JoinCompleted)]
     assert done.joined == 0
@@ -181,7 +181,7 @@ def test_buddy_system_piggybacks_the_suspicion_on_the_ping() -> None:
     a_node, b_node = node(c, "a"), node(c, "b")
     c.run_for(1.0)
     # a suspects b but its broadcast queue is empty: only the buddy system can tell b.
-    a_node._membership.suspect_node(Suspect(incarnation=1, node="b", from_="a"), c.now)
+    a_node._membership.suspect_node(Suspect(incarnation=1, node="b", from_="a"), now=c.now)
     a_node._tx.member_q.reset()
     c.call("a", lambda n, now: None)  # perform what the suspicion produced
     pings_with_suspect: list[bool] = []
@@ -214,9 +214,9 @@ def test_swim_only_run_works() -> None:
 def test_user_messages_and_broadcasts_reach_peers() -> None:
     c, events = _cluster("abc")
     b, cc = c.member("b").addr, c.member("c").addr
-    c.call("a", lambda n, now: n.broadcast(b"news", now))
-    c.call("a", lambda n, now: n.send_reliable(b, b"direct", now))
-    c.call("a", lambda n, now: n.send_best_effort(cc, b"quick", now))
+    c.call("a", lambda n, now: n.broadcast(b"news", now=now))
+    c.call("a", lambda n, now: n.send_reliable(b, b"direct", now=now))
+    c.call("a", lambda n, now: n.send_best_effort(cc, b"quick", now=now))
     c.run_for(3.0)
     assert UserMessage(b"news") in events("b")
     assert UserMessage(b"news") in events("c")

@@ -46,7 +46,7 @@ B = addr_of("b")
 def _start_probe(node: Node, target: str, now: float = 0.0) -> Ping:
     rec = node._table.get(target)
     assert rec is not None
-    node._prober._start_probe(rec, now)
+    node._prober._start_probe(rec, now=now)
     pings = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
     assert len(pings) == 1
     return pings[0]
@@ -55,7 +55,7 @@ def _start_probe(node: Node, target: str, now: float = 0.0) -> Ping:
 def test_ping_is_acked_to_source_address() -> None:
     node = make_node()
     ping = Ping(seq_no=9, node="a", source_addr=IP, source_node="z", source_port=4444)
-    node.receive_datagram(packet(ping), ("10.0.0.1", 1), 0.0)
+    node.receive_datagram(packet(ping), ("10.0.0.1", 1), now=0.0)
     ((to, msgs),) = datagrams(node.take_outgoing())
     assert to == ("127.0.0.1", 4444)
     assert msgs[0] == AckResp(seq_no=9, payload=None)
@@ -70,7 +70,7 @@ def test_ping_without_source_is_acked_to_sender_with_hook_payload() -> None:
             pass
 
     node = make_node(hooks=Hooks())
-    node.receive_datagram(packet(Ping(seq_no=3)), ("10.0.0.1", 1), 0.0)
+    node.receive_datagram(packet(Ping(seq_no=3)), ("10.0.0.1", 1), now=0.0)
     ((to, msgs),) = datagrams(node.take_outgoing())
     assert to == ("10.0.0.1", 1)
     assert msgs[0] == AckResp(seq_no=3, payload=b"coord")
@@ -115,7 +115,7 @@ def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
     node = make_node()
     add_members(node, "b", "c", "d", "e")
     ping = _start_probe(node, "b", now=0.0)
-    node.handle_timeout(0.5)  # ProbeTimeout
+    node.handle_timeout(now=0.5)  # ProbeTimeout
     out = node.take_outgoing()
     reqs = [(to, m) for to, msgs in datagrams(out) for m in msgs if isinstance(m, IndirectPingReq)]
     assert len(reqs) == 3
@@ -132,7 +132,7 @@ def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
     assert StreamDecoder().feed(send.data) == ping
     # Two relays nack, one stays silent: awareness +1.
     feed(node, NackResp(seq_no=ping.seq_no), NackResp(seq_no=ping.seq_no), now=0.7)
-    node.handle_timeout(1.0)
+    node.handle_timeout(now=1.0)
     out = node.take_outgoing()
     assert StreamClose(opens[0].stream_id) in out
     ev = node.take_events()
@@ -144,8 +144,8 @@ def test_failed_probe_without_nacks_scores_all_expected() -> None:
     node = make_node()
     add_members(node, "b", "c", "d", "e")
     _start_probe(node, "b")
-    node.handle_timeout(0.5)
-    node.handle_timeout(1.0)
+    node.handle_timeout(now=0.5)
+    node.handle_timeout(now=1.0)
     assert node.health_score == 3
     # The next probe starts at once (a whole interval has passed) and waits (3 + 1) intervals.
     (ping,) = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
@@ -162,11 +162,11 @@ def test_old_protocol_relays_get_no_nack_and_score_one() -> None:
     node.take_events()
     node.take_outgoing()
     _start_probe(node, "b")
-    node.handle_timeout(0.5)
+    node.handle_timeout(now=0.5)
     reqs = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, IndirectPingReq)]
     assert len(reqs) == 2
     assert not any(r.nack for r in reqs)
-    node.handle_timeout(1.0)
+    node.handle_timeout(now=1.0)
     assert node.health_score == 1
 
 
@@ -174,7 +174,7 @@ def test_indirect_ack_counts_as_success_without_ping_completed() -> None:
     node = make_node()
     add_members(node, "b", "c")
     ping = _start_probe(node, "b")
-    node.handle_timeout(0.5)
+    node.handle_timeout(now=0.5)
     node.take_outgoing()
     feed(node, AckResp(seq_no=ping.seq_no), now=0.6)
     assert node.take_events() == []
@@ -186,16 +186,16 @@ def test_tcp_fallback_ack_saves_the_target() -> None:
     node = make_node()
     add_members(node, "b")
     ping = _start_probe(node, "b")
-    node.handle_timeout(0.5)
+    node.handle_timeout(now=0.5)
     out = node.take_outgoing()
     (op,) = [o for o in out if isinstance(o, StreamOpen)]
     from swimguard.wire.stream import encode_stream_message, frame_stream
 
     reply = frame_stream(encode_stream_message(AckResp(seq_no=ping.seq_no)), compress=True,
                          keyring=None)
-    node.stream_data(op.stream_id, reply, 0.7)
+    node.stream_data(op.stream_id, reply, now=0.7)
     assert StreamClose(op.stream_id) in node.take_outgoing()
-    node.handle_timeout(1.0)
+    node.handle_timeout(now=1.0)
     assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
     assert node.health_score == 0
 
@@ -209,7 +209,7 @@ def test_no_tcp_fallback_when_disabled_or_old_protocol(config: Config, vsn: byte
     feed(node, alive("b", vsn=vsn))
     node.take_outgoing()
     _start_probe(node, "b")
-    node.handle_timeout(0.5)
+    node.handle_timeout(now=0.5)
     assert not any(isinstance(o, StreamOpen) for o in node.take_outgoing())
 
 
@@ -220,7 +220,7 @@ def test_buddy_system_sends_suspect_with_the_ping() -> None:
     node.take_outgoing()
     rec = node._table.get("b")
     assert rec is not None
-    node._prober._start_probe(rec, 0.0)
+    node._prober._start_probe(rec, now=0.0)
     ((to, msgs),) = datagrams(node.take_outgoing())
     assert to == B
     assert isinstance(msgs[0], Ping)
@@ -234,7 +234,7 @@ def test_without_buddy_system_the_ping_is_plain() -> None:
     node.take_outgoing()
     rec = node._table.get("b")
     assert rec is not None
-    node._prober._start_probe(rec, 0.0)
+    node._prober._start_probe(rec, now=0.0)
     msgs = sent_messages(node.take_outgoing())
     assert isinstance(msgs[0], Ping)
     # Only the queued gossip (c's suspicion) may ride along, not our own buddy suspect.
@@ -256,7 +256,7 @@ def test_relay_forwards_ack_with_origin_seq() -> None:
     ((to, msgs),) = datagrams(node.take_outgoing())
     assert to == ("127.0.0.1", 5555)
     assert msgs[0] == AckResp(seq_no=77)
-    node.handle_timeout(1.0)
+    node.handle_timeout(now=1.0)
     assert node.take_outgoing() == []  # no nack after an ack
 
 
@@ -267,9 +267,9 @@ def test_relay_nacks_after_probe_timeout_only_when_asked(want_nack: bool) -> Non
                           source_addr=IP, source_node="o", source_port=5555)
     feed(node, req, now=0.0)
     node.take_outgoing()
-    node.handle_timeout(0.49)
+    node.handle_timeout(now=0.49)
     assert node.take_outgoing() == []
-    node.handle_timeout(0.5)
+    node.handle_timeout(now=0.5)
     msgs = sent_messages(node.take_outgoing())
     assert (NackResp(seq_no=5) in msgs) is want_nack
 
@@ -279,7 +279,7 @@ def test_gossip_sends_queued_broadcasts_to_gossip_nodes() -> None:
     add_members(node, "b", "c", "d", "e", "f")
     feed(node, alive("g"))
     node.take_outgoing()
-    node._tx.gossip_tick(1.0)
+    node._tx.gossip_tick(now=1.0)
     sent = datagrams(node.take_outgoing())
     assert len(sent) == 3
     assert len({to for to, _ in sent}) == 3
@@ -289,12 +289,12 @@ def test_each_broadcast_is_sent_retransmit_limit_times() -> None:
     node = make_node(Config.lan(retransmit_mult=2))
     add_members(node, "b", "c")  # n = 3: limit = 2 * ceil(log10 4) = 2
     while node.broadcasts_queued:
-        node._tx.gossip_tick(1.0)
+        node._tx.gossip_tick(now=1.0)
     node.take_outgoing()
     feed(node, alive("b", 2, meta=b"m"))
     count = 0
     for _ in range(10):
-        node._tx.gossip_tick(2.0)
+        node._tx.gossip_tick(now=2.0)
         count += sum(1 for m in sent_messages(node.take_outgoing())
                      if getattr(m, "meta", None) == b"m")
     assert count == 2
@@ -304,13 +304,13 @@ def test_gossip_to_the_dead_only_within_the_window() -> None:
     node = make_node()
     add_members(node, "b")
     feed(node, suspect("b", 1), now=0.0)
-    node.handle_timeout(4.0)  # b dead at t=4
+    node.handle_timeout(now=4.0)  # b dead at t=4
     node.take_outgoing()
-    node.broadcast(b"hello", 5.0)
-    node._tx.gossip_tick(10.0)
+    node.broadcast(b"hello", now=5.0)
+    node._tx.gossip_tick(now=10.0)
     assert [to for to, _ in datagrams(node.take_outgoing())] == [B]
-    node.broadcast(b"again", 40.0)
-    node._tx.gossip_tick(40.0)
+    node.broadcast(b"again", now=40.0)
+    node._tx.gossip_tick(now=40.0)
     assert datagrams(node.take_outgoing()) == []
 
 
@@ -318,17 +318,17 @@ def test_user_broadcasts_piggyback_and_keys_replace() -> None:
     node = make_node()
     add_members(node, "b")
     while node.broadcasts_queued:
-        node._tx.gossip_tick(1.0)
+        node._tx.gossip_tick(now=1.0)
     node.take_outgoing()
-    node.broadcast(b"v1", 1.0, key="k")
-    node.broadcast(b"v2", 1.0, key="k")
-    node.broadcast(b"other", 1.0)
+    node.broadcast(b"v1", now=1.0, key="k")
+    node.broadcast(b"v2", now=1.0, key="k")
+    node.broadcast(b"other", now=1.0)
     feed(node, Ping(seq_no=1, node="a"))
     msgs = sent_messages(node.take_outgoing())
     assert isinstance(msgs[0], AckResp)
     assert set(msgs[1:]) == {UserData(b"v2"), UserData(b"other")}
     with pytest.raises(ValueError, match="fit"):
-        node.broadcast(b"x" * 1500, 1.0)
+        node.broadcast(b"x" * 1500, now=1.0)
 
 
 def test_broadcast_hook_contributes_user_messages() -> None:
@@ -352,11 +352,11 @@ def test_user_messages_by_udp_and_stream() -> None:
 
     node = make_node(hooks=Hooks())
     feed(node, UserData(b"udp"))
-    sid = node.stream_accepted(("127.0.0.1", 1), 0.0)
+    sid = node.stream_accepted(("127.0.0.1", 1), now=0.0)
     from swimguard.wire.stream import encode_stream_message, frame_stream
 
     node.stream_data(sid, frame_stream(encode_stream_message(UserStream(b"tcp")), compress=False,
-                                       keyring=None), 0.0)
+                                       keyring=None), now=0.0)
     assert node.take_events() == [UserMessage(b"udp"), UserMessage(b"tcp")]
     assert got == [b"udp", b"tcp"]
     assert node.take_outgoing() == [StreamClose(sid)]
@@ -365,10 +365,10 @@ def test_user_messages_by_udp_and_stream() -> None:
 def test_send_best_effort_and_reliable() -> None:
     node = make_node()
     add_members(node, "b")
-    node.send_best_effort(B, b"hi", 0.0)
+    node.send_best_effort(B, b"hi", now=0.0)
     (dg,) = node.take_outgoing()
     assert datagrams([dg]) == [(B, [UserData(b"hi")])]
-    node.send_reliable(B, b"big", 0.0)
+    node.send_reliable(B, b"big", now=0.0)
     out = node.take_outgoing()
     assert isinstance(out[0], StreamOpen)
     assert out[0].to == B
@@ -376,15 +376,15 @@ def test_send_best_effort_and_reliable() -> None:
     assert StreamDecoder().feed(out[1].data) == UserStream(b"big")
     assert len(out) == 2  # the receiver closes once it has read it
     sid = out[0].stream_id
-    node.stream_closed(sid, 0.1)  # EOF: delivered
+    node.stream_closed(sid, now=0.1)  # EOF: delivered
     assert not node.drops
-    node.send_reliable(B, b"lost", 1.0)
+    node.send_reliable(B, b"lost", now=1.0)
     sid = node.take_outgoing()[0].stream_id  # type: ignore[union-attr]
-    node.stream_closed(sid, 1.1, error="connection refused")
+    node.stream_closed(sid, now=1.1, error="connection refused")
     assert node.drops["reliable_failed"] == 1
-    node.send_reliable(B, b"hung", 2.0)
+    node.send_reliable(B, b"hung", now=2.0)
     sid = node.take_outgoing()[0].stream_id  # type: ignore[union-attr]
-    node.handle_timeout(12.0)
+    node.handle_timeout(now=12.0)
     assert StreamClose(sid) in node.take_outgoing()
     assert node.drops["reliable_failed"] == 2
 
@@ -393,7 +393,7 @@ def test_bad_datagrams_are_counted_not_raised() -> None:
     node = make_node()
     for junk in (b"", b"\x00", b"\xff\xff", b"\x07\x05\x00", b"\x04\x81\xa4Node\x05",
                  bytes(range(40))):
-        node.receive_datagram(junk, ("1.2.3.4", 5), 0.0)
+        node.receive_datagram(junk, ("1.2.3.4", 5), now=0.0)
     assert sum(node.drops.values()) >= 5
     assert node.take_outgoing() == []
 
@@ -412,7 +412,7 @@ def test_probe_round_robin_visits_every_member() -> None:
     seen: list[str] = []
     now = 0.0
     for _ in range(20):
-        target = node._prober._next_probe_target(now)
+        target = node._prober._next_probe_target(now=now)
         assert target is not None
         seen.append(target.name)
     assert set(seen[:10]) == set(names)
@@ -423,9 +423,9 @@ def test_loop_lag_raises_health_and_pushes_probe_deadlines() -> None:
     node = make_node()
     add_members(node, "b")
     _start_probe(node, "b", now=10.0)
-    node.report_loop_lag(0.1, 10.1)  # below 0.25 s: nothing
+    node.report_loop_lag(0.1, now=10.1)  # below 0.25 s: nothing
     assert node.health_score == 0
-    node.report_loop_lag(3.0, 13.5)
+    node.report_loop_lag(3.0, now=13.5)
     assert node.health_score == 6
     assert node.stalls == 1
     assert node._deadlines.get(PROBE_INDIRECT) == pytest.approx(13.5)
@@ -434,7 +434,7 @@ def test_loop_lag_raises_health_and_pushes_probe_deadlines() -> None:
 
 def test_loop_lag_can_be_switched_off() -> None:
     node = make_node(Config.lan(loop_lag_health=False))
-    node.report_loop_lag(3.0, 3.0)
+    node.report_loop_lag(3.0, now=3.0)
     assert node.health_score == 0
     assert node.stalls == 0
 
@@ -443,7 +443,7 @@ def test_a_stall_postpones_running_suspicions() -> None:
     node = make_node()
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"), now=0.0)
-    node.report_loop_lag(5.0, 5.0)
+    node.report_loop_lag(5.0, now=5.0)
     assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(9.0)
 
 
@@ -461,7 +461,7 @@ def test_advertise_must_be_an_ip() -> None:
 def test_user_broadcast_queue_is_bounded() -> None:
     node = make_node(Config.lan(max_user_broadcasts=10))
     for i in range(25):
-        node.broadcast(f"m{i}".encode(), 0.0)
+        node.broadcast(f"m{i}".encode(), now=0.0)
     assert len(node._tx.user_q) == 10
     assert node.drops["user_broadcast_overflow"] == 15
 
@@ -471,10 +471,10 @@ def test_gossip_sleeps_while_idle_and_wakes_on_its_cadence() -> None:
     add_members(node, "b")
     anchor = node._tx.gossip_anchor
     for i in range(40):  # our own alive and b's news go out, then gossip sleeps
-        node.handle_timeout(i * 0.1)
+        node.handle_timeout(now=i * 0.1)
     assert node.broadcasts_queued == 0
     assert GOSSIP_TICK not in node._deadlines
-    node.broadcast(b"x", 5.05)
+    node.broadcast(b"x", now=5.05)
     woke = node._deadlines.get(GOSSIP_TICK)
     assert woke is not None
     assert woke >= 5.05
@@ -485,16 +485,16 @@ def test_gossip_sleeps_while_idle_and_wakes_on_its_cadence() -> None:
 def test_disabled_gossip_never_ticks() -> None:
     node = make_node(Config.lan(gossip_interval=0.0))
     add_members(node, "b")
-    node.broadcast(b"x", 1.0)
+    node.broadcast(b"x", now=1.0)
     assert GOSSIP_TICK not in node._deadlines
 
 
 def test_lag_debt_decays_with_on_time_reports_even_at_zero_lag() -> None:
     node = make_node(Config.lan(lha_probe=False))
-    node.report_loop_lag(1.2, 10.0)
+    node.report_loop_lag(1.2, now=10.0)
     assert node.health_score == 3
     for t in (10.5, 11.0, 12.0, 13.0, 14.0):
-        node.report_loop_lag(0.0, t)
+        node.report_loop_lag(0.0, now=t)
     assert node.health_score == 0
 
 

@@ -47,7 +47,7 @@ def _queued(node: Node) -> list[object]:
     for _, batch in datagrams(node.take_outgoing()):
         msgs.extend(batch)
     for _ in range(10):
-        node._tx.gossip_tick(1000.0)
+        node._tx.gossip_tick(now=1000.0)
         for _, batch in datagrams(node.take_outgoing()):
             msgs.extend(batch)
     return msgs
@@ -98,7 +98,7 @@ def test_alive_cancels_suspicion() -> None:
     assert _state(node, "b") is MemberState.ALIVE
     assert SuspicionTimeout("b") not in node._deadlines
     # No failure later.
-    node.handle_timeout(1000.0)
+    node.handle_timeout(now=1000.0)
     assert not any(isinstance(e, MemberFailed) and e.member.name == "b"
                    for e in node.take_events())
 
@@ -206,9 +206,9 @@ def test_suspicion_times_out_into_dead_with_our_name() -> None:
     node.take_events()
     node.take_outgoing()
     assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(14.0)
-    node.handle_timeout(13.99)
+    node.handle_timeout(now=13.99)
     assert _state(node, "b") is MemberState.SUSPECT
-    node.handle_timeout(14.0)
+    node.handle_timeout(now=14.0)
     assert [type(e) for e in node.take_events()] == [MemberFailed]
     assert _state(node, "b") is MemberState.DEAD
     msgs = _queued(node)
@@ -227,7 +227,7 @@ def test_dogpile_confirmations_shorten_the_timer() -> None:
     assert node._deadlines.get(SuspicionTimeout("b")) == expected
     feed(node, suspect("b", 1, frm="e"), now=2.0)
     assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(4.0)
-    node.handle_timeout(4.0)
+    node.handle_timeout(now=4.0)
     assert _state(node, "b") is MemberState.DEAD
 
 
@@ -300,10 +300,10 @@ def test_a_member_that_hears_nothing_or_has_left_never_refreshes() -> None:
     add_members(node, "b")
     start = _self_incarnation(node)
     node._awareness.apply_delta(7)
-    node.handle_timeout(30.0)  # timers alone (a member cut off inbound) do not refresh
-    node.receive_datagram(b"\xff garbage", ("127.0.0.1", 9), 31.0)  # nor undecodable input
+    node.handle_timeout(now=30.0)  # timers alone (a member cut off inbound) do not refresh
+    node.receive_datagram(b"\xff garbage", ("127.0.0.1", 9), now=31.0)  # nor undecodable input
     assert _self_incarnation(node) == start
-    node.leave(40.0, timeout=1.0)
+    node.leave(now=40.0, timeout=1.0)
     feed(node, alive("b"), now=45.0)
     assert node.refreshes == 0
 
@@ -378,14 +378,14 @@ def test_alive_hook_can_veto() -> None:
 def test_update_meta_bumps_incarnation_and_broadcasts() -> None:
     node = make_node()
     add_members(node, "b")
-    node.update_meta(b"v2", 1.0)
+    node.update_meta(b"v2", now=1.0)
     ev = node.take_events()
     assert [type(e) for e in ev] == [MemberUpdated]
     assert node.local_member.meta == b"v2"
     assert node.local_member.incarnation == 2
     assert any(isinstance(m, Alive) and m.meta == b"v2" for m in _queued(node))
     with pytest.raises(ValueError, match="512"):
-        node.update_meta(b"x" * 513, 2.0)
+        node.update_meta(b"x" * 513, now=2.0)
 
 
 def test_meta_hook_supplies_start_meta() -> None:
@@ -424,15 +424,15 @@ def test_dead_members_are_reaped_after_gossip_to_the_dead_time() -> None:
     add_members(node, "b", "c")
     feed(node, dead("c", 1), now=1.0)
     feed(node, dead("b", 1, frm="b"), now=1.0)
-    node._membership.reset_nodes(20.0)
+    node._membership.reset_nodes(now=20.0)
     assert node.member("c") is not None
-    node._membership.reset_nodes(31.5)
+    node._membership.reset_nodes(now=31.5)
     assert node.member("c") is None
     assert node.member("b") is None  # left members too (reap_left_nodes)
     node = make_node(Config.lan(reap_left_nodes=False))
     add_members(node, "b")
     feed(node, dead("b", 1, frm="b"), now=1.0)
-    node._membership.reset_nodes(100.0)
+    node._membership.reset_nodes(now=100.0)
     assert node.member("b") is not None  # memberlist 0.2.2 keeps left members
 
 
@@ -456,7 +456,7 @@ def test_cidrs_allowed_filters_alive_messages() -> None:
     assert node.drops["cidr_blocked"] == 2
     # Push/pull merges are filtered too.
     node._membership.merge_state([PushNodeState(name="e", addr=b"\x0a\x00\x00\x02", port=1,
-                                                incarnation=1, state=0, vsn=VSN)], 0.0)
+                                                incarnation=1, state=0, vsn=VSN)], now=0.0)
     assert node.member("e") is None
 
 
@@ -475,7 +475,7 @@ def test_overdue_suspicion_after_a_confirmation_is_due_now_not_in_the_past() -> 
     feed(node, suspect("b", 1, frm="d"), now=10.0)
     feed(node, suspect("b", 1, frm="e"), now=10.0)  # timeout now 4 s: overdue since t=4
     assert node._deadlines.get(SuspicionTimeout("b")) == 10.0
-    node.handle_timeout(10.0)
+    node.handle_timeout(now=10.0)
     assert node.member("b").state is MemberState.DEAD  # type: ignore[union-attr]
 
 

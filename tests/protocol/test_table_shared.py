@@ -22,11 +22,11 @@ def _nodes(names: tuple[str, ...] = NAMES) -> tuple[dict[str, Node], SharedView]
         n: Node(Config.lan(), name=n, advertise=addr_of(n), rng=random.Random(n), now=0.0)
         for n in names
     }
-    view = SharedView((node.local_member for node in nodes.values()), 0.0)
+    view = SharedView((node.local_member for node in nodes.values()), now=0.0)
     for node in nodes.values():
         node.take_events()
         node.take_outgoing()
-        node.preload(view, 0.0)
+        node.preload(view, now=0.0)
     return nodes, view
 
 
@@ -96,21 +96,21 @@ def test_refuting_a_suspicion_leaves_the_shared_copy_of_ourselves_alone() -> Non
 def test_preload_needs_a_fresh_node() -> None:
     nodes, view = _nodes(("a", "b"))
     with pytest.raises(UsageError, match="fresh node"):
-        nodes["a"].preload(view, 0.0)
+        nodes["a"].preload(view, now=0.0)
     other = Node(Config.lan(), name="x", advertise=addr_of("x"), rng=random.Random(1), now=0.0)
     feed(other, alive("b"))
     with pytest.raises(UsageError, match="fresh node"):
-        other.preload(view, 0.0)
+        other.preload(view, now=0.0)
     moved = Node(Config.lan(), name="a", advertise=("127.0.0.1", 1), rng=random.Random(1), now=0)
     with pytest.raises(UsageError, match=r"the view has .a. at"):
-        moved.preload(view, 0.0)
+        moved.preload(view, now=0.0)
 
 
 def test_a_view_needs_unique_names() -> None:
     nodes, _ = _nodes(("a", "b"))
     me = nodes["a"].local_member
     with pytest.raises(ValueError, match="unique"):
-        SharedView([me, me], 0.0)
+        SharedView([me, me], now=0.0)
 
 
 def test_preload_redraws_the_push_pull_phase_in_the_scaled_interval() -> None:

@@ -49,16 +49,16 @@ class SerfNode:
             self.events.extend(events)
 
     def datagram(self, data: bytes, now: float, sender: Address = ("127.0.0.1", 9)) -> None:
-        self.sn.receive_datagram(data, sender, now)
+        self.sn.receive_datagram(data, sender, now=now)
         self.pump(now)
 
     def timeout(self, now: float) -> None:
-        self.sn.handle_timeout(now)
+        self.sn.handle_timeout(now=now)
         self.pump(now)
 
     def stream(self, data: bytes, now: float, peer: Address = ("127.0.0.1", 9)) -> None:
         """One inbound stream carrying `data`, then EOF."""
-        sid = self.sn.stream_accepted(peer, now)
-        self.sn.stream_data(sid, data, now)
-        self.sn.stream_closed(sid, now)
+        sid = self.sn.stream_accepted(peer, now=now)
+        self.sn.stream_data(sid, data, now=now)
+        self.sn.stream_closed(sid, now=now)
         self.pump(now)

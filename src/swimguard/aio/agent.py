@@ -373,7 +373,7 @@ class Agent:
         data = bytes(payload)
         # Validated first: a too-large event raises here, not inside the driver.
         node.serf.check_user_event(name, data)
-        driver.input(lambda now: node.user_event(name, data, now, coalesce=coalesce))
+        driver.input(lambda now: node.user_event(name, data, now=now, coalesce=coalesce))
 
     # -- helpers ------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ class Awareness:
         """`timeout * (score + 1)`."""
         return timeout * (self.score + 1)
 
-    def report_lag(self, lag: float, now: float, *, threshold: float, unit: float,
+    def report_lag(self, lag: float, *, now: float, threshold: float, unit: float,
                    decay_period: float) -> bool:
         """Apply the loop-lag rule; returns True when `lag` counted as a stall."""
         if lag > threshold:

@@ -101,7 +101,7 @@ class Transmitter:
         """Queue one effect (a stream operation) for the driver."""
         self._out.append(effect)
 
-    def gossip_tick(self, now: float) -> None:
+    def gossip_tick(self, *, now: float) -> None:
         """One gossip round (the `GossipTick` timer)."""
         cfg = self._config
         if not self.member_q and not self.user_q and self._broadcast_hook is None:
@@ -159,24 +159,25 @@ class Transmitter:
         self,
         name: str,
         msg: Message,
-        now: float,
         on_finished: Callable[[], None] | None = None,
+        *,
+        now: float,
     ) -> None:
         """Queue news about member `name` (replacing older news about it)."""
         self.member_q.queue(encode_message(msg), name=name, on_finished=on_finished)
         if self._gossip_idle:
-            self._wake_gossip(now)
+            self._wake_gossip(now=now)
 
-    def broadcast_user(self, data: bytes, now: float, key: str | None) -> None:
+    def broadcast_user(self, data: bytes, key: str | None, *, now: float) -> None:
         """Queue a user broadcast (`Node.broadcast`); the oldest go beyond the limit."""
         msg = encode_message(UserData(data))
         if len(msg) + COMPOUND_OVERHEAD + COMPOUND_HEADER_OVERHEAD > self.budget:
             raise ValueError(f"broadcast of {len(data)} bytes cannot fit in one packet")
         self.user_q.queue(msg, name=key)
         if self._gossip_idle:
-            self._wake_gossip(now)
+            self._wake_gossip(now=now)
 
-    def _wake_gossip(self, now: float) -> None:
+    def _wake_gossip(self, *, now: float) -> None:
         """Re-arm the idle gossip timer at the next tick of its original cadence."""
         self._gossip_idle = False
         interval = self._config.gossip_interval

@@ -132,16 +132,16 @@ class SerfNode:
         self._regossip_too_large = 0
         # The memberlist leave waits for our leave intent to go round: (start at, ends by).
         self._leave_at: tuple[float, float] | None = None
-        self._pump(now)
+        self._pump(now=now)
 
     # -- Serf inputs -------------------------------------------------------------------
 
     def user_event(
-        self, name: str, payload: bytes, now: float, *, coalesce: bool = True
+        self, name: str, payload: bytes, *, now: float, coalesce: bool = True
     ) -> None:
         """Gossip a Serf user event (ValueError above Serf's 512 bytes of name + payload)."""
         self.node.broadcast(self.serf.user_event(name, payload, coalesce=coalesce), now=now)
-        self._pump(now)
+        self._pump(now=now)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tags for query filters (the caller gossips the matching metadata)."""
@@ -149,63 +149,63 @@ class SerfNode:
 
     # -- NodeAPI inputs ------------------------------------------------------------------
 
-    def join(self, seeds: Sequence[Address], now: float) -> None:
+    def join(self, seeds: Sequence[Address], *, now: float) -> None:
         self.node.join(seeds, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def leave(self, now: float, timeout: float) -> None:
+    def leave(self, timeout: float, *, now: float) -> None:
         """Gossip our leave intent now; the memberlist leave starts at a deadline after it."""
         self.node.broadcast(self.serf.leave_intent(), now=now)
         self._leave_at = (now + leave_intent_wait(self.config, timeout), now + timeout)
-        self._pump(now)
+        self._pump(now=now)
 
-    def update_meta(self, meta: bytes, now: float) -> None:
+    def update_meta(self, meta: bytes, *, now: float) -> None:
         self.node.update_meta(meta, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def send_best_effort(self, to: Address, data: bytes, now: float) -> None:
+    def send_best_effort(self, to: Address, data: bytes, *, now: float) -> None:
         self.node.send_best_effort(to, data, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def send_reliable(self, to: Address, data: bytes, now: float) -> None:
+    def send_reliable(self, to: Address, data: bytes, *, now: float) -> None:
         self.node.send_reliable(to, data, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def broadcast(self, data: bytes, now: float, key: str | None = None) -> None:
+    def broadcast(self, data: bytes, key: str | None = None, *, now: float) -> None:
         self.node.broadcast(data, now=now, key=key)
-        self._pump(now)
+        self._pump(now=now)
 
-    def receive_datagram(self, data: bytes, sender: Address, now: float) -> None:
+    def receive_datagram(self, data: bytes, sender: Address, *, now: float) -> None:
         self.node.receive_datagram(data, sender, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def stream_accepted(self, peer: Address, now: float) -> int:
+    def stream_accepted(self, peer: Address, *, now: float) -> int:
         stream_id = self.node.stream_accepted(peer, now=now)
-        self._pump(now)
+        self._pump(now=now)
         return stream_id
 
     def stream_data(
-        self, stream_id: int, data: bytes, now: float, *, max_work: int | None = None
+        self, stream_id: int, data: bytes, *, now: float, max_work: int | None = None
     ) -> bool:
         pending = self.node.stream_data(stream_id, data, now=now, max_work=max_work)
-        self._pump(now)
+        self._pump(now=now)
         return pending
 
-    def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
+    def stream_closed(self, stream_id: int, error: str | None = None, *, now: float) -> None:
         self.node.stream_closed(stream_id, now=now, error=error)
-        self._pump(now)
+        self._pump(now=now)
 
-    def report_loop_lag(self, lag: float, now: float) -> None:
+    def report_loop_lag(self, lag: float, *, now: float) -> None:
         self.node.report_loop_lag(lag, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def handle_timeout(self, now: float) -> None:
+    def handle_timeout(self, *, now: float) -> None:
         leave_at = self._leave_at
         if leave_at is not None and now >= leave_at[0]:
             self._leave_at = None
             self.node.leave(now=now, timeout=max(0.0, leave_at[1] - now))
         self.node.handle_timeout(now=now)
-        self._pump(now)
+        self._pump(now=now)
 
     # -- NodeAPI outputs -----------------------------------------------------------------
 
@@ -245,7 +245,7 @@ class SerfNode:
 
     # -- the Serf half of every input ------------------------------------------------------
 
-    def _pump(self, now: float) -> None:
+    def _pump(self, *, now: float) -> None:
         """Route the node's new events through the Serf layer, in order, until quiet.
 
         What the layer sends (re-gossip, acks) enters the node's queues here, so the
@@ -256,16 +256,16 @@ class SerfNode:
             if not events:
                 return
             for event in events:
-                self._route(event, now)
+                self._route(event, now=now)
 
-    def _route(self, event: Event, now: float) -> None:
+    def _route(self, event: Event, *, now: float) -> None:
         serf = self.serf
         if isinstance(event, RemoteState):
             # The state hook merged it already; only the events it replayed go on.
-            self._serf_out(serf.take_events(), now)
+            self._serf_out(serf.take_events(), now=now)
             return
         if isinstance(event, UserMessage) and event.data and event.data[0] in _SERF_TYPES:
-            self._serf_out(serf.handle_user_message(event.data), now)
+            self._serf_out(serf.handle_user_message(event.data), now=now)
             return
         if isinstance(event, MemberJoined | MemberUpdated):
             serf.note_member(event.member.name, "alive")
@@ -278,7 +278,7 @@ class SerfNode:
             self.node.broadcast(serf.join_intent(), now=now)
         self._events.append(event)
 
-    def _serf_out(self, events: Sequence[SerfEvent], now: float) -> None:
+    def _serf_out(self, events: Sequence[SerfEvent], *, now: float) -> None:
         self._events.extend(events)
         for out in self.serf.take_outgoing():
             if isinstance(out, SerfBroadcast):
