@@ -6,9 +6,10 @@ import random
 from typing import Any
 
 from swimguard.config import Config
+from swimguard.protocol.events import Event
 from swimguard.protocol.node import Node
 from swimguard.protocol.outgoing import Address, Datagram, Outgoing
-from swimguard.wire.messages import Alive, Dead, Suspect
+from swimguard.wire.messages import AckResp, Alive, Dead, Ping, Suspect
 from swimguard.wire.packet import (
     Message,
     decode_packet,
@@ -74,3 +75,51 @@ def add_members(node: Node, *names: str, now: float = 0.0) -> None:
     feed(node, *[alive(n) for n in names], now=now)
     node.take_events()
     node.take_outgoing()
+
+
+class Run:
+    """What a node did while its timers fired, with the time of each output."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, Outgoing]] = []
+        self.events: list[tuple[float, Event]] = []
+        self.now = 0.0
+
+    def messages(self) -> list[tuple[float, Address, Message]]:
+        """Every message sent in a datagram: (time, to, message)."""
+        return [
+            (t, o.to, m)
+            for t, o in self.sent
+            if isinstance(o, Datagram)
+            for m in decode_packet(o.data)
+        ]
+
+    def first(self, kind: type[Any]) -> tuple[float, Any] | None:
+        """The first datagram message or event of type `kind`, with its time."""
+        found = [(t, m) for t, _, m in self.messages() if isinstance(m, kind)]
+        found += [(t, e) for t, e in self.events if isinstance(e, kind)]
+        return min(found, key=lambda x: x[0]) if found else None
+
+
+def run_until(node: Node, t_end: float, *, run: Run | None = None,
+              answer_pings: bool = False) -> Run:
+    """Fire the node's deadlines in order up to `t_end`, as a driver does after each input.
+
+    Only public outputs are read: `next_deadline()`, `take_outgoing()`, `take_events()`.
+    With `answer_pings`, each probe is acked at once (the peers are healthy).
+    """
+    run = run or Run()
+    while (due := node.next_deadline()) is not None and due <= t_end:
+        node.handle_timeout(now=due)
+        run.now = due
+        out = node.take_outgoing()
+        run.sent += [(due, o) for o in out]
+        run.events += [(due, e) for e in node.take_events()]
+        if answer_pings:
+            for ping in sent_messages(out):
+                if isinstance(ping, Ping):
+                    feed(node, AckResp(seq_no=ping.seq_no), now=due)
+            run.sent += [(due, o) for o in node.take_outgoing()]
+            run.events += [(due, e) for e in node.take_events()]
+    run.now = max(run.now, t_end)
+    return run

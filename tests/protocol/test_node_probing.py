@@ -7,6 +7,7 @@ from node_helpers import (
     IP,
     VSN,
     A,
+    Run,
     add_members,
     addr_of,
     alive,
@@ -14,12 +15,14 @@ from node_helpers import (
     feed,
     make_node,
     packet,
+    run_until,
     sent_messages,
     suspect,
 )
 
 from swimguard.config import Config
 from swimguard.protocol import (
+    MemberFailed,
     MemberState,
     MemberSuspected,
     PingCompleted,
@@ -29,25 +32,28 @@ from swimguard.protocol import (
     UserMessage,
 )
 from swimguard.protocol.node import Node
-from swimguard.protocol.timers import (
-    GOSSIP_TICK,
-    PROBE_INDIRECT,
-    PROBE_TICK,
-    PROBE_TIMEOUT,
-    SuspicionTimeout,
-)
+from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.wire.messages import AckResp, IndirectPingReq, NackResp, Ping, Suspect
-from swimguard.wire.packet import UserData
+from swimguard.wire.packet import Message, UserData
 from swimguard.wire.stream import StreamDecoder, UserStream
 
 B = addr_of("b")
 
 
-def _start_probe(node: Node, target: str, now: float = 0.0) -> Ping:
+def _probe(node: Node, target: str, now: float = 0.0) -> list[Outgoing]:
+    """Start a probe of `target` now; its outputs.
+
+    The one private access here: no input starts a probe of a chosen member (the probe
+    order is a shuffled round robin), and a test of one probe needs to pick its target.
+    """
     rec = node._table.get(target)
     assert rec is not None
     node._prober._start_probe(rec, now=now)
-    pings = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
+    return node.take_outgoing()
+
+
+def _start_probe(node: Node, target: str, now: float = 0.0) -> Ping:
+    pings = [m for m in sent_messages(_probe(node, target, now)) if isinstance(m, Ping)]
     assert len(pings) == 1
     return pings[0]
 
@@ -95,7 +101,10 @@ def test_direct_probe_ack_completes_and_improves_health() -> None:
 
     node = make_node(hooks=Hooks())
     add_members(node, "b")
-    node._awareness.apply_delta(2)
+    for _ in range(2):  # each refuted accusation of us costs a point: score 2
+        feed(node, suspect("a", node.local_member.incarnation))
+    assert node.health_score == 2
+    node.take_outgoing()
     ping = _start_probe(node, "b", now=1.0)
     assert ping.node == "b"
     assert ping.source_node == "a"
@@ -108,7 +117,9 @@ def test_direct_probe_ack_completes_and_improves_health() -> None:
     assert ev[0].payload == b"p"
     assert rtts == [pytest.approx(0.01)]
     assert node.health_score == 1
-    assert node._deadlines.get(PROBE_TICK) == pytest.approx(2.0)
+    next_ping = run_until(node, 10.0).first(Ping)
+    assert next_ping is not None
+    assert next_ping[0] == pytest.approx(2.0)
 
 
 def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
@@ -140,19 +151,36 @@ def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
     assert node.health_score == 1
 
 
-def test_failed_probe_without_nacks_scores_all_expected() -> None:
+def _second_probe_after_a_silent_failure() -> tuple[Node, Ping]:
     node = make_node()
     add_members(node, "b", "c", "d", "e")
     _start_probe(node, "b")
     node.handle_timeout(now=0.5)
     node.handle_timeout(now=1.0)
     assert node.health_score == 3
-    # The next probe starts at once (a whole interval has passed) and waits (3 + 1) intervals.
     (ping,) = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
-    assert node._deadlines.get(PROBE_TIMEOUT) == pytest.approx(5.0)
-    assert node._deadlines.get(PROBE_INDIRECT) == pytest.approx(1.5)  # not scaled
+    node.take_events()
+    return node, ping
+
+
+def test_failed_probe_without_nacks_scores_all_expected() -> None:
+    node, ping = _second_probe_after_a_silent_failure()
     feed(node, AckResp(seq_no=ping.seq_no), now=1.2)
     assert node.health_score == 2
+
+
+def test_a_low_health_score_stretches_the_probe_but_not_its_ping_timeout() -> None:
+    # The next probe starts at once (a whole interval has passed) and waits (3 + 1) intervals:
+    # the indirect pings still go out after probe_timeout (not scaled), the suspicion at 5 s.
+    node, ping = _second_probe_after_a_silent_failure()
+    run = run_until(node, 6.0)
+    relayed = [t for t, _, m in run.messages()
+               if isinstance(m, IndirectPingReq) and m.seq_no == ping.seq_no]
+    assert relayed
+    assert min(relayed) == pytest.approx(1.5)
+    suspected = [t for t, e in run.events if isinstance(e, MemberSuspected)
+                 and e.member.name == ping.node]
+    assert suspected == [pytest.approx(5.0)]
 
 
 def test_old_protocol_relays_get_no_nack_and_score_one() -> None:
@@ -179,7 +207,10 @@ def test_indirect_ack_counts_as_success_without_ping_completed() -> None:
     feed(node, AckResp(seq_no=ping.seq_no), now=0.6)
     assert node.take_events() == []
     assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
-    assert PROBE_TIMEOUT not in node._deadlines
+    # The probe is over: its end (at 1 s) suspects nobody.
+    run = run_until(node, 1.0)
+    assert not [e for _, e in run.events if isinstance(e, MemberSuspected)]
+    assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
 
 
 def test_tcp_fallback_ack_saves_the_target() -> None:
@@ -218,10 +249,7 @@ def test_buddy_system_sends_suspect_with_the_ping() -> None:
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"))
     node.take_outgoing()
-    rec = node._table.get("b")
-    assert rec is not None
-    node._prober._start_probe(rec, now=0.0)
-    ((to, msgs),) = datagrams(node.take_outgoing())
+    ((to, msgs),) = datagrams(_probe(node, "b"))
     assert to == B
     assert isinstance(msgs[0], Ping)
     assert msgs[1] == Suspect(incarnation=1, node="b", from_="a")
@@ -232,10 +260,7 @@ def test_without_buddy_system_the_ping_is_plain() -> None:
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"))
     node.take_outgoing()
-    rec = node._table.get("b")
-    assert rec is not None
-    node._prober._start_probe(rec, now=0.0)
-    msgs = sent_messages(node.take_outgoing())
+    msgs = sent_messages(_probe(node, "b"))
     assert isinstance(msgs[0], Ping)
     # Only the queued gossip (c's suspicion) may ride along, not our own buddy suspect.
     assert not any(isinstance(m, Suspect) and m.from_ == "a" for m in msgs)
@@ -274,13 +299,27 @@ def test_relay_nacks_after_probe_timeout_only_when_asked(want_nack: bool) -> Non
     assert (NackResp(seq_no=5) in msgs) is want_nack
 
 
+def _gossip(out: list[Outgoing]) -> list[tuple[Address, list[Message]]]:
+    """The gossip datagrams among `out` (not the probes, which also carry broadcasts)."""
+    return [(to, msgs) for to, msgs in datagrams(out) if not isinstance(msgs[0], Ping)]
+
+
+def _gossip_round(node: Node) -> tuple[float, list[tuple[Address, list[Message]]]]:
+    """Fire deadlines until one gossip round has gone out; its time and datagrams."""
+    while True:
+        due = node.next_deadline()
+        assert due is not None
+        sent = _gossip([o for _, o in run_until(node, due).sent])
+        if sent:
+            return due, sent
+
+
 def test_gossip_sends_queued_broadcasts_to_gossip_nodes() -> None:
     node = make_node()
     add_members(node, "b", "c", "d", "e", "f")
     feed(node, alive("g"))
     node.take_outgoing()
-    node._tx.gossip_tick(now=1.0)
-    sent = datagrams(node.take_outgoing())
+    _, sent = _gossip_round(node)
     assert len(sent) == 3
     assert len({to for to, _ in sent}) == 3
 
@@ -288,16 +327,12 @@ def test_gossip_sends_queued_broadcasts_to_gossip_nodes() -> None:
 def test_each_broadcast_is_sent_retransmit_limit_times() -> None:
     node = make_node(Config.lan(retransmit_mult=2))
     add_members(node, "b", "c")  # n = 3: limit = 2 * ceil(log10 4) = 2
+    run = Run()
     while node.broadcasts_queued:
-        node._tx.gossip_tick(now=1.0)
-    node.take_outgoing()
-    feed(node, alive("b", 2, meta=b"m"))
-    count = 0
-    for _ in range(10):
-        node._tx.gossip_tick(now=2.0)
-        count += sum(1 for m in sent_messages(node.take_outgoing())
-                     if getattr(m, "meta", None) == b"m")
-    assert count == 2
+        run_until(node, run.now + 0.1, run=run, answer_pings=True)
+    feed(node, alive("b", 2, meta=b"m"), now=run.now)
+    run = run_until(node, run.now + 10.0, answer_pings=True)
+    assert sum(1 for _, _, m in run.messages() if getattr(m, "meta", None) == b"m") == 2
 
 
 def test_gossip_to_the_dead_only_within_the_window() -> None:
@@ -307,28 +342,32 @@ def test_gossip_to_the_dead_only_within_the_window() -> None:
     node.handle_timeout(now=4.0)  # b dead at t=4
     node.take_outgoing()
     node.broadcast(b"hello", now=5.0)
-    node._tx.gossip_tick(now=10.0)
-    assert [to for to, _ in datagrams(node.take_outgoing())] == [B]
+    run = run_until(node, 10.0)
+    assert {to for _, to, m in run.messages() if m == UserData(b"hello")} == {B}
+    # Past the window only the living get gossip: c, who joins at 39 s, is the control.
+    feed(node, alive("c"), now=39.0)
+    node.take_events()
     node.broadcast(b"again", now=40.0)
-    node._tx.gossip_tick(now=40.0)
-    assert datagrams(node.take_outgoing()) == []
+    run = run_until(node, 41.0)
+    assert {to for _, to, m in run.messages() if m == UserData(b"again")} == {addr_of("c")}
 
 
 def test_user_broadcasts_piggyback_and_keys_replace() -> None:
     node = make_node()
     add_members(node, "b")
+    run = Run()
     while node.broadcasts_queued:
-        node._tx.gossip_tick(now=1.0)
-    node.take_outgoing()
-    node.broadcast(b"v1", now=1.0, key="k")
-    node.broadcast(b"v2", now=1.0, key="k")
-    node.broadcast(b"other", now=1.0)
-    feed(node, Ping(seq_no=1, node="a"))
+        run_until(node, run.now + 0.1, run=run, answer_pings=True)
+    now = run.now
+    node.broadcast(b"v1", now=now, key="k")
+    node.broadcast(b"v2", now=now, key="k")
+    node.broadcast(b"other", now=now)
+    feed(node, Ping(seq_no=1, node="a"), now=now)
     msgs = sent_messages(node.take_outgoing())
     assert isinstance(msgs[0], AckResp)
     assert set(msgs[1:]) == {UserData(b"v2"), UserData(b"other")}
     with pytest.raises(ValueError, match="fit"):
-        node.broadcast(b"x" * 1500, now=1.0)
+        node.broadcast(b"x" * 1500, now=now)
 
 
 def test_broadcast_hook_contributes_user_messages() -> None:
@@ -409,12 +448,9 @@ def test_probe_round_robin_visits_every_member() -> None:
     node = make_node()
     names = [f"n{i}" for i in range(10)]
     add_members(node, *names)
-    seen: list[str] = []
-    now = 0.0
-    for _ in range(20):
-        target = node._prober._next_probe_target(now=now)
-        assert target is not None
-        seen.append(target.name)
+    run = run_until(node, 25.0, answer_pings=True)
+    seen = [m.node for _, _, m in run.messages() if isinstance(m, Ping)]
+    assert len(seen) >= 20
     assert set(seen[:10]) == set(names)
     assert set(seen[10:]) == set(names)
 
@@ -428,8 +464,13 @@ def test_loop_lag_raises_health_and_pushes_probe_deadlines() -> None:
     node.report_loop_lag(3.0, now=13.5)
     assert node.health_score == 6
     assert node.stalls == 1
-    assert node._deadlines.get(PROBE_INDIRECT) == pytest.approx(13.5)
-    assert node._deadlines.get(PROBE_TIMEOUT) == pytest.approx(14.0)
+    # The probe's stages moved by the stall: the TCP fallback at 13.5 s, the end at 14 s.
+    run = run_until(node, 14.0)
+    fallback = [t for t, o in run.sent if isinstance(o, StreamOpen)]
+    assert fallback == [pytest.approx(13.5)]  # 10.5 s without the stall
+    suspected = run.first(MemberSuspected)
+    assert suspected is not None
+    assert suspected[0] == pytest.approx(14.0)
 
 
 def test_loop_lag_can_be_switched_off() -> None:
@@ -444,7 +485,9 @@ def test_a_stall_postpones_running_suspicions() -> None:
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"), now=0.0)
     node.report_loop_lag(5.0, now=5.0)
-    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(9.0)
+    run = run_until(node, 10.0, answer_pings=True)
+    failed = [t for t, e in run.events if isinstance(e, MemberFailed) and e.member.name == "b"]
+    assert failed == [pytest.approx(9.0)]  # 4 s of suspicion, moved by the 5 s stall
 
 
 def test_advertise_must_be_an_ip() -> None:
@@ -460,33 +503,41 @@ def test_advertise_must_be_an_ip() -> None:
 
 def test_user_broadcast_queue_is_bounded() -> None:
     node = make_node(Config.lan(max_user_broadcasts=10))
+    add_members(node, "b")
     for i in range(25):
         node.broadcast(f"m{i}".encode(), now=0.0)
-    assert len(node._tx.user_q) == 10
     assert node.drops["user_broadcast_overflow"] == 15
+    run = run_until(node, 30.0, answer_pings=True)
+    assert len({m for _, _, m in run.messages() if isinstance(m, UserData)}) == 10
 
 
 def test_gossip_sleeps_while_idle_and_wakes_on_its_cadence() -> None:
     node = make_node(Config.lan(gossip_interval=0.2))
     add_members(node, "b")
-    anchor = node._tx.gossip_anchor
-    for i in range(40):  # our own alive and b's news go out, then gossip sleeps
-        node.handle_timeout(now=i * 0.1)
+    # Our own alive and b's news go out in gossip rounds on the 0.2 s cadence...
+    run = run_until(node, 4.0, answer_pings=True)
     assert node.broadcasts_queued == 0
-    assert GOSSIP_TICK not in node._deadlines
+    rounds = [t for t, o in run.sent if _gossip([o])]
+    assert rounds
+    # ... then gossip sleeps: an idle second wakes the node for its probe, not 5 rounds.
+    idle = run_until(node, 5.0, answer_pings=True)
+    assert len({t for t, _ in idle.sent}) <= 2
+    assert not _gossip([o for _, o in idle.sent])
     node.broadcast(b"x", now=5.05)
-    woke = node._deadlines.get(GOSSIP_TICK)
-    assert woke is not None
+    woke, _ = _gossip_round(node)
     assert woke >= 5.05
-    assert (woke - anchor) / 0.2 == pytest.approx(round((woke - anchor) / 0.2))
     assert woke - 5.05 < 0.2
+    phase = (woke - rounds[0]) / 0.2  # back on the old cadence
+    assert phase == pytest.approx(round(phase))
 
 
 def test_disabled_gossip_never_ticks() -> None:
     node = make_node(Config.lan(gossip_interval=0.0))
     add_members(node, "b")
     node.broadcast(b"x", now=1.0)
-    assert GOSSIP_TICK not in node._deadlines
+    run = run_until(node, 5.0, answer_pings=True)
+    assert UserData(b"x") in [m for _, _, m in run.messages()]  # on a probe's ping
+    assert not _gossip([o for _, o in run.sent])
 
 
 def test_lag_debt_decays_with_on_time_reports_even_at_zero_lag() -> None:
