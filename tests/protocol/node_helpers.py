@@ -8,14 +8,30 @@ from typing import Any
 from swimguard.config import Config
 from swimguard.protocol.events import Event
 from swimguard.protocol.node import Node
-from swimguard.protocol.outgoing import Address, Datagram, Outgoing
-from swimguard.wire.messages import AckResp, Alive, Dead, Ping, Suspect
+from swimguard.protocol.outgoing import Address, Datagram, Outgoing, StreamSend
+from swimguard.wire.encryption import Keyring
+from swimguard.wire.messages import (
+    AckResp,
+    Alive,
+    Dead,
+    Ping,
+    PushNodeState,
+    PushPullHeader,
+    Suspect,
+)
 from swimguard.wire.packet import (
     Message,
     decode_packet,
     encode_message,
     encode_packet,
     make_compound,
+)
+from swimguard.wire.stream import (
+    PushPull,
+    StreamDecoder,
+    StreamMessage,
+    encode_stream_message,
+    frame_stream,
 )
 
 A: Address = ("127.0.0.1", 7000)
@@ -123,3 +139,37 @@ def run_until(node: Node, t_end: float, *, run: Run | None = None,
             run.events += [(due, e) for e in node.take_events()]
     run.now = max(run.now, t_end)
     return run
+
+
+def framed(msg: StreamMessage, keyring: Keyring | None = None) -> bytes:
+    return frame_stream(encode_stream_message(msg), compress=True, keyring=keyring)
+
+
+def push_pull(*states: PushNodeState, join: bool = True, user: bytes = b"") -> PushPull:
+    return PushPull(PushPullHeader(nodes=len(states), user_state_len=len(user), join=join),
+                    states, user)
+
+
+def state(name: str, st: int = 0, inc: int = 1, vsn: bytes = VSN) -> PushNodeState:
+    return PushNodeState(name=name, addr=IP, port=addr_of(name)[1], incarnation=inc, state=st,
+                         vsn=vsn)
+
+
+def replies(out: list[Outgoing], sid: int) -> list[StreamMessage]:
+    msgs = []
+    for o in out:
+        if isinstance(o, StreamSend) and o.stream_id == sid:
+            m = StreamDecoder().feed(o.data)
+            assert m is not None
+            msgs.append(m)
+    return msgs
+
+
+def push_pull_in(node: Node, *states: PushNodeState, now: float = 0.0,
+                 join: bool = False) -> PushPull:
+    """A peer pushes `states` over an inbound stream; the node's reply (its own state)."""
+    sid = node.stream_accepted(("127.0.0.1", 5555), now=now)
+    node.stream_data(sid, framed(push_pull(*states, join=join)), now=now)
+    (reply,) = replies(node.take_outgoing(), sid)
+    assert isinstance(reply, PushPull)
+    return reply

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from node_helpers import IP, VSN, A, add_members, addr_of, make_node
+from node_helpers import (
+    VSN,
+    A,
+    add_members,
+    addr_of,
+    framed,
+    make_node,
+    push_pull,
+    replies,
+    state,
+)
 
 from swimguard.config import Config
 from swimguard.protocol import (
@@ -17,44 +27,17 @@ from swimguard.protocol import (
     UserMessage,
 )
 from swimguard.protocol.node import Node
-from swimguard.protocol.outgoing import Outgoing
 from swimguard.protocol.timers import PUSH_PULL_TICK
 from swimguard.wire.encryption import Keyring
-from swimguard.wire.messages import AckResp, ErrResp, Ping, PushNodeState, PushPullHeader
+from swimguard.wire.messages import AckResp, ErrResp, Ping
 from swimguard.wire.stream import (
     PushPull,
     StreamDecoder,
-    StreamMessage,
     UserStream,
     encode_stream_message,
-    frame_stream,
 )
 
 PEER = ("127.0.0.1", 5555)
-
-
-def framed(msg: StreamMessage, keyring: Keyring | None = None) -> bytes:
-    return frame_stream(encode_stream_message(msg), compress=True, keyring=keyring)
-
-
-def push_pull(*states: PushNodeState, join: bool = True, user: bytes = b"") -> PushPull:
-    return PushPull(PushPullHeader(nodes=len(states), user_state_len=len(user), join=join),
-                    states, user)
-
-
-def state(name: str, st: int = 0, inc: int = 1, vsn: bytes = VSN) -> PushNodeState:
-    return PushNodeState(name=name, addr=IP, port=addr_of(name)[1], incarnation=inc, state=st,
-                         vsn=vsn)
-
-
-def replies(out: list[Outgoing], sid: int) -> list[StreamMessage]:
-    msgs = []
-    for o in out:
-        if isinstance(o, StreamSend) and o.stream_id == sid:
-            m = StreamDecoder().feed(o.data)
-            assert m is not None
-            msgs.append(m)
-    return msgs
 
 
 def test_acceptor_replies_with_full_state_then_merges() -> None:
