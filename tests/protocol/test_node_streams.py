@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from node_helpers import (
     VSN,
@@ -11,7 +13,9 @@ from node_helpers import (
     framed,
     make_node,
     push_pull,
+    push_pull_in,
     replies,
+    run_until,
     state,
 )
 
@@ -27,7 +31,6 @@ from swimguard.protocol import (
     UserMessage,
 )
 from swimguard.protocol.node import Node
-from swimguard.protocol.timers import PUSH_PULL_TICK
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.messages import AckResp, ErrResp, Ping
 from swimguard.wire.stream import (
@@ -190,15 +193,19 @@ def test_periodic_push_pull_picks_an_alive_peer_and_rescales() -> None:
     node = make_node(Config.lan(push_pull_interval=30.0))
     add_members(node, "b")
     node.take_outgoing()
-    node._streams.push_pull_tick(now=100.0)
-    out = node.take_outgoing()
-    (op,) = [o for o in out if isinstance(o, StreamOpen)]
-    assert op.to == addr_of("b")
-    assert node._deadlines.get(PUSH_PULL_TICK) == pytest.approx(130.0)
+    run = run_until(node, 100.0, answer_pings=True)
+    opens = [(t, o) for t, o in run.sent if isinstance(o, StreamOpen)]  # push/pulls only
+    assert {o.to for _, o in opens} == {addr_of("b")}
+    times = [t for t, _ in opens]
+    assert len(times) >= 3
+    assert all(b - a == pytest.approx(30.0) for a, b in itertools.pairwise(times))
     names = [f"n{i}" for i in range(40)]
-    add_members(node, *names)  # 42 members: x2
-    node._streams.push_pull_tick(now=200.0)
-    assert node._deadlines.get(PUSH_PULL_TICK) == pytest.approx(260.0)
+    add_members(node, *names, now=run.now)  # 42 members: x2
+    run = run_until(node, run.now + 200.0, answer_pings=True)
+    times = [t for t, o in run.sent if isinstance(o, StreamOpen)]
+    assert len(times) >= 3
+    # The push/pull armed before the members came keeps its time; every later one is 60 s on.
+    assert all(b - a == pytest.approx(60.0) for a, b in itertools.pairwise(times))
 
 
 def test_reliable_user_message_over_an_encrypted_stream() -> None:
@@ -217,7 +224,7 @@ def test_a_node_advertising_ipv6_works() -> None:
 
     node = Node(Config.lan(), name="v6", advertise=("::1", 7946), rng=random.Random(1), now=0.0)
     assert node.local_member.addr == ("::1", 7946)
-    pp = node._streams.local_state(False)
+    pp = push_pull_in(node)
     assert pp.states[0].addr == b"\x00" * 15 + b"\x01"
     assert node.local_member.addr != A
 

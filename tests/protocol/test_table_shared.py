@@ -5,14 +5,15 @@ from __future__ import annotations
 import random
 
 import pytest
-from node_helpers import addr_of, alive, dead, feed, suspect
+from node_helpers import addr_of, alive, dead, feed, run_until, suspect
 
 from swimguard.config import Config
 from swimguard.errors import UsageError
 from swimguard.protocol import MemberState
 from swimguard.protocol.node import Node
+from swimguard.protocol.outgoing import StreamOpen
 from swimguard.protocol.table import SharedView
-from swimguard.protocol.timers import PUSH_PULL_TICK
+from swimguard.wire.messages import Ping
 
 NAMES = ("a", "b", "c", "d", "e", "f")
 
@@ -46,10 +47,14 @@ def test_preload_knows_everyone_alive_without_events_and_shares_records() -> Non
     # Our own record is private: refuting must never touch the other tables.
     assert a._table.get("a") is not view.by_name["a"]
     assert a._table.by_addr[addr_of("c")] is view.by_name["c"]
-    # Each node probes in its own random order.
-    orders = {tuple(r.name for r in node._table.order) for node in nodes.values()}
+    # Each node probes in its own random order (its first round, as its pings show).
+    orders = set()
+    for name, node in nodes.items():
+        run = run_until(node, 10.0, answer_pings=True)
+        pinged = [m.node for _, _, m in run.messages() if isinstance(m, Ping)][: len(NAMES) - 1]
+        assert sorted(pinged) == sorted(set(NAMES) - {name})
+        orders.add(tuple(pinged))
     assert len(orders) > 1
-    assert all(sorted(order) == sorted(NAMES) for order in orders)
 
 
 def test_a_change_copies_the_record_into_that_table_only() -> None:
@@ -116,6 +121,10 @@ def test_a_view_needs_unique_names() -> None:
 def test_preload_redraws_the_push_pull_phase_in_the_scaled_interval() -> None:
     names = tuple(f"n{i}" for i in range(40))  # 40 members: pushPullScale doubles 30 s to 60 s
     nodes, _ = _nodes(names)
-    due = [node._deadlines.get(PUSH_PULL_TICK) for node in nodes.values()]
-    assert all(d is not None and 0.0 <= d < 60.0 for d in due)
-    assert max(d for d in due if d is not None) > 30.0
+    due = []
+    for node in nodes.values():
+        run = run_until(node, 60.0, answer_pings=True)
+        opened = [t for t, o in run.sent if isinstance(o, StreamOpen)]  # push/pulls only
+        due.append(opened[0])
+    assert all(0.0 <= d < 60.0 for d in due)
+    assert max(due) > 30.0

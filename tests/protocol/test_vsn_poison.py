@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from node_helpers import VSN, alive, make_node, packet
+from node_helpers import VSN, alive, make_node, packet, push_pull_in
 
 from swimguard.config import Config
 from swimguard.protocol.members import Member, MemberState
@@ -17,7 +17,7 @@ from swimguard.wire.messages import Alive
 
 def _join_reply_verifies(node: Node) -> str | None:
     """What a fresh member with our versions says of the push/pull we would send it."""
-    pp = node._streams.local_state(True)
+    pp = push_pull_in(node, join=True)
     return verify_protocol([(VSN, True)], pp.states)
 
 
