@@ -180,7 +180,9 @@ def test_buddy_system_piggybacks_the_suspicion_on_the_ping() -> None:
     c, _events = _cluster("ab", Config.lan(gossip_interval=0.0, push_pull_interval=0.0))
     a_node, b_node = node(c, "a"), node(c, "b")
     c.run_for(1.0)
-    # a suspects b but its broadcast queue is empty: only the buddy system can tell b.
+    # a suspects b but its broadcast queue is empty: only the buddy system can tell b. No input
+    # empties the queue (ordinary piggybacked gossip would carry the suspicion too), hence
+    # the two private calls.
     a_node._membership.suspect_node(Suspect(incarnation=1, node="b", from_="a"), now=c.now)
     a_node._tx.member_q.reset()
     c.call("a", lambda n, now: None)  # perform what the suspicion produced

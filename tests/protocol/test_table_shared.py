@@ -1,4 +1,8 @@
-"""Warm start: nodes preloaded from one SharedView share records until they change one."""
+"""Warm start: nodes preloaded from one SharedView share records until they change one.
+
+The sharing itself (which record objects two tables hold) is what these tests check, and no
+output shows object identity, so they read `Node._table`; states go through `members()`.
+"""
 
 from __future__ import annotations
 
