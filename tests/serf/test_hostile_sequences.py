@@ -251,15 +251,15 @@ def run_sequence(sequence: list[tuple[str, Any]]) -> SerfNode:
     seen = check_encodable(sn, 0)
     for kind, value in sequence:
         if kind == "udp":
-            sn.datagram(value, now)
+            sn.datagram(value, now=now)
         elif kind == "tcp":
-            sn.stream(value, now)
+            sn.stream(value, now=now)
         else:
             now += value
-            sn.timeout(now)
+            sn.timeout(now=now)
         seen = check_encodable(sn, seen)
     # A peer can still join through us, the public way.
-    sn.stream(PUSH_PULL_STREAMS[0], now)
+    sn.stream(PUSH_PULL_STREAMS[0], now=now)
     reply = [o for o in sn.out if isinstance(o, StreamSend)][-1]
     assert isinstance(StreamDecoder().feed(reply.data), PushPull)
     return sn
@@ -294,7 +294,7 @@ def test_seeds_decode_and_reach_the_serf_layer() -> None:
     """The seeds are real: plain ones decode and their Serf messages are understood."""
     sn = SerfNode("a", config=Config.local())
     for packet in UDP_SEEDS:
-        sn.datagram(packet, 1.0)
+        sn.datagram(packet, now=1.0)
     assert sn.node.num_members > 1
     assert sn.serf.status_ltime("b") is not None or sn.serf.status_ltime("a") is not None
     assert not [k for k in sn.serf.drops if "utf8" in k or k.startswith("name_")]
@@ -310,5 +310,5 @@ def test_a_value_that_decodes_but_cannot_be_kept_is_not_a_decode_error() -> None
     except DecodeError:
         pytest.fail("a non-UTF-8 name must decode (Go peers keep such names)")
     sn = SerfNode("a")
-    sn.datagram(encode_packet(raw), 1.0)
+    sn.datagram(encode_packet(raw), now=1.0)
     assert sn.node.drops["name_not_utf8"] == 1
