@@ -40,7 +40,7 @@ from swimguard.wire.stream import StreamDecoder, UserStream
 B = addr_of("b")
 
 
-def _probe(node: Node, target: str, now: float = 0.0) -> list[Outgoing]:
+def _probe(node: Node, target: str, *, now: float = 0.0) -> list[Outgoing]:
     """Start a probe of `target` now; its outputs.
 
     The one private access here: no input starts a probe of a chosen member (the probe
@@ -52,8 +52,8 @@ def _probe(node: Node, target: str, now: float = 0.0) -> list[Outgoing]:
     return node.take_outgoing()
 
 
-def _start_probe(node: Node, target: str, now: float = 0.0) -> Ping:
-    pings = [m for m in sent_messages(_probe(node, target, now)) if isinstance(m, Ping)]
+def _start_probe(node: Node, target: str, *, now: float = 0.0) -> Ping:
+    pings = [m for m in sent_messages(_probe(node, target, now=now)) if isinstance(m, Ping)]
     assert len(pings) == 1
     return pings[0]
 

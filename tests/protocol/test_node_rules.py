@@ -41,7 +41,7 @@ def _state(node: Node, name: str) -> MemberState:
     return m.state
 
 
-def _queued(node: Node, now: float) -> list[object]:
+def _queued(node: Node, *, now: float) -> list[object]:
     """Everything the node has sent or would gossip now.
 
     The queue is read the way a peer sees it: ten pings from a peer, each ack carrying as
@@ -169,7 +169,7 @@ def test_alive_about_ourselves_is_refuted() -> None:
     me = node.local_member
     assert me.incarnation == 8
     assert node.health_score == 1
-    msgs = _queued(node, 0.0)
+    msgs = _queued(node, now=0.0)
     assert any(isinstance(m, Alive) and m.node == "a" and m.incarnation == 8 for m in msgs)
 
 
@@ -224,7 +224,7 @@ def test_suspicion_times_out_into_dead_with_our_name() -> None:
     node.handle_timeout(now=14.0)
     assert [type(e) for e in node.take_events()] == [MemberFailed]
     assert _state(node, "b") is MemberState.DEAD
-    msgs = _queued(node, 14.0)
+    msgs = _queued(node, now=14.0)
     assert Dead(incarnation=1, node="b", from_="a") in msgs
 
 
@@ -267,8 +267,8 @@ def _self_incarnation(node: Node) -> int:
     return me.incarnation
 
 
-def _self_alives(node: Node, now: float) -> list[int]:
-    return [m.incarnation for m in _queued(node, now)
+def _self_alives(node: Node, *, now: float) -> list[int]:
+    return [m.incarnation for m in _queued(node, now=now)
             if isinstance(m, Alive) and m.node == node.name]
 
 
@@ -285,7 +285,7 @@ def test_a_slow_member_that_still_hears_peers_refreshes_its_incarnation() -> Non
     feed(node, alive("b"), now=2.0)
     assert _self_incarnation(node) == start + 1
     # gossiped, so suspicions at `start` are void
-    assert set(_self_alives(node, 2.0)) == {start + 1}
+    assert set(_self_alives(node, now=2.0)) == {start + 1}
     feed(node, alive("c"), now=3.9)  # at most once per interval
     assert _self_incarnation(node) == start + 1
     feed(node, alive("c"), now=4.0)
@@ -372,7 +372,7 @@ def test_merge_state_rules() -> None:
     assert _state(node, "d") is MemberState.ALIVE
     assert node.member("e") is None  # unknown suspect: ignored
     # The suspicion is ours (From = our name), so it is gossiped as our accusation.
-    assert Suspect(incarnation=1, node="b", from_="a") in _queued(node, 0.0)
+    assert Suspect(incarnation=1, node="b", from_="a") in _queued(node, now=0.0)
 
 
 @pytest.mark.parametrize("vsn", [bytes((0, 5, 2, 2, 5, 5)), bytes((3, 2, 2, 2, 5, 5)),
@@ -404,7 +404,7 @@ def test_update_meta_bumps_incarnation_and_broadcasts() -> None:
     assert [type(e) for e in ev] == [MemberUpdated]
     assert node.local_member.meta == b"v2"
     assert node.local_member.incarnation == 2
-    assert any(isinstance(m, Alive) and m.meta == b"v2" for m in _queued(node, 1.0))
+    assert any(isinstance(m, Alive) and m.meta == b"v2" for m in _queued(node, now=1.0))
     with pytest.raises(ValueError, match="512"):
         node.update_meta(b"x" * 513, now=2.0)
 
