@@ -99,6 +99,7 @@ class Run:
     def __init__(self) -> None:
         self.sent: list[tuple[float, Outgoing]] = []
         self.events: list[tuple[float, Event]] = []
+        self.wakeups: list[float] = []  # each time the driver's timer fired
         self.now = 0.0
 
     def messages(self) -> list[tuple[float, Address, Message]]:
@@ -127,6 +128,7 @@ def run_until(node: Node, t_end: float, *, run: Run | None = None,
     run = run or Run()
     while (due := node.next_deadline()) is not None and due <= t_end:
         node.handle_timeout(now=due)
+        run.wakeups.append(due)
         run.now = due
         out = node.take_outgoing()
         run.sent += [(due, o) for o in out]
