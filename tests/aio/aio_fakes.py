@@ -12,7 +12,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from swimguard.config import Config
 from swimguard.protocol.events import Event, JoinCompleted, LeaveCompleted, MemberJoined
@@ -28,7 +28,14 @@ from swimguard.protocol.outgoing import (
 
 
 class FakeNode:
-    """Records every input; emits only what the test scripts."""
+    """Records every input; emits only what the test scripts.
+
+    Every FakeNode built is kept in `built` by name: an agent built with
+    `node_factory=FakeNode` hands the node to nobody else, and this is how the
+    application that brings a factory can reach the node it made.
+    """
+
+    built: ClassVar[dict[str, FakeNode]] = {}
 
     def __init__(
         self,
@@ -42,6 +49,7 @@ class FakeNode:
         keyring: object | None = None,
         label: bytes = b"",
     ) -> None:
+        FakeNode.built[name] = self
         self.config = config
         self.name = name
         self.advertise = advertise

@@ -17,7 +17,6 @@ from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
 from swimguard.protocol.events import MemberJoined
 from swimguard.protocol.outgoing import StreamClose, StreamOpen, StreamSend
-from swimguard.serf.node import SerfNode
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,11 +37,8 @@ def make_agent(name: str, host: str = "127.0.0.1", **kwargs: Any) -> Agent:
 
 
 def fake(agent: Agent) -> FakeNode:
-    node = agent._node
-    if isinstance(node, SerfNode):  # serf_compat: the fake is the node inside
-        node = node.node
-    assert isinstance(node, FakeNode)
-    return node
+    """The node `agent` drives (inside its SerfNode with serf_compat), as its factory made it."""
+    return FakeNode.built[agent.name]
 
 
 def with_agents(
