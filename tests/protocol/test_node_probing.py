@@ -40,22 +40,31 @@ from swimguard.wire.stream import StreamDecoder, UserStream
 B = addr_of("b")
 
 
-def _probe(node: Node, target: str, *, now: float = 0.0) -> list[Outgoing]:
-    """Start a probe of `target` now; its outputs.
+def _probe(node: Node, target: str) -> tuple[float, list[Outgoing]]:
+    """Fire the node's timers until its probe round robin reaches `target`.
 
-    The one private access here: no input starts a probe of a chosen member (the probe
-    order is a shuffled round robin), and a test of one probe needs to pick its target.
+    Returns the time that probe started and what the node sent then. The members probed
+    before it answer at once, so they stay healthy and the score stays where it was.
     """
-    rec = node._table.get(target)
-    assert rec is not None
-    node._prober._start_probe(rec, now=now)
-    return node.take_outgoing()
+    while True:
+        due = node.next_deadline()
+        assert due is not None
+        node.handle_timeout(now=due)
+        out = node.take_outgoing()
+        pings = [m for m in sent_messages(out) if isinstance(m, Ping)]
+        if any(p.node == target for p in pings):
+            return due, out
+        for p in pings:
+            feed(node, AckResp(seq_no=p.seq_no), now=due)
+        node.take_outgoing()
+        node.take_events()
 
 
-def _start_probe(node: Node, target: str, *, now: float = 0.0) -> Ping:
-    pings = [m for m in sent_messages(_probe(node, target, now=now)) if isinstance(m, Ping)]
-    assert len(pings) == 1
-    return pings[0]
+def _start_probe(node: Node, target: str) -> tuple[float, Ping]:
+    """`_probe`, and the ping it sent."""
+    t0, out = _probe(node, target)
+    (ping,) = [m for m in sent_messages(out) if isinstance(m, Ping)]
+    return t0, ping
 
 
 def test_ping_is_acked_to_source_address() -> None:
@@ -105,11 +114,11 @@ def test_direct_probe_ack_completes_and_improves_health() -> None:
         feed(node, suspect("a", node.local_member.incarnation))
     assert node.health_score == 2
     node.take_outgoing()
-    ping = _start_probe(node, "b", now=1.0)
+    t0, ping = _start_probe(node, "b")
     assert ping.node == "b"
     assert ping.source_node == "a"
     assert ping.source_port == 7000
-    feed(node, AckResp(seq_no=ping.seq_no, payload=b"p"), now=1.01)
+    feed(node, AckResp(seq_no=ping.seq_no, payload=b"p"), now=t0 + 0.01)
     ev = node.take_events()
     assert len(ev) == 1
     assert isinstance(ev[0], PingCompleted)
@@ -117,16 +126,17 @@ def test_direct_probe_ack_completes_and_improves_health() -> None:
     assert ev[0].payload == b"p"
     assert rtts == [pytest.approx(0.01)]
     assert node.health_score == 1
-    next_ping = run_until(node, 10.0).first(Ping)
-    assert next_ping is not None
-    assert next_ping[0] == pytest.approx(2.0)
+    # The next probe tick comes one interval after this probe began, not stretched by the
+    # score (with b the only peer, that tick finds the round robin at its end and waits).
+    run = run_until(node, t0 + 1.5)
+    assert [w for w in run.wakeups if w > t0 + 0.5] == [pytest.approx(t0 + 1.0)]
 
 
 def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
     node = make_node()
     add_members(node, "b", "c", "d", "e")
-    ping = _start_probe(node, "b", now=0.0)
-    node.handle_timeout(now=0.5)  # ProbeTimeout
+    t0, ping = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)  # ProbeTimeout
     out = node.take_outgoing()
     reqs = [(to, m) for to, msgs in datagrams(out) for m in msgs if isinstance(m, IndirectPingReq)]
     assert len(reqs) == 3
@@ -142,8 +152,8 @@ def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
     send = next(o for o in out if isinstance(o, StreamSend))
     assert StreamDecoder().feed(send.data) == ping
     # Two relays nack, one stays silent: awareness +1.
-    feed(node, NackResp(seq_no=ping.seq_no), NackResp(seq_no=ping.seq_no), now=0.7)
-    node.handle_timeout(now=1.0)
+    feed(node, NackResp(seq_no=ping.seq_no), NackResp(seq_no=ping.seq_no), now=t0 + 0.7)
+    node.handle_timeout(now=t0 + 1.0)
     out = node.take_outgoing()
     assert StreamClose(opens[0].stream_id) in out
     ev = node.take_events()
@@ -151,36 +161,36 @@ def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
     assert node.health_score == 1
 
 
-def _second_probe_after_a_silent_failure() -> tuple[Node, Ping]:
+def _second_probe_after_a_silent_failure() -> tuple[float, Node, Ping]:
     node = make_node()
     add_members(node, "b", "c", "d", "e")
-    _start_probe(node, "b")
-    node.handle_timeout(now=0.5)
-    node.handle_timeout(now=1.0)
+    t0, _ = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)
+    node.handle_timeout(now=t0 + 1.0)
     assert node.health_score == 3
     (ping,) = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
     node.take_events()
-    return node, ping
+    return t0, node, ping
 
 
 def test_failed_probe_without_nacks_scores_all_expected() -> None:
-    node, ping = _second_probe_after_a_silent_failure()
-    feed(node, AckResp(seq_no=ping.seq_no), now=1.2)
+    t0, node, ping = _second_probe_after_a_silent_failure()
+    feed(node, AckResp(seq_no=ping.seq_no), now=t0 + 1.2)
     assert node.health_score == 2
 
 
 def test_a_low_health_score_stretches_the_probe_but_not_its_ping_timeout() -> None:
     # The next probe starts at once (a whole interval has passed) and waits (3 + 1) intervals:
     # the indirect pings still go out after probe_timeout (not scaled), the suspicion at 5 s.
-    node, ping = _second_probe_after_a_silent_failure()
-    run = run_until(node, 6.0)
+    t0, node, ping = _second_probe_after_a_silent_failure()
+    run = run_until(node, t0 + 6.0)
     relayed = [t for t, _, m in run.messages()
                if isinstance(m, IndirectPingReq) and m.seq_no == ping.seq_no]
     assert relayed
-    assert min(relayed) == pytest.approx(1.5)
+    assert min(relayed) == pytest.approx(t0 + 1.5)
     suspected = [t for t, e in run.events if isinstance(e, MemberSuspected)
                  and e.member.name == ping.node]
-    assert suspected == [pytest.approx(5.0)]
+    assert suspected == [pytest.approx(t0 + 5.0)]
 
 
 def test_old_protocol_relays_get_no_nack_and_score_one() -> None:
@@ -189,26 +199,26 @@ def test_old_protocol_relays_get_no_nack_and_score_one() -> None:
     feed(node, alive("b"), alive("c", vsn=old), alive("d", vsn=old))
     node.take_events()
     node.take_outgoing()
-    _start_probe(node, "b")
-    node.handle_timeout(now=0.5)
+    t0, _ = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)
     reqs = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, IndirectPingReq)]
     assert len(reqs) == 2
     assert not any(r.nack for r in reqs)
-    node.handle_timeout(now=1.0)
+    node.handle_timeout(now=t0 + 1.0)
     assert node.health_score == 1
 
 
 def test_indirect_ack_counts_as_success_without_ping_completed() -> None:
     node = make_node()
     add_members(node, "b", "c")
-    ping = _start_probe(node, "b")
-    node.handle_timeout(now=0.5)
+    t0, ping = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)
     node.take_outgoing()
-    feed(node, AckResp(seq_no=ping.seq_no), now=0.6)
+    feed(node, AckResp(seq_no=ping.seq_no), now=t0 + 0.6)
     assert node.take_events() == []
     assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
-    # The probe is over: its end (at 1 s) suspects nobody.
-    run = run_until(node, 1.0)
+    # The probe is over: its end (1 s after its start) suspects nobody.
+    run = run_until(node, t0 + 1.0)
     assert not [e for _, e in run.events if isinstance(e, MemberSuspected)]
     assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
 
@@ -216,17 +226,17 @@ def test_indirect_ack_counts_as_success_without_ping_completed() -> None:
 def test_tcp_fallback_ack_saves_the_target() -> None:
     node = make_node()
     add_members(node, "b")
-    ping = _start_probe(node, "b")
-    node.handle_timeout(now=0.5)
+    t0, ping = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)
     out = node.take_outgoing()
     (op,) = [o for o in out if isinstance(o, StreamOpen)]
     from swimguard.wire.stream import encode_stream_message, frame_stream
 
     reply = frame_stream(encode_stream_message(AckResp(seq_no=ping.seq_no)), compress=True,
                          keyring=None)
-    node.stream_data(op.stream_id, reply, now=0.7)
+    node.stream_data(op.stream_id, reply, now=t0 + 0.7)
     assert StreamClose(op.stream_id) in node.take_outgoing()
-    node.handle_timeout(now=1.0)
+    node.handle_timeout(now=t0 + 1.0)
     assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
     assert node.health_score == 0
 
@@ -239,8 +249,8 @@ def test_no_tcp_fallback_when_disabled_or_old_protocol(config: Config, vsn: byte
     node = make_node(config)
     feed(node, alive("b", vsn=vsn))
     node.take_outgoing()
-    _start_probe(node, "b")
-    node.handle_timeout(now=0.5)
+    t0, _ = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)
     assert not any(isinstance(o, StreamOpen) for o in node.take_outgoing())
 
 
@@ -249,7 +259,8 @@ def test_buddy_system_sends_suspect_with_the_ping() -> None:
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"))
     node.take_outgoing()
-    ((to, msgs),) = datagrams(_probe(node, "b"))
+    _, out = _probe(node, "b")
+    (to, msgs), *_gossip_rounds = [d for d in datagrams(out) if isinstance(d[1][0], Ping)]
     assert to == B
     assert isinstance(msgs[0], Ping)
     assert msgs[1] == Suspect(incarnation=1, node="b", from_="a")
@@ -260,7 +271,8 @@ def test_without_buddy_system_the_ping_is_plain() -> None:
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"))
     node.take_outgoing()
-    msgs = sent_messages(_probe(node, "b"))
+    _, out = _probe(node, "b")
+    ((_to, msgs),) = [d for d in datagrams(out) if isinstance(d[1][0], Ping)]
     assert isinstance(msgs[0], Ping)
     # Only the queued gossip (c's suspicion) may ride along, not our own buddy suspect.
     assert not any(isinstance(m, Suspect) and m.from_ == "a" for m in msgs)
@@ -458,19 +470,19 @@ def test_probe_round_robin_visits_every_member() -> None:
 def test_loop_lag_raises_health_and_pushes_probe_deadlines() -> None:
     node = make_node()
     add_members(node, "b")
-    _start_probe(node, "b", now=10.0)
-    node.report_loop_lag(0.1, now=10.1)  # below 0.25 s: nothing
+    t0, _ = _start_probe(node, "b")
+    node.report_loop_lag(0.1, now=t0 + 0.1)  # below 0.25 s: nothing
     assert node.health_score == 0
-    node.report_loop_lag(3.0, now=13.5)
+    node.report_loop_lag(3.0, now=t0 + 3.5)
     assert node.health_score == 6
     assert node.stalls == 1
-    # The probe's stages moved by the stall: the TCP fallback at 13.5 s, the end at 14 s.
-    run = run_until(node, 14.0)
+    # The probe's stages moved by the stall: the TCP fallback 3.5 s in, the end at 4 s.
+    run = run_until(node, t0 + 4.0)
     fallback = [t for t, o in run.sent if isinstance(o, StreamOpen)]
-    assert fallback == [pytest.approx(13.5)]  # 10.5 s without the stall
+    assert fallback == [pytest.approx(t0 + 3.5)]  # t0 + 0.5 without the stall
     suspected = run.first(MemberSuspected)
     assert suspected is not None
-    assert suspected[0] == pytest.approx(14.0)
+    assert suspected[0] == pytest.approx(t0 + 4.0)
 
 
 def test_loop_lag_can_be_switched_off() -> None:
