@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 
+from swimguard.aio.agent_query import QueryDesk
 from swimguard.aio.driver import NodeEvent
 from swimguard.aio.event_buffer import EventBuffer, EventsLost
 from swimguard.errors import UsageError
@@ -23,7 +24,6 @@ from swimguard.serf.events import (
     JoinIntentReceived,
     LeaveIntentReceived,
     QueryReceived,
-    QueryResponseReceived,
     UserEventReceived,
 )
 
@@ -41,11 +41,12 @@ AgentEvent = (
     | LeaveIntentReceived
     | UserEventReceived
     | QueryReceived
-    | QueryResponseReceived
     | EventsLost
 )
 """What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`, the
-Serf events of `swimguard.serf` when `serf_compat` is on, and `EventsLost`."""
+Serf events of `swimguard.serf` when `serf_compat` is on (a `QueryReceived` comes with a
+working `respond()`; the acks and responses to our own queries go to their `QueryHandle`),
+and `EventsLost`."""
 
 PUBLISHED = (
     MemberJoined,
@@ -59,7 +60,6 @@ PUBLISHED = (
     LeaveIntentReceived,
     UserEventReceived,
     QueryReceived,
-    QueryResponseReceived,
 )
 """The node's events the application sees. The others are the agent's business (join and
 leave completions wake `join()`/`leave()`) or nobody's (ping round trips, push/pull state
@@ -69,8 +69,9 @@ that the node already merged)."""
 class EventRouter:
     """Hands each node event to the application's buffer or to the call waiting for it."""
 
-    def __init__(self, buffer: EventBuffer[AgentEvent]) -> None:
+    def __init__(self, buffer: EventBuffer[AgentEvent], desk: QueryDesk | None = None) -> None:
         self.buffer = buffer
+        self._desk = desk
         self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
         self._leaves: list[asyncio.Future[LeaveCompleted]] = []
 
@@ -87,6 +88,11 @@ class EventRouter:
         return waiter
 
     def route(self, event: NodeEvent) -> None:
+        if self._desk is not None:
+            routed = self._desk.filter(event)
+            if routed is None:
+                return
+            event = routed
         if isinstance(event, JoinCompleted):
             # One event per join() call, in call order; a timed-out call's waiter
             # is cancelled but still takes its (late) event.
@@ -111,4 +117,6 @@ class EventRouter:
                 waiter.set_exception(UsageError("agent closed"))
         self._joins.clear()
         self._leaves.clear()
+        if self._desk is not None:
+            self._desk.close()
         self.buffer.close()

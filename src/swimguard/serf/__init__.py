@@ -14,6 +14,9 @@ from swimguard.serf.clock import LamportClock
 from swimguard.serf.events import (
     JoinIntentReceived,
     LeaveIntentReceived,
+    QueryAckReceived,
+    QueryEnd,
+    QueryFinished,
     QueryReceived,
     QueryResponseReceived,
     SerfBroadcast,
@@ -39,6 +42,7 @@ from swimguard.serf.messages import (
     decode_message,
     encode_message,
 )
+from swimguard.serf.query import QueryParams, QueryRespondError
 from swimguard.serf.tags import decode_tags, encode_tags
 
 __all__ = [
@@ -49,7 +53,12 @@ __all__ = [
     "LeaveIntentReceived",
     "PushPull",
     "Query",
+    "QueryAckReceived",
+    "QueryEnd",
+    "QueryFinished",
+    "QueryParams",
     "QueryReceived",
+    "QueryRespondError",
     "QueryResponse",
     "QueryResponseReceived",
     "Relay",

@@ -41,11 +41,12 @@ from swimguard.protocol.events import (
     UserMessage,
 )
 from swimguard.protocol.hooks import forward_hooks
-from swimguard.protocol.members import Member
+from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.serf.events import SerfBroadcast, SerfDirect, SerfEvent
 from swimguard.serf.layer import SerfLayer
-from swimguard.serf.messages import SerfMessageType
+from swimguard.serf.messages import Query, SerfMessageType
+from swimguard.serf.query import QueryParams, default_query_timeout
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["SerfNode", "SerfNodeEvent", "leave_intent_wait"]
@@ -54,6 +55,7 @@ SerfNodeEvent = Event | SerfEvent
 """What `SerfNode.take_events()` returns: the node's events and the Serf layer's."""
 
 _SERF_TYPES = frozenset(int(t) for t in SerfMessageType)
+_GONE = (MemberState.DEAD, MemberState.LEFT)
 
 
 def leave_intent_wait(config: Config, timeout: float) -> float:
@@ -117,6 +119,7 @@ class SerfNode:
     ) -> None:
         self.config = config
         self.serf = SerfLayer(name, tags=tags, keyring=keyring)
+        self._rng = rng
         factory = node_factory or _default_factory
         self.node: NodeAPI = factory(
             config,
@@ -142,6 +145,31 @@ class SerfNode:
         """Gossip a Serf user event (ValueError above Serf's 512 bytes of name + payload)."""
         self.node.broadcast(self.serf.user_event(name, payload, coalesce=coalesce), now=now)
         self._pump(now)
+
+    def query(self, name: str, payload: bytes, params: QueryParams, now: float) -> int:
+        """Originate a Serf query; returns its handle (Lamport time) named in its events.
+
+        Acks, responses and the end come out of `take_events()` as `QueryAckReceived`,
+        `QueryResponseReceived` and `QueryFinished`. ValueError as Serf refuses it.
+        """
+        timeout = params.timeout
+        if timeout is None:
+            timeout = default_query_timeout(self.config.gossip_interval, self.live_members())
+        handle = self.serf.originate(
+            name, payload, params, addr=self.node.local_member.addr, timeout=timeout, now=now
+        )
+        self._serf_out(self.serf.take_events(), now)
+        return handle
+
+    def respond(self, query: Query, payload: bytes, now: float) -> None:
+        """Answer a received query (`QueryRespondError` with Serf's text if refused)."""
+        out = self.serf.respond(query, payload, now=now)
+        self._send_direct(out, now)
+        self._pump(now)
+
+    def live_members(self) -> int:
+        """Memberlist's NumMembers: members not dead or left, ourselves included."""
+        return sum(1 for m in self.node.members() if m.state not in _GONE)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tags for query filters (the caller gossips the matching metadata)."""
@@ -206,14 +234,17 @@ class SerfNode:
             self.node.leave(now=now, timeout=max(0.0, leave_at[1] - now))
         self.node.handle_timeout(now=now)
         self._pump(now)
+        finished = self.serf.expire(now=now)
+        if finished:
+            self._serf_out(finished, now)
 
     # -- NodeAPI outputs -----------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        deadline = self.node.next_deadline()
-        if self._leave_at is not None and (deadline is None or self._leave_at[0] < deadline):
-            return self._leave_at[0]
-        return deadline
+        candidates = [self.node.next_deadline(), self.serf.next_deadline()]
+        if self._leave_at is not None:
+            candidates.append(self._leave_at[0])
+        return min((d for d in candidates if d is not None), default=None)
 
     def take_outgoing(self) -> list[Outgoing]:
         return self.node.take_outgoing()
@@ -265,7 +296,7 @@ class SerfNode:
             self._serf_out(serf.take_events(), now)
             return
         if isinstance(event, UserMessage) and event.data and event.data[0] in _SERF_TYPES:
-            self._serf_out(serf.handle_user_message(event.data), now)
+            self._serf_out(serf.handle_user_message(event.data, now=now), now)
             return
         if isinstance(event, MemberJoined | MemberUpdated):
             serf.note_member(event.member.name, "alive")
@@ -289,4 +320,33 @@ class SerfNode:
                     # never send it either. Not ours to gossip: count, do not raise.
                     self._regossip_too_large += 1
             elif isinstance(out, SerfDirect):
-                self.node.send_best_effort(out.to, out.data, now=now)
+                self._send_direct(out, now)
+
+    def _send_direct(self, out: SerfDirect, now: float) -> None:
+        if out.to == self.node.local_member.addr:
+            # To ourselves (our own query's acks and answers): no round trip through the
+            # socket, where a full buffer could lose it.
+            self._serf_out(self.serf.handle_user_message(out.data, now=now), now)
+        else:
+            self.node.send_best_effort(out.to, out.data, now=now)
+        if out.relay_factor:
+            for addr in self._relay_targets(out.relay_factor):
+                self.node.send_best_effort(addr, out.relay, now=now)
+
+    def _relay_targets(self, count: int) -> list[Address]:
+        """Serf's relay choice: up to `count` random live members other than us that
+        speak memberlist protocol 5 (which forwards relays), only if the cluster has
+        more than `count` members."""
+        members = self.node.members()
+        if len(members) < count + 1:
+            return []
+        me = self.node.local_member.name
+        chosen: dict[str, Address] = {}
+        for _ in range(3 * count):
+            if len(chosen) >= count:
+                break
+            m = members[self._rng.randrange(len(members))]
+            if m.name == me or m.state in _GONE or m.vsn[1] < 5:
+                continue
+            chosen[m.name] = m.addr
+        return list(chosen.values())
