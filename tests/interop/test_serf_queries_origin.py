@@ -1,0 +1,86 @@
+"""Queries both ways with real serf agents: ours answered by serf, serf's answered by us."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+
+import pytest
+from bench.serf_harness import SERF, Cluster
+from interop_support import local_agent, until
+
+from swimguard.aio.agent import Agent
+from swimguard.config import Config
+from swimguard.serf import QueryEnd, QueryReceived
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+
+# -profile=local retransmits each broadcast twice only: a query may miss a member. LAN (4)
+# reaches everyone, for serf agents as for us (see test_serf_queries_rejoin.py).
+LAN = {"profile": "lan"}
+# A serf agent answers a query with its handler's output, and only if there is some (the
+# harness's logging handler prints nothing); handlers run in order, so this one answers.
+ANSWER = ["-event-handler=query:whoami=echo serf-answer"]
+
+
+async def answer_queries(agent: Agent) -> None:
+    """The application: answer every query with `<name>:<payload>`."""
+    async for event in agent.events():
+        if isinstance(event, QueryReceived):
+            event.respond(f"{agent.name}:".encode() + event.query.payload)
+
+
+def test_our_query_is_acked_and_answered_by_serf_agents_and_us(cluster: Cluster) -> None:
+    a = cluster.start_serf("a", extra=ANSWER, **LAN)
+    cluster.start_serf("b", [a.addr], extra=ANSWER, **LAN)
+
+    async def scenario() -> None:
+        async with local_agent("py", config=Config.lan()) as py:
+            responder = asyncio.create_task(answer_queries(py))
+            await py.join([a.addr])
+            await until(lambda: a.statuses().get("py") == "alive", 10, "a sees py", blocking=True)
+            await until(lambda: {m.name for m in py.members()} >= {"a", "b"}, 10, "py sees b")
+            handle = py.query("whoami", b"hi", request_ack=True, expected=3, timeout=20)
+            items = [item async for item in handle]
+            assert handle.finished is QueryEnd.ALL_ANSWERED, (items, py.drops)
+            assert set(handle.responses) == {"a", "b", "py"}
+            assert handle.responses["py"] == b"py:hi"
+            assert handle.responses["a"] == b"serf-answer\n"
+            assert {"a", "b", "py"} <= set(handle.acks)
+            responder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await responder
+
+    asyncio.run(scenario())
+
+
+def test_serf_query_gets_our_response_once_through_relays(cluster: Cluster) -> None:
+    a = cluster.start_serf("a", extra=ANSWER, **LAN)
+    cluster.start_serf("b", [a.addr], extra=ANSWER, **LAN)
+
+    async def scenario() -> None:
+        async with local_agent("py", config=Config.lan()) as py:
+            responder = asyncio.create_task(answer_queries(py))
+            await py.join([a.addr])
+            await until(lambda: a.statuses().get("py") == "alive", 10, "a sees py", blocking=True)
+            assert SERF is not None
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [SERF, "query", f"-rpc-addr=127.0.0.1:{a.rpc_port}", "-relay-factor=1",
+                 "-timeout=3s", "-format=json", "-node=py", "-node=b", "whoami", "yo"],
+                capture_output=True, text=True, timeout=30,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            result = json.loads(done.stdout)
+            assert sorted(result["Acks"]) == ["b", "py"], result
+            assert result["Responses"]["py"] == "py:yo", result
+            assert result["Responses"]["b"] == "serf-answer\n", result
+            # relayed copies of our answer reached a too, and were deduplicated there
+            assert {k: v for k, v in py.drops.items() if k.startswith("serf_")} == {}
+            responder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await responder
+
+    asyncio.run(scenario())
