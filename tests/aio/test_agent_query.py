@@ -11,7 +11,13 @@ import pytest
 from swimguard.aio import Agent
 from swimguard.config import Config
 from swimguard.protocol.members import MemberState
-from swimguard.serf import QueryAckReceived, QueryEnd, QueryReceived, QueryRespondError
+from swimguard.serf import (
+    NameConflictResolved,
+    QueryAckReceived,
+    QueryEnd,
+    QueryReceived,
+    QueryRespondError,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -127,5 +133,31 @@ def test_query_refuses_what_serf_refuses() -> None:
         ping = await agents[0].query("_serf_ping", request_ack=True, timeout=0.5).wait()
         assert ping.responses == {}
         assert "a" in ping.acks
+
+    asyncio.run(with_cluster(body))
+
+
+def test_duplicate_name_the_newcomer_loses_the_vote_and_stops() -> None:
+    async def body(agents: Sequence[Agent], _r: Sequence[Responder]) -> None:
+        original = agents[2]  # "c", known to a and b
+        dup = Agent("c", config=Config.local())
+        await dup.start()
+        try:
+            events: list[object] = []
+
+            async def collect() -> None:
+                async for event in dup.events():
+                    events.append(event)
+
+            task = asyncio.create_task(collect())
+            await dup.join([agents[0].advertise_address])
+            await asyncio.wait_for(task, 30)  # the stream ends: dup closed itself
+            (resolved,) = [e for e in events if isinstance(e, NameConflictResolved)]
+            assert not resolved.won
+            assert resolved.responses >= 1
+            assert dup.lost_name_conflict
+            assert not original.lost_name_conflict
+        finally:
+            await dup.close()
 
     asyncio.run(with_cluster(body))

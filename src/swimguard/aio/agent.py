@@ -19,7 +19,7 @@ from types import TracebackType
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_event import AgentEvent, EventRouter
 from swimguard.aio.agent_node import NodeFactory, build_node
-from swimguard.aio.agent_query import AgentQueries, QueryDesk
+from swimguard.aio.agent_query import AgentQueries
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
 from swimguard.aio.event_buffer import EventBuffer, EventsLost
@@ -118,8 +118,7 @@ class Agent(AgentQueries):
         self._closed = False
         self._started = False
         self._events: EventBuffer[AgentEvent] = EventBuffer(self.options.event_buffer)
-        self._desk = QueryDesk(self._running)
-        self._router = EventRouter(self._events, self._desk)
+        self._router = EventRouter(self._events, self._event_filters())
         self._join_lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Sequence
+from typing import Protocol
 
-from swimguard.aio.agent_query import QueryDesk
 from swimguard.aio.driver import NodeEvent
 from swimguard.aio.event_buffer import EventBuffer, EventsLost
 from swimguard.errors import UsageError
@@ -23,11 +24,12 @@ from swimguard.protocol.events import (
 from swimguard.serf.events import (
     JoinIntentReceived,
     LeaveIntentReceived,
+    NameConflictResolved,
     QueryReceived,
     UserEventReceived,
 )
 
-__all__ = ["PUBLISHED", "AgentEvent", "EventRouter"]
+__all__ = ["PUBLISHED", "AgentEvent", "EventFilter", "EventRouter"]
 
 AgentEvent = (
     MemberJoined
@@ -41,6 +43,7 @@ AgentEvent = (
     | LeaveIntentReceived
     | UserEventReceived
     | QueryReceived
+    | NameConflictResolved
     | EventsLost
 )
 """What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`, the
@@ -60,18 +63,31 @@ PUBLISHED = (
     LeaveIntentReceived,
     UserEventReceived,
     QueryReceived,
+    NameConflictResolved,
 )
 """The node's events the application sees. The others are the agent's business (join and
 leave completions wake `join()`/`leave()`) or nobody's (ping round trips, push/pull state
 that the node already merged)."""
 
 
+class EventFilter(Protocol):
+    """A part of the agent that sees each node event first (queries, name conflicts)."""
+
+    def filter(self, event: NodeEvent) -> NodeEvent | None:
+        """The event to pass on (possibly replaced), or None when it was consumed."""
+
+    def close(self) -> None:
+        """The agent closed."""
+
+
 class EventRouter:
     """Hands each node event to the application's buffer or to the call waiting for it."""
 
-    def __init__(self, buffer: EventBuffer[AgentEvent], desk: QueryDesk | None = None) -> None:
+    def __init__(
+        self, buffer: EventBuffer[AgentEvent], filters: Sequence[EventFilter] = ()
+    ) -> None:
         self.buffer = buffer
-        self._desk = desk
+        self._filters = tuple(filters)
         self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
         self._leaves: list[asyncio.Future[LeaveCompleted]] = []
 
@@ -88,8 +104,8 @@ class EventRouter:
         return waiter
 
     def route(self, event: NodeEvent) -> None:
-        if self._desk is not None:
-            routed = self._desk.filter(event)
+        for part in self._filters:
+            routed = part.filter(event)
             if routed is None:
                 return
             event = routed
@@ -117,6 +133,6 @@ class EventRouter:
                 waiter.set_exception(UsageError("agent closed"))
         self._joins.clear()
         self._leaves.clear()
-        if self._desk is not None:
-            self._desk.close()
+        for part in self._filters:
+            part.close()
         self.buffer.close()

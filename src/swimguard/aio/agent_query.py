@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from swimguard.aio.agent_conflict import NameConflictWatch
 from swimguard.aio.driver import DrivenNode, Driver, NodeEvent
 from swimguard.errors import UsageError
 from swimguard.serf.events import (
@@ -25,6 +27,9 @@ from swimguard.serf.events import (
 from swimguard.serf.layer import INTERNAL_PREFIX
 from swimguard.serf.node import SerfNode
 from swimguard.serf.query import QueryParams
+
+if TYPE_CHECKING:
+    from swimguard.aio.agent_event import EventFilter
 
 __all__ = ["AgentQueries", "QueryDesk", "QueryHandle", "QueryItem"]
 
@@ -123,13 +128,38 @@ class QueryDesk:
 
 
 class AgentQueries:
-    """The `Agent`'s query API; the agent provides `_running`, `_serf_compat` and `_desk`."""
+    """The `Agent`'s query API and the parts that see its events first.
 
+    The agent provides `name`, `_serf_compat`, `_running` and `close`, and builds its
+    `EventRouter` with `_event_filters()`.
+    """
+
+    name: str
     _serf_compat: bool
     _desk: QueryDesk
+    _conflict_watch: NameConflictWatch
+    _stopping: asyncio.Task[None] | None = None
 
     def _running(self) -> tuple[DrivenNode, Driver]:
         raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def _event_filters(self) -> tuple[EventFilter, ...]:
+        self._desk = QueryDesk(self._running)
+        self._conflict_watch = NameConflictWatch(self.name, self._stop_after_conflict)
+        return (self._conflict_watch, self._desk)
+
+    def _stop_after_conflict(self) -> None:
+        # Serf shuts down without leaving: a leave would mark the name (the other member's
+        # now) as left everywhere.
+        self._stopping = asyncio.get_running_loop().create_task(self.close())
+
+    @property
+    def lost_name_conflict(self) -> bool:
+        """True once this agent lost Serf's vote on its name and stopped (see docs)."""
+        return self._conflict_watch.lost
 
     def query(
         self,

@@ -14,6 +14,7 @@ from swimguard.serf.clock import LamportClock
 from swimguard.serf.events import (
     JoinIntentReceived,
     LeaveIntentReceived,
+    NameConflictResolved,
     QueryAckReceived,
     QueryEnd,
     QueryFinished,
@@ -51,6 +52,7 @@ __all__ = [
     "LamportClock",
     "Leave",
     "LeaveIntentReceived",
+    "NameConflictResolved",
     "PushPull",
     "Query",
     "QueryAckReceived",

@@ -12,6 +12,7 @@ from swimguard.serf.messages import Query
 __all__ = [
     "JoinIntentReceived",
     "LeaveIntentReceived",
+    "NameConflictResolved",
     "QueryAckReceived",
     "QueryEnd",
     "QueryFinished",
@@ -107,6 +108,20 @@ class QueryFinished:
     reason: QueryEnd
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class NameConflictResolved:
+    """Serf's vote on a name another member also claims ended (`_serf_conflict`).
+
+    `matching` of `responses` members know the name at our address. Lost (`won` False):
+    like Serf, this member must stop (names must be unique); the `Agent` closes itself.
+    """
+
+    name: str
+    matching: int
+    responses: int
+    won: bool
+
+
 SerfEvent = (
     JoinIntentReceived
     | LeaveIntentReceived
@@ -115,6 +130,7 @@ SerfEvent = (
     | QueryAckReceived
     | QueryResponseReceived
     | QueryFinished
+    | NameConflictResolved
 )
 
 

@@ -6,9 +6,10 @@ user-event/query dedup rings, and builds/merges the push/pull user state. The dr
 passes it memberlist user messages and push/pull state, broadcasts what it returns, and
 drains `take_outgoing()` (re-gossip, query acks) after every call.
 
-Serf's internal queries (`_serf_*`) are answered here and not reported as events: the
-key commands (`serf keys -install/-use/-remove/-list`) act on the `keyring` given to the
-layer (the same object the node encrypts with), `_serf_ping` needs only the ack.
+Serf's internal queries (`_serf_*`) are answered here (`internal_queries`) and not
+reported as events: the key commands (`serf keys -install/-use/-remove/-list`) act on the
+`keyring` given to the layer (the same object the node encrypts with), `_serf_ping` needs
+only the ack, `_serf_conflict` gets our view of the name (`member_view`).
 
 Queries both ways: `originate` sends one (its acks, responses and end come out as
 events, bookkept by `query.QueryBook`), `respond` answers one we received (once, before
@@ -21,11 +22,10 @@ bounded by size instead).
 
 from __future__ import annotations
 
-import base64
 import collections
 import ipaddress
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
 import msgpack
@@ -43,9 +43,18 @@ from swimguard.serf.events import (
     SerfOutgoing,
     UserEventReceived,
 )
+from swimguard.serf.internal_queries import (
+    CONFLICT_QUERY,
+    KEY_QUERY_NAMES,
+    KeyAnswer,
+    answer_conflict,
+    answer_key_query,
+    key_response_payload,
+)
 from swimguard.serf.messages import (
     EVENT_BUFFER,
     U32,
+    ConflictMember,
     Join,
     Leave,
     PushPull,
@@ -103,9 +112,6 @@ _RE2_OPTIONS.log_errors = False  # a bad expression from the network is counted,
 MemberStatus = Literal["alive", "left", "failed"]
 
 INTERNAL_PREFIX: Final = "_serf_"
-_KEY_QUERIES: Final = frozenset(
-    {"_serf_install-key", "_serf_use-key", "_serf_remove-key", "_serf_list-keys"}
-)
 
 
 class SerfLayer:
@@ -137,6 +143,9 @@ class SerfLayer:
         self._event_bytes = 0
         self._queries: list[tuple[int, set[int]] | None] = [None] * EVENT_BUFFER
         self.originated = QueryBook()
+        # Our view of a member by name (`_serf_conflict` answers); the node that owns the
+        # member table sets it. None: we know no one.
+        self.member_view: Callable[[str], ConflictMember | None] | None = None
         self.answerable = AnswerBook()
         self._outgoing: list[SerfOutgoing] = []
         self._pending_events: list[SerfEvent] = []
@@ -510,58 +519,42 @@ class SerfLayer:
             except QueryRespondError:
                 self.drops["query_ack_size"] += 1
         if query.name.startswith(INTERNAL_PREFIX):
-            if query.name in _KEY_QUERIES:
-                response = self._key_query_response(query)
-                if response is None:
-                    self.drops["key_response_size"] += 1
-                else:
-                    self._outgoing.append(response)
+            response = self._internal_answer(query)
+            if response is not None:
+                self._outgoing.append(response)
             return []
         deadline = self.answerable.add(query, now=now)
         return [QueryReceived(query, deadline)]
 
-    def _key_query_response(self, query: Query) -> SerfDirect | None:
-        """Serf's internal key commands, applied to `self.keyring`; answers like Go does."""
-        result, message = False, ""
-        keys: list[str] | None = None
-        primary = ""
-        ring = self.keyring
-        if ring is None:
-            message = (
-                "Keyring is empty (encryption not enabled)"
-                if query.name == "_serf_list-keys"
-                else "No keyring to modify (encryption not enabled)"
-            )
-        elif query.name == "_serf_list-keys":
-            keys = [base64.b64encode(k).decode() for k in ring.keys]
-            primary = base64.b64encode(ring.primary).decode()
-            result = True
-        else:
+    def _internal_answer(self, query: Query) -> SerfDirect | None:
+        """Our answer to an internal query, if it takes one (`_serf_ping` takes the ack)."""
+        op = KEY_QUERY_NAMES.get(query.name)
+        if op is not None:
+            answer = answer_key_query(op, query.payload, self.keyring)
+            response = self._key_response(query, answer)
+            if response is None:
+                self.drops["key_response_size"] += 1
+            return response
+        if query.name == CONFLICT_QUERY:
+            payload = answer_conflict(query.payload, self.name, self._member_view)
+            if payload is None:
+                return None
             try:
-                req = msgpack.unpackb(query.payload[1:], raw=True, strict_map_key=False)
-                key = req.get(b"Key") if isinstance(req, dict) else None
-                if not isinstance(key, bytes):
-                    raise ValueError("bad key request")
-                if query.name == "_serf_install-key":
-                    ring.add_key(key)
-                elif query.name == "_serf_use-key":
-                    ring.use_key(key)
-                else:
-                    ring.remove_key(key)
-                result = True
-            except (ValueError, TypeError) as exc:  # msgpack errors are ValueErrors
-                message = str(exc)
-        return self._key_response(query, keys, message, primary, result)
+                reply = QueryResponse(query.ltime, query.id, self.name, 0, payload)
+                return self._response(query, reply)
+            except QueryRespondError:
+                self.drops["conflict_response_size"] += 1
+        return None
 
-    def _key_response(
-        self, query: Query, keys: list[str] | None, message: str, primary: str, result: bool
-    ) -> SerfDirect | None:
+    def _member_view(self, name: str) -> ConflictMember | None:
+        return None if self.member_view is None else self.member_view(name)
+
+    def _key_response(self, query: Query, answer: KeyAnswer) -> SerfDirect | None:
+        keys = answer.keys
         total = 0 if keys is None else len(keys)
+        message = answer.message
         while True:
-            body = {"Keys": keys, "Message": message, "PrimaryKey": primary, "Result": result}
-            payload = bytes((SerfMessageType.KEY_RESPONSE,)) + msgpack.packb(
-                body, use_bin_type=False
-            )
+            payload = key_response_payload(keys, message, answer.primary, answer.result)
             try:
                 response = QueryResponse(query.ltime, query.id, self.name, 0, payload)
                 return self._response(query, response)

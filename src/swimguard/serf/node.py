@@ -24,6 +24,7 @@ through the driver:
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,16 +38,27 @@ from swimguard.protocol.events import (
     MemberJoined,
     MemberLeft,
     MemberUpdated,
+    NameConflict,
     RemoteState,
     UserMessage,
 )
 from swimguard.protocol.hooks import forward_hooks
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address, Outgoing
-from swimguard.serf.events import SerfBroadcast, SerfDirect, SerfEvent
+from swimguard.serf.events import (
+    NameConflictResolved,
+    QueryAckReceived,
+    QueryFinished,
+    QueryResponseReceived,
+    SerfBroadcast,
+    SerfDirect,
+    SerfEvent,
+)
+from swimguard.serf.internal_queries import CONFLICT_QUERY, ConflictVote
 from swimguard.serf.layer import SerfLayer
-from swimguard.serf.messages import Query, SerfMessageType
+from swimguard.serf.messages import ConflictMember, Query, SerfMemberStatus, SerfMessageType
 from swimguard.serf.query import QueryParams, default_query_timeout
+from swimguard.serf.tags import decode_tags
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["SerfNode", "SerfNodeEvent", "leave_intent_wait"]
@@ -119,7 +131,10 @@ class SerfNode:
     ) -> None:
         self.config = config
         self.serf = SerfLayer(name, tags=tags, keyring=keyring)
+        self.serf.member_view = self._member_view
         self._rng = rng
+        # The name conflict vote we run, if any: (query handle, tally).
+        self._conflict: tuple[int, ConflictVote] | None = None
         factory = node_factory or _default_factory
         self.node: NodeAPI = factory(
             config,
@@ -304,12 +319,16 @@ class SerfNode:
             serf.note_member(event.member.name, "left")
         elif isinstance(event, MemberFailed):
             serf.note_member(event.member.name, "failed")
+        elif isinstance(event, NameConflict) and event.existing.name == serf.name:
+            self._start_conflict_vote(now)
         elif isinstance(event, JoinCompleted) and event.joined > 0:
             # Serf gossips its join intent once memberlist's join reached someone.
             self.node.broadcast(serf.join_intent(), now=now)
         self._events.append(event)
 
     def _serf_out(self, events: Sequence[SerfEvent], now: float) -> None:
+        if self._conflict is not None:
+            events = [e for e in events if not self._conflict_event(e)]
         self._events.extend(events)
         for out in self.serf.take_outgoing():
             if isinstance(out, SerfBroadcast):
@@ -333,6 +352,54 @@ class SerfNode:
             for addr in self._relay_targets(out.relay_factor):
                 self.node.send_best_effort(addr, out.relay, now=now)
 
+    # -- name conflicts (Serf's resolveNodeConflict) ---------------------------------------
+
+    def _start_conflict_vote(self, now: float) -> None:
+        """Another member claims our name: ask everyone where they know it to be."""
+        if self._conflict is not None:
+            return  # one vote at a time; every alive message of the other member repeats it
+        me = self.node.local_member
+        addr = _packed(me.addr[0])
+        handle = self.query(CONFLICT_QUERY, self.serf.name.encode(), QueryParams(), now)
+        self._conflict = (handle, ConflictVote(addr, me.addr[1]))
+
+    def _conflict_event(self, event: SerfEvent) -> bool:
+        """Count the vote's responses; True if `event` belongs to the vote (not passed on)."""
+        assert self._conflict is not None
+        handle, vote = self._conflict
+        if not isinstance(event, QueryAckReceived | QueryResponseReceived | QueryFinished):
+            return False
+        if event.ltime != handle:
+            return False
+        if isinstance(event, QueryResponseReceived):
+            vote.add(event.payload)
+        elif isinstance(event, QueryFinished):
+            self._conflict = None
+            self._events.append(
+                NameConflictResolved(self.serf.name, vote.matching, vote.responses, vote.won)
+            )
+        return True
+
+    def _member_view(self, name: str) -> ConflictMember | None:
+        """Serf's `Member` for `name` from our table (for `_serf_conflict` answers)."""
+        member = next((m for m in self.node.members() if m.name == name), None)
+        if member is None:
+            return None
+        status = {
+            MemberState.LEFT: SerfMemberStatus.LEFT,
+            MemberState.DEAD: SerfMemberStatus.FAILED,
+        }.get(member.state, SerfMemberStatus.ALIVE)
+        vsn = member.vsn
+        return ConflictMember(
+            name=member.name,
+            addr=_packed(member.addr[0]),
+            port=member.addr[1],
+            tags=decode_tags(member.meta),
+            status=status,
+            protocol=(vsn[0], vsn[1], vsn[2]),
+            delegate=(vsn[3], vsn[4], vsn[5]),
+        )
+
     def _relay_targets(self, count: int) -> list[Address]:
         """Serf's relay choice: up to `count` random live members other than us that
         speak memberlist protocol 5 (which forwards relays), only if the cluster has
@@ -350,3 +417,7 @@ class SerfNode:
                 continue
             chosen[m.name] = m.addr
         return list(chosen.values())
+
+
+def _packed(host: str) -> bytes:
+    return ipaddress.ip_address(host).packed
