@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -56,9 +57,10 @@ class Responder:
 
 
 async def with_cluster(body: Callable[[Sequence[Agent], Sequence[Responder]], Awaitable[None]],
-                       *, twice: bool = False) -> None:
+                       *, twice: bool = False, keyring: Sequence[bytes] | None = None) -> None:
     tags = [{"role": "web"}, {"role": "db"}, {"role": "web"}]
-    agents = [Agent(n, config=Config.local(), tags=t) for n, t in zip("abc", tags, strict=True)]
+    agents = [Agent(n, config=Config.local(), tags=t, keyring=keyring)
+              for n, t in zip("abc", tags, strict=True)]
     try:
         for a in agents:
             await a.start()
@@ -161,3 +163,30 @@ def test_duplicate_name_the_newcomer_loses_the_vote_and_stops() -> None:
             await dup.close()
 
     asyncio.run(with_cluster(body))
+
+
+K1, K2 = bytes(range(16)), bytes(range(1, 17))
+
+
+def test_keys_rotate_every_members_keyring_with_serfs_reports() -> None:
+    b64 = lambda k: base64.b64encode(k).decode()  # noqa: E731
+
+    async def body(agents: Sequence[Agent], _r: Sequence[Responder]) -> None:
+        keys = agents[1].keys
+        installed = await keys.install(b64(K2))
+        assert (installed.error, installed.num_nodes, installed.num_resp) == ("", 3, 3)
+        assert (await keys.use(K2)).ok
+        refused = await keys.remove(K2)
+        assert refused.error == "3/3 nodes reported failure"
+        assert refused.messages == dict.fromkeys("abc", "Removing the primary key is not allowed")
+        assert (await keys.remove(K1)).ok
+        listed = await keys.list()
+        assert listed.keys == {b64(K2): 3}
+        # the cluster still talks with the new key: a member's update reaches the others
+        agents[0].update_tags({"role": "rotated"})
+        await until(lambda: any(m.name == "a" and b"rotated" in m.meta
+                                for m in agents[2].members()))
+        bad = await keys.install("!!!!")
+        assert (bad.error, bad.num_nodes) == ("illegal base64 data at input byte 0", 0)
+
+    asyncio.run(with_cluster(body, keyring=[K1]))

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import re
 import subprocess
 
 import pytest
-from bench.serf_harness import SERF, Cluster
-from interop_support import local_agent, until
+from bench.serf_harness import SERF, Cluster, serf_key
+from interop_support import GOSSIP_REPAIR, EventLog, local_agent, until
 
 from swimguard.aio.agent import Agent
 from swimguard.config import Config
-from swimguard.serf import QueryEnd, QueryReceived
+from swimguard.serf import NameConflictResolved, QueryEnd, QueryReceived
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -82,5 +84,84 @@ def test_serf_query_gets_our_response_once_through_relays(cluster: Cluster) -> N
             responder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await responder
+
+    asyncio.run(scenario())
+
+
+def test_agent_keys_rotate_a_mixed_cluster_with_serfs_messages(cluster: Cluster) -> None:
+    old, new = serf_key(1), serf_key(3)
+    a = cluster.start_serf("a", encrypt=old, **LAN)
+    cluster.start_serf("b", [a.addr], encrypt=old, **LAN)
+
+    async def scenario() -> None:
+        async with local_agent("py", keyring=[base64.b64decode(old)], config=Config.lan()) as py:
+            await py.join([a.addr])
+            await until(lambda: a.statuses().get("py") == "alive", 10, "a sees py", blocking=True)
+            await until(lambda: len(py.members()) == 3, 10, "py sees b")
+            installed = await py.keys.install(new)
+            assert (installed.error, installed.num_resp) == ("", 3), installed
+            refused = await py.keys.remove(old)  # still primary everywhere
+            assert refused.error == "3/3 nodes reported failure", refused
+            assert refused.messages == dict.fromkeys(
+                ("a", "b", "py"), "Removing the primary key is not allowed"
+            )
+            assert (await py.keys.use(new)).ok
+            assert (await py.keys.remove(old)).ok
+            listed = await py.keys.list()
+            assert listed.keys == {new: 3}, listed
+            # and serf's own view agrees
+            assert SERF is not None
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [SERF, "keys", f"-rpc-addr=127.0.0.1:{a.rpc_port}", "-list"],
+                capture_output=True, text=True, timeout=30,
+            )
+            assert re.search(rf"{re.escape(new)}\s+\[3/3\]", done.stdout), done.stdout
+            assert old not in done.stdout
+
+    asyncio.run(scenario())
+
+
+def test_swimguard_newcomer_with_a_serf_members_name_loses_and_stops(cluster: Cluster) -> None:
+    a = cluster.start_serf("a", **LAN)
+    cluster.start_serf("b", [a.addr], **LAN)
+    cluster.start_serf("dup", [a.addr], **LAN)
+
+    async def scenario() -> None:
+        await until(lambda: cluster.serf_all_alive({"a", "b", "dup"}), GOSSIP_REPAIR,
+                    "serf cluster formed", blocking=True)
+        async with local_agent("dup", config=Config.lan()) as py:
+            log = EventLog(py)
+            await py.join([a.addr])
+            await until(lambda: py.lost_name_conflict, 30, "py loses the vote")
+            (resolved,) = log.of(NameConflictResolved)
+            assert not resolved.won
+            assert resolved.responses >= 2, resolved
+            await log.stop()
+        # serf's dup keeps its name
+        await until(lambda: a.statuses().get("dup") == "alive", 10, "a: dup alive",
+                    blocking=True)
+
+    asyncio.run(scenario())
+
+
+def test_serf_newcomer_with_our_name_loses_the_vote_and_exits(cluster: Cluster) -> None:
+    a = cluster.start_serf("a", **LAN)
+    cluster.start_serf("b", [a.addr], **LAN)
+
+    async def scenario() -> None:
+        async with local_agent("dup", config=Config.lan()) as py:
+            await py.join([a.addr])
+            await until(lambda: cluster.serf_all_alive({"a", "b", "dup"}), GOSSIP_REPAIR,
+                        "serf agents see our dup", blocking=True)
+            other = await asyncio.to_thread(cluster.start_serf, "dup", [a.addr], **LAN)
+            # serf's resolveNodeConflict: a and b (and we, about ourselves: not at all)
+            # answer with our address, so the serf newcomer is in the minority and quits
+            await until(lambda: not other.proc.alive, 30, "serf dup exits")
+            assert "minority in name conflict resolution" in other.proc.stderr_text() + (
+                cluster.logs(tail=400)
+            )
+            assert not py.lost_name_conflict
+            assert a.statuses().get("dup") == "alive"
 
     asyncio.run(scenario())
