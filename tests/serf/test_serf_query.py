@@ -206,3 +206,50 @@ def test_serf_node_answers_its_own_query_without_the_socket_and_ends_at_the_dead
     node.timeout(1.0 + 3.2)
     assert node.events[-1] == QueryFinished(handle, QueryEnd.DEADLINE)
     assert not any(getattr(o, "to", None) == HERE for o in node.out)
+
+
+def test_forged_responders_beyond_the_cluster_size_are_dropped() -> None:
+    a = SerfLayer("a")
+    handle, raw = originate(a, QueryParams())
+    query = decode_message(raw)
+    assert isinstance(query, Query)
+    got = []
+    for i in range(100):
+        forged = encode_message(QueryResponse(handle, query.id, f"x{i}", 0, b"!"))
+        got += a.handle_user_message(forged, now=0.1)
+    # one live member when sent (ourselves) plus slack: the rest is counted, not kept
+    assert len(got) == 1 + 16
+    assert a.originated.drops["query_responders_full"] == 100 - 17
+
+
+def alive(name: str, last_octet: int, pmax: int) -> bytes:
+    from swimguard.wire.messages import Alive
+    from swimguard.wire.packet import encode_message as encode_wire
+
+    vsn = bytes((1, pmax, 2, 2, 5, 5))
+    return encode_wire(Alive(1, name, bytes([127, 0, 0, last_octet]), 7000, b"", vsn))
+
+
+def test_serf_node_relays_answers_through_live_protocol_5_members() -> None:
+    from swimguard.protocol.outgoing import Datagram
+
+    node = SerfNode("me")
+    node.datagram(alive("new1", 11, 5), now=0.0)
+    node.datagram(alive("new2", 12, 5), now=0.0)
+    node.datagram(alive("old", 13, 4), now=0.0)  # memberlist < 5 does not forward relays
+    assert len(node.sn.members()) == 4
+    query = Query(1, 5, "q", bytes([127, 0, 0, 99]), 7000, "origin", relay_factor=3,
+                  timeout_ns=10**9)
+    node.datagram(b"\x08" + encode_message(query), now=0.1)
+    own = next(e for e in node.events if isinstance(e, QueryReceived))
+    node.out.clear()
+    node.sn.respond(own.query, b"answer", now=0.2)
+    node.pump(0.2)
+    sent_to = [o.to for o in node.out if isinstance(o, Datagram)]
+    assert sent_to[0] == ("127.0.0.99", 7000)  # the answer itself, to the originator
+    relays = set(sent_to[1:])
+    # Serf's choice: random tries (3 per wanted relay) among live members other than us
+    # that speak memberlist 5; never the old member, never ourselves, never twice
+    assert relays
+    assert relays <= {("127.0.0.11", 7000), ("127.0.0.12", 7000)}
+    assert len(sent_to) == 1 + len(relays)

@@ -226,12 +226,14 @@ class SerfLayer:
         addr: tuple[str, int],
         timeout: float,
         now: float,
+        members: int = 1,
     ) -> int:
         """Send a new query (Serf's `Query`); returns its Lamport time, the handle in events.
 
         `addr` is where answers come back (our advertise address), `timeout` the resolved
-        timeout in seconds. Raises ValueError as Serf refuses (too large, bad name). Handles
-        the query locally too (self-ack, self-delivery) and queues its broadcast.
+        timeout in seconds, `members` the live members now (bounds what is collected).
+        Raises ValueError as Serf refuses (too large, bad name). Handles the query locally
+        too (self-ack, self-delivery) and queues its broadcast.
         """
         if not is_text(name):
             raise ValueError("query name is not valid Unicode text")
@@ -251,7 +253,7 @@ class SerfLayer:
         raw = encode_message(query)
         if len(raw) > QUERY_SIZE_LIMIT:
             raise ValueError(f"query exceeds limit of {QUERY_SIZE_LIMIT} bytes")
-        self.originated.open(query, params, now=now, timeout=timeout)
+        self.originated.open(query, params, now=now, timeout=timeout, members=members)
         # Handled like a received one: it witnesses the clock (the next query gets the
         # next time), queues the broadcast, acks and delivers to ourselves if we match.
         self._pending_events.extend(self._on_query(query, raw, now))

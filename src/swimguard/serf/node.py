@@ -167,11 +167,13 @@ class SerfNode:
         Acks, responses and the end come out of `take_events()` as `QueryAckReceived`,
         `QueryResponseReceived` and `QueryFinished`. ValueError as Serf refuses it.
         """
+        live = self.live_members()
         timeout = params.timeout
         if timeout is None:
-            timeout = default_query_timeout(self.config.gossip_interval, self.live_members())
+            timeout = default_query_timeout(self.config.gossip_interval, live)
+        addr = self.node.local_member.addr
         handle = self.serf.originate(
-            name, payload, params, addr=self.node.local_member.addr, timeout=timeout, now=now
+            name, payload, params, addr=addr, timeout=timeout, now=now, members=live
         )
         self._serf_out(self.serf.take_events(), now)
         return handle

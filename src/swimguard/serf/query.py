@@ -43,9 +43,10 @@ FILTER_TAG: Final = 1
 # Open queries we originated: each is a handle someone waits on; a runaway caller gets an
 # error instead of unbounded state.
 MAX_OPEN_QUERIES: Final = 1024
-# Distinct responders remembered per open query (per kind): forged `From` names must not
-# grow memory without bound. Far above any real cluster's size in one query's lifetime.
-MAX_RESPONDERS: Final = 65536
+# Distinct responders kept per open query (per kind), as Serf's channels of capacity N: N
+# live members when the query was sent, plus slack for members joining meanwhile. Forged
+# `From` names beyond it are dropped, so they cannot grow memory without bound.
+RESPONDER_SLACK: Final = 16
 # Received queries still answerable. Serf keeps every one until its deadline; a flood of
 # queries with long timeouts must not grow memory, so the oldest are forgotten first.
 MAX_ANSWERABLE: Final = 4096
@@ -104,6 +105,7 @@ class _Open:
     deadline: float
     expected_names: frozenset[str] | None
     expected_count: int | None
+    capacity: int
     acks: set[str] = dataclasses.field(default_factory=set)
     responses: set[str] = dataclasses.field(default_factory=set)
 
@@ -123,14 +125,21 @@ class QueryBook:
     def __len__(self) -> int:
         return len(self._open)
 
-    def open(self, query: Query, params: QueryParams, *, now: float, timeout: float) -> None:
-        """Start collecting for `query` until `now + timeout` (ValueError when full)."""
+    def open(
+        self, query: Query, params: QueryParams, *, now: float, timeout: float, members: int
+    ) -> None:
+        """Start collecting for `query` until `now + timeout` (ValueError when full).
+
+        `members`: live members now; at most that many (plus slack) acks and responses
+        are kept, like Serf's response channels.
+        """
         if len(self._open) >= MAX_OPEN_QUERIES:
             raise ValueError(f"too many open queries (at most {MAX_OPEN_QUERIES})")
         names = None
         if params.filter_nodes and params.expected is None:
             names = frozenset(params.filter_nodes)
-        self._open[query.ltime] = _Open(query, now + timeout, names, params.expected)
+        capacity = max(members, params.expected or 0, len(params.filter_nodes)) + RESPONDER_SLACK
+        self._open[query.ltime] = _Open(query, now + timeout, names, params.expected, capacity)
 
     def on_response(self, msg: QueryResponse, *, now: float) -> list[SerfEvent]:
         """An ack or response arrived: its events, and `QueryFinished` if it was the last."""
@@ -144,7 +153,7 @@ class QueryBook:
         seen = entry.acks if msg.flags & QueryFlag.ACK else entry.responses
         if msg.from_ in seen:
             return []  # relays make duplicates normal
-        if len(seen) >= MAX_RESPONDERS:
+        if len(seen) >= entry.capacity:
             self._count("query_responders_full")
             return []
         seen.add(msg.from_)
