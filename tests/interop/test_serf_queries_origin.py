@@ -165,3 +165,30 @@ def test_serf_newcomer_with_our_name_loses_the_vote_and_exits(cluster: Cluster) 
             assert a.statuses().get("dup") == "alive"
 
     asyncio.run(scenario())
+
+
+def test_serf_query_tag_filter_is_evaluated_with_go_regexp_syntax(cluster: Cluster) -> None:
+    a = cluster.start_serf("a", extra=ANSWER, tags={"role": "db"}, **LAN)
+
+    async def scenario() -> None:
+        async with local_agent("py", config=Config.lan(), tags={"role": "web-1"}) as py:
+            responder = asyncio.create_task(answer_queries(py))
+            await py.join([a.addr])
+            await until(lambda: a.statuses().get("py") == "alive", 10, "a sees py", blocking=True)
+            assert SERF is not None
+            # \\pL (a Unicode letter class) is RE2/Go syntax that Python's `re` refuses
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [SERF, "query", f"-rpc-addr=127.0.0.1:{a.rpc_port}", "-timeout=2s",
+                 "-format=json", "-tag", r"role=^\pL+-\d$", "whoami", "x"],
+                capture_output=True, text=True, timeout=30,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            result = json.loads(done.stdout)
+            assert result["Responses"] == {"py": "py:x"}, result
+            assert not any(k.startswith("serf_query_filter") for k in py.drops), py.drops
+            responder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await responder
+
+    asyncio.run(scenario())
