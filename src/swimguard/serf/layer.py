@@ -23,10 +23,11 @@ bounded by size instead).
 from __future__ import annotations
 
 import collections
+import functools
 import ipaddress
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import msgpack
 import re2
@@ -599,7 +600,7 @@ class SerfLayer:
             self.drops["query_filter_unsupported"] += 1
             return False
         try:
-            pattern = re2.compile(expr_raw.decode("utf-8", "replace"), _RE2_OPTIONS)
+            pattern = _compile_tag_filter(expr_raw)
         except re2.error:
             self.drops["query_filter_bad_regexp"] += 1
             return False
@@ -619,6 +620,12 @@ class SerfLayer:
             self.drops["relay_addr"] += 1
             return
         self._outgoing.append(SerfDirect((host, relay.dest_port), relay.inner))
+
+
+@functools.lru_cache(maxsize=128)
+def _compile_tag_filter(expr: bytes) -> Any:
+    """A tag filter, compiled once: an application sends the same filter with many queries."""
+    return re2.compile(expr.decode("utf-8", "replace"), _RE2_OPTIONS)
 
 
 def _entry_size(entry: UserEventEntry) -> int:
