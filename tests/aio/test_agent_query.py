@@ -11,6 +11,7 @@ import pytest
 
 from swimguard.aio import Agent
 from swimguard.config import Config
+from swimguard.errors import UsageError
 from swimguard.protocol.members import MemberState
 from swimguard.serf import (
     NameConflictResolved,
@@ -190,3 +191,22 @@ def test_keys_rotate_every_members_keyring_with_serfs_reports() -> None:
         assert (bad.error, bad.num_nodes) == ("illegal base64 data at input byte 0", 0)
 
     asyncio.run(with_cluster(body, keyring=[K1]))
+
+
+def test_after_close_query_and_respond_raise_and_open_queries_end() -> None:
+    async def body() -> None:
+        agent = Agent("solo", config=Config.local())
+        await agent.start()
+        events = agent.events()
+        handle = agent.query("q", timeout=60)
+        received = await anext(events)
+        while not isinstance(received, QueryReceived):
+            received = await anext(events)
+        await agent.close()
+        assert (await handle.wait()).finished is QueryEnd.DEADLINE  # ended by the close
+        with pytest.raises(UsageError, match="agent closed"):
+            received.respond(b"late")
+        with pytest.raises(UsageError, match="agent closed"):
+            agent.query("q")
+
+    asyncio.run(body())

@@ -92,6 +92,12 @@ class QueryDesk:
     def __init__(self, running: Running) -> None:
         self._running = running
         self._open: dict[int, QueryHandle] = {}
+        self.closed = False
+
+    def check_open(self) -> None:
+        """Raise `UsageError` once the agent has closed (nothing would be sent or heard)."""
+        if self.closed:
+            raise UsageError("agent closed")
 
     def register(self, handle: QueryHandle) -> None:
         self._open[handle.ltime] = handle
@@ -112,6 +118,7 @@ class QueryDesk:
             query = event.query
 
             def respond(payload: bytes) -> None:
+                self.check_open()
                 node, driver = self._running()
                 assert isinstance(node, SerfNode)
                 node.respond(query, payload, driver.now())  # raises with Serf's text
@@ -122,6 +129,7 @@ class QueryDesk:
 
     def close(self) -> None:
         """The agent closed: every open query ends now."""
+        self.closed = True
         for handle in self._open.values():
             handle._finish(QueryEnd.DEADLINE)
         self._open.clear()
@@ -197,6 +205,7 @@ class AgentQueries:
         if not self._serf_compat:
             raise UsageError("queries need serf_compat=True")
         node, driver = self._running()
+        self._desk.check_open()
         assert isinstance(node, SerfNode)
         ltime = node.query(name, payload, params, driver.now())
         handle = QueryHandle(ltime, name)
