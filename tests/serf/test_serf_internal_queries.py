@@ -152,3 +152,28 @@ def test_serf_node_votes_on_a_conflict_about_its_name() -> None:
     (resolved,) = [e for e in node.events if isinstance(e, NameConflictResolved)]
     # alone, nobody else answers: 0 of 0 is not a majority, as in Serf
     assert resolved == NameConflictResolved("a", 0, 0, False)
+
+
+def test_hostile_payloads_never_raise_out_of_the_tallies_and_answers() -> None:
+    import random
+
+    rng = random.Random(12)
+    samples = [
+        b"", b"\x06", b"\x08", b"\x07", b"\x06\x91", b"\x08\x81\xa4Keys\x92\x01\xc0",
+        b"\x08\x82\xa7Message\x05\xa6Result\xc3", b"\x06\x81\xa4Tags\x81\x01\x02",
+        b"\x07\x81\xa3Key\x05", b"\x07" + b"\x91" * 5000,
+    ]
+    for _ in range(3000):
+        head = rng.choice(b"\x06\x07\x08")
+        samples.append(bytes([head]) + rng.randbytes(rng.randrange(0, 40)))
+    ring = Keyring([K1])
+    for data in samples:
+        vote = ConflictVote(bytes(4), 1)
+        vote.add(data)
+        assert vote.responses + vote.invalid == 1
+        tally = KeyTally(1)
+        tally.add("x", data)
+        assert tally.num_resp == 1
+        for op in KeyOp:
+            answer_key_query(op, data, ring)
+        assert ring.keys  # never emptied
