@@ -109,7 +109,8 @@ def test_query_without_answers_ends_at_its_deadline() -> None:
         assert handle.responses == {}
         # acks may race the deadline on a loaded machine; b's own ack never leaves b
         assert "b" in handle.acks
-        assert all(r.seen == ["silent"] for r in responders)
+        # delivered everywhere, just never answered (gossip may outlast the short timeout)
+        await until(lambda: all(r.seen == ["silent"] for r in responders))
 
     asyncio.run(with_cluster(body))
 
