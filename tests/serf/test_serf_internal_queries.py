@@ -177,3 +177,31 @@ def test_hostile_payloads_never_raise_out_of_the_tallies_and_answers() -> None:
         for op in KeyOp:
             answer_key_query(op, data, ring)
         assert ring.keys  # never emptied
+
+
+def test_serf_node_answers_conflict_queries_from_its_member_table() -> None:
+    from swimguard.protocol.outgoing import Datagram
+    from swimguard.wire.packet import UserData, decode_packet
+
+    node = SerfNode("me")
+    node.datagram(encode_wire(Alive(3, "py", bytes([127, 0, 0, 9]), 7946,
+                                    b"\xff\x81\xa4role\xa3web", bytes((1, 5, 2, 2, 5, 4)))),
+                  now=0.0)
+    node.out.clear()
+    query = Query(1, 9, "_serf_conflict", bytes([127, 0, 0, 1]), 7001, "x", b"py")
+    node.datagram(b"\x08" + encode_message(query), now=0.1)
+    answers = [
+        m.data
+        for o in node.out
+        if isinstance(o, Datagram) and o.to == ORIGIN
+        for m in decode_packet(o.data)
+        if isinstance(m, UserData)
+    ]
+    (raw,) = answers
+    response = decode_message(raw)
+    assert isinstance(response, QueryResponse)
+    assert response.payload is not None
+    assert decode_conflict_response(response.payload) == ConflictMember(
+        "py", bytes([127, 0, 0, 9]), 7946, {"role": "web"}, SerfMemberStatus.ALIVE,
+        (1, 5, 2), (2, 5, 4),
+    )

@@ -384,14 +384,20 @@ class SerfNode:
 
     def _member_view(self, name: str) -> ConflictMember | None:
         """Serf's `Member` for `name` from our table (for `_serf_conflict` answers)."""
-        member = next((m for m in self.node.members() if m.name == name), None)
-        if member is None:
+        # NodeAPI has no lookup by name, the real Node does: a query naming anyone must
+        # not cost a snapshot of the whole table.
+        find = getattr(self.node, "member", None)
+        if callable(find):
+            member = find(name)
+        else:
+            member = next((m for m in self.node.members() if m.name == name), None)
+        if not isinstance(member, Member):
             return None
         status = {
             MemberState.LEFT: SerfMemberStatus.LEFT,
             MemberState.DEAD: SerfMemberStatus.FAILED,
         }.get(member.state, SerfMemberStatus.ALIVE)
-        vsn = member.vsn
+        vsn = member.vsn.ljust(6, b"\0")  # a peer may have sent fewer versions
         return ConflictMember(
             name=member.name,
             addr=_packed(member.addr[0]),
@@ -415,7 +421,7 @@ class SerfNode:
             if len(chosen) >= count:
                 break
             m = members[self._rng.randrange(len(members))]
-            if m.name == me or m.state in _GONE or m.vsn[1] < 5:
+            if m.name == me or m.state in _GONE or len(m.vsn) < 2 or m.vsn[1] < 5:
                 continue
             chosen[m.name] = m.addr
         return list(chosen.values())
