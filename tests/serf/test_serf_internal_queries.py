@@ -205,3 +205,24 @@ def test_serf_node_answers_conflict_queries_from_its_member_table() -> None:
         "py", bytes([127, 0, 0, 9]), 7946, {"role": "web"}, SerfMemberStatus.ALIVE,
         (1, 5, 2), (2, 5, 4),
     )
+
+
+def test_list_keys_answer_is_truncated_to_fit_like_serf() -> None:
+    ring = Keyring([bytes([i]) * 32 for i in range(1, 61)])
+    layer = SerfLayer("a", keyring=ring)
+    query = Query(1, 3, "_serf_list-keys", bytes([127, 0, 0, 1]), 7001, "x", key_request(b""))
+    layer.handle_user_message(encode_message(query), now=0.0)
+    (out,) = [o for o in layer.take_outgoing() if isinstance(o, SerfDirect)]
+    assert len(out.data) <= 1024
+    response = decode_message(out.data)
+    assert isinstance(response, QueryResponse)
+    assert response.payload is not None
+    body = msgpack.unpackb(response.payload[1:], raw=False)
+    shown = len(body["Keys"])
+    assert 0 < shown < 60
+    assert body["Message"] == f"truncated key list response, showing first {shown} of 60 keys"
+    assert body["Result"] is True
+    tally = KeyTally(1)
+    tally.add("a", response.payload)
+    assert tally.result().messages == {"a": body["Message"]}  # reported, not an error
+    assert tally.result().ok
