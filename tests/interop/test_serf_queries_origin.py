@@ -44,7 +44,8 @@ def test_our_query_is_acked_and_answered_by_serf_agents_and_us(cluster: Cluster)
             await py.join([a.addr])
             await until(lambda: a.statuses().get("py") == "alive", 10, "a sees py", blocking=True)
             await until(lambda: {m.name for m in py.members()} >= {"a", "b"}, 10, "py sees b")
-            handle = py.query("whoami", b"hi", request_ack=True, expected=3, timeout=20)
+            handle = py.query("whoami", b"hi", request_ack=True, relay_factor=1, expected=3,
+                              timeout=20)
             items = [item async for item in handle]
             assert handle.finished is QueryEnd.ALL_ANSWERED, (items, py.drops)
             assert set(handle.responses) == {"a", "b", "py"}
