@@ -204,7 +204,7 @@ def test_after_close_query_and_respond_raise_and_open_queries_end() -> None:
         while not isinstance(received, QueryReceived):
             received = await anext(events)
         await agent.close()
-        assert (await handle.wait()).finished is QueryEnd.DEADLINE  # ended by the close
+        assert (await handle.wait()).finished is QueryEnd.CLOSED
         with pytest.raises(UsageError, match="agent closed"):
             received.respond(b"late")
         with pytest.raises(UsageError, match="agent closed"):

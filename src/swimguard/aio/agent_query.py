@@ -131,7 +131,7 @@ class QueryDesk:
         """The agent closed: every open query ends now."""
         self.closed = True
         for handle in self._open.values():
-            handle._finish(QueryEnd.DEADLINE)
+            handle._finish(QueryEnd.CLOSED)
         self._open.clear()
 
 

@@ -81,6 +81,7 @@ class QueryEnd(enum.Enum):
 
     DEADLINE = "deadline"
     ALL_ANSWERED = "all_answered"
+    CLOSED = "closed"  # the agent closed first
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
