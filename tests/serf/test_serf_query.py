@@ -100,6 +100,14 @@ def test_acks_and_responses_are_collected_once_per_member_until_the_deadline() -
     assert a.originated.drops["query_response_unknown"] == 1
 
 
+def test_response_after_the_deadline_is_late_even_before_the_timer() -> None:
+    a, b = SerfLayer("a"), SerfLayer("b")
+    _handle, raw = originate(a, QueryParams(), timeout=0.5)
+    late = b.respond(received(b, raw, 0.1), b"x", now=0.2)
+    assert a.handle_user_message(late.data, now=0.6) == []
+    assert a.originated.drops["query_response_late"] == 1
+
+
 def test_response_with_a_foreign_id_is_not_ours() -> None:
     a = SerfLayer("a")
     handle, raw = originate(a, QueryParams())
