@@ -105,7 +105,7 @@ def test_response_after_the_deadline_is_late_even_before_the_timer() -> None:
     _handle, raw = originate(a, QueryParams(), timeout=0.5)
     late = b.respond(received(b, raw, 0.1), b"x", now=0.2)
     assert a.handle_user_message(late.data, now=0.6) == []
-    assert a.originated.drops["query_response_late"] == 1
+    assert a.drops["query_response_late"] == 1  # the layer's counters: the agent's drops
 
 
 def test_response_with_a_foreign_id_is_not_ours() -> None:

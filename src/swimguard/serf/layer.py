@@ -143,14 +143,14 @@ class SerfLayer:
         self._events: list[UserEvents | None] = [None] * EVENT_BUFFER
         self._event_bytes = 0
         self._queries: list[tuple[int, set[int]] | None] = [None] * EVENT_BUFFER
-        self.originated = QueryBook()
+        self.drops: collections.Counter[str] = collections.Counter()
+        self.originated = QueryBook(self.drops)
         # Our view of a member by name (`_serf_conflict` answers); the node that owns the
         # member table sets it. None: we know no one.
         self.member_view: Callable[[str], ConflictMember | None] | None = None
         self.answerable = AnswerBook()
         self._outgoing: list[SerfOutgoing] = []
         self._pending_events: list[SerfEvent] = []
-        self.drops: collections.Counter[str] = collections.Counter()
         self._query_seq = 0
 
     # --- our own messages ----------------------------------------------------------------

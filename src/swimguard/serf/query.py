@@ -9,6 +9,7 @@ answered, each at most once and only before its deadline, with Serf's error text
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -118,9 +119,10 @@ class _Open:
 class QueryBook:
     """Queries we originated, by Lamport time (Serf registers one query per time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, drops: collections.Counter[str] | None = None) -> None:
         self._open: dict[int, _Open] = {}
-        self.drops: dict[str, int] = {}
+        # Shared with the layer, so these show in the agent's `drops` (prefixed `serf_`).
+        self.drops: collections.Counter[str] = drops if drops is not None else collections.Counter()
 
     def __len__(self) -> int:
         return len(self._open)
@@ -178,7 +180,7 @@ class QueryBook:
         return min((entry.deadline for entry in self._open.values()), default=None)
 
     def _count(self, reason: str) -> None:
-        self.drops[reason] = self.drops.get(reason, 0) + 1
+        self.drops[reason] += 1
 
 
 class AnswerBook:
