@@ -85,6 +85,8 @@ class ExitCode(enum.IntEnum):
     """The `--bind`/`--advertise` address cannot be resolved or bound."""
     OUTPUT_FAILED = 4
     """stdout is closed, full or a broken pipe: events cannot be written."""
+    NAME_CONFLICT = 5
+    """Another member holds our name and Serf's vote went to it: we stopped, without leaving."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -168,7 +170,8 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     agent.epilog = (
         "exit status: 0 left after SIGINT/SIGTERM, 1 join failed, 2 usage error,"
-        " 3 cannot bind/resolve the address, 4 stdout closed/full/broken"
+        " 3 cannot bind/resolve the address, 4 stdout closed/full/broken,"
+        " 5 lost a name conflict (another member holds --name)"
     )
     sub.add_parser("keygen", help="print a new base64 encryption key (32 bytes)")
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
@@ -395,6 +398,10 @@ class _EventOutput:
         self._failed = failed
         self.error: OSError | None = None
 
+    def end(self) -> None:
+        """Stop the agent's run (it has nothing more to say)."""
+        self._failed.set()
+
     def write(self, line: str) -> bool:
         """Write and flush one line; on failure report it once and return False."""
         if self.error is not None:
@@ -426,6 +433,8 @@ async def _print_events(agent: Agent, output: _EventOutput) -> None:
         del event  # a user message may be 20 MiB: not held while we wait for the next
         if line is not None and not output.write(line):
             return
+    if agent.lost_name_conflict:
+        output.end()  # the agent stopped itself: wake the main task
 
 
 async def _run_agent(
@@ -477,6 +486,9 @@ async def _run_agent(
             status = ExitCode.JOIN_FAILED
         if status == ExitCode.OK:
             await stop.wait()
+            if agent.lost_name_conflict:  # no leave: the name is the other member's now
+                status = ExitCode.NAME_CONFLICT
+        if status == ExitCode.OK:
             log.info("leaving")
             leaving = asyncio.create_task(agent.leave(leave_timeout))
             try:
