@@ -35,7 +35,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from swimguard.aio import Agent, EventsLost
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
@@ -52,6 +52,9 @@ from swimguard.protocol.events import (
 from swimguard.protocol.outgoing import Address
 from swimguard.serf import encode_tags
 from swimguard.wire.encryption import Keyring
+
+if TYPE_CHECKING:
+    from swimguard.aio.metrics import MetricsServer  # imported on use: see aio.agent_metrics
 
 __all__ = ["ExitCode", "event_line", "main"]
 
@@ -160,6 +163,12 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="seconds to wait for the leave broadcast (>= 0)",
     )
     agent.add_argument(
+        "--metrics-addr",
+        type=_metrics_addr,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free one)",
+    )
+    agent.add_argument(
         "--log-level",
         default="INFO",
         type=str.upper,
@@ -182,6 +191,37 @@ def _version() -> str:
         from swimguard import __version__
 
         return __version__
+
+
+def _metrics_addr(text: str) -> Address:
+    """An argparse type: HOST:PORT for the metrics endpoint (the port is required)."""
+    try:
+        host, port = _address_arg("--metrics-addr", text, -1)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--metrics-addr ")) from None
+    if port < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: needs a port (HOST:PORT)")
+    return host, port
+
+
+async def _serve_metrics(agent: Agent, args: argparse.Namespace) -> MetricsServer | None:
+    """Start `--metrics-addr`'s server, if asked; `_CannotStart` names the flag."""
+    wanted: Address | None = args.metrics_addr
+    if wanted is None:
+        return None
+    host = wanted[0]
+    if not is_ip(host):
+        loop = asyncio.get_running_loop()
+        wanted = await loop.run_in_executor(
+            None, _resolve, "--metrics-addr", format_address(wanted), wanted
+        )
+    try:
+        server = await agent.serve_metrics(wanted)
+    except OSError as exc:
+        raise _CannotStart(f"--metrics-addr: {exc.strerror or exc}") from None
+    assert server.address is not None
+    log.info("metrics at http://%s/metrics", format_address(server.address))
+    return server
 
 
 def _seconds(text: str) -> float:
@@ -449,6 +489,7 @@ async def _run_agent(
         loop.add_signal_handler(sig, on_signal)
     status = ExitCode.OK
     output = _EventOutput(sys.stdout, stop)
+    metrics: MetricsServer | None = None
     try:
         try:
             await agent.start()
@@ -460,6 +501,11 @@ async def _run_agent(
             wanted = format_address(bind)
             shown = args.bind if args.bind == wanted else f"{args.bind} ({wanted})"
             log.error("cannot start: --bind %s: %s", shown, detail)
+            return ExitCode.CANNOT_START
+        try:
+            metrics = await _serve_metrics(agent, args)
+        except _CannotStart as exc:
+            log.error("cannot start: %s", exc)
             return ExitCode.CANNOT_START
         printer = asyncio.create_task(_print_events(agent, output))
         log.info(
@@ -496,6 +542,8 @@ async def _run_agent(
         if output.error is not None and status == ExitCode.OK:
             status = ExitCode.OUTPUT_FAILED
     finally:
+        if metrics is not None:
+            await metrics.close()
         await agent.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -42,12 +42,13 @@ from swimguard.protocol.hooks import (
     PingHook,
     StateHook,
 )
-from swimguard.protocol.members import Member
+from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.names import check_local_name
 from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.protocol.probing import Prober
 from swimguard.protocol.scaling import push_pull_scale
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.streams import Streams
 from swimguard.protocol.table import MemberTable, SharedView
 from swimguard.protocol.timers import (
@@ -126,8 +127,11 @@ class Node:
         self._awareness = Awareness(config.awareness_max_multiplier)
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
+        self.stats = ProtocolStats()
+        """Protocol counters for metrics (the parts below bump them)."""
         self._tx = Transmitter(
             config,
+            stats=self.stats,
             name=name,
             table=self._table,
             rng=rng,
@@ -143,6 +147,7 @@ class Node:
         )
         self._membership = Membership(
             config,
+            stats=self.stats,
             name=name,
             addr_bytes=addr_bytes,
             port=port,
@@ -160,6 +165,7 @@ class Node:
         )
         self._streams = Streams(
             config,
+            stats=self.stats,
             name=name,
             rng=rng,
             table=self._table,
@@ -174,6 +180,7 @@ class Node:
         )
         self._prober = Prober(
             config,
+            stats=self.stats,
             name=name,
             addr_bytes=addr_bytes,
             port=port,
@@ -255,6 +262,15 @@ class Node:
     def broadcasts_queued(self) -> int:
         """Member broadcasts waiting for retransmission (memberlist `NumQueued`)."""
         return len(self._tx.member_q)
+
+    def count_by_state(self) -> Counter[MemberState]:
+        """How many members (ourselves included) are in each state; no snapshots made."""
+        return Counter(rec.state for rec in self._table.order)
+
+    @property
+    def user_broadcasts_queued(self) -> int:
+        """User broadcasts (Serf intents, events, queries) waiting to be gossiped."""
+        return len(self._tx.user_q)
 
     @property
     def refreshes(self) -> int:
