@@ -20,6 +20,7 @@ from swimguard.aio import Agent
 from swimguard.aio.event_tally import FLAP_TIMEOUT, EventTally
 from swimguard.aio.metrics import MAX_REQUEST_HEAD, MetricsServer
 from swimguard.config import Config
+from swimguard.errors import UsageError
 from swimguard.protocol.events import (
     MemberFailed,
     MemberJoined,
@@ -371,3 +372,43 @@ def test_cli_bad_metrics_addr_is_a_usage_error(bad: str) -> None:
     assert result.returncode == 2
     assert "--metrics-addr" in result.stderr
     assert repr(bad) in result.stderr
+
+
+# -- application health -----------------------------------------------------------------------
+
+
+def test_report_health_moves_the_score_and_is_exported_by_reason() -> None:
+    async def body() -> None:
+        a = agent("a")
+        try:
+            await a.start()
+            a.report_health(2, "disk full")
+            assert a.health_score == 2
+            get = a.metrics.get_sample_value
+            assert get("memberlist_health_score") == 2
+            assert get("swimguard_app_health_points") == 2
+            assert get("swimguard_app_health_reports_total", {"reason": "disk full"}) == 1
+            a.report_health(0, "disk fine")
+            assert a.health_score == 0
+            assert get("swimguard_app_health_points") == 0
+            with pytest.raises(ValueError, match="health score"):
+                a.report_health(a.config.awareness_max_multiplier, "too much")
+            for i in range(40):  # reasons are labels: their number is bounded
+                a.report_health(0, f"reason {i}")
+            labels = [
+                s.labels["reason"]
+                for fam in a.metrics.collect()
+                if fam.name == "swimguard_app_health_reports"
+                for s in fam.samples
+            ]
+            assert len(labels) <= 33
+            assert "other" in labels
+        finally:
+            await a.close()
+
+    run(body)
+
+
+def test_report_health_needs_a_started_agent() -> None:
+    with pytest.raises(UsageError):
+        agent("a").report_health(1, "early")

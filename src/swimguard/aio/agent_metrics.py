@@ -14,6 +14,7 @@ import functools
 from typing import TYPE_CHECKING
 
 from swimguard.aio.agent_event import EventRouter
+from swimguard.aio.agent_health import HealthLog
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.protocol.outgoing import Address
 
@@ -31,6 +32,7 @@ class AgentMetrics:
     _node: DrivenNode | None
     _driver: Driver | None
     _router: EventRouter
+    _health_log: HealthLog  # AgentHealth's
 
     if TYPE_CHECKING:
 
@@ -61,4 +63,6 @@ class AgentMetrics:
 
         if self._node is None or self._driver is None:
             return None
-        return MetricsView(self._node, self._driver, self._router.tally, self.drops)
+        return MetricsView(
+            self._node, self._driver, self._router.tally, self.drops, self._health_log.by_reason
+        )

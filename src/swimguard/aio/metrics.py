@@ -52,6 +52,7 @@ class MetricsView:
     driver: Driver
     tally: EventTally
     drops: Mapping[str, int]
+    health_reports: Mapping[str, int]
 
 
 class AgentCollector(Collector):
@@ -164,6 +165,11 @@ def _swimguard_families(view: MetricsView) -> Iterator[Metric]:
                      view.driver.stats.loop_lag)
     yield _gauge("swimguard_open_connections", "TCP connections currently open",
                  view.driver.open_connections)
+    reports = CounterMetricFamily("swimguard_app_health_reports",
+                                  "Application health reports by reason", labels=["reason"])
+    for reason, n in sorted(view.health_reports.items()):
+        reports.add_metric([reason], n)
+    yield reports
     node = _inner_node(view.node)
     if node is None:
         return
@@ -178,6 +184,9 @@ def _swimguard_families(view: MetricsView) -> Iterator[Metric]:
     yield _counter("swimguard_probes_failed", "Probes that got no ack in time", st.probe_failed)
     yield _counter("swimguard_loop_stalls", "Loop-lag reports that counted as a stall",
                    node.stalls)
+    yield _gauge("swimguard_app_health_points",
+                 "Points of the health score still owed to application reports",
+                 node.health_from_app)
 
 
 # -- HTTP ----------------------------------------------------------------------------------

@@ -78,6 +78,8 @@ class ProtocolStats:
     """Gossip rounds that had something to send."""
     probe_failed: int = 0
     """Probes that got no ack (direct, indirect or TCP) in time."""
+    health_reports: int = 0
+    """Application health reports (`Node.report_health`)."""
     probe_node: Histogram = dataclasses.field(default_factory=Histogram)
     """Probe durations, start to ack or failure (memberlist `probeNode`), seconds."""
     push_pull_node: Histogram = dataclasses.field(default_factory=Histogram)
