@@ -85,7 +85,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     """A flag or its value is wrong; nothing was started."""
     CANNOT_START = 3
-    """The `--bind`/`--advertise` address cannot be resolved or bound."""
+    """The `--bind`/`--advertise` (or `--metrics-addr`) address cannot be resolved or bound."""
     OUTPUT_FAILED = 4
     """stdout is closed, full or a broken pipe: events cannot be written."""
 
