@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import socket
@@ -412,3 +413,36 @@ def test_report_health_moves_the_score_and_is_exported_by_reason() -> None:
 def test_report_health_needs_a_started_agent() -> None:
     with pytest.raises(UsageError):
         agent("a").report_health(1, "early")
+
+
+def test_cli_unresolvable_metrics_host_exits_3_naming_it() -> None:
+    result = subprocess.run(
+        [*AGENT, "--metrics-addr", "foo.invalid:9100", "--log-level", "WARNING"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 3
+    assert "--metrics-addr foo.invalid:9100: cannot resolve 'foo.invalid'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_closing_the_server_closes_idle_clients() -> None:
+    async def body() -> None:
+        a = agent("a")
+        try:
+            await a.start()
+            server = await a.serve_metrics(LOCAL)
+            assert server.address is not None
+            reader, writer = await asyncio.open_connection(*server.address)
+            writer.write(b"GET /metr")  # and never the rest
+            await writer.drain()
+            await server.close()
+            # Closed by the server, unanswered: EOF, or a reset since our bytes went unread.
+            with contextlib.suppress(ConnectionResetError):
+                assert await reader.read() == b""
+            writer.close()
+            with contextlib.suppress(ConnectionResetError):
+                await writer.wait_closed()
+        finally:
+            await a.close()
+
+    run(body)
