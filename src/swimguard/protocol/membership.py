@@ -244,10 +244,6 @@ class Membership:
         refuted = self._cancel_suspicion(a.node)
         old_state = rec.state
         old_meta = rec.meta
-        stats = self._stats
-        stats.msg_alive += 1
-        if refuted and old_state is SUSPECT:
-            stats.suspicions_refuted += 1
         if not bootstrap and is_local:
             if a.incarnation == rec.incarnation and meta == rec.meta and vsn == rec.vsn:
                 return
@@ -264,6 +260,10 @@ class Membership:
                 port=a.port,
                 now=now,
             )
+        stats = self._stats
+        stats.msg_alive += 1
+        if refuted and old_state is SUSPECT:
+            stats.suspicions_refuted += 1
         if old_state is DEAD or old_state is LEFT:
             self._events.append(MemberJoined(rec.snapshot()))
         elif old_meta != rec.meta or old_state is SUSPECT:
