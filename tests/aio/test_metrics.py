@@ -446,3 +446,30 @@ def test_closing_the_server_closes_idle_clients() -> None:
             await a.close()
 
     run(body)
+
+
+def test_serf_queues_are_told_apart_by_message_type() -> None:
+    async def body() -> None:
+        a = agent("a")  # alone: nothing it queues is ever sent
+        plain = agent("p", serf_compat=False)
+        try:
+            await a.start()
+            await plain.start()
+            get = a.metrics.get_sample_value
+            assert get("serf_queue_Intent") == 0  # its join intent waits for a join
+            assert get("serf_queue_Event") == 0
+            a.user_event("deploy", b"v2")
+            a.user_event("restart", b"")
+            assert get("serf_queue_Event") == 2
+            assert get("serf_queue_Query") == 0
+            await a.leave(timeout=0.5)
+            assert get("serf_queue_Intent") == 1  # its leave intent
+            assert get("swimguard_queue_user_broadcasts") == 3
+            # A plain memberlist agent has no Serf queues to report.
+            assert plain.metrics.get_sample_value("serf_queue_Intent") is None
+            assert plain.metrics.get_sample_value("swimguard_queue_user_broadcasts") == 0
+        finally:
+            await a.close()
+            await plain.close()
+
+    run(body)

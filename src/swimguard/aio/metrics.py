@@ -39,6 +39,7 @@ from swimguard.protocol.members import MemberState
 from swimguard.protocol.node import Node
 from swimguard.protocol.outgoing import Address
 from swimguard.protocol.stats import Histogram
+from swimguard.serf.messages import SerfMessageType
 from swimguard.serf.node import SerfNode
 
 __all__ = ["AgentCollector", "MetricsServer", "MetricsView", "new_registry"]
@@ -140,9 +141,27 @@ def _memberlist_families(view: MetricsView) -> Iterator[Metric]:
     for state in MemberState:
         instances.add_metric([state.name.lower()], states.get(state, 0))
     yield instances
-    yield _gauge("serf_queue_broadcasts",
-                 "User broadcasts queued: Serf intents, events and queries share one queue",
+    yield _gauge("swimguard_queue_user_broadcasts",
+                 "User broadcasts queued for gossip (with Serf: its intents, events, queries)",
                  node.user_broadcasts_queued)
+    if isinstance(view.node, SerfNode):
+        yield from _serf_queues(node)
+
+
+# Serf keeps three broadcast queues; ours share memberlist's user queue, so each queued
+# message is classified by its Serf message type.
+_SERF_QUEUES = (
+    ("serf_queue_Intent", "Serf join and leave intents queued",
+     (SerfMessageType.JOIN, SerfMessageType.LEAVE)),
+    ("serf_queue_Event", "Serf user events queued", (SerfMessageType.USER_EVENT,)),
+    ("serf_queue_Query", "Serf queries queued", (SerfMessageType.QUERY,)),
+)
+
+
+def _serf_queues(node: Node) -> Iterator[Metric]:
+    by_type = node.user_broadcasts_by_first_byte()
+    for name, doc, types in _SERF_QUEUES:
+        yield _gauge(name, doc, sum(by_type.get(int(t), 0) for t in types))
 
 
 def _serf_families(tally: EventTally) -> Iterator[Metric]:

@@ -272,6 +272,12 @@ class Node:
         """User broadcasts (Serf intents, events, queries) waiting to be gossiped."""
         return len(self._tx.user_q)
 
+    def user_broadcasts_by_first_byte(self) -> Counter[int]:
+        """Queued user broadcasts by the first byte of their data (a Serf message type,
+        when the Serf layer queued them); one pass over the bounded queue."""
+        # Queued as an encoded user message: its type byte, then the application's bytes.
+        return Counter(msg[1] for msg in self._tx.user_q.messages() if len(msg) > 1)
+
     @property
     def refreshes(self) -> int:
         """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
