@@ -243,6 +243,14 @@ def test_http_answers_only_metrics_and_refuses_hostile_requests() -> None:
             assert status == 200
             assert headers["content-type"].startswith("application/openmetrics-text")
             assert text.endswith(b"# EOF\n")
+            status, headers, _ = await http_get(
+                addr,
+                b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text; version=6\n"
+                b"Set-Cookie: x\r\n\r\n",
+            )
+            assert status == 200
+            assert "Set-Cookie" not in headers.get("content-type", "")  # nothing echoed
+            assert "version=6" not in headers["content-type"]
             # A head longer than the limit: closed without an answer, counted.
             refused = server.refused
             reader, writer = await asyncio.open_connection(*addr)

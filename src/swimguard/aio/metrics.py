@@ -296,16 +296,21 @@ class MetricsServer:
             return _response(405, "text/plain; charset=utf-8", b"only GET\n", allow=True)
         if target.split("?", 1)[0] not in ("/metrics", "/"):
             return _response(404, "text/plain; charset=utf-8", b"try /metrics\n")
-        accept = ""
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "accept":
-                accept = value.strip()
-        encoder, content_type = choose_encoder(accept)
+        wants_openmetrics = any(
+            line.partition(":")[0].strip().lower() == "accept"
+            and "application/openmetrics-text" in line
+            for line in lines[1:]
+        )
+        encoder, content_type = _OPENMETRICS if wants_openmetrics else _PLAIN
         body = encoder(self._registry)
         return _response(200, content_type, b"" if method == "HEAD" else body,
                          length=len(body))
 
+
+# The two formats, chosen from fixed Accept values: passing the client's header on to
+# prometheus_client would echo parts of it (a version) back in our Content-Type.
+_PLAIN = choose_encoder("")
+_OPENMETRICS = choose_encoder("application/openmetrics-text; version=1.0.0")
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 
