@@ -35,7 +35,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 from swimguard.aio import Agent, EventsLost
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
@@ -52,9 +52,6 @@ from swimguard.protocol.events import (
 from swimguard.protocol.outgoing import Address
 from swimguard.serf import encode_tags
 from swimguard.wire.encryption import Keyring
-
-if TYPE_CHECKING:
-    from swimguard.aio.metrics import MetricsServer  # imported on use: see aio.agent_metrics
 
 __all__ = ["ExitCode", "event_line", "main"]
 
@@ -157,16 +154,16 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--no-serf", action="store_true", help="plain memberlist: no Serf intents or state"
     )
     agent.add_argument(
-        "--leave-timeout",
-        type=_seconds,
-        default=5.0,
-        help="seconds to wait for the leave broadcast (>= 0)",
-    )
-    agent.add_argument(
         "--metrics-addr",
         type=_metrics_addr,
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free one)",
+    )
+    agent.add_argument(
+        "--leave-timeout",
+        type=_seconds,
+        default=5.0,
+        help="seconds to wait for the leave broadcast (>= 0)",
     )
     agent.add_argument(
         "--log-level",
@@ -204,13 +201,15 @@ def _metrics_addr(text: str) -> Address:
     return host, port
 
 
-async def _serve_metrics(agent: Agent, args: argparse.Namespace) -> MetricsServer | None:
-    """Start `--metrics-addr`'s server, if asked; `_CannotStart` names the flag."""
+async def _serve_metrics(
+    agent: Agent, args: argparse.Namespace, closing: contextlib.AsyncExitStack
+) -> None:
+    """Start `--metrics-addr`'s server, if asked, closed by `closing`; `_CannotStart` names
+    the flag."""
     wanted: Address | None = args.metrics_addr
     if wanted is None:
-        return None
-    host = wanted[0]
-    if not is_ip(host):
+        return
+    if not is_ip(wanted[0]):
         loop = asyncio.get_running_loop()
         wanted = await loop.run_in_executor(
             None, _resolve, "--metrics-addr", format_address(wanted), wanted
@@ -219,9 +218,9 @@ async def _serve_metrics(agent: Agent, args: argparse.Namespace) -> MetricsServe
         server = await agent.serve_metrics(wanted)
     except OSError as exc:
         raise _CannotStart(f"--metrics-addr: {exc.strerror or exc}") from None
+    closing.push_async_callback(server.close)
     assert server.address is not None
     log.info("metrics at http://%s/metrics", format_address(server.address))
-    return server
 
 
 def _seconds(text: str) -> float:
@@ -475,6 +474,7 @@ async def _run_agent(
     leave_timeout: float = args.leave_timeout
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    closing = contextlib.AsyncExitStack()  # what --metrics-addr started
     signals = 0
 
     def on_signal() -> None:
@@ -489,7 +489,6 @@ async def _run_agent(
         loop.add_signal_handler(sig, on_signal)
     status = ExitCode.OK
     output = _EventOutput(sys.stdout, stop)
-    metrics: MetricsServer | None = None
     try:
         try:
             await agent.start()
@@ -502,11 +501,6 @@ async def _run_agent(
             shown = args.bind if args.bind == wanted else f"{args.bind} ({wanted})"
             log.error("cannot start: --bind %s: %s", shown, detail)
             return ExitCode.CANNOT_START
-        try:
-            metrics = await _serve_metrics(agent, args)
-        except _CannotStart as exc:
-            log.error("cannot start: %s", exc)
-            return ExitCode.CANNOT_START
         printer = asyncio.create_task(_print_events(agent, output))
         log.info(
             "%s: bound to %s (UDP and TCP), advertising %s",
@@ -514,6 +508,11 @@ async def _run_agent(
             format_address(agent.bound_address),
             format_address(agent.advertise_address),
         )
+        try:
+            await _serve_metrics(agent, args, closing)
+        except _CannotStart as exc:
+            log.error("cannot start: %s", exc)
+            return ExitCode.CANNOT_START
         try:
             if seeds:
                 joined = await agent.join(list(seeds))
@@ -542,9 +541,8 @@ async def _run_agent(
         if output.error is not None and status == ExitCode.OK:
             status = ExitCode.OUTPUT_FAILED
     finally:
-        if metrics is not None:
-            await metrics.close()
         await agent.close()
+        await closing.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return status

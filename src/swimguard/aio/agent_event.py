@@ -7,7 +7,6 @@ import collections
 
 from swimguard.aio.driver import NodeEvent
 from swimguard.aio.event_buffer import EventBuffer, EventsLost
-from swimguard.aio.event_tally import EventTally
 from swimguard.errors import UsageError
 from swimguard.protocol.events import (
     JoinCompleted,
@@ -72,8 +71,6 @@ class EventRouter:
 
     def __init__(self, buffer: EventBuffer[AgentEvent]) -> None:
         self.buffer = buffer
-        self.tally = EventTally()
-        """Counts of the published events, for metrics."""
         self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
         self._leaves: list[asyncio.Future[LeaveCompleted]] = []
 
@@ -103,7 +100,6 @@ class EventRouter:
                     leave_waiter.set_result(event)
             self._leaves.clear()
         elif isinstance(event, PUBLISHED):
-            self.tally.count(event)
             self.buffer.put(event)
 
     def close(self) -> None:

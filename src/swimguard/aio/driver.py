@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.drop_log import DropLogger
+from swimguard.aio.event_tally import EventTally
 from swimguard.aio.listener import Listener
 from swimguard.aio.tcp import StreamManager
 from swimguard.aio.udp import UdpEndpoint
@@ -66,6 +67,7 @@ class Driver:
         self.drops: collections.Counter[str] = collections.Counter()
         self.last_lag = 0.0
         self.stats = TransportStats()
+        self.tally = EventTally()
         self._loop = loop
         self._name = name
         self._on_event = on_event
@@ -221,6 +223,7 @@ class Driver:
                 for effect in outgoing:
                     self._perform(effect)
                 for event in events:
+                    self.tally.count(event)
                     self._on_event(event)
         except Exception:
             self.drops["internal_error"] += 1

@@ -2,7 +2,7 @@
 
 Serf counts member changes (`serf.member.join/failed/left/update/flap`), user events
 (`serf.events`) and queries (`serf.queries`) where it hands them to the application;
-our node reports the same facts as events, so the agent counts them as it routes them.
+our node reports the same facts as events, so the driver counts them as it hands them on.
 That also gives a plain memberlist agent (no `serf_compat`) its member counters.
 """
 
@@ -42,7 +42,7 @@ class EventTally:
         self.queries = 0
 
     def count(self, event: object) -> None:
-        """Count one event the agent delivers to the application."""
+        """Count one event of the node (the types above; others are ignored)."""
         if isinstance(event, MemberJoined):
             self.join += 1
             failed_at = self._failed_at.pop(event.member.name, None)

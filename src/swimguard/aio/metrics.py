@@ -2,8 +2,8 @@
 a small asyncio HTTP server for `/metrics`.
 
 Why a collector and not prometheus_client's `Counter` objects: the protocol core is pure
-and counts in plain ints (`protocol.stats`), the driver counts bytes the same way, and the
-agent counts delivered events (`aio.event_tally`). Idle, an agent therefore pays a few
+and counts in plain ints (`protocol.stats`); the driver counts bytes, connections and the
+events it hands on (`aio.event_tally`) the same way. Idle, an agent therefore pays a few
 integer additions per timer; the cost of building metric families falls on the scrape.
 
 Why our own server and not `prometheus_client.start_http_server`: that one serves from a
@@ -51,7 +51,6 @@ class MetricsView:
 
     node: DrivenNode
     driver: Driver
-    tally: EventTally
     drops: Mapping[str, int]
     health_reports: Mapping[str, int]
 
@@ -74,7 +73,7 @@ class AgentCollector(Collector):
         if view is None:
             return
         yield from _memberlist_families(view)
-        yield from _serf_families(view.tally)
+        yield from _serf_families(view.driver.tally)
         yield from _swimguard_families(view)
 
 

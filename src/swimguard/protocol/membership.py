@@ -297,9 +297,9 @@ class Membership:
         self._tx.broadcast_member(s.node, s, now)
         cfg = self._config
         rec = self.table.set_state(rec, SUSPECT, s.incarnation, now)
+        n = len(self.table)
         self._stats.msg_suspect += 1
         self._stats.suspicions_started += 1
-        n = len(self.table)
         k = cfg.suspicion_mult - 2
         if n - 2 < k or not cfg.lha_suspicion:
             k = 0
@@ -317,11 +317,12 @@ class Membership:
         """The `SuspicionTimeout` timer: a suspect not refuted in time is dead."""
         susp = self.suspicions.pop(name, None)
         rec = self.table.get(name)
-        if susp is None or rec is None or rec.state is not SUSPECT:
+        if susp is not None and rec is not None and rec.state is SUSPECT:
+            self._stats.suspicions_confirmed += 1
+            if susp.k > 0 and susp.n < susp.k:  # Lifeguard wanted more confirmations
+                self._stats.degraded_timeout += 1
+        else:
             return
-        self._stats.suspicions_confirmed += 1
-        if susp.k > 0 and susp.n < susp.k:
-            self._stats.degraded_timeout += 1
         self.dead_node(Dead(incarnation=rec.incarnation, node=name, from_=self._name), now)
 
     def _cancel_suspicion(self, name: str) -> bool:
@@ -352,8 +353,8 @@ class Membership:
             self._tx.broadcast_member(d.node, d, now)
         state = LEFT if d.node == d.from_ else DEAD
         rec = self.table.set_state(rec, state, d.incarnation, now)
-        self._stats.msg_dead += 1
         snap = rec.snapshot()
+        self._stats.msg_dead += 1
         self._events.append(MemberLeft(snap) if rec.state is LEFT else MemberFailed(snap))
 
     def _refute(self, rec: MemberRecord, accused: int, now: float) -> MemberRecord:

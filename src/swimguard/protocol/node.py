@@ -278,6 +278,20 @@ class Node:
         # Queued as an encoded user message: its type byte, then the application's bytes.
         return Counter(msg[1] for msg in self._tx.user_q.messages() if len(msg) > 1)
 
+    def report_health(self, score: int, *, now: float) -> None:
+        """The application's own health: `score` > 0 raises the Lifeguard health score
+        like that many missed nacks (then decays as probes succeed); 0 withdraws what is
+        left of earlier reports. See `protocol.awareness` for the rule; `score` must be an
+        int in [0, awareness_max_multiplier - 1] (ValueError otherwise)."""
+        check_app_score(score, self.config.awareness_max_multiplier)
+        self.stats.health_reports += 1
+        self._awareness.report_app(score)
+
+    @property
+    def health_from_app(self) -> int:
+        """Points of `health_score` still owed to `report_health`."""
+        return self._awareness.app_points
+
     @property
     def refreshes(self) -> int:
         """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
@@ -369,20 +383,6 @@ class Node:
     def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
         """The peer closed the stream, it broke, or the connection could not be made."""
         self._streams.stream_closed(stream_id, now, error)
-
-    def report_health(self, score: int, now: float) -> None:
-        """The application's own health: `score` > 0 raises the Lifeguard health score
-        like that many missed nacks (then decays as probes succeed); 0 withdraws what is
-        left of earlier reports. See `protocol.awareness` for the rule; `score` must be an
-        int in [0, awareness_max_multiplier - 1] (ValueError otherwise)."""
-        check_app_score(score, self.config.awareness_max_multiplier)
-        self.stats.health_reports += 1
-        self._awareness.report_app(score)
-
-    @property
-    def health_from_app(self) -> int:
-        """Points of `health_score` still owed to `report_health`."""
-        return self._awareness.app_points
 
     def report_loop_lag(self, lag: float, now: float) -> None:
         """Driver-measured timer lateness; see `protocol.awareness` for the rule.

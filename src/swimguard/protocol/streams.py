@@ -413,8 +413,8 @@ class Streams:
             return
         if isinstance(msg, PushPull):
             error = self._merge_remote_state(msg, now)
-            self._stats.push_pull_node.observe(now - st.started)
             where = f"{st.peer[0]}:{st.peer[1]}"
+            self._stats.push_pull_node.observe(now - st.started)
             self._push_pull_done(st, None if error is None else f"{where}: {error}")
         elif isinstance(msg, ErrResp):
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: remote error: {msg.error}")
