@@ -82,7 +82,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     """A flag or its value is wrong; nothing was started."""
     CANNOT_START = 3
-    """The `--bind`/`--advertise` address cannot be resolved or bound."""
+    """The `--bind`/`--advertise` (or `--metrics-addr`) address cannot be resolved or bound."""
     OUTPUT_FAILED = 4
     """stdout is closed, full or a broken pipe: events cannot be written."""
     NAME_CONFLICT = 5
@@ -156,6 +156,12 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--no-serf", action="store_true", help="plain memberlist: no Serf intents or state"
     )
     agent.add_argument(
+        "--metrics-addr",
+        type=_metrics_addr,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free one)",
+    )
+    agent.add_argument(
         "--leave-timeout",
         type=_seconds,
         default=5.0,
@@ -185,6 +191,39 @@ def _version() -> str:
         from swimguard import __version__
 
         return __version__
+
+
+def _metrics_addr(text: str) -> Address:
+    """An argparse type: HOST:PORT for the metrics endpoint (the port is required)."""
+    try:
+        host, port = _address_arg("--metrics-addr", text, -1)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--metrics-addr ")) from None
+    if port < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: needs a port (HOST:PORT)")
+    return host, port
+
+
+async def _serve_metrics(
+    agent: Agent, args: argparse.Namespace, closing: contextlib.AsyncExitStack
+) -> None:
+    """Start `--metrics-addr`'s server, if asked, closed by `closing`; `_CannotStart` names
+    the flag."""
+    wanted: Address | None = args.metrics_addr
+    if wanted is None:
+        return
+    if not is_ip(wanted[0]):
+        loop = asyncio.get_running_loop()
+        wanted = await loop.run_in_executor(
+            None, _resolve, "--metrics-addr", format_address(wanted), wanted
+        )
+    try:
+        server = await agent.serve_metrics(wanted)
+    except OSError as exc:
+        raise _CannotStart(f"--metrics-addr: {exc.strerror or exc}") from None
+    closing.push_async_callback(server.close)
+    assert server.address is not None
+    log.info("metrics at http://%s/metrics", format_address(server.address))
 
 
 def _seconds(text: str) -> float:
@@ -444,6 +483,7 @@ async def _run_agent(
     leave_timeout: float = args.leave_timeout
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    closing = contextlib.AsyncExitStack()  # what --metrics-addr started
     signals = 0
 
     def on_signal() -> None:
@@ -478,6 +518,11 @@ async def _run_agent(
             format_address(agent.advertise_address),
         )
         try:
+            await _serve_metrics(agent, args, closing)
+        except _CannotStart as exc:
+            log.error("cannot start: %s", exc)
+            return ExitCode.CANNOT_START
+        try:
             if seeds:
                 joined = await agent.join(list(seeds))
                 log.info("joined %d of %d seeds", joined, len(seeds))
@@ -509,6 +554,7 @@ async def _run_agent(
             status = ExitCode.OUTPUT_FAILED
     finally:
         await agent.close()
+        await closing.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return status

@@ -19,6 +19,7 @@ from types import TracebackType
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_event import AgentEvent, EventRouter
 from swimguard.aio.agent_keys import AgentKeys
+from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
@@ -55,7 +56,7 @@ __all__ = [
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentKeys):
+class Agent(AgentKeys, AgentMetrics):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one

@@ -31,6 +31,7 @@ from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.outgoing import Address, StreamClose, StreamOpen, StreamSend
 from swimguard.protocol.scaling import push_pull_scale
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.table import MemberTable
 from swimguard.protocol.timers import PUSH_PULL_TICK, StreamTimeout, Timer
 from swimguard.protocol.transmit import Transmitter
@@ -78,6 +79,7 @@ class StreamState:
     batch: int | None = None
     # TCP ping: called with the ack's sequence number, True if it is the awaited one.
     on_ack: Callable[[int], bool] | None = None
+    started: float = 0.0  # when we opened it (push/pull duration for metrics)
 
 
 @dataclasses.dataclass(slots=True)
@@ -96,6 +98,7 @@ class Streams:
         self,
         config: Config,
         *,
+        stats: ProtocolStats,
         name: str,
         rng: random.Random,
         table: MemberTable,
@@ -109,6 +112,7 @@ class Streams:
         message_hook: MessageHook | None,
     ) -> None:
         self._config = config
+        self._stats = stats
         self._name = name
         self._rng = rng
         self._table = table
@@ -222,7 +226,12 @@ class Streams:
     def _start_push_pull(self, peer: Address, *, now: float, join: bool, batch: int | None) -> None:
         sid = self._new_stream_id()
         self.by_id[sid] = StreamState(
-            kind=StreamKind.PUSH_PULL, peer=peer, decoder=self._tx.decoder(), join=join, batch=batch
+            kind=StreamKind.PUSH_PULL,
+            peer=peer,
+            decoder=self._tx.decoder(),
+            join=join,
+            batch=batch,
+            started=now,
         )
         self._tx.emit(StreamOpen(sid, peer))
         self._tx.emit(StreamSend(sid, self._tx.frame(self.local_state(join))))
@@ -405,6 +414,7 @@ class Streams:
         if isinstance(msg, PushPull):
             error = self._merge_remote_state(msg, now=now)
             where = f"{st.peer[0]}:{st.peer[1]}"
+            self._stats.push_pull_node.observe(now - st.started)
             self._push_pull_done(st, None if error is None else f"{where}: {error}")
         elif isinstance(msg, ErrResp):
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: remote error: {msg.error}")
