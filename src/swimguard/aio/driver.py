@@ -30,8 +30,7 @@ from swimguard.protocol.api import NodeAPI
 from swimguard.protocol.events import Event
 from swimguard.protocol.outgoing import Address, Datagram, StreamClose, StreamOpen, StreamSend
 from swimguard.protocol.stats import TransportStats
-from swimguard.serf.events import SerfEvent
-from swimguard.serf.node import SerfNode
+from swimguard.serf.node import SerfNode, SerfNodeEvent
 
 __all__ = ["DrivenNode", "Driver", "NodeEvent"]
 
@@ -40,7 +39,7 @@ log = logging.getLogger("swimguard.agent")
 DrivenNode = NodeAPI | SerfNode
 """A node the driver can drive: a plain `NodeAPI` or a `SerfNode` (which adds Serf events)."""
 
-NodeEvent = Event | SerfEvent
+NodeEvent = Event | SerfNodeEvent
 """What a driven node's `take_events()` may return."""
 
 

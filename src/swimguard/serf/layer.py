@@ -170,6 +170,37 @@ class SerfLayer:
         self._accept_status(self.name, ltime, "leave")
         return encode_message(Leave(ltime, self.name))
 
+    def force_leave(self, node: str, *, prune: bool = False) -> tuple[bytes, list[SerfEvent]]:
+        """A leave intent about another member (Serf's force-leave), and what it changed here.
+
+        Handled as if received (a `LeaveIntentReceived` when it is news), and always
+        returned for broadcast, as Serf does: peers that missed the member's failure still
+        learn it left. ValueError for a name we could not send.
+        """
+        problem = name_problem(node)
+        if problem is not None:
+            raise ValueError(f"bad member name: {problem.value}")
+        ltime = self.member_clock.time()
+        self.member_clock.increment()
+        msg = Leave(ltime, node, prune)
+        events: list[SerfEvent] = []
+        if self._on_leave(msg):
+            events.append(LeaveIntentReceived(node, ltime, prune))
+        return encode_message(msg), events
+
+    def forget_member(self, name: str) -> None:
+        """`name` was reaped: drop its intent LTime and its place in the left list."""
+        if name == self.name:
+            return
+        self._forget_left(name)
+        if self._status.pop(name, None) is not None:
+            self._status_bytes -= _name_cost(name)
+
+    def newest_intent_is_leave(self, name: str) -> bool:
+        """True if the newest intent accepted about `name` is a leave."""
+        entry = self._status.get(name)
+        return entry is not None and entry[1] == "leave"
+
     def user_event(self, name: str, payload: bytes, *, coalesce: bool = True) -> bytes:
         """A new Serf user event to broadcast; raises ValueError above Serf's 512-byte limit."""
         self.check_user_event(name, payload)

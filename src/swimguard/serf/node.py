@@ -24,6 +24,7 @@ through the driver:
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,8 @@ from swimguard.protocol.hooks import forward_hooks
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.serf.events import (
+    JoinIntentReceived,
+    LeaveIntentReceived,
     NameConflictResolved,
     QueryAckReceived,
     QueryFinished,
@@ -58,13 +61,22 @@ from swimguard.serf.internal_queries import CONFLICT_QUERY, ConflictVote
 from swimguard.serf.layer import SerfLayer
 from swimguard.serf.messages import ConflictMember, Query, SerfMemberStatus, SerfMessageType
 from swimguard.serf.query import QueryParams, default_query_timeout
+from swimguard.serf.status import (
+    MemberReaped,
+    SerfMember,
+    SerfStatus,
+    StatusEvent,
+    StatusTable,
+    StatusTimes,
+)
 from swimguard.serf.tags import decode_tags
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["SerfNode", "SerfNodeEvent", "leave_intent_wait"]
 
-SerfNodeEvent = Event | SerfEvent
-"""What `SerfNode.take_events()` returns: the node's events and the Serf layer's."""
+SerfNodeEvent = Event | SerfEvent | StatusEvent
+"""What `SerfNode.take_events()` returns: the node's events, the Serf layer's and the
+status table's (`MemberStatusChanged`, `MemberReaped`)."""
 
 _SERF_TYPES = frozenset(int(t) for t in SerfMessageType)
 _GONE = (MemberState.DEAD, MemberState.LEFT)
@@ -98,6 +110,7 @@ class _SerfHooks:
     def merge_remote_state(self, data: bytes, join: bool) -> None:
         self._state.merge_remote_state(data, join)
 
+
 def _default_factory(config: Config, **kwargs: Any) -> NodeAPI:
     from swimguard.protocol.node import Node  # late: protocol.node imports much
 
@@ -112,7 +125,9 @@ class SerfNode:
     `keyring=`, `label=`), plus Serf `tags` (used for query filters; our metadata is the
     caller's business) and `node_factory`, which builds the inner node with those same
     keywords (default `swimguard.protocol.Node`). The keyring is shared with the Serf
-    layer, so `serf keys` queries change what the node encrypts with.
+    layer, so `serf keys` queries change what the node encrypts with. `status_times`:
+    how long failed and left members stay listed, how often failed ones are retried
+    (Serf's 30 s / 24 h / 24 h by default).
     """
 
     def __init__(
@@ -128,9 +143,14 @@ class SerfNode:
         label: bytes = b"",
         tags: Mapping[str, str] | None = None,
         node_factory: Callable[..., NodeAPI] | None = None,
+        status_times: StatusTimes | None = None,
     ) -> None:
         self.config = config
         self.serf = SerfLayer(name, tags=tags, keyring=keyring)
+        self.status = StatusTable(status_times, max_members=config.max_members)
+        # Who asked for each join still running, in call order (the node reports joins in
+        # call order): our reconnect attempts' results are not the caller's business.
+        self._join_origins: collections.deque[bool] = collections.deque()
         self.serf.member_view = self._member_view
         self._rng = rng
         # The name conflict vote we run, if any: (query handle, tally).
@@ -150,13 +170,12 @@ class SerfNode:
         self._regossip_too_large = 0
         # The memberlist leave waits for our leave intent to go round: (start at, ends by).
         self._leave_at: tuple[float, float] | None = None
+        self.status.alive(self.node.local_member, leaving=False, now=now)
         self._pump(now=now)
 
     # -- Serf inputs -------------------------------------------------------------------
 
-    def user_event(
-        self, name: str, payload: bytes, *, now: float, coalesce: bool = True
-    ) -> None:
+    def user_event(self, name: str, payload: bytes, *, now: float, coalesce: bool = True) -> None:
         """Gossip a Serf user event (ValueError above Serf's 512 bytes of name + payload)."""
         self.node.broadcast(self.serf.user_event(name, payload, coalesce=coalesce), now=now)
         self._pump(now=now)
@@ -188,6 +207,19 @@ class SerfNode:
         """Memberlist's NumMembers: members not dead or left, ourselves included."""
         return sum(1 for m in self.node.members() if m.state not in _GONE)
 
+    def force_leave(self, name: str, *, prune: bool = False, now: float) -> None:
+        """Serf's force-leave: gossip a leave intent about `name` (a failed member becomes
+        left; `prune` erases it at once, everywhere). Unknown names are gossiped too, as
+        Serf does. ValueError for a name that could not be sent."""
+        data, events = self.serf.force_leave(name, prune=prune)
+        self._serf_out(events, now=now)
+        self.node.broadcast(data, now=now)
+        self._pump(now=now)
+
+    def serf_members(self) -> list[SerfMember]:
+        """Every member with its Serf status, failed and left ones until reaped."""
+        return self.status.members()
+
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tags for query filters (the caller gossips the matching metadata)."""
         self.serf.set_tags(tags)
@@ -195,17 +227,20 @@ class SerfNode:
     # -- NodeAPI inputs ------------------------------------------------------------------
 
     def join(self, seeds: Sequence[Address], *, now: float) -> None:
+        self._join_origins.append(False)
         self.node.join(seeds, now=now)
         self._pump(now=now)
 
     def leave(self, timeout: float, *, now: float) -> None:
         """Gossip our leave intent now; the memberlist leave starts at a deadline after it."""
         self.node.broadcast(self.serf.leave_intent(), now=now)
+        self.status.leave_intent(self.serf.name, prune=False, now=now)
         self._leave_at = (now + leave_intent_wait(self.config, timeout), now + timeout)
         self._pump(now=now)
 
     def update_meta(self, meta: bytes, *, now: float) -> None:
         self.node.update_meta(meta, now=now)
+        self._note_alive(self.node.local_member, now=now)
         self._pump(now=now)
 
     def send_best_effort(self, to: Address, data: bytes, *, now: float) -> None:
@@ -254,11 +289,24 @@ class SerfNode:
         finished = self.serf.expire(now=now)
         if finished:
             self._serf_out(finished, now=now)
+        reaped, retry = self.status.expire(now=now, rng=self._rng)
+        for member in reaped:
+            self.serf.forget_member(member.name)
+            self._events.append(MemberReaped(member))
+        if retry is not None:
+            # Serf's reconnect: a plain memberlist join, no join intent, nobody waits on it.
+            self._join_origins.append(True)
+            self.node.join([retry], now=now)
+            self._pump(now=now)
 
     # -- NodeAPI outputs -----------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        candidates = [self.node.next_deadline(), self.serf.next_deadline()]
+        candidates = [
+            self.node.next_deadline(),
+            self.serf.next_deadline(),
+            self.status.next_deadline(),
+        ]
         if self._leave_at is not None:
             candidates.append(self._leave_at[0])
         return min((d for d in candidates if d is not None), default=None)
@@ -317,21 +365,44 @@ class SerfNode:
             return
         if isinstance(event, MemberJoined | MemberUpdated):
             serf.note_member(event.member.name, "alive")
+            self._note_alive(event.member, now=now)
         elif isinstance(event, MemberLeft):
             serf.note_member(event.member.name, "left")
+            self.status.gone(event.member, left=True, now=now)
         elif isinstance(event, MemberFailed):
             serf.note_member(event.member.name, "failed")
+            self.status.gone(event.member, left=False, now=now)
         elif isinstance(event, NameConflict) and event.existing.name == serf.name:
             self._start_conflict_vote(now=now)
-        elif isinstance(event, JoinCompleted) and event.joined > 0:
-            # Serf gossips its join intent once memberlist's join reached someone.
-            self.node.broadcast(serf.join_intent(), now=now)
+        elif isinstance(event, JoinCompleted):
+            if self._join_origins and self._join_origins.popleft():
+                return  # our reconnect attempt: nobody called join()
+            if event.joined > 0:
+                # Serf gossips its join intent once memberlist's join reached someone.
+                self.node.broadcast(serf.join_intent(), now=now)
         self._events.append(event)
+
+    def _note_alive(self, member: Member, *, now: float) -> None:
+        leaving = self.serf.newest_intent_is_leave(member.name)
+        self.status.alive(member, leaving=leaving, now=now)
 
     def _serf_out(self, events: Sequence[SerfEvent], *, now: float) -> None:
         if self._conflict is not None:
             events = [e for e in events if not self._conflict_event(e)]
-        self._events.extend(events)
+        for event in events:
+            self._events.append(event)
+            if isinstance(event, JoinIntentReceived):
+                self.status.join_intent(event.node)
+            elif isinstance(event, LeaveIntentReceived):
+                change, erased = self.status.leave_intent(event.node, prune=event.prune, now=now)
+                if change is not None:
+                    self._events.append(change)
+                    if change.member.status is SerfStatus.LEFT:
+                        # Serf's leftMembers: push/pull names it as left from now on.
+                        self.serf.note_member(change.member.name, "left")
+                if erased is not None:
+                    self.serf.forget_member(erased.name)
+                    self._events.append(MemberReaped(erased, forced=True))
         for out in self.serf.take_outgoing():
             if isinstance(out, SerfBroadcast):
                 try:

@@ -36,9 +36,11 @@ from swimguard.serf.tags import decode_tags
 
 __all__ = [
     "DAY",
+    "MemberReaped",
+    "MemberStatusChanged",
     "SerfMember",
     "SerfStatus",
-    "StatusChange",
+    "StatusEvent",
     "StatusTable",
     "StatusTimes",
 ]
@@ -99,11 +101,24 @@ class SerfMember:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class StatusChange:
-    """A status change memberlist did not report itself (alive -> leaving, failed -> left)."""
+class MemberStatusChanged:
+    """Event: a Serf status change memberlist has no event for (alive -> leaving, and
+    failed -> left, which Serf reports as a member-leave)."""
 
     member: SerfMember
     previous: SerfStatus
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberReaped:
+    """Event (Serf's `member-reap`): a failed or left member was forgotten, after its
+    timeout or at once (`forced`: force-leave with prune)."""
+
+    member: SerfMember
+    forced: bool = False
+
+
+StatusEvent = MemberStatusChanged | MemberReaped
 
 
 @dataclasses.dataclass(slots=True)
@@ -198,6 +213,12 @@ class StatusTable:
         self._deadlines.cancel(("reap", member.name))
         self._put(member.name, _Record(_view(member, status)))
 
+    def join_intent(self, name: str) -> None:
+        """A newer join intent about `name`: a leaving member stays (handleNodeJoinIntent)."""
+        rec = self._records.get(name)
+        if rec is not None and rec.member.status is SerfStatus.LEAVING:
+            rec.member = dataclasses.replace(rec.member, status=SerfStatus.ALIVE)
+
     def gone(self, member: Member, *, left: bool, now: float) -> SerfMember:
         """memberlist says `member` is dead (`left=False`) or left; returns the new view."""
         rec = self._records.get(member.name)
@@ -215,7 +236,7 @@ class StatusTable:
 
     def leave_intent(
         self, name: str, *, prune: bool, now: float
-    ) -> tuple[StatusChange | None, SerfMember | None]:
+    ) -> tuple[MemberStatusChanged | None, SerfMember | None]:
         """A newer leave intent about `name` was accepted (Serf's handleNodeLeaveIntent).
 
         Returns the status change it made, if any, and the member it erased (`prune`).
@@ -227,10 +248,10 @@ class StatusTable:
         change = None
         if old is SerfStatus.ALIVE:
             rec.member = dataclasses.replace(rec.member, status=SerfStatus.LEAVING)
-            change = StatusChange(rec.member, old)
+            change = MemberStatusChanged(rec.member, old)
         elif old is SerfStatus.FAILED:
             rec.member = dataclasses.replace(rec.member, status=SerfStatus.LEFT)
-            change = StatusChange(rec.member, old)
+            change = MemberStatusChanged(rec.member, old)
             gone_at = rec.gone_at if rec.gone_at is not None else now
             rec.gone_at = gone_at
             self._arm_reap(name, gone_at)
