@@ -19,6 +19,7 @@ from types import TracebackType
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_event import AgentEvent, EventRouter
 from swimguard.aio.agent_keys import AgentKeys
+from swimguard.aio.agent_members import AgentMembers
 from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.driver import DrivenNode, Driver
@@ -56,7 +57,7 @@ __all__ = [
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentKeys, AgentMetrics):
+class Agent(AgentKeys, AgentMetrics, AgentMembers):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one
@@ -67,7 +68,6 @@ class Agent(AgentKeys, AgentMetrics):
     Serf that Serf agents see it join and leave properly; user messages whose
     first byte is a Serf message type (0-9) are then handled by the Serf layer
     (its events appear in `events()`) instead of surfacing as `UserMessage`.
-
     Not thread-safe: use it from the event loop that entered it.
     """
 
@@ -169,6 +169,7 @@ class Agent(AgentKeys, AgentMetrics):
                 serf_tags=self._tags,
                 serf_compat=self._serf_compat,
                 factory=self._node_factory,
+                status_times=self.options.serf_status_times,
             )
             self._driver = Driver(
                 self._node,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from swimguard.serf.status import StatusTimes
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class AgentConfig:
@@ -66,6 +68,10 @@ class AgentConfig:
 
     bind_attempts: int = 32
     """Tries at finding a port free for both UDP and TCP when binding port 0."""
+
+    serf_status_times: StatusTimes = dataclasses.field(default_factory=StatusTimes)
+    """With `serf_compat`: how long failed and left members stay in `serf_members()`
+    and how often failed ones are retried (Serf's 30 s / 24 h / 24 h)."""
 
     def __post_init__(self) -> None:
         positive_ints = (

@@ -28,6 +28,7 @@ from swimguard.serf.events import (
     QueryReceived,
     UserEventReceived,
 )
+from swimguard.serf.status import MemberReaped, MemberStatusChanged
 
 __all__ = ["PUBLISHED", "AgentEvent", "EventFilter", "EventRouter"]
 
@@ -44,6 +45,8 @@ AgentEvent = (
     | UserEventReceived
     | QueryReceived
     | NameConflictResolved
+    | MemberStatusChanged
+    | MemberReaped
     | EventsLost
 )
 """What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`, the
@@ -64,6 +67,8 @@ PUBLISHED = (
     UserEventReceived,
     QueryReceived,
     NameConflictResolved,
+    MemberStatusChanged,
+    MemberReaped,
 )
 """The node's events the application sees. The others are the agent's business (join and
 leave completions wake `join()`/`leave()`) or nobody's (ping round trips, push/pull state

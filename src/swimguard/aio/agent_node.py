@@ -12,6 +12,7 @@ from swimguard.protocol.api import NodeAPI
 from swimguard.protocol.hooks import forward_hooks
 from swimguard.protocol.outgoing import Address
 from swimguard.serf.node import SerfNode
+from swimguard.serf.status import StatusTimes
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["NodeFactory", "build_node"]
@@ -62,6 +63,7 @@ def build_node(
     serf_tags: Mapping[str, str] | None,
     serf_compat: bool,
     factory: NodeFactory | None,
+    status_times: StatusTimes | None = None,
 ) -> DrivenNode:
     """The node an agent drives; `meta` (if any) is what it announces at start."""
     kwargs: dict[str, Any] = {
@@ -75,5 +77,11 @@ def build_node(
     }
     node_factory = factory or _default_factory
     if serf_compat:
-        return SerfNode(config, tags=serf_tags, node_factory=node_factory, **kwargs)
+        return SerfNode(
+            config,
+            tags=serf_tags,
+            node_factory=node_factory,
+            status_times=status_times,
+            **kwargs,
+        )
     return node_factory(config, **kwargs)
