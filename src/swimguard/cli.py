@@ -39,6 +39,7 @@ from typing import NoReturn, TextIO
 
 from swimguard.aio import Agent, EventsLost
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
+from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.sockets import format_address, is_ip, parse_address, resolve_host
 from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
@@ -51,6 +52,7 @@ from swimguard.protocol.events import (
 )
 from swimguard.protocol.outgoing import Address
 from swimguard.serf import encode_tags
+from swimguard.serf.status import DAY, StatusTimes
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["ExitCode", "event_line", "main"]
@@ -166,6 +168,29 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         type=_seconds,
         default=5.0,
         help="seconds to wait for the leave broadcast (>= 0)",
+    )
+    agent.add_argument(
+        "--dead-node-reclaim-time",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="a dead member's name may be taken by a new address after this long"
+        " (0 = never, as in serf: a member restarted at a new address is refused until"
+        " the cluster forgets the old one, and its join fails saying so)",
+    )
+    agent.add_argument(
+        "--reconnect-timeout",
+        type=_seconds,
+        default=DAY,
+        metavar="SECONDS",
+        help="keep failed members listed (and retried) this long (serf: 24 h)",
+    )
+    agent.add_argument(
+        "--tombstone-timeout",
+        type=_seconds,
+        default=DAY,
+        metavar="SECONDS",
+        help="keep left members listed this long (serf: 24 h)",
     )
     agent.add_argument(
         "--log-level",
@@ -419,7 +444,13 @@ def _agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
         name,
         bind=bind,
         advertise=advertise,
-        config=PROFILES[args.profile](),
+        config=PROFILES[args.profile](dead_node_reclaim_time=args.dead_node_reclaim_time),
+        options=AgentConfig(
+            serf_status_times=StatusTimes(
+                reconnect_timeout=args.reconnect_timeout,
+                tombstone_timeout=args.tombstone_timeout,
+            )
+        ),
         keyring=keyring,
         label=args.label,
         meta=meta,

@@ -19,6 +19,7 @@ from swimguard.protocol.events import (
     MemberSuspected,
     MemberUpdated,
     NameConflict,
+    NameHeldElsewhere,
     UserMessage,
 )
 from swimguard.serf.events import (
@@ -40,6 +41,7 @@ AgentEvent = (
     | MemberLeft
     | UserMessage
     | NameConflict
+    | NameHeldElsewhere
     | JoinIntentReceived
     | LeaveIntentReceived
     | UserEventReceived
@@ -62,6 +64,7 @@ PUBLISHED = (
     MemberLeft,
     UserMessage,
     NameConflict,
+    NameHeldElsewhere,
     JoinIntentReceived,
     LeaveIntentReceived,
     UserEventReceived,
@@ -95,6 +98,8 @@ class EventRouter:
         self._filters = tuple(filters)
         self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
         self._leaves: list[asyncio.Future[LeaveCompleted]] = []
+        # What a running join learnt: a seed holds our name at another address.
+        self._held: NameHeldElsewhere | None = None
 
     def expect_join(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[JoinCompleted]:
         """A future for the next `JoinCompleted` (the node reports joins in call order)."""
@@ -114,7 +119,10 @@ class EventRouter:
             if routed is None:
                 return
             event = routed
+        if isinstance(event, NameHeldElsewhere) and self._joins:
+            self._held = event
         if isinstance(event, JoinCompleted):
+            event = self._refused(event)
             # One event per join() call, in call order; a timed-out call's waiter
             # is cancelled but still takes its (late) event.
             if self._joins:
@@ -128,6 +136,21 @@ class EventRouter:
             self._leaves.clear()
         elif isinstance(event, PUBLISHED):
             self.buffer.put(event)
+
+    def _refused(self, event: JoinCompleted) -> JoinCompleted:
+        """The join's result, failed if a seed holds our name elsewhere: its members
+        refuse our alive messages, so the join reached someone but joined nobody."""
+        held, self._held = self._held, None
+        if held is None:
+            return event
+        host, port = held.addr
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        why = (
+            f"refused: the cluster still holds this name at {shown} ({held.state.name.lower()})"
+            " and ignores it at this address until it forgets that member (or its"
+            " dead-node-reclaim-time passes); retry later or use another name"
+        )
+        return JoinCompleted(0, (*event.errors, why))
 
     def close(self) -> None:
         """Fail every waiting call and end the application's event stream."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from swimguard.protocol.hooks import MessageHook
-from swimguard.protocol.members import Member
+from swimguard.protocol.members import Member, MemberState
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,6 +90,22 @@ class LeaveCompleted:
     timed_out: bool
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class NameHeldElsewhere:
+    """A peer's push/pull state holds our name at another address `addr`, in `state`.
+
+    memberlist refuses our alive messages at the new address as a name conflict until it
+    forgets that record (a dead one: `gossip_to_the_dead_time` after its death) or its
+    `dead_node_reclaim_time` passes: the usual sign of a restart at a new address that
+    came back too soon. Reported for suspect and dead records (an alive one is a live
+    duplicate: `NameConflict`), not for dead ones when our own reclaim time is set.
+    """
+
+    addr: tuple[str, int]
+    state: MemberState
+    incarnation: int
+
+
 Event = (
     MemberJoined
     | MemberUpdated
@@ -102,6 +118,7 @@ Event = (
     | NameConflict
     | JoinCompleted
     | LeaveCompleted
+    | NameHeldElsewhere
 )
 
 

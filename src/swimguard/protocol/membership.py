@@ -29,6 +29,7 @@ from swimguard.protocol.events import (
     MemberSuspected,
     MemberUpdated,
     NameConflict,
+    NameHeldElsewhere,
 )
 from swimguard.protocol.hooks import AliveHook, ConflictHook
 from swimguard.protocol.members import Member, MemberState
@@ -430,6 +431,8 @@ class Membership:
         alive, suspect, dead, left = _PUSH_ALIVE, _PUSH_SUSPECT, _PUSH_DEAD, _PUSH_LEFT
         for st in states:
             state = st.state
+            if st.name == me:
+                self._note_own_record(st)
             if state == alive:
                 alive_msg = _new_alive(st.incarnation, st.name, st.addr, st.port, st.meta, st.vsn)
                 self.alive_node(alive_msg, now=now)
@@ -442,6 +445,28 @@ class Membership:
                 self.suspect_node(accused, now=now)
             else:
                 self._drops["bad_state"] += 1
+
+    def _note_own_record(self, st: PushNodeState) -> None:
+        """A peer's record of our own name: if at another address, it refuses us."""
+        own = self.table.by_name.get(self._name)
+        if own is None or (st.addr == own.addr_bytes and st.port == own.port):
+            return
+        if st.state in (_PUSH_LEFT, _PUSH_ALIVE):
+            # Left: reclaimed by any address. Alive: a live duplicate, which our alive
+            # handling reports as a NameConflict (Serf's vote decides who stays).
+            return
+        if st.state == _PUSH_DEAD and self._config.dead_node_reclaim_time > 0:
+            # We assume the cluster runs our reclaim time: the peer may take us soon.
+            return
+        host = bytes_to_host(st.addr)
+        if host is None:
+            return
+        state = {
+            _PUSH_SUSPECT: MemberState.SUSPECT,
+            _PUSH_DEAD: MemberState.DEAD,
+        }.get(st.state)
+        if state is not None:
+            self._events.append(NameHeldElsewhere((host, st.port), state, st.incarnation))
 
     def any_alive(self) -> bool:
         """Whether any other member is alive or suspect."""
