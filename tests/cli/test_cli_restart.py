@@ -33,8 +33,18 @@ def test_a_restart_at_a_new_address_exits_1_saying_it_was_refused(
 @pytest.mark.parametrize("flag", ["--dead-node-reclaim-time", "--reconnect-timeout"])
 def test_negative_seconds_exit_2(flag: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "swimguard", "agent", "--name", "x", "--bind", "127.0.0.1:0",
-         flag, "-1"],
+        [
+            sys.executable,
+            "-m",
+            "swimguard",
+            "agent",
+            "--name",
+            "x",
+            "--bind",
+            "127.0.0.1:0",
+            flag,
+            "-1",
+        ],
         capture_output=True,
         text=True,
         timeout=30,
