@@ -52,6 +52,7 @@ from swimguard.protocol.events import (
 )
 from swimguard.protocol.outgoing import Address
 from swimguard.serf import encode_tags
+from swimguard.serf.coalesce import SERF_AGENT_COALESCE
 from swimguard.serf.status import DAY, StatusTimes
 from swimguard.wire.encryption import Keyring
 
@@ -191,6 +192,12 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         default=DAY,
         metavar="SECONDS",
         help="keep left members listed this long (serf: 24 h)",
+    )
+    agent.add_argument(
+        "--coalesce",
+        action="store_true",
+        help="hold member and user events as serf's agent does (3 s, or 1 s of quiet;"
+        " latest per member, newest per user event name); default: print each at once",
     )
     agent.add_argument(
         "--log-level",
@@ -449,7 +456,8 @@ def _agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
             serf_status_times=StatusTimes(
                 reconnect_timeout=args.reconnect_timeout,
                 tombstone_timeout=args.tombstone_timeout,
-            )
+            ),
+            serf_coalesce=SERF_AGENT_COALESCE if args.coalesce else None,
         ),
         keyring=keyring,
         label=args.label,

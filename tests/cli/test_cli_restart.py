@@ -51,3 +51,10 @@ def test_negative_seconds_exit_2(flag: str) -> None:
     )
     assert result.returncode == 2
     assert flag in result.stderr
+
+
+def test_coalesce_flag_still_prints_json_lines(spawn: Callable[..., AgentProcess]) -> None:
+    a = spawn("c1", "--coalesce")
+    wait_until(lambda: bool(a.addr), 15, "c1 up")
+    b = spawn("c2", "--join", a.addr, "--coalesce")
+    wait_until(lambda: a.saw("member-join", "c2") and b.saw("member-join", "c1"), 15, "joined")

@@ -124,3 +124,33 @@ def test_force_leave_of_an_alive_member_is_refuted() -> None:
     c.run_for(10.0)
     for m in c.live():
         assert statuses(c, m.name)["m2"] is SerfStatus.ALIVE, m.name
+
+
+def test_a_coalescing_node_delivers_a_join_burst_after_quiet_and_a_crash_once() -> None:
+    from swimguard.protocol.events import MemberFailed, MemberJoined
+    from swimguard.serf.coalesce import SERF_AGENT_COALESCE
+
+    config = Config.lan()
+
+    def make(name: str, addr: Address, rng: random.Random, *, now: float) -> NodeAPI:
+        node = SerfNode(
+            config, name=name, advertise=addr, rng=rng, now=now, coalesce=SERF_AGENT_COALESCE
+        )
+        return node  # type: ignore[return-value]
+
+    c = start_cluster(4, seed=46, factory=make, settle=30.0, replay_hint=replay(TEST, 46))
+    log = Log()
+    c.add_listener(log)
+    c.run_for(5.0)
+    for m in c.live():
+        joins = [(t, e) for t, who, e in log.rows if who == m.name and isinstance(e, MemberJoined)]
+        # the join burst comes out as one batch, once per member
+        assert sorted(e.member.name for _, e in joins) == ["m0", "m1", "m2", "m3"]
+        assert len({t for t, _ in joins}) == 1
+    log.rows.clear()
+    c.crash("m3")
+    c.run_for(30.0)
+    for m in c.live():
+        failed = [e.member.name for e in log.seen_by(m.name, MemberFailed)]  # type: ignore[attr-defined]
+        assert failed == ["m3"]
+        assert not log.seen_by(m.name, MemberJoined)

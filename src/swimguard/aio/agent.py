@@ -169,7 +169,7 @@ class Agent(AgentKeys, AgentMetrics, AgentMembers):
                 serf_tags=self._tags,
                 serf_compat=self._serf_compat,
                 factory=self._node_factory,
-                status_times=self.options.serf_status_times,
+                options=self.options,
             )
             self._driver = Driver(
                 self._node,

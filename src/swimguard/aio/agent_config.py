@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from swimguard.serf.coalesce import Coalesce
 from swimguard.serf.status import StatusTimes
 
 
@@ -72,6 +73,11 @@ class AgentConfig:
     serf_status_times: StatusTimes = dataclasses.field(default_factory=StatusTimes)
     """With `serf_compat`: how long failed and left members stay in `serf_members()`
     and how often failed ones are retried (Serf's 30 s / 24 h / 24 h)."""
+
+    serf_coalesce: Coalesce | None = None
+    """With `serf_compat`: hold member and user events in `events()` as serf's agent
+    does (`swimguard.serf.coalesce.SERF_AGENT_COALESCE`: 3 s / 1 s). None (the
+    default, as Serf the library) delivers every event at once."""
 
     def __post_init__(self) -> None:
         positive_ints = (

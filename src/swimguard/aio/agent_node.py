@@ -6,13 +6,13 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.driver import DrivenNode
 from swimguard.config import Config
 from swimguard.protocol.api import NodeAPI
 from swimguard.protocol.hooks import forward_hooks
 from swimguard.protocol.outgoing import Address
 from swimguard.serf.node import SerfNode
-from swimguard.serf.status import StatusTimes
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["NodeFactory", "build_node"]
@@ -63,9 +63,11 @@ def build_node(
     serf_tags: Mapping[str, str] | None,
     serf_compat: bool,
     factory: NodeFactory | None,
-    status_times: StatusTimes | None = None,
+    options: AgentConfig | None = None,
 ) -> DrivenNode:
-    """The node an agent drives; `meta` (if any) is what it announces at start."""
+    """The node an agent drives; `meta` (if any) is what it announces at start.
+
+    `options` brings the Serf status times and coalescing periods of a `SerfNode`."""
     kwargs: dict[str, Any] = {
         "name": name,
         "advertise": advertise,
@@ -81,7 +83,8 @@ def build_node(
             config,
             tags=serf_tags,
             node_factory=node_factory,
-            status_times=status_times,
+            status_times=options.serf_status_times if options else None,
+            coalesce=options.serf_coalesce if options else None,
             **kwargs,
         )
     return node_factory(config, **kwargs)

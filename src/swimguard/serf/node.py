@@ -46,6 +46,7 @@ from swimguard.protocol.events import (
 from swimguard.protocol.hooks import forward_hooks
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address, Outgoing
+from swimguard.serf.coalesce import Coalesce, Coalescer
 from swimguard.serf.events import (
     JoinIntentReceived,
     LeaveIntentReceived,
@@ -127,7 +128,9 @@ class SerfNode:
     keywords (default `swimguard.protocol.Node`). The keyring is shared with the Serf
     layer, so `serf keys` queries change what the node encrypts with. `status_times`:
     how long failed and left members stay listed, how often failed ones are retried
-    (Serf's 30 s / 24 h / 24 h by default).
+    (Serf's 30 s / 24 h / 24 h by default). `coalesce`: hold member and user events
+    as Serf's agent does (`serf.coalesce`); None (the default, as Serf the library)
+    delivers each at once.
     """
 
     def __init__(
@@ -144,10 +147,14 @@ class SerfNode:
         tags: Mapping[str, str] | None = None,
         node_factory: Callable[..., NodeAPI] | None = None,
         status_times: StatusTimes | None = None,
+        coalesce: Coalesce | None = None,
     ) -> None:
         self.config = config
         self.serf = SerfLayer(name, tags=tags, keyring=keyring)
         self.status = StatusTable(status_times, max_members=config.max_members)
+        self._coalescer = Coalescer(coalesce) if coalesce is not None else None
+        self._released: list[SerfNodeEvent] = []  # coalesced events whose window closed
+        self._now = now
         # Who asked for each join still running, in call order (the node reports joins in
         # call order): our reconnect attempts' results are not the caller's business.
         self._join_origins: collections.deque[bool] = collections.deque()
@@ -289,6 +296,8 @@ class SerfNode:
         finished = self.serf.expire(now=now)
         if finished:
             self._serf_out(finished, now=now)
+        if self._coalescer is not None:
+            self._released.extend(self._coalescer.flush(now=now))  # type: ignore[arg-type]
         reaped, retry = self.status.expire(now=now, rng=self._rng)
         for member in reaped:
             self.serf.forget_member(member.name)
@@ -307,6 +316,8 @@ class SerfNode:
             self.serf.next_deadline(),
             self.status.next_deadline(),
         ]
+        if self._coalescer is not None:
+            candidates.append(self._coalescer.next_deadline())
         if self._leave_at is not None:
             candidates.append(self._leave_at[0])
         return min((d for d in candidates if d is not None), default=None)
@@ -316,7 +327,12 @@ class SerfNode:
 
     def take_events(self) -> list[SerfNodeEvent]:
         events, self._events = self._events, []
-        return events
+        coalescer = self._coalescer
+        if coalescer is None:
+            return events
+        out, self._released = self._released, []
+        out.extend(e for e in events if not coalescer.add(e, now=self._now))
+        return out
 
     def members(self) -> list[Member]:
         return self.node.members()
@@ -347,6 +363,7 @@ class SerfNode:
         What the layer sends (re-gossip, acks) enters the node's queues here, so the
         driver's next `take_outgoing()` already holds it.
         """
+        self._now = now
         while True:
             events = self.node.take_events()
             if not events:
