@@ -154,3 +154,34 @@ def test_a_coalescing_node_delivers_a_join_burst_after_quiet_and_a_crash_once() 
         failed = [e.member.name for e in log.seen_by(m.name, MemberFailed)]  # type: ignore[attr-defined]
         assert failed == ["m3"]
         assert not log.seen_by(m.name, MemberJoined)
+
+
+def test_a_join_without_replay_ignores_old_user_events_but_gets_new_ones() -> None:
+    from swimguard.serf import UserEventReceived
+
+    c, log = cluster(4, 47)
+
+    def fire(name: str):  # type: ignore[no-untyped-def]
+        def call(node: NodeAPI, now: float) -> None:
+            assert isinstance(node, SerfNode)
+            node.user_event(name, b"", now=now)
+
+        return call
+
+    c.call("m1", fire("old"))
+    c.run_for(60.0)  # long after the broadcast stopped: only push/pull state carries it
+    seed = c.member("m0").addr
+    for name, replay_old in (("replayer", True), ("fresh", False)):
+        c.add_member(name)
+
+        def join(node: NodeAPI, now: float, replay: bool = replay_old) -> None:
+            assert isinstance(node, SerfNode)
+            node.join([seed], now=now, replay=replay)
+
+        c.call(name, join)
+    c.run_for(2.0)
+    assert [e.name for e in log.seen_by("replayer", UserEventReceived)] == ["old"]  # type: ignore[attr-defined]
+    assert log.seen_by("fresh", UserEventReceived) == []
+    c.call("m2", fire("new"))
+    c.run_for(10.0)
+    assert [e.name for e in log.seen_by("fresh", UserEventReceived)] == ["new"]  # type: ignore[attr-defined]

@@ -279,15 +279,16 @@ class Agent(AgentKeys, AgentMetrics, AgentMembers):
         seeds: Sequence[str | Address],
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - bounds the core's exchange, documented
+        replay: bool = True,
     ) -> int:
         """Push/pull with each seed; return how many answered.
 
-        Raises `JoinError` when none did (or nothing finished within `timeout`,
-        by default twice the config's TCP timeout plus a second), and before
-        contacting anyone when a seed's address family cannot be reached from
-        the bound socket (an IPv6 seed for an IPv4-bound agent).
+        Raises `JoinError` when none did (or nothing finished within `timeout`, by default
+        twice the config's TCP timeout plus a second), and before contacting anyone when a
+        seed's address family cannot be reached from the bound socket (IPv6 seed, IPv4 bind).
+        `replay=False` (serf agent's default) ignores user events from before the join.
         """
-        node, driver = self._running()
+        _node, driver = self._running()
         if not seeds:
             raise ValueError("join() needs at least one seed")
         assert self._loop is not None
@@ -298,11 +299,10 @@ class Agent(AgentKeys, AgentMetrics, AgentMembers):
             if problem is not None:
                 raise JoinError(f"cannot join through {seed!r}: {problem}")
         limit = timeout if timeout is not None else 2 * self.config.tcp_timeout + 1.0
-        # JoinCompleted carries no call id, so joins run one at a time and each
-        # takes the next JoinCompleted.
+        # JoinCompleted has no call id: joins run one at a time, each takes the next one.
         async with self._join_lock:
             waiter = self._router.expect_join(self._loop)
-            driver.input(lambda now: node.join(addrs, now=now))
+            driver.input(lambda now: self._join_input(addrs, replay, now))
             try:
                 result = await asyncio.wait_for(asyncio.shield(waiter), limit)
             except TimeoutError:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.errors import UsageError
 from swimguard.protocol.names import name_problem
+from swimguard.protocol.outgoing import Address
 from swimguard.serf.node import SerfNode
 from swimguard.serf.status import SerfMember, SerfStatus
 
@@ -53,6 +54,15 @@ class AgentMembers:
             raise ValueError(f"bad member name {name!r}: {problem.value}")
         assert self._driver is not None
         self._driver.input(lambda now: node.force_leave(name, prune=prune, now=now))
+
+    def _join_input(self, seeds: list[Address], replay: bool, now: float) -> None:
+        """Start a join in the node (`replay=False`: Serf's join ignoring old events)."""
+        node = self._node
+        assert node is not None
+        if isinstance(node, SerfNode):
+            node.join(seeds, now=now, replay=replay)
+        else:
+            node.join(seeds, now=now)
 
     def _serf_node(self) -> SerfNode:
         node = self._node

@@ -135,6 +135,10 @@ class SerfLayer:
         self.event_clock = LamportClock(1)
         self.query_clock = LamportClock(1)
         self.leaving = False
+        # Set during a join without replay (Serf's eventJoinIgnore): a join's push/pull
+        # raises `_event_min_time` to the peer's event clock; older events are ignored.
+        self.ignore_old_events = False
+        self._event_min_time = 0
         # name -> (status LTime, last accepted intent), most recently updated last.
         self._status: dict[str, tuple[int, Literal["join", "leave"]]] = {name: (0, "join")}
         self._status_bytes = _name_cost(name)
@@ -386,7 +390,6 @@ class SerfLayer:
 
         Replayed user events are queued for `take_events()` (they are not re-gossiped).
         """
-        del join  # we never ask to ignore old events
         if not data:
             return  # a pure memberlist peer: UserStateLen 0
         if data[0] != SerfMessageType.PUSH_PULL:
@@ -402,6 +405,9 @@ class SerfLayer:
             self.member_clock.witness(msg.ltime - 1)
         if msg.event_ltime > 0:
             self.event_clock.witness(msg.event_ltime - 1)
+        if join and self.ignore_old_events:
+            # Serf's Join(ignoreOld): what happened before we joined is not replayed.
+            self._event_min_time = max(self._event_min_time, msg.event_ltime)
         if msg.query_ltime > 0:
             self.query_clock.witness(msg.query_ltime - 1)
         # Entry by entry: one bad name (a Go peer keeps any bytes) spares the rest.
@@ -492,6 +498,8 @@ class SerfLayer:
     def _record_event(self, msg: UserEvent) -> bool:
         """Serf's handleUserEvent dedup; True if the event is new."""
         self.event_clock.witness(msg.ltime)
+        if msg.ltime < self._event_min_time:
+            return False  # older than our join without replay
         now = self.event_clock.time()
         if now > EVENT_BUFFER and msg.ltime < now - EVENT_BUFFER:
             self.drops["event_too_old"] += 1

@@ -233,7 +233,11 @@ class SerfNode:
 
     # -- NodeAPI inputs ------------------------------------------------------------------
 
-    def join(self, seeds: Sequence[Address], *, now: float) -> None:
+    def join(self, seeds: Sequence[Address], *, now: float, replay: bool = True) -> None:
+        """memberlist join, then our join intent. `replay=False` (serf agent's default,
+        `-replay` off) ignores the user events the cluster saw before we joined."""
+        if not replay:
+            self.serf.ignore_old_events = True
         self._join_origins.append(False)
         self.node.join(seeds, now=now)
         self._pump(now=now)
@@ -394,6 +398,7 @@ class SerfNode:
         elif isinstance(event, JoinCompleted):
             if self._join_origins and self._join_origins.popleft():
                 return  # our reconnect attempt: nobody called join()
+            self.serf.ignore_old_events = False
             if event.joined > 0:
                 # Serf gossips its join intent once memberlist's join reached someone.
                 self.node.broadcast(serf.join_intent(), now=now)
