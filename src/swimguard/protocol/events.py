@@ -45,9 +45,16 @@ class MemberLeft:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class UserMessage:
-    """User bytes from a peer: a best-effort or reliable message, or a user broadcast."""
+    """User bytes from a peer: a best-effort or reliable message, or a user broadcast.
+
+    `sender`: the address it came from, when known: the peer that sent the packet or
+    opened the stream (for a gossiped broadcast, the member that passed it on, which need
+    not be its author). Not part of equality: two events are the same message if they
+    carry the same bytes, whichever path brought them.
+    """
 
     data: bytes
+    sender: tuple[str, int] | None = dataclasses.field(default=None, compare=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -122,8 +129,13 @@ Event = (
 )
 
 
-def deliver_user_message(events: list[Event], hook: MessageHook | None, data: bytes) -> None:
+def deliver_user_message(
+    events: list[Event],
+    hook: MessageHook | None,
+    data: bytes,
+    sender: tuple[str, int] | None = None,
+) -> None:
     """A user message arrived (by UDP or over a stream): an event, then the hook."""
-    events.append(UserMessage(data))
+    events.append(UserMessage(data, sender))
     if hook is not None:
         hook.notify_message(data)

@@ -492,7 +492,7 @@ class Node:
             elif isinstance(msg, NackResp):
                 prober.handle_nack(msg)
             elif isinstance(msg, UserData):
-                deliver_user_message(self._events, self._message_hook, msg.data)
+                deliver_user_message(self._events, self._message_hook, msg.data, sender)
             else:
                 self._drops["unexpected_message"] += 1
         if messages:

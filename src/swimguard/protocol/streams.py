@@ -396,7 +396,7 @@ class Streams:
         elif isinstance(msg, UserStream):
             self._tx.emit(StreamClose(sid))
             if msg.data:
-                deliver_user_message(self._events, self._message_hook, msg.data)
+                deliver_user_message(self._events, self._message_hook, msg.data, st.peer)
         else:
             self._drops["unexpected_stream_message"] += 1
             self._tx.emit(StreamClose(sid))
