@@ -88,3 +88,25 @@ def test_our_force_leave_of_a_failed_serf_member_then_prune(cluster: Cluster) ->
             assert addr(py) in {m["addr"] for m in s1.members_cli()}
 
     asyncio.run(scenario())
+
+
+def test_a_swimguard_restart_at_a_new_address_is_refused_by_a_serf_seed(cluster: Cluster) -> None:
+    from swimguard.errors import JoinError
+
+    s = cluster.start_serf("s")
+
+    async def scenario() -> None:
+        first = local_agent("py")
+        await first.start()
+        try:
+            await first.join([s.addr])
+            await until_serf_status(s, "py", "alive", 10)
+        finally:
+            await first.close()
+        await until_serf_status(s, "py", "failed", 30)
+        async with local_agent("py") as again:
+            assert addr(again) != addr(first)
+            with pytest.raises(JoinError, match="refused: the cluster still holds this name"):
+                await again.join([s.addr])
+
+    asyncio.run(scenario())
