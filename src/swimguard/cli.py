@@ -53,7 +53,13 @@ from swimguard.protocol.events import (
 from swimguard.protocol.outgoing import Address
 from swimguard.serf import encode_tags
 from swimguard.serf.coalesce import SERF_AGENT_COALESCE
-from swimguard.serf.status import DAY, StatusTimes
+from swimguard.serf.status import (
+    DAY,
+    MemberReaped,
+    MemberStatusChanged,
+    SerfStatus,
+    StatusTimes,
+)
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["ExitCode", "event_line", "main"]
@@ -100,7 +106,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def event_line(event: object, ts: float) -> str | None:
-    """The JSON line for a membership event, or None for other events."""
+    """The JSON line for a membership event, or None for other events.
+
+    Serf status events have no incarnation (null): `member-reap` when a failed or left
+    member is forgotten, `member-leave` when a failed member is force-left.
+    """
+    if isinstance(event, MemberReaped | MemberStatusChanged):
+        return _serf_status_line(event, ts)
     kind = EVENT_NAMES.get(type(event))
     if kind is None:
         return None
@@ -112,6 +124,25 @@ def event_line(event: object, ts: float) -> str | None:
             "name": member.name,
             "addr": format_address(member.addr),
             "incarnation": member.incarnation,
+        }
+    )
+
+
+def _serf_status_line(event: MemberReaped | MemberStatusChanged, ts: float) -> str | None:
+    if isinstance(event, MemberStatusChanged):
+        if event.member.status is not SerfStatus.LEFT:
+            return None  # alive -> leaving: serf has no event for it either
+        kind = "member-leave"
+    else:
+        kind = "member-reap"
+    member = event.member
+    return json.dumps(
+        {
+            "ts": ts,
+            "event": kind,
+            "name": member.name,
+            "addr": format_address(member.addr),
+            "incarnation": None,
         }
     )
 

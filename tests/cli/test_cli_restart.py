@@ -58,3 +58,20 @@ def test_coalesce_flag_still_prints_json_lines(spawn: Callable[..., AgentProcess
     wait_until(lambda: bool(a.addr), 15, "c1 up")
     b = spawn("c2", "--join", a.addr, "--coalesce")
     wait_until(lambda: a.saw("member-join", "c2") and b.saw("member-join", "c1"), 15, "joined")
+
+
+def test_a_failed_member_is_reaped_after_the_reconnect_timeout(
+    spawn: Callable[..., AgentProcess],
+) -> None:
+    a = spawn("p1", "--reconnect-timeout", "1")
+    wait_until(lambda: bool(a.addr), 15, "p1 up")
+    b = spawn("p2", "--join", a.addr)
+    wait_until(lambda: a.saw("member-join", "p2"), 15, "p2 joined")
+    b.proc.kill()
+    wait_until(lambda: a.saw("member-reap", "p2"), 30, "p2 reaped")
+    reap = next(e for e in a.events() if e["event"] == "member-reap")
+    assert reap["incarnation"] is None
+    failed_at, reaped_at = a.when("member-failed", "p2"), a.when("member-reap", "p2")
+    assert failed_at is not None
+    assert reaped_at is not None
+    assert reaped_at >= failed_at + 0.5  # the 1 s timeout counts from the failure
