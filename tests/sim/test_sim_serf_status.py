@@ -185,3 +185,18 @@ def test_a_join_without_replay_ignores_old_user_events_but_gets_new_ones() -> No
     c.call("m2", fire("new"))
     c.run_for(10.0)
     assert [e.name for e in log.seen_by("fresh", UserEventReceived)] == ["new"]  # type: ignore[attr-defined]
+
+
+def test_conflict_answers_still_know_a_failed_member_memberlist_forgot() -> None:
+    from swimguard.serf.messages import SerfMemberStatus
+
+    c, _ = cluster(4, 48)
+    c.crash("m3")
+    c.run_for(60.0)
+    assert "m3" not in c.view("m0")
+    view = serf_of(c, "m0").serf.member_view
+    assert view is not None
+    answer = view("m3")
+    assert answer is not None
+    assert answer.status is SerfMemberStatus.FAILED
+    assert answer.port == c.member("m3").addr[1]

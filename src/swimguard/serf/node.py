@@ -477,7 +477,22 @@ class SerfNode:
         return True
 
     def _member_view(self, name: str) -> ConflictMember | None:
-        """Serf's `Member` for `name` from our table (for `_serf_conflict` answers)."""
+        """Serf's `Member` for `name` from our table (for `_serf_conflict` answers).
+
+        The status table first: like Serf's member map it still holds failed and left
+        members memberlist forgot, with their Serf status (leaving included).
+        """
+        known = self.status.get(name)
+        if known is not None:
+            return ConflictMember(
+                name=known.name,
+                addr=_packed(known.addr[0]),
+                port=known.addr[1],
+                tags=dict(known.tags),
+                status=_WIRE_STATUS[known.status],
+                protocol=known.protocol,
+                delegate=known.delegate,
+            )
         # NodeAPI has no lookup by name, the real Node does: a query naming anyone must
         # not cost a snapshot of the whole table.
         find = getattr(self.node, "member", None)
@@ -519,6 +534,14 @@ class SerfNode:
                 continue
             chosen[m.name] = m.addr
         return list(chosen.values())
+
+
+_WIRE_STATUS = {
+    SerfStatus.ALIVE: SerfMemberStatus.ALIVE,
+    SerfStatus.LEAVING: SerfMemberStatus.LEAVING,
+    SerfStatus.LEFT: SerfMemberStatus.LEFT,
+    SerfStatus.FAILED: SerfMemberStatus.FAILED,
+}
 
 
 def _packed(host: str) -> bytes:
