@@ -20,6 +20,8 @@ through the driver:
   our leave intent first and starts the memberlist leave at a deadline a few gossip
   rounds later, so Serf peers show us as left, not failed.
 - The layer learns what memberlist decided about each member (for push/pull's left list).
+- Network coordinates: every ack we send carries our Vivaldi coordinate, and every
+  direct probe's ack (the ping hook) updates it and caches the peer's (`coordinates`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from swimguard.protocol.events import (
 from swimguard.protocol.hooks import forward_hooks
 from swimguard.protocol.members import Member
 from swimguard.protocol.outgoing import Address, Outgoing
+from swimguard.serf.coordinate_exchange import CoordinateExchange
 from swimguard.serf.events import SerfBroadcast, SerfDirect, SerfEvent
 from swimguard.serf.layer import SerfLayer
 from swimguard.serf.messages import SerfMessageType
@@ -65,17 +68,33 @@ def leave_intent_wait(config: Config, timeout: float) -> float:
 
 
 class _SerfHooks:
-    """The hooks handed to the node: Serf's push/pull state, the application's for the rest.
+    """The hooks handed to the node: Serf's push/pull state and coordinates, the application's
+    for the rest (its `notify_ping_complete` still hears every ping).
 
     Every other hook is the application's own method (`forward_hooks`), so the node's
     per-protocol checks see exactly what the application implements. An application that
     brings both `local_state` and `merge_remote_state` keeps push/pull state to itself.
     """
 
-    def __init__(self, serf: SerfLayer, user: object | None) -> None:
+    def __init__(
+        self, serf: SerfLayer, user: object | None, coordinates: CoordinateExchange
+    ) -> None:
         own = hasattr(user, "local_state") and hasattr(user, "merge_remote_state")
         self._state: Any = user if own else serf
+        self._coordinates = coordinates
+        # Serf peers read our coordinate from every ack; an application's own payload wins.
+        self._ack_payload: Any = getattr(user, "ack_payload", coordinates.ack_payload)
+        self._user_ping_complete: Any = getattr(user, "notify_ping_complete", None)
         forward_hooks(self, user)
+
+    def ack_payload(self) -> bytes:
+        payload: bytes = self._ack_payload()
+        return payload
+
+    def notify_ping_complete(self, member: Member, rtt: float, payload: bytes) -> None:
+        self._coordinates.ping_completed(member.name, rtt, payload)
+        if self._user_ping_complete is not None:
+            self._user_ping_complete(member, rtt, payload)
 
     def local_state(self, join: bool) -> bytes:
         state: bytes = self._state.local_state(join)
@@ -117,6 +136,10 @@ class SerfNode:
     ) -> None:
         self.config = config
         self.serf = SerfLayer(name, tags=tags, keyring=keyring)
+        # Its own stream, seeded from the caller's without drawing from it.
+        self.coordinates = CoordinateExchange(
+            name, rng=random.Random(hash(rng.getstate()[1])), max_entries=config.max_members
+        )
         factory = node_factory or _default_factory
         self.node: NodeAPI = factory(
             config,
@@ -124,7 +147,7 @@ class SerfNode:
             advertise=advertise,
             rng=rng,
             now=now,
-            hooks=_SerfHooks(self.serf, hooks),
+            hooks=_SerfHooks(self.serf, hooks, self.coordinates),
             keyring=keyring,
             label=label,
         )
@@ -238,6 +261,8 @@ class SerfNode:
         """The node's counters, then the Serf layer's prefixed with `serf_`."""
         counts = dict(self.node.drops)
         for reason, n in self.serf.drops.items():
+            counts[f"serf_{reason}"] = n
+        for reason, n in self.coordinates.drops.items():
             counts[f"serf_{reason}"] = n
         if self._regossip_too_large:
             counts["serf_regossip_too_large"] = self._regossip_too_large
