@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 
 from swimguard.aio.agent_config import AgentConfig
+from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
 from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.driver import DrivenNode, Driver
@@ -54,7 +55,7 @@ __all__ = [
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent:
+class Agent(AgentCoordinates):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one
