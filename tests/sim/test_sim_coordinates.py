@@ -9,9 +9,11 @@ matches the geometry.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 
+import msgpack
 import pytest
 from sim_helpers import replay
 
@@ -161,3 +163,48 @@ def test_an_applications_ack_payload_wins(sim_seed: int) -> None:
         assert node.coordinates.coordinate("m0") is None
         assert node.drops["serf_coordinate_bad_version"] > 0
         assert node.coordinates.coordinate("m1" if peer == "m2" else "m2") is not None
+
+
+class HostilePayload(PingRecorder):
+    """A member whose acks carry a crafted payload instead of its coordinate."""
+
+    def __init__(self, payload: bytes) -> None:
+        super().__init__()
+        self.payload = payload
+
+    def ack_payload(self) -> bytes:
+        return self.payload
+
+
+def crafted(**fields: object) -> bytes:
+    body: dict[str, object] = {"Adjustment": 0.0, "Error": 0.5, "Height": 1e-5, "Vec": [0.0] * 8}
+    body.update(fields)
+    return b"\x01" + msgpack.packb(body, use_bin_type=False)
+
+
+@pytest.mark.parametrize(
+    ("payload", "counter"),
+    [
+        (crafted(Vec=[math.nan] * 8), "serf_coordinate_not_finite"),
+        (crafted(Height=math.inf), "serf_coordinate_not_finite"),
+        (crafted(Vec=[0.0] * 7), "serf_coordinate_wrong_dimension"),
+        (crafted(Vec=[1e12] * 8), "serf_coordinate_absurd"),
+        (crafted(Error=-5.0), "serf_coordinate_absurd"),
+        (b"\x01\xde\xff\xff", "serf_coordinate_undecodable"),
+        (b"\x01" + b"\xff" * 200, "serf_coordinate_undecodable"),
+    ],
+)
+def test_hostile_ack_payloads_are_counted_and_never_stored(
+    sim_seed: int, payload: bytes, counter: str
+) -> None:
+    """m0's acks carry the payload; the others refuse it and still learn from each other."""
+    c = hooked_cluster(sim_seed, {"m0": HostilePayload(payload)})
+    for peer in ("m1", "m2"):
+        node = coords_of(c, peer)
+        assert node.drops[counter] > 0
+        assert node.coordinates.coordinate("m0") is None
+        own = node.coordinates.own
+        assert own.is_finite()
+        assert decode_ack_payload(node.coordinates.ack_payload()) == own
+        other = "m1" if peer == "m2" else "m2"
+        assert node.coordinates.coordinate(other) is not None
