@@ -10,8 +10,15 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from swimguard.serf.coordinate import ABSURD_SECONDS, Coordinate, CoordinateRejected
+from swimguard.serf.coordinate import (
+    ABSURD_SECONDS,
+    Coordinate,
+    CoordinateRejected,
+    check_coordinate,
+)
 from swimguard.serf.coordinate_exchange import (
     AckPayloadProblem,
     CoordinateExchange,
@@ -213,3 +220,48 @@ def test_two_exchanges_estimate_each_other() -> None:
         assert est == pytest.approx(0.004, rel=0.05)
     assert a.coordinate("b") is not None
     assert b.coordinate("a") is not None
+
+
+# -- fuzzing: whatever arrives, nothing raises and nothing unusable is kept -----------------
+
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(1 << 63), max_value=(1 << 64) - 1),
+    st.none(),
+    st.booleans(),
+    st.binary(max_size=4),
+)
+bodies = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "Adjustment": numbers,
+            "Error": numbers,
+            "Height": numbers,
+            "Vec": st.one_of(st.lists(numbers, max_size=10), numbers),
+            "Other": numbers,
+        },
+    ),
+    st.lists(numbers, max_size=3),
+    numbers,
+)
+
+
+def payloads() -> st.SearchStrategy[bytes]:
+    structured = bodies.map(lambda b: b"\x01" + msgpack.packb(b, use_bin_type=False))
+    versioned = st.binary(max_size=200).map(b"\x01".__add__)
+    return st.one_of(structured, st.binary(max_size=200), versioned)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(payloads(), st.floats()), min_size=1, max_size=8))
+def test_fuzzed_payloads_never_raise_nor_poison(samples: list[tuple[bytes, float]]) -> None:
+    ex = exchange()
+    for i, (payload, rtt) in enumerate(samples):
+        ex.ping_completed(f"n{i % 3}", rtt, payload)
+        assert ex.own.is_finite()
+        assert decode_ack_payload(ex.ack_payload()) == ex.own
+        for j in range(3):
+            cached = ex.coordinate(f"n{j}")
+            assert cached is None or check_coordinate(cached) is None
+    assert ex.updates + sum(ex.drops.values()) == sum(1 for p, _ in samples if p)
