@@ -26,18 +26,13 @@ from swimguard.serf.coordinate_exchange import (
     encode_ack_payload,
 )
 
-VECTORS = Path("/work/shared/vectors/memberlist-plain-captured.json")
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "data"
+CAPTURE = VECTORS / "memberlist-plain-captured.json"
 
 
 def captured_serf_ack_payload() -> bytes:
     """The payload of an ack a lone Debian serf 0.9.4 agent sent (its origin coordinate)."""
-    if not VECTORS.exists():
-        # The same bytes, written down from that capture.
-        return bytes.fromhex(
-            "0184aa41646a7573746d656e74cb0000000000000000a54572726f72cb3ff8000000000000"
-            "a6486569676874cb3ee4f8b588e368f1a356656398" + "cb0000000000000000" * 8
-        )
-    data = json.loads(VECTORS.read_text())
+    data = json.loads(CAPTURE.read_text())
     for packet in data["udp"]:
         if packet["name"] == "ack_with_serf_coordinate_payload":
             hex_payload: str = packet["decoded"]["body"]["Payload"]
