@@ -202,10 +202,18 @@ def test_config_is_validated() -> None:
 # -- convergence on known geometries (synthetic RTTs, no network) ----------------------------
 
 
-def simulate(truth: list[list[float]], cycles: int, seed: int) -> list[VivaldiClient]:
+def simulate(
+    truth: list[list[float]],
+    cycles: int,
+    seed: int,
+    config: VivaldiConfig | None = None,
+    clients: list[VivaldiClient] | None = None,
+) -> list[VivaldiClient]:
     """Each cycle, every member samples one random other member's true RTT."""
     rng = random.Random(seed)
-    clients = [VivaldiClient(rng=random.Random(f"{seed}/{i}")) for i in range(len(truth))]
+    if clients is None:
+        cfg = config or VivaldiConfig()
+        clients = [VivaldiClient(cfg, rng=random.Random(f"{seed}/{i}")) for i in range(len(truth))]
     for _ in range(cycles):
         for i, client in enumerate(clients):
             j = rng.randrange(len(clients))
@@ -272,3 +280,51 @@ def test_a_fresh_client_is_far_off() -> None:
     truth = grid(25, 0.010)
     errors = relative_errors(simulate(truth, cycles=0, seed=1), truth)
     assert statistics.fmean(errors) > 0.5
+
+
+def circle(n: int, radius: float) -> list[list[float]]:
+    """m0 is equally far (2 x radius) from everyone on a circle: it can only be "above" them."""
+    points = [(math.cos(2 * math.pi * i / n), math.sin(2 * math.pi * i / n)) for i in range(n)]
+    return [
+        [
+            0.0 if i == j
+            else 2 * radius if 0 in (i, j)
+            else math.dist(points[i], points[j]) * radius
+            for j in range(n)
+        ]
+        for i in range(n)
+    ]
+
+
+def test_height_takes_what_the_plane_cannot_hold() -> None:
+    """In two dimensions, the centre member's extra delay ends up in its height."""
+    radius = 0.100
+    clients = simulate(circle(25, radius), cycles=1000, seed=1,
+                       config=VivaldiConfig(dimensionality=2))
+    assert clients[0].coordinate.height >= 0.97 * radius
+    assert all(c.coordinate.height <= 0.03 * radius for c in clients[1:])
+
+
+def test_gravity_pulls_the_cluster_back_towards_the_origin() -> None:
+    """Four members placed off-centre: the centre of their box drifts back to the origin."""
+    d = 0.5
+    cfg = VivaldiConfig(dimensionality=2)
+    clients = [VivaldiClient(cfg, rng=random.Random(i)) for i in range(4)]
+    for client, vec in zip(clients, [(0.0, 0.0), (0.0, d), (d, d), (d, d)], strict=True):
+        assert client.set_coordinate(dataclasses.replace(client.coordinate, vec=vec)) is None
+    truth = [
+        [0.0 if i == j else d * (math.sqrt(2) if i % 2 == 0 and j % 2 == 0 else 1.0)
+         for j in range(4)]
+        for i in range(4)
+    ]
+
+    def centre_offset() -> float:
+        lo = [min(c.coordinate.vec[k] for c in clients) for k in range(2)]
+        hi = [max(c.coordinate.vec[k] for c in clients) for k in range(2)]
+        return math.hypot(*((a + b) / 2 for a, b in zip(lo, hi, strict=True)))
+
+    simulate(truth, cycles=1000, seed=1, clients=clients)
+    baseline = centre_offset()
+    simulate(truth, cycles=10000, seed=2, clients=clients)
+    assert centre_offset() <= 0.8 * baseline
+
