@@ -43,14 +43,8 @@ from swimguard.serf import encode_tags
 from swimguard.serf.node import SerfNode
 from swimguard.wire.encryption import Keyring
 
-__all__ = [
-    "DEFAULT_PORT",
-    "Agent",
-    "AgentEvent",
-    "EventsLost",
-    "NodeFactory",
-    "seed_family_problem",
-]
+__all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
+           "seed_family_problem"]
 
 log = logging.getLogger("swimguard.agent")
 
