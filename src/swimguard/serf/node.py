@@ -135,11 +135,11 @@ class SerfNode:
         node_factory: Callable[..., NodeAPI] | None = None,
     ) -> None:
         self.config = config
-        self.serf = SerfLayer(name, tags=tags, keyring=keyring)
         # Its own stream, seeded from the caller's without drawing from it.
         self.coordinates = CoordinateExchange(
             name, rng=random.Random(hash(rng.getstate()[1])), max_entries=config.max_members
         )
+        self.serf = SerfLayer(name, tags=tags, keyring=keyring)
         factory = node_factory or _default_factory
         self.node: NodeAPI = factory(
             config,
