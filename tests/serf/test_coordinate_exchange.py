@@ -22,6 +22,7 @@ from swimguard.serf.coordinate import (
 from swimguard.serf.coordinate_exchange import (
     AckPayloadProblem,
     CoordinateExchange,
+    coordinate_map,
     decode_ack_payload,
     encode_ack_payload,
 )
@@ -59,6 +60,14 @@ def test_our_origin_payload_is_serfs_bytes() -> None:
     payload = encode_ack_payload(Coordinate.origin())
     assert payload == captured_serf_ack_payload()
     assert len(payload) == 130
+
+
+def test_coordinate_map_is_serfs_key_order() -> None:
+    """The same map serves RPC `get-coordinate` (serf-rpc.md §1.10 shows its key order)."""
+    body = coordinate_map(Coordinate.origin())
+    assert list(body) == ["Adjustment", "Error", "Height", "Vec"]
+    assert body["Vec"] == [0.0] * 8
+    assert msgpack.unpackb(captured_serf_ack_payload()[1:]) == body
 
 
 def test_serfs_payload_decodes() -> None:

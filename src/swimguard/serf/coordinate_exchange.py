@@ -35,6 +35,7 @@ __all__ = [
     "PING_VERSION",
     "AckPayloadProblem",
     "CoordinateExchange",
+    "coordinate_map",
     "decode_ack_payload",
     "encode_ack_payload",
 ]
@@ -53,15 +54,22 @@ class AckPayloadProblem(enum.Enum):
     UNDECODABLE = "coordinate_undecodable"
 
 
-def encode_ack_payload(coord: Coordinate) -> bytes:
-    """`0x01` + the old-spec msgpack map Serf writes (keys sorted, float64s): 130 bytes."""
-    body = {
+def coordinate_map(coord: Coordinate) -> dict[str, Any]:
+    """The map Serf encodes a coordinate as, keys in its order (ack payloads, RPC replies).
+
+    RPC `get-coordinate` answers `{"Coord": coordinate_map(c), "Ok": True}` for a known one.
+    """
+    return {
         "Adjustment": float(coord.adjustment),
         "Error": float(coord.error),
         "Height": float(coord.height),
         "Vec": [float(v) for v in coord.vec],
     }
-    return bytes((PING_VERSION,)) + msgpack.packb(body, use_bin_type=False)
+
+
+def encode_ack_payload(coord: Coordinate) -> bytes:
+    """`0x01` + the old-spec msgpack map Serf writes (keys sorted, float64s): 130 bytes."""
+    return bytes((PING_VERSION,)) + msgpack.packb(coordinate_map(coord), use_bin_type=False)
 
 
 def decode_ack_payload(payload: bytes) -> Coordinate | AckPayloadProblem:
