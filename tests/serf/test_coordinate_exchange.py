@@ -20,6 +20,7 @@ from swimguard.serf.coordinate import (
     check_coordinate,
 )
 from swimguard.serf.coordinate_exchange import (
+    GONE_RETENTION,
     AckPayloadProblem,
     CoordinateExchange,
     coordinate_map,
@@ -269,3 +270,30 @@ def test_fuzzed_payloads_never_raise_nor_poison(samples: list[tuple[bytes, float
             cached = ex.coordinate(f"n{j}")
             assert cached is None or check_coordinate(cached) is None
     assert ex.updates + sum(ex.drops.values()) == sum(1 for p, _ in samples if p)
+
+
+def test_a_departed_member_is_forgotten_after_serfs_reap_time() -> None:
+    ex = exchange()
+    for name in ("a", "b", "c"):
+        ex.ping_completed(name, 0.002, raw_payload(good_map()))
+    ex.note_member("a", alive=False, now=100.0)
+    ex.note_member("b", alive=False, now=200.0)
+    ex.note_member("b", alive=True, now=300.0)  # it came back: kept
+    ex.note_member("c", alive=True, now=GONE_RETENTION + 99.0)
+    assert ex.coordinate("a") is not None  # still within the retention (like Serf)
+    ex.note_member("c", alive=True, now=GONE_RETENTION + 100.0)
+    assert ex.coordinate("a") is None
+    assert ex.client.tracked == 2
+    assert ex.coordinate("b") is not None
+    ex.note_member("unknown", alive=False, now=GONE_RETENTION + 200.0)  # nothing to keep
+    assert len(ex) == 2
+
+
+def test_departures_are_bounded_by_the_cache() -> None:
+    ex = exchange(max_entries=2)
+    ex.ping_completed("a", 0.002, raw_payload(good_map()))
+    ex.note_member("a", alive=False, now=0.0)
+    for name in ("b", "c"):
+        ex.ping_completed(name, 0.002, raw_payload(good_map()))  # evicts "a"
+    assert ex.coordinate("a") is None
+    assert ex._gone == {}

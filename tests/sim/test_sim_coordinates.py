@@ -18,6 +18,7 @@ import pytest
 from sim_helpers import replay
 
 from swimguard.config import Config
+from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address
 from swimguard.serf.coordinate import Coordinate, estimate_rtt
 from swimguard.serf.coordinate_exchange import decode_ack_payload
@@ -208,3 +209,26 @@ def test_hostile_ack_payloads_are_counted_and_never_stored(
         assert decode_ack_payload(node.coordinates.ack_payload()) == own
         other = "m1" if peer == "m2" else "m2"
         assert node.coordinates.coordinate(other) is not None
+
+
+def test_a_failed_members_coordinate_outlives_its_failure_then_goes(sim_seed: int) -> None:
+    """Kept while Serf would still list it (here 60 s instead of Serf's 24 h), then dropped."""
+    c = geometric_cluster(3, sim_seed, [[0.0, 0.01, 0.01], [0.01, 0.0, 0.01], [0.01, 0.01, 0.0]],
+                          "test_sim_coordinates.py")
+    c.run_for(30.0)
+    ex = coords_of(c, "m0").coordinates
+    ex._retention = 60.0
+    assert ex.coordinate("m2") is not None
+    c.crash("m2")
+    assert c.run_until_true(lambda: state_in(c, "m0", "m2") is MemberState.DEAD, c.now + 60.0)
+    assert ex.coordinate("m2") is not None  # like `serf rtt` for a failed member
+    c.run_for(30.0)
+    assert ex.coordinate("m2") is not None
+    c.run_for(40.0)
+    assert ex.coordinate("m2") is None
+    assert ex.coordinate("m1") is not None
+    assert ex.client.tracked == 1
+
+
+def state_in(c: SimCluster, observer: str, name: str) -> MemberState | None:
+    return next((m.state for m in coords_of(c, observer).members() if m.name == name), None)

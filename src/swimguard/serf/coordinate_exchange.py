@@ -32,6 +32,7 @@ from swimguard.serf.coordinate import (
 )
 
 __all__ = [
+    "GONE_RETENTION",
     "PING_VERSION",
     "AckPayloadProblem",
     "CoordinateExchange",
@@ -42,6 +43,10 @@ __all__ = [
 
 PING_VERSION: Final = 1
 """First byte of Serf's ack payload."""
+
+GONE_RETENTION: Final = 24 * 3600.0
+"""How long a failed or left member's coordinate is kept (s): Serf reaps such members, and
+their coordinates with them, after its 24 h reconnect and tombstone timeouts."""
 
 _MAX_PAYLOAD: Final = 4096
 """Far above Serf's 130 bytes; a larger payload is not decoded at all."""
@@ -141,9 +146,13 @@ class CoordinateExchange:
         rng: random.Random,
         config: VivaldiConfig = DEFAULT_CONFIG,
         max_entries: int = 100_000,
+        retention: float = GONE_RETENTION,
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be >= 1")
+        self._retention = retention
+        # Members that failed or left while we held their coordinate, oldest first: when.
+        self._gone: OrderedDict[str, float] = OrderedDict()
         self.name = name
         self.client = VivaldiClient(config, rng=rng)
         self._max_entries = max_entries
@@ -182,8 +191,7 @@ class CoordinateExchange:
         self._cache[node] = coord
         self._cache.move_to_end(node)
         if len(self._cache) > self._max_entries:
-            evicted, _ = self._cache.popitem(last=False)
-            self.client.forget(evicted)
+            self.forget(next(iter(self._cache)))  # the one heard from longest ago
 
     # -- what we know -----------------------------------------------------------------------
 
@@ -201,7 +209,29 @@ class CoordinateExchange:
     def forget(self, node: str) -> None:
         """Drop everything about `node` (it was removed from the cluster)."""
         self._cache.pop(node, None)
+        self._gone.pop(node, None)
         self.client.forget(node)
+
+    def note_member(self, node: str, *, alive: bool, now: float) -> None:
+        """Memberlist's verdict on `node`; a departed member is forgotten `retention` later.
+
+        Like Serf, `rtt()` still answers for a member that just failed or left (it may come
+        back); coordinates of members gone longer than the retention are dropped here and in
+        `expire`.
+        """
+        if alive:
+            self._gone.pop(node, None)
+        elif node in self._cache and node not in self._gone:
+            self._gone[node] = now
+        self.expire(now=now)
+
+    def expire(self, *, now: float) -> None:
+        """Forget the members that failed or left more than `retention` ago."""
+        while self._gone:
+            oldest, since = next(iter(self._gone.items()))
+            if now - since < self._retention:
+                break
+            self.forget(oldest)
 
     def __len__(self) -> int:
         """Peers with a cached coordinate."""

@@ -39,6 +39,7 @@ from swimguard.protocol.events import (
     MemberJoined,
     MemberLeft,
     MemberUpdated,
+    PingCompleted,
     RemoteState,
     UserMessage,
 )
@@ -292,6 +293,11 @@ class SerfNode:
         if isinstance(event, UserMessage) and event.data and event.data[0] in _SERF_TYPES:
             self._serf_out(serf.handle_user_message(event.data), now)
             return
+        if isinstance(event, MemberJoined | MemberUpdated | MemberLeft | MemberFailed):
+            alive = isinstance(event, MemberJoined | MemberUpdated)
+            self.coordinates.note_member(event.member.name, alive=alive, now=now)
+        elif isinstance(event, PingCompleted):
+            self.coordinates.expire(now=now)  # once per probe: departures age out in time
         if isinstance(event, MemberJoined | MemberUpdated):
             serf.note_member(event.member.name, "alive")
         elif isinstance(event, MemberLeft):
