@@ -3,7 +3,7 @@
 Serf answers every UDP ping with its coordinate in the ack's payload (`0x01` + a msgpack
 map, serf-wire.md §7), and each direct probe's ack, with its round-trip time, is one
 Vivaldi sample for the prober. `CoordinateExchange` does both halves for a `SerfNode`:
-it encodes our coordinate for the acks we send, and turns each `PingCompleted` into a
+it encodes our coordinate for the acks we send, and turns each acked direct probe into a
 client update and a cache entry (the peer's coordinate as it reported it, which is what
 `serf rtt` and our `rtt()` estimate from).
 
@@ -11,7 +11,8 @@ Everything in a payload is hostile: a payload that does not decode, a coordinate
 wrong dimension, non-finite or absurd, or a round-trip time Serf would not use is
 counted by reason and dropped; nothing unusable is stored or sent on again. The cache
 holds at most `max_entries` peers (the member table's own limit), dropping the one not
-heard from for longest, with its latency samples.
+heard from for longest, with its latency samples; a member that failed or left is dropped
+`GONE_RETENTION` later, when Serf would reap it.
 """
 
 from __future__ import annotations
@@ -135,8 +136,9 @@ def _number(value: object) -> float:
 class CoordinateExchange:
     """Our Vivaldi client, the peers' reported coordinates and the drop counters.
 
-    `ack_payload()` is the node's `PingHook.ack_payload`; `ping_completed()` takes each
-    direct probe's ack (the node's `PingCompleted` event).
+    `ack_payload()` and `ping_completed()` are the two halves of the node's `PingHook`
+    (`SerfNode` wires them); `note_member()` and `expire()` take memberlist's verdicts and
+    the passing time, so departed members age out.
     """
 
     def __init__(
