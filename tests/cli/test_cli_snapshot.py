@@ -18,13 +18,24 @@ __all__ = ["spawn"]  # the fixture, imported for the tests below
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-AGENT = [sys.executable, "-m", "swimguard", "agent", "--name", "x", "--bind", "127.0.0.1:0",
-         "--log-level", "WARNING"]
+AGENT = [
+    sys.executable,
+    "-m",
+    "swimguard",
+    "agent",
+    "--name",
+    "x",
+    "--bind",
+    "127.0.0.1:0",
+    "--log-level",
+    "WARNING",
+]
 
 
 def run_agent(*extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*AGENT, *extra], capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*AGENT, *extra], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.mark.parametrize(
@@ -68,8 +79,14 @@ def test_keyring_file_is_created_from_encrypt(tmp_path: Path) -> None:
 
 def test_retry_join_gives_up_after_retry_max_with_status_1() -> None:
     result = run_agent(
-        "--retry-join", "127.0.0.1:1", "--retry-max", "1", "--retry-interval", "0.05",
-        "--log-level", "INFO",
+        "--retry-join",
+        "127.0.0.1:1",
+        "--retry-max",
+        "1",
+        "--retry-interval",
+        "0.05",
+        "--log-level",
+        "INFO",
     )
     assert result.returncode == ExitCode.JOIN_FAILED
     assert result.stderr.count("join failed") >= 1
