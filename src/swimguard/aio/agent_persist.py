@@ -142,6 +142,8 @@ class AgentPersistence(AgentKeys):
 
     async def _load_persistence(self) -> None:
         """Before the node is built: read the keyring file (its keys are the node's)."""
+        if self.options.snapshot_path is not None and not self._serf_compat:
+            raise UsageError("snapshot_path needs serf_compat=True (the clocks are Serf's)")
         path = self.options.keyring_file
         if path is None:
             return
@@ -150,7 +152,10 @@ class AgentPersistence(AgentKeys):
         if keys is None:
             if self._keyring is None:
                 raise UsageError(f"keyring file {path} does not exist (and no key was given)")
-            await asyncio.to_thread(write_keyring_file, keyring_path, self._keyring.keys)
+            try:
+                await asyncio.to_thread(write_keyring_file, keyring_path, self._keyring.keys)
+            except OSError as exc:
+                raise UsageError(f"keyring file {path}: {exc.strerror or exc}") from None
         else:
             if self._keyring is not None and self._keyring.keys != tuple(keys):
                 log.warning("%s: using the keys of keyring file %s", self.name, path)
@@ -163,9 +168,14 @@ class AgentPersistence(AgentKeys):
         node = self._node
         if path is None or not isinstance(node, SerfNode):
             return
-        rec = await asyncio.to_thread(
-            read_snapshot, Path(path), rejoin_after_leave=self.options.rejoin_after_leave
-        )
+        try:
+            rec = await asyncio.to_thread(
+                read_snapshot, Path(path), rejoin_after_leave=self.options.rejoin_after_leave
+            )
+            snap = SnapshotFile(Path(path), rec)
+            await asyncio.to_thread(snap.open)
+        except OSError as exc:  # not bad content (that is skipped): no file we can use
+            raise UsageError(f"snapshot {path}: {exc.strerror or exc}") from None
         if rec.problems:
             log.warning(
                 "%s: snapshot %s: skipped bad lines: %s", self.name, path, dict(rec.problems)
@@ -175,7 +185,7 @@ class AgentPersistence(AgentKeys):
             rec.problems.clear()
         node.serf.restore_clocks(rec.last_clock, rec.last_event_clock, rec.last_query_clock)
         self._snapshot_watch.layer = node.serf
-        self._snapshot_watch.file = SnapshotFile(Path(path), rec)
+        self._snapshot_watch.file = snap
         self._snapshot_ticker = asyncio.get_running_loop().create_task(self._tick_snapshot())
 
     def _start_rejoin(self) -> None:

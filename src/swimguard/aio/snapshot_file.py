@@ -69,6 +69,11 @@ class SnapshotFile:
         self._fh: BinaryIO | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._failing = False  # said once per streak of failed writes
+
+    def open(self) -> None:
+        """Open (create) the file for appending; blocking, `OSError` if that cannot be."""
+        self._fh = self.path.open("ab")
 
     def append(self, lines: Sequence[str]) -> None:
         """Queue lines for the next flush (nothing is written here)."""
@@ -119,6 +124,8 @@ class SnapshotFile:
                 os.fsync(self._fh.fileno())
         except OSError as exc:
             self._failed("append to", exc)
+            return
+        self._succeeded()
 
     def _compact(self, data: bytes) -> None:
         tmp = self.path.with_name(self.path.name + ".compact")
@@ -136,6 +143,8 @@ class SnapshotFile:
             self.compactions += 1
         except OSError as exc:
             self._failed("compact", exc)
+            return
+        self._succeeded()
 
     def _sync_dir(self) -> None:
         # The rename is durable once the directory is: without it a crash may bring the
@@ -154,4 +163,11 @@ class SnapshotFile:
     def _failed(self, what: str, exc: OSError) -> None:
         self.write_errors += 1
         self._rewrite = True  # the file may now miss lines: rewrite it from the state
-        log.error("snapshot: cannot %s %s: %s", what, self.path, exc.strerror or exc)
+        if not self._failing:  # a full disk fails every flush: say it once
+            self._failing = True
+            log.error("snapshot: cannot %s %s: %s", what, self.path, exc.strerror or exc)
+
+    def _succeeded(self) -> None:
+        if self._failing:
+            self._failing = False
+            log.warning("snapshot: writing %s works again (file rewritten)", self.path)
