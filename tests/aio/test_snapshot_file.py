@@ -87,3 +87,28 @@ def test_unusable_snapshot_settings_refuse_to_start(tmp_path: Path) -> None:
         assert "needs serf_compat" in await start(options=plain, serf_compat=False)
 
     asyncio.run(scenario())
+
+
+def test_a_file_torn_mid_line_is_rewritten_before_anything_is_appended(tmp_path: Path) -> None:
+    path = tmp_path / "t.snap"
+    path.write_bytes(b"alive: a 127.0.0.1:1\nquery-clock: 4")  # a crash mid-write
+    rec = read_snapshot(path, rejoin_after_leave=False)
+    assert rec.torn
+    assert rec.last_query_clock == 4  # the fragment still parsed
+
+    async def scenario() -> None:
+        snap = SnapshotFile(path, rec)
+        snap.open()
+        snap.append(rec.on_alive("b", "127.0.0.1", 2, member_clock=1))
+        await snap.close()
+
+    asyncio.run(scenario())
+    assert path.read_text() == (
+        "alive: a 127.0.0.1:1\nalive: b 127.0.0.1:2\nclock: 0\nevent-clock: 0\nquery-clock: 4\n"
+    )
+    assert not read_snapshot(path, rejoin_after_leave=False).torn
+    long_tail = tmp_path / "l.snap"
+    long_tail.write_bytes(b"clock: 1\n" + b"x" * (MAX_LINE_BYTES * 2))
+    assert read_snapshot(long_tail, rejoin_after_leave=False).torn
+    long_tail.write_bytes(b"x" * (MAX_LINE_BYTES * 2) + b"\nclock: 1\n")
+    assert not read_snapshot(long_tail, rejoin_after_leave=False).torn

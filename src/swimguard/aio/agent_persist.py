@@ -214,9 +214,10 @@ class AgentPersistence(AgentKeys):
     async def wait_rejoin(self) -> str | None:
         """The member the start-up rejoin went through; None if none answered or none
         was remembered (no snapshot, a fresh one, or the last run left gracefully)."""
-        if self._rejoin is None:
-            return None
-        return await asyncio.shield(self._rejoin)
+        task = self._rejoin
+        if task is None or (task.done() and task.cancelled()):
+            return None  # the agent closed before the rejoin ended
+        return await asyncio.shield(task)
 
     async def _tick_snapshot(self) -> None:
         snap = self._snapshot_watch.file

@@ -52,6 +52,7 @@ def read_snapshot(path: Path, *, rejoin_after_leave: bool) -> SnapshotRecorder:
             while (rest := fh.readline(_READ_LIMIT)) and not rest.endswith(b"\n"):
                 recorder.offset += len(rest)
             recorder.offset += len(rest)
+            recorder.torn = not rest
     return recorder
 
 
@@ -65,7 +66,9 @@ class SnapshotFile:
         self.compactions = 0
         self._max_pending = max_pending
         self._pending: list[str] = []
-        self._rewrite = False  # the buffer overflowed or a write failed
+        # The buffer overflowed, a write failed, or the file ends mid-line: the next flush
+        # rewrites the whole file from the recorder's state.
+        self._rewrite = recorder.torn
         self._fh: BinaryIO | None = None
         self._lock = asyncio.Lock()
         self._closed = False

@@ -103,6 +103,9 @@ class SnapshotRecorder:
     offset: int = 0
     """Bytes in the file: replayed plus appended since (reset by compaction)."""
     leaving: bool = False
+    torn: bool = False
+    """The file read ends in the middle of a line (a crash mid-write): appending to it
+    would glue the next record onto that fragment, so it must be rewritten first."""
     problems: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     """Lines skipped while replaying (and names not recorded), by reason."""
 
@@ -115,6 +118,7 @@ class SnapshotRecorder:
         """
         for raw in lines:
             self.offset += len(raw)
+            self.torn = bool(raw) and not raw.endswith(b"\n")
             self._replay_line(raw)
 
     def _replay_line(self, raw: bytes) -> None:
