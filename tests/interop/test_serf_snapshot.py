@@ -126,3 +126,41 @@ def test_keyring_file_follows_serf_keys_and_survives_a_restart(
             assert addr(py2)
 
     asyncio.run(scenario())
+
+
+def test_snapshot_files_are_interchangeable_with_serf(cluster: Cluster, tmp_path: Path) -> None:
+    a = cluster.start_serf("a")
+    ours, theirs = tmp_path / "ours.snap", tmp_path / "theirs.snap"
+
+    async def scenario() -> None:
+        # written by swimguard, read by serf: a serf agent taking over the name rejoins a
+        opts = AgentConfig(snapshot_path=str(ours))
+        async with local_agent("p1", options=opts) as p1:
+            await p1.join([a.addr])
+            await until_serf_status(a, "p1", "alive", 15)
+            await until(lambda: f"alive: a {a.addr}" in ours.read_text(), 15, "a recorded")
+            port = p1.bound_address[1]
+        await until_serf_status(a, "p1", "failed", 30)
+        serf_p1 = cluster.start_serf("p1", port=port, extra=[f"-snapshot={ours}"])
+        await until_serf_status(a, "p1", "alive", 30, "serf p1 rejoined from our file")
+        serf_p1.proc.signal(signal.SIGKILL)
+        await until_serf_status(a, "p1", "failed", 30)
+
+        # written by serf, read by swimguard
+        p2 = cluster.start_serf("p2", [a.addr], extra=[f"-snapshot={theirs}"])
+        await until_serf_status(a, "p2", "alive", 15)
+        # SIGTERM without -leave-on-terminate: serf shuts down without leaving, flushing
+        # its buffered snapshot lines (SIGKILL could lose the last half second)
+        p2.proc.signal(signal.SIGTERM)
+        await asyncio.to_thread(p2.proc.popen.wait, 15)
+        assert f"alive: a {a.addr}" in theirs.read_text()
+        assert "leave" not in theirs.read_text().splitlines()
+        await until_serf_status(a, "p2", "failed", 30)
+        theirs_opts = AgentConfig(snapshot_path=str(theirs))
+        async with Agent(
+            "p2", bind=("127.0.0.1", p2.port), config=Config.local(), options=theirs_opts
+        ) as py2:
+            assert await py2.wait_rejoin() == "a"
+            await until_serf_status(a, "p2", "alive", 30, "swimguard p2 rejoined from serf's file")
+
+    asyncio.run(scenario())
