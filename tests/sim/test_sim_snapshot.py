@@ -1,6 +1,6 @@
 """Snapshots in the simulator: a crashed `SerfNode` restarted from its snapshot lines.
 
-The agent's `SnapshotWatch` is I/O around two pure parts, `SnapshotRecorder` (what to
+The agent's `PersistenceWatch` is I/O around two pure parts, `SnapshotRecorder` (what to
 write) and `SerfLayer.restore_clocks` (what a restart resumes from); here a listener plays
 the watch, keeping each member's lines in memory, so the restart rule runs on virtual
 time. The control run (no restored clocks) shows what the snapshot prevents: the rejoin's

@@ -8,7 +8,7 @@ Mixed into `Agent`; set by `AgentConfig.snapshot_path`, `rejoin_after_leave` and
   are neither delivered nor re-gossiped again, and the members it remembers as alive are
   rejoined in the background, one at a time in random order until one answers (Serf's
   `handleRejoin`; `wait_rejoin()` tells which). While running, member joins, leaves and
-  failures and the three clocks are appended (`SnapshotWatch`) and flushed every half
+  failures and the three clocks are appended (`PersistenceWatch`) and flushed every half
   second; a graceful `leave()` writes `leave`, after which a restart rejoins nobody unless
   `rejoin_after_leave` (Serf's `-rejoin`).
 - Keyring file (Serf's `-keyring-file`): its keys replace the `keyring` argument at start
@@ -41,7 +41,7 @@ from swimguard.serf.layer import SerfLayer
 from swimguard.serf.node import SerfNode
 from swimguard.wire.encryption import Keyring
 
-__all__ = ["AgentPersistence", "SnapshotWatch"]
+__all__ = ["AgentPersistence", "PersistenceWatch"]
 
 log = logging.getLogger("swimguard.agent")
 
@@ -49,7 +49,7 @@ log = logging.getLogger("swimguard.agent")
 FLUSH_INTERVAL: Final = 0.5
 
 
-class SnapshotWatch:
+class PersistenceWatch:
     """Sees every node event first: records it in the snapshot, rewrites the keyring file.
 
     An `EventFilter` of the agent's router. It passes every event on but
@@ -124,7 +124,7 @@ class AgentPersistence(AgentKeys):
     _keyring: Keyring | None
     _rng: random.Random
     _node: DrivenNode | None
-    _snapshot_watch: SnapshotWatch
+    _persist_watch: PersistenceWatch
     _snapshot_ticker: asyncio.Task[None] | None = None
     _rejoin: asyncio.Task[str | None] | None = None
 
@@ -137,8 +137,8 @@ class AgentPersistence(AgentKeys):
         raise NotImplementedError
 
     def _event_filters(self) -> tuple[EventFilter, ...]:
-        self._snapshot_watch = SnapshotWatch()
-        return (self._snapshot_watch, *super()._event_filters())
+        self._persist_watch = PersistenceWatch()
+        return (self._persist_watch, *super()._event_filters())
 
     async def _load_persistence(self) -> None:
         """Before the node is built: read the keyring file (its keys are the node's)."""
@@ -160,7 +160,7 @@ class AgentPersistence(AgentKeys):
             if self._keyring is not None and self._keyring.keys != tuple(keys):
                 log.warning("%s: using the keys of keyring file %s", self.name, path)
             self._keyring = Keyring(keys)
-        self._snapshot_watch.keyring_path = keyring_path
+        self._persist_watch.keyring_path = keyring_path
 
     async def _attach_persistence(self) -> None:
         """After the node is built, before it hears anything: replay the snapshot."""
@@ -184,13 +184,13 @@ class AgentPersistence(AgentKeys):
             node.serf.drops.update({f"snapshot_{k}": n for k, n in rec.problems.items()})
             rec.problems.clear()
         node.serf.restore_clocks(rec.last_clock, rec.last_event_clock, rec.last_query_clock)
-        self._snapshot_watch.layer = node.serf
-        self._snapshot_watch.file = snap
+        self._persist_watch.layer = node.serf
+        self._persist_watch.file = snap
         self._snapshot_ticker = asyncio.get_running_loop().create_task(self._tick_snapshot())
 
     def _start_rejoin(self) -> None:
         """Once the sockets serve: rejoin the members the snapshot remembers, if any."""
-        snap = self._snapshot_watch.file
+        snap = self._persist_watch.file
         if snap is None:
             return
         previous = snap.recorder.alive_members(exclude=self.name)
@@ -220,15 +220,15 @@ class AgentPersistence(AgentKeys):
         return await asyncio.shield(task)
 
     async def _tick_snapshot(self) -> None:
-        snap = self._snapshot_watch.file
+        snap = self._persist_watch.file
         while snap is not None:
             await asyncio.sleep(FLUSH_INTERVAL)
-            self._snapshot_watch.record_clocks()
+            self._persist_watch.record_clocks()
             await snap.flush()
 
     async def _persist_leave(self) -> None:
         """A graceful leave: `leave` goes to the snapshot, on disk before we go."""
-        snap = self._snapshot_watch.file
+        snap = self._persist_watch.file
         if snap is not None:
             snap.append(snap.recorder.on_leave())
             await snap.flush(sync=True)
@@ -240,12 +240,12 @@ class AgentPersistence(AgentKeys):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        snap = self._snapshot_watch.file
+        snap = self._persist_watch.file
         if snap is not None:
-            self._snapshot_watch.record_clocks()
+            self._persist_watch.record_clocks()
             await snap.close()
         with contextlib.suppress(Exception):
-            await self._snapshot_watch.keyring_written()
+            await self._persist_watch.keyring_written()
 
     async def retry_join(
         self,
