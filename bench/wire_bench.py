@@ -5,6 +5,10 @@ ping, an ack carrying a Serf coordinate, an alive, a CRC'd compound of 8
 gossip messages, that compound compressed and encrypted (AES-256-GCM v1), and
 a plain push/pull stream message carrying 1,000 and 10,000 member states
 (`encode_stream_message`, and one `StreamDecoder.feed` of the whole message).
+Push/pull rows are measured twice: "seen before" with the process-wide state
+memo warm, as in steady-state anti-entropy where nearly every member's state is
+unchanged since the last exchange, and "all new" with an empty memo per
+operation (a first contact: every state encoded or decoded, and remembered).
 Each figure is the median of `--runs` timed runs of about `--seconds` each.
 Runs are timed in process CPU time (`time.process_time`), i.e. per core even
 when the machine is shared; `--wall` times them by the wall clock instead.
@@ -37,6 +41,7 @@ from swimguard.wire import (
     encode_stream_message,
     make_compound,
 )
+from swimguard.wire.state_memo import SHARED_MEMO, StateMemo
 
 VSN = bytes((1, 5, 2, 2, 5, 5))
 ADDR = bytes((10, 0, 0, 1))
@@ -90,10 +95,14 @@ def push_pull(size: int) -> PushPull:
     return PushPull(header, states, b"\x02" + bytes(range(23)))
 
 
-def _decode_stream(data: bytes) -> object:
-    message = StreamDecoder().feed(data)
+def _decode_stream(data: bytes, fresh: bool = False) -> object:
+    message = StreamDecoder(memo=StateMemo() if fresh else SHARED_MEMO).feed(data)
     assert message is not None
     return message
+
+
+def _encode_fresh(pp: PushPull) -> bytes:
+    return encode_stream_message(pp, memo=StateMemo())
 
 
 def cases() -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
@@ -127,7 +136,7 @@ def cases() -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
     assert decode_packet(sealed_bytes, keyring=KEYRING) == gossip
     assert sealed_bytes[0] == 1  # encrypted ...
     assert KEYRING.decrypt(sealed_bytes)[5] == 9  # ... CRC'd and compressed
-    return [
+    out: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
         ("ping", lambda: encode_message(ping), lambda: decode_packet(ping_bytes)),
         ("ack", lambda: encode_message(ack), lambda: decode_packet(ack_bytes)),
         ("alive", lambda: encode_message(alive), lambda: decode_packet(alive_bytes)),
@@ -137,14 +146,24 @@ def cases() -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
             encode_sealed,
             lambda: decode_packet(sealed_bytes, keyring=KEYRING),
         ),
-    ] + [
-        (
-            f"push/pull({size:,} states)",
-            functools.partial(encode_stream_message, pp),
-            functools.partial(_decode_stream, encode_stream_message(pp)),
-        )
-        for size, pp in push_pulls
     ]
+    for size, pp in push_pulls:
+        data = encode_stream_message(pp)
+        out.append(
+            (
+                f"push/pull({size:,}) seen before",
+                functools.partial(encode_stream_message, pp),
+                functools.partial(_decode_stream, data),
+            )
+        )
+        out.append(
+            (
+                f"push/pull({size:,}) all new",
+                functools.partial(_encode_fresh, pp),
+                functools.partial(_decode_stream, data, fresh=True),
+            )
+        )
+    return out
 
 
 def rate(
@@ -189,13 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"one thread, median of {args.runs} runs of ~{args.seconds:g}s "
         f"({'wall clock' if args.wall else 'CPU time'})"
     )
-    print(f"{'message':<26} {'encode ops/s':>14} {'decode ops/s':>14}")
+    print(f"{'message':<28} {'encode ops/s':>14} {'decode ops/s':>14}")
     for name, encode, decode in cases():
         if args.only not in name:
             continue
         enc = rate(encode, args.runs, args.seconds, clock)
         dec = rate(decode, args.runs, args.seconds, clock)
-        print(f"{name:<26} {enc:>14,.0f} {dec:>14,.0f}")
+        print(f"{name:<28} {enc:>14,.0f} {dec:>14,.0f}")
     return 0
 
 
