@@ -80,9 +80,16 @@ encode_state.__doc__ = "msgpack map of one member state, byte-identical to `enco
 
 
 def _build_memo_encoder() -> Callable[..., bytes]:
-    """`StateMemo.encode`'s loop: a state's field values (one `attrgetter` call) are
-    its key; a miss packs a dict display of those same values (from FIELDS)."""
+    """`StateMemo.encode`'s loop, generated from FIELDS.
+
+    A state's field values (one `attrgetter` call) decide its bytes. The table is
+    keyed by member name, holding (values, bytes) of the last state encoded for
+    it: a str key hashes once per string (a tuple would hash all seven values at
+    every lookup and every resize), a changed member replaces its own entry, and a
+    hit costs one tuple comparison, mostly of identical objects.
+    """
     fields = PushNodeState.FIELDS
+    name_at = [attr for _key, attr, _kind, _omit in fields].index("name")
     names = [f"v{i}" for i in range(len(fields))]
     items = ", ".join(f"{key!r}: {name}" for (key, *_rest), name in zip(fields, names, strict=True))
     source = f"""
@@ -91,14 +98,17 @@ def encode_many(states, table, capacity, max_entry):
     parts = []
     append = parts.append
     for key in map(_key, states):
-        data = get(key)
-        if data is None:
-            {", ".join(names)} = key
-            data = _pack({{{items}}})
-            if len(data) <= max_entry:
-                if len(table) >= capacity:
-                    table.clear()
-                table[key] = data
+        name = key[{name_at}]
+        known = get(name)
+        if known is not None and known[0] == key:
+            append(known[1])
+            continue
+        {", ".join(names)} = key
+        data = _pack({{{items}}})
+        if len(data) <= max_entry:
+            if len(table) >= capacity and known is None:
+                table.clear()
+            table[name] = (key, data)
         append(data)
     return b"".join(parts)
 """
@@ -153,7 +163,7 @@ class StateMemo:
             raise ValueError("capacity and max_entry_bytes must be >= 1")
         self.capacity = capacity
         self.max_entry_bytes = max_entry_bytes
-        self._encoded: dict[tuple[object, ...], bytes] = {}
+        self._encoded: dict[str, tuple[tuple[object, ...], bytes]] = {}
         self._decoded: dict[bytes, PushNodeState] = {}
 
     def __len__(self) -> int:
