@@ -49,6 +49,8 @@ from swimguard.wire.stream import PushPull, StreamDecoder, StreamMessage, UserSt
 
 # MemberState -> push/pull State as a plain int (an enum's `.value` is slow in a loop over N).
 _WIRE_STATE: Final = {state: int(NodeState[state.name]) for state in MemberState}
+if any(state._value_ != wire for state, wire in _WIRE_STATE.items()):
+    raise AssertionError("MemberState values must be the push/pull State numbers")
 # PushNodeState(name, addr, port, incarnation, state, meta, vsn), built once per member.
 _new_state = maker_for(PushNodeState)
 # push/pull State -> MemberState, for the merge hook (an unknown state shows as dead).
@@ -200,14 +202,15 @@ class Streams:
 
     def local_state(self, join: bool) -> PushPull:
         """Our push/pull: every member's state and the hook's user state."""
-        wire_state = _WIRE_STATE
+        # `_value_` is the push/pull State (`_WIRE_STATE` asserts it): a plain attribute,
+        # where `_WIRE_STATE[r.state]` would call Enum.__hash__ (Python code) per member.
         states = tuple(
             _new_state(
                 r.name,
                 r.addr_bytes,
                 r.port,
                 r.incarnation,
-                wire_state[r.state],
+                r.state._value_,
                 r.meta or None,
                 r.vsn,
             )
