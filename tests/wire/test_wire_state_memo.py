@@ -132,10 +132,11 @@ def test_random_push_pulls_encode_and_decode_as_before(msg: PushPull, chunk: int
     expected = reference_encode(msg)
     warm = StateMemo()
     tiny = StateMemo(capacity=2, max_entry_bytes=40)
-    for memo in (None, StateMemo(), warm, warm, tiny, tiny):
+    small = StateMemo(max_bytes=100)
+    for memo in (None, StateMemo(), warm, warm, tiny, tiny, small, small):
         assert encode_stream_message(msg, memo=memo) == expected
     assert reference_decode(expected) == msg
-    for memo in (None, StateMemo(), warm, warm, tiny, tiny):
+    for memo in (None, StateMemo(), warm, warm, tiny, tiny, small, small):
         assert decode_with(expected, memo) == msg
         assert decode_with(expected, memo, chunk) == msg
 
@@ -234,13 +235,23 @@ def test_a_warm_memo_hands_out_the_states_it_decoded() -> None:
     assert len(memo) == 50
 
 
-def test_the_memo_is_bounded_per_direction() -> None:
-    memo = StateMemo(capacity=100, max_entry_bytes=200)
+@pytest.mark.parametrize(("capacity", "max_bytes"), [(100, 1 << 20), (10_000, 3000)])
+def test_the_memo_is_bounded_per_direction(capacity: int, max_bytes: int) -> None:
+    memo = StateMemo(capacity=capacity, max_bytes=max_bytes, max_entry_bytes=200)
     for start in range(0, 1000, 50):
         states = [state(i) for i in range(start, start + 50)]
         encode_stream_message(PushPull(PushPullHeader(50, 0), tuple(states), b""), memo=memo)
         decode_with(message(states), memo)
-        assert len(memo) <= 200
+        assert len(memo) <= 2 * capacity
+        assert memo.size <= 2 * max_bytes
+        assert len(memo) > 0
+    # A member whose state changes replaces its own encoding entry.
+    memo.clear()
+    memo.encode([state(1)])
+    changed = PushNodeState("node-1", bytes(4), 1, 99, 0, None, VSN)
+    assert memo.encode([changed]) == encode_body(changed)
+    assert len(memo) == 1
+    assert memo.size == len(encode_body(changed))
     big = PushNodeState("big", bytes(4), 1, 1, 0, bytes(300), VSN)
     memo.clear()
     assert memo.encode([big]) == encode_body(big)

@@ -12,9 +12,12 @@ meta and version bytes. Encoding or decoding such a state again is pure waste, s
 Both are deterministic functions of their key, so a hit returns exactly what the
 full codec would: decoded values, and the fact that decoding succeeded (only
 states that decoded are remembered; anything else takes the full path and fails
-there, with the same reason). Memory is bounded: at most `capacity` entries per
-direction, none larger than `max_entry_bytes`, and a full table is dropped whole
-(so a peer inventing states makes us miss, never grow).
+there, with the same reason). Memory is bounded: per direction at most `capacity`
+entries and `max_bytes` of wire bytes, no entry larger than `max_entry_bytes`,
+and a full table is dropped whole (so a peer inventing states makes us miss,
+never grow). With the defaults a 10,000-member cluster fits (~1 MB of wire
+bytes per direction, ~4 MB with the decoded objects); the worst a peer can pin
+is about 2 MiB of bytes plus 16,384 small states (~7 MB).
 
 Field values must have their declared types: an int field holding a bool or a
 float compares equal to the int, so it could be served the int's bytes.
@@ -44,6 +47,7 @@ __all__ = [
 # omitempty); a map without these is not a member state, whatever else it holds.
 STATE_KEYS: Final = frozenset((b"Name", b"Addr", b"Port", b"Incarnation", b"State"))
 DEFAULT_CAPACITY: Final = 1 << 14
+DEFAULT_MAX_BYTES: Final = 2 << 20
 # The largest state memberlist sends is ~600 bytes (512 bytes of meta); anything
 # bigger is decoded every time rather than pinned in the table.
 MAX_ENTRY_BYTES: Final = 1024
@@ -93,23 +97,34 @@ def _build_memo_encoder() -> Callable[..., bytes]:
     names = [f"v{i}" for i in range(len(fields))]
     items = ", ".join(f"{key!r}: {name}" for (key, *_rest), name in zip(fields, names, strict=True))
     source = f"""
-def encode_many(states, table, capacity, max_entry):
+def encode_many(states, memo):
+    table = memo._encoded
     get = table.get
+    size = memo._encoded_size
+    capacity, max_bytes, max_entry = memo.capacity, memo.max_bytes, memo.max_entry_bytes
     parts = []
     append = parts.append
-    for key in map(_key, states):
-        name = key[{name_at}]
-        known = get(name)
-        if known is not None and known[0] == key:
-            append(known[1])
-            continue
-        {", ".join(names)} = key
-        data = _pack({{{items}}})
-        if len(data) <= max_entry:
-            if len(table) >= capacity and known is None:
-                table.clear()
-            table[name] = (key, data)
-        append(data)
+    try:
+        for key in map(_key, states):
+            name = key[{name_at}]
+            known = get(name)
+            if known is not None and known[0] == key:
+                append(known[1])
+                continue
+            {", ".join(names)} = key
+            data = _pack({{{items}}})
+            n = len(data)
+            if n <= max_entry:
+                if known is not None:  # the member changed: its entry is replaced
+                    size -= len(known[1])
+                elif len(table) >= capacity or size + n > max_bytes:
+                    table.clear()
+                    size = 0
+                table[name] = (key, data)
+                size += n
+            append(data)
+    finally:
+        memo._encoded_size = size
     return b"".join(parts)
 """
     env: dict[str, Any] = {"_pack": _PACK, "_key": _state_key}
@@ -156,34 +171,46 @@ class StateMemo:
     """Bounded two-way memo of member states and their wire bytes (see module doc)."""
 
     def __init__(
-        self, capacity: int = DEFAULT_CAPACITY, max_entry_bytes: int = MAX_ENTRY_BYTES
+        self,
+        capacity: int = DEFAULT_CAPACITY,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_entry_bytes: int = MAX_ENTRY_BYTES,
     ) -> None:
-        """At most `capacity` entries per direction, each at most `max_entry_bytes`."""
-        if capacity < 1 or max_entry_bytes < 1:
-            raise ValueError("capacity and max_entry_bytes must be >= 1")
+        """Per direction: at most `capacity` entries and `max_bytes` of wire bytes,
+        none over `max_entry_bytes`."""
+        if min(capacity, max_bytes, max_entry_bytes) < 1:
+            raise ValueError("capacity, max_bytes and max_entry_bytes must be >= 1")
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.max_entry_bytes = max_entry_bytes
+        # member name -> (field values, wire bytes) of the last state encoded for it
         self._encoded: dict[str, tuple[tuple[object, ...], bytes]] = {}
+        self._encoded_size = 0
         self._decoded: dict[bytes, PushNodeState] = {}
+        self._decoded_size = 0
 
     def __len__(self) -> int:
         """Entries held, both directions."""
         return len(self._encoded) + len(self._decoded)
 
+    @property
+    def size(self) -> int:
+        """Wire bytes held, both directions."""
+        return self._encoded_size + self._decoded_size
+
     def clear(self) -> None:
         """Forget everything."""
         self._encoded.clear()
+        self._encoded_size = 0
         self._decoded.clear()
+        self._decoded_size = 0
 
     def encode(self, states: Sequence[PushNodeState]) -> bytes:
         """The concatenated msgpack maps of `states`, byte-identical to `encode_body` each."""
         try:
-            return self._encode(states)
+            return _encode_many(states, self)
         except TypeError:  # an unhashable field value (a bytearray): encodable, not a key
             return b"".join(map(encode_state, states))
-
-    def _encode(self, states: Sequence[PushNodeState]) -> bytes:
-        return _encode_many(states, self._encoded, self.capacity, self.max_entry_bytes)
 
     def decode(self, data: bytes) -> PushNodeState:
         """`decode_state(data)`, from the memo when these exact bytes decoded before."""
@@ -198,11 +225,14 @@ class StateMemo:
 
         The caller vouches for it: `state` is what `decode_state(data)` returned.
         """
-        if len(data) <= self.max_entry_bytes:
+        size = len(data)
+        if size <= self.max_entry_bytes and data not in self._decoded:
             decoded = self._decoded
-            if len(decoded) >= self.capacity:
+            if len(decoded) >= self.capacity or self._decoded_size + size > self.max_bytes:
                 decoded.clear()
+                self._decoded_size = 0
             decoded[data] = state
+            self._decoded_size += size
 
     @property
     def lookup(self) -> Callable[[bytes], PushNodeState | None]:
