@@ -37,10 +37,13 @@ from swimguard.wire.messages import MAX_ARRAY_LEN, MAX_MAP_LEN, PushNodeState, d
 __all__ = [
     "SHARED_MEMO",
     "STATE_KEYS",
+    "STATE_ROW",
     "StateMemo",
     "decode_state",
+    "encode_row",
     "encode_state",
     "state_from_map",
+    "state_row",
 ]
 
 # Every memberlist peer encodes all seven push/pull state keys (Go's codec has no
@@ -59,8 +62,13 @@ _PACK: Final = msgpack.Packer(
 ).pack
 
 
-# The fields that determine a state's encoding (in FIELDS order), in one C call.
-_state_key: Final = operator.attrgetter(*(field[1] for field in PushNodeState.FIELDS))
+STATE_ROW: Final = tuple(attr for _key, attr, _kind, _omit in PushNodeState.FIELDS)
+"""A state's *row*: its field values in wire (FIELDS) order, which is all its
+encoding depends on. Producers that hold the values elsewhere (the member table)
+can hand rows to `StateMemo.encode_rows` without building PushNodeState objects."""
+# The row of a state, in one C call.
+state_row: Final = operator.attrgetter(*STATE_ROW)
+_WIRE_KEYS: Final = tuple(key for key, _attr, _kind, _omit in PushNodeState.FIELDS)
 
 
 def _build_state_encoder() -> Callable[[PushNodeState], bytes]:
@@ -83,6 +91,19 @@ encode_state: Final = _build_state_encoder()
 encode_state.__doc__ = "msgpack map of one member state, byte-identical to `encode_body`."
 
 
+def _build_row_encoder() -> Callable[[tuple[object, ...]], bytes]:
+    names = [f"v{i}" for i in range(len(_WIRE_KEYS))]
+    items = ", ".join(f"{key!r}: {name}" for key, name in zip(_WIRE_KEYS, names, strict=True))
+    env: dict[str, Any] = {"_pack": _PACK}
+    exec(f"def encode(row):\n    {', '.join(names)} = row\n    return _pack({{{items}}})", env)
+    encode: Callable[[tuple[object, ...]], bytes] = env["encode"]
+    return encode
+
+
+encode_row: Final = _build_row_encoder()
+encode_row.__doc__ = "`encode_state` of the state whose row (`STATE_ROW` order) is `row`."
+
+
 def _build_memo_encoder() -> Callable[..., bytes]:
     """`StateMemo.encode`'s loop, generated from FIELDS.
 
@@ -97,7 +118,7 @@ def _build_memo_encoder() -> Callable[..., bytes]:
     names = [f"v{i}" for i in range(len(fields))]
     items = ", ".join(f"{key!r}: {name}" for (key, *_rest), name in zip(fields, names, strict=True))
     source = f"""
-def encode_many(states, memo):
+def encode_many(rows, memo):
     table = memo._encoded
     get = table.get
     size = memo._encoded_size
@@ -105,7 +126,7 @@ def encode_many(states, memo):
     parts = []
     append = parts.append
     try:
-        for key in map(_key, states):
+        for key in rows:
             name = key[{name_at}]
             known = get(name)
             if known is not None and known[0] == key:
@@ -127,7 +148,7 @@ def encode_many(states, memo):
         memo._encoded_size = size
     return b"".join(parts)
 """
-    env: dict[str, Any] = {"_pack": _PACK, "_key": _state_key}
+    env: dict[str, Any] = {"_pack": _PACK}
     exec(source, env)  # built from FIELDS only
     encode_many: Callable[..., bytes] = env["encode_many"]
     return encode_many
@@ -208,9 +229,16 @@ class StateMemo:
     def encode(self, states: Sequence[PushNodeState]) -> bytes:
         """The concatenated msgpack maps of `states`, byte-identical to `encode_body` each."""
         try:
-            return _encode_many(states, self)
+            return _encode_many(map(state_row, states), self)
         except TypeError:  # an unhashable field value (a bytearray): encodable, not a key
             return b"".join(map(encode_state, states))
+
+    def encode_rows(self, rows: Sequence[tuple[object, ...]]) -> bytes:
+        """`encode` for states given as rows (`STATE_ROW` order)."""
+        try:
+            return _encode_many(rows, self)
+        except TypeError:  # an unhashable field value (a bytearray): encodable, not a key
+            return b"".join(map(encode_row, rows))
 
     def decode(self, data: bytes) -> PushNodeState:
         """`decode_state(data)`, from the memo when these exact bytes decoded before."""

@@ -20,6 +20,7 @@ message never blocks an event loop in one piece.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Final
 
 import msgpack
@@ -55,6 +56,7 @@ from swimguard.wire.state_memo import (
     SHARED_MEMO,
     StateMemo,
     decode_state,
+    encode_row,
     encode_state,
     state_from_map,
 )
@@ -66,6 +68,7 @@ __all__ = [
     "StreamDecoder",
     "StreamMessage",
     "UserStream",
+    "encode_push_pull",
     "encode_stream_message",
     "frame_stream",
 ]
@@ -77,6 +80,7 @@ _COMPRESS: Final = int(MessageType.COMPRESS)
 _FRAME_HEADER_LEN: Final = 5
 _INITIAL_BUFFER: Final = 4096
 _UNBOUNDED: Final = -1
+_PUSH_PULL_TYPE: Final = bytes((MessageType.PUSH_PULL,))
 MIN_STATE_LEN: Final = 32
 """Fewer bytes than any state with those keys can take (the keys alone are 31). A
 header announcing more states than `max_bytes` could hold is refused at once."""
@@ -119,9 +123,7 @@ def encode_stream_message(msg: StreamMessage, *, memo: StateMemo | None = SHARED
             states = b"".join(map(encode_state, msg.states))
         else:
             states = memo.encode(msg.states)
-        return b"".join(
-            (bytes((MessageType.PUSH_PULL,)), encode_body(header), states, msg.user_state)
-        )
+        return b"".join((_PUSH_PULL_TYPE, encode_body(header), states, msg.user_state))
     if isinstance(msg, UserStream):
         head = encode_body(UserMsgHeader(user_msg_len=len(msg.data)))
         return bytes((MessageType.USER,)) + head + msg.data
@@ -132,6 +134,24 @@ def encode_stream_message(msg: StreamMessage, *, memo: StateMemo | None = SHARED
     if isinstance(msg, ErrResp):
         return bytes((MessageType.ERR,)) + encode_body(msg)
     raise TypeError(f"not a stream message: {type(msg).__name__}")
+
+
+def encode_push_pull(
+    header: PushPullHeader,
+    rows: Sequence[tuple[object, ...]],
+    user_state: bytes,
+    *,
+    memo: StateMemo | None = SHARED_MEMO,
+) -> bytes:
+    """`encode_stream_message` of a push/pull whose member states are given as rows
+    (`state_memo.STATE_ROW` order), for a sender that holds the values elsewhere.
+
+    `ValueError` if the header's counts disagree with the rows and user state.
+    """
+    if header.nodes != len(rows) or header.user_state_len != len(user_state):
+        raise ValueError("push/pull header counts do not match its states and user state")
+    states = b"".join(map(encode_row, rows)) if memo is None else memo.encode_rows(rows)
+    return b"".join((_PUSH_PULL_TYPE, encode_body(header), states, user_state))
 
 
 def frame_stream(
