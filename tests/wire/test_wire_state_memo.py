@@ -275,3 +275,24 @@ def test_decode_state_refuses_what_is_not_exactly_one_state(data: bytes) -> None
     with pytest.raises(BodyError):
         decode_state(data)
     assert decode_state(encode_body(state(1))) == state(1)
+
+
+def test_a_large_entry_arriving_in_many_reads_decodes_once_complete() -> None:
+    # The entry after a hit is skipped: its reads are kept as they come (and fed to
+    # the limit checker once each) until it completes, then decoded.
+    memo = StateMemo()
+    known = [state(i) for i in range(3)]
+    big = PushNodeState("big", bytes(4), 1, 1, 0, bytes(50_000), VSN)
+    data = message([*known, big])
+    expected = decode_with(data, None)
+    assert isinstance(expected, PushPull)
+    assert expected.states[-1] == big
+    assert decode_with(message(known), memo) is not None
+    decoder = StreamDecoder(max_bytes=MAX_BYTES, memo=memo)
+    got = None
+    for i in range(0, len(data), 1024):
+        got = decoder.feed(data[i : i + 1024])
+        if got is None:
+            # What it holds: the input so far and a copy or two of the open entry.
+            assert decoder.footprint <= 4 * (i + 1024) + 2048
+    assert got == expected

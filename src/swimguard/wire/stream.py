@@ -202,10 +202,15 @@ class _MessageReader:
         self._raw = bytearray()
         self._fed = 0
         self._memo = memo
-        # Input from stream offset `_tail_base` on, while member states may follow:
-        # the bytes of the entry being read (and, within one feed, those after it).
-        self._tail: bytes | None = b"" if kind == MessageType.PUSH_PULL else None
-        self._tail_base = 0
+        self._states_done = kind != MessageType.PUSH_PULL
+        # With a memo: the input from stream offset `_parts_base` on, while member
+        # states may follow (the entry being read, and within one feed those after
+        # it). Kept as received and joined only when an entry completes, so a large
+        # entry arriving in many reads is copied once, not once per read.
+        self._keep = not self._states_done and memo is not None
+        self._parts: list[bytes] = []
+        self._parts_base = 0
+        self._parts_len = 0
         self._entry_start = 0  # stream offset of the next member state
         self._checker: msgpack.Unpacker | None = None  # limits of an incomplete entry
         self._checker_at = -1  # ... the entry's offset
@@ -217,7 +222,7 @@ class _MessageReader:
         """Approximate bytes held: every byte fed (unparsed, or kept inside decoded
         states and raw user bytes) plus the object overhead of each decoded state,
         plus the copies of an incomplete member state."""
-        extra = 2 * len(self._tail) if self._tail else 0
+        extra = 2 * self._parts_len
         return self._fed + len(self._states) * STATE_OVERHEAD + extra
 
     def feed(self, data: bytes) -> StreamMessage | None:
@@ -226,8 +231,9 @@ class _MessageReader:
             self._unpacker.feed(data)
         except msgpack.BufferFull:
             raise TooLargeError(f"stream message exceeds {self._max_bytes} bytes") from None
-        if self._tail is not None:
-            self._tail = self._tail + data if self._tail else bytes(data)
+        if self._keep and data:
+            self._parts.append(bytes(data))
+            self._parts_len += len(data)
         try:
             return self._step()
         except msgpack.OutOfData:
@@ -238,11 +244,39 @@ class _MessageReader:
             self._trim()
 
     def _trim(self) -> None:
-        """Drop the tail's bytes before the next entry (once per feed, not per state)."""
-        tail = self._tail
-        if tail is not None and self._entry_start > self._tail_base:
-            self._tail = tail[self._entry_start - self._tail_base :]
-            self._tail_base = self._entry_start
+        """Drop kept input before the next entry (once per feed, not per state)."""
+        cut = self._entry_start - self._parts_base
+        if not self._keep or cut <= 0:
+            return
+        parts = self._parts
+        while parts and cut >= len(parts[0]):
+            cut -= len(parts[0])
+            self._parts_base += len(parts[0])
+            self._parts_len -= len(parts[0])
+            del parts[0]
+        if cut and parts:  # a part holding the end of the last entry read
+            parts[0] = parts[0][cut:]
+            self._parts_base += cut
+            self._parts_len -= cut
+
+    def _kept(self) -> bytes:
+        """The kept input as one bytes object (joined once; it stays joined)."""
+        parts = self._parts
+        if len(parts) > 1:
+            parts[:] = [b"".join(parts)]
+        return parts[0] if parts else b""
+
+    def _kept_from(self, offset: int) -> bytes:
+        """Kept input from stream `offset` on, without joining what comes before."""
+        skip = offset - self._parts_base
+        out = []
+        for part in self._parts:
+            if skip >= len(part):
+                skip -= len(part)
+                continue
+            out.append(part[skip:] if skip else part)
+            skip = 0
+        return b"".join(out)
 
     def _step(self) -> StreamMessage | None:
         unpacker = self._unpacker
@@ -268,11 +302,14 @@ class _MessageReader:
                     )
                 self._want = self._check_len(header.user_state_len)
                 self._header = header
-                self._entry_start = self._tail_base = unpacker.tell()
-                self._tail = self._tail[self._entry_start :] if self._tail else b""
-        if self._header is not None and self._tail is not None:
+                self._entry_start = unpacker.tell()
+        if self._header is not None and not self._states_done:
             self._read_states()
-            self._tail = None  # every state is in: the rest is raw user bytes
+            # Every state is in: the rest is raw user bytes.
+            self._states_done = True
+            self._keep = False
+            self._parts = []
+            self._parts_len = 0
             self._checker = None
         while self._want > len(self._raw):
             chunk = unpacker.read_bytes(self._want - len(self._raw))
@@ -293,7 +330,6 @@ class _MessageReader:
         more than without the memo) and remembered.
         """
         assert self._header is not None
-        assert self._tail is not None
         states = self._states
         nodes = self._header.nodes
         unpacker = self._unpacker
@@ -305,8 +341,9 @@ class _MessageReader:
             return
         skip = unpacker.skip
         tell = unpacker.tell
-        tail = self._tail
-        base = self._tail_base
+        tail = b""  # the kept input, joined when the first entry completes
+        base = self._parts_base
+        end_of_tail = base
         start = self._entry_start
         skipping = self._skipping
         lookup = memo.lookup
@@ -318,6 +355,9 @@ class _MessageReader:
                 if skipping:
                     skip()
                     end = tell()
+                    if end > end_of_tail:
+                        tail = self._kept()
+                        end_of_tail = base + len(tail)
                     entry = tail[start - base : end - base]
                     state = lookup(entry)
                     if state is None:
@@ -327,6 +367,9 @@ class _MessageReader:
                 else:
                     raw = unpack()
                     end = tell()
+                    if end > end_of_tail:
+                        tail = self._kept()
+                        end_of_tail = base + len(tail)
                     entry = tail[start - base : end - base]
                     state = lookup(entry)
                     if state is None:
@@ -338,7 +381,7 @@ class _MessageReader:
                 start = end
         except msgpack.OutOfData:
             if skipping:
-                self._check_partial(tail[start - base :], start)
+                self._check_partial(start)
             raise
         except BodyError as exc:
             raise BodyError(f"stream: push/pull entry {len(states)}: {exc}") from None
@@ -353,7 +396,7 @@ class _MessageReader:
         except BodyError as exc:
             raise BodyError(f"stream: push/pull entry {index}: {exc}") from None
 
-    def _check_partial(self, entry: bytes, at: int) -> None:
+    def _check_partial(self, at: int) -> None:
         """Apply the unpacker's limits to the incomplete entry at offset `at`.
 
         Incremental: a later call for the same entry feeds only its new bytes, so a
@@ -364,8 +407,9 @@ class _MessageReader:
             self._checker_at = at
             self._checked = 0
         checker = self._checker
-        checker.feed(entry[self._checked :])
-        self._checked = len(entry)
+        new = self._kept_from(at + self._checked)
+        checker.feed(new)
+        self._checked += len(new)
         try:
             checker.unpack()
         except msgpack.OutOfData:
