@@ -261,10 +261,13 @@ def test_the_memo_is_bounded_per_direction(capacity: int, max_bytes: int) -> Non
         StateMemo(capacity=0)
 
 
-def test_unhashable_field_values_are_encoded_without_the_memo() -> None:
+def test_odd_field_types_are_still_encoded_like_encode_body() -> None:
     odd = PushNodeState("n", bytearray(b"\x01\x02\x03\x04"), 1, 1, 0, None, VSN)  # type: ignore[arg-type]
+    # A name that cannot key the table (tests craft such values): no memo, same bytes.
+    unhashable = PushNodeState(["x"], bytes(4), 1, 1, 0, None, VSN)  # type: ignore[arg-type]
     memo = StateMemo()
     assert memo.encode([state(1), odd]) == encode_body(state(1)) + encode_body(odd)
+    assert memo.encode([unhashable]) == encode_body(unhashable)
 
 
 @pytest.mark.parametrize(

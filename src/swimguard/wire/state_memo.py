@@ -20,7 +20,8 @@ bytes per direction, ~4 MB with the decoded objects); the worst a peer can pin
 is about 2 MiB of bytes plus 16,384 small states (~7 MB).
 
 Field values must have their declared types: an int field holding a bool or a
-float compares equal to the int, so it could be served the int's bytes.
+float compares equal to the int, so it could be served the int's bytes, and a
+bytearray kept as part of a key could change after.
 """
 
 from __future__ import annotations
@@ -186,8 +187,6 @@ def state_from_map(raw: object) -> PushNodeState:
     return _decode_map(raw)
 
 
-
-
 class StateMemo:
     """Bounded two-way memo of member states and their wire bytes (see module doc)."""
 
@@ -230,14 +229,14 @@ class StateMemo:
         """The concatenated msgpack maps of `states`, byte-identical to `encode_body` each."""
         try:
             return _encode_many(map(state_row, states), self)
-        except TypeError:  # an unhashable field value (a bytearray): encodable, not a key
+        except TypeError:  # e.g. a name that is not hashable: encode without the memo
             return b"".join(map(encode_state, states))
 
     def encode_rows(self, rows: Sequence[tuple[object, ...]]) -> bytes:
         """`encode` for states given as rows (`STATE_ROW` order)."""
         try:
             return _encode_many(rows, self)
-        except TypeError:  # an unhashable field value (a bytearray): encodable, not a key
+        except TypeError:  # e.g. a name that is not hashable: encode without the memo
             return b"".join(map(encode_row, rows))
 
     def decode(self, data: bytes) -> PushNodeState:
