@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from swimguard.wire import stream as stream_module
 from swimguard.wire.errors import BodyError, DecodeError, TooLargeError
 from swimguard.wire.messages import (
     MessageType,
@@ -299,3 +300,29 @@ def test_a_large_entry_arriving_in_many_reads_decodes_once_complete() -> None:
             # What it holds: the input so far and a copy or two of the open entry.
             assert decoder.footprint <= 4 * (i + 1024) + 2048
     assert got == expected
+
+
+def test_an_open_entry_trickling_in_is_checked_once_per_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A peer may send one large state a few bytes per read: the limit checker must
+    # see each byte once (not the whole open entry again per read).
+    handed: list[int] = []
+    real = stream_module._MessageReader._kept_from
+
+    def counting(self: stream_module._MessageReader, offset: int) -> bytes:
+        out = real(self, offset)
+        handed.append(len(out))
+        return out
+
+    monkeypatch.setattr(stream_module._MessageReader, "_kept_from", counting)
+    memo = StateMemo()
+    known = [state(i) for i in range(3)]
+    assert decode_with(message(known), memo) is not None
+    big = PushNodeState("big", bytes(4), 1, 1, 0, bytes(20_000), VSN)
+    data = message([*known, big])
+    got = decode_with(data, memo, chunk=7)
+    assert isinstance(got, PushPull)
+    assert got.states[-1] == big
+    assert len(handed) > 2000  # one check per read of the open entry
+    assert sum(handed) <= len(data)

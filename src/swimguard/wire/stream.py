@@ -182,12 +182,12 @@ def frame_stream(
 class _MessageReader:
     """Incremental parser of one plain stream message (after its type byte).
 
-    Member states are not unpacked into dicts: the unpacker only skips over each
-    one (no objects built), and its exact bytes go to the state memo, which knows
-    most of them from earlier push/pulls and decodes the rest. Skipping checks no
-    container limits, so an entry still incomplete when the input runs out is
-    also fed to a limit-checking unpacker (`_check_partial`): a hostile header
-    fails as soon as it arrives, exactly as if it had been unpacked.
+    With a state memo, a member state after a memo hit is not unpacked: the
+    unpacker only skips over it (no objects built) and its exact bytes are looked
+    up; the memo knows most of them from earlier push/pulls (see `_read_states`).
+    Skipping checks no container limits, so an entry still incomplete when the
+    input runs out is also fed to a limit-checking unpacker (`_check_partial`): a
+    hostile header fails as soon as it arrives, exactly as if it had been unpacked.
     """
 
     def __init__(self, kind: int, max_bytes: int, memo: StateMemo | None) -> None:
@@ -267,15 +267,17 @@ class _MessageReader:
         return parts[0] if parts else b""
 
     def _kept_from(self, offset: int) -> bytes:
-        """Kept input from stream `offset` on, without joining what comes before."""
-        skip = offset - self._parts_base
+        """Kept input from stream `offset` on, walking back from the newest read (the
+        limit checker asks for the reads since its last call: a few, however many an
+        open entry has taken so far)."""
+        need = self._parts_base + self._parts_len - offset
         out = []
-        for part in self._parts:
-            if skip >= len(part):
-                skip -= len(part)
-                continue
-            out.append(part[skip:] if skip else part)
-            skip = 0
+        for part in reversed(self._parts):
+            if need <= 0:
+                break
+            out.append(part if len(part) <= need else part[len(part) - need :])
+            need -= len(part)
+        out.reverse()
         return b"".join(out)
 
     def _step(self) -> StreamMessage | None:
