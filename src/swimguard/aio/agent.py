@@ -17,7 +17,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 
 from swimguard.aio.agent_config import AgentConfig
+from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
+from swimguard.aio.agent_keys import AgentKeys
+from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
@@ -42,19 +45,13 @@ from swimguard.serf import encode_tags
 from swimguard.serf.node import SerfNode
 from swimguard.wire.encryption import Keyring
 
-__all__ = [
-    "DEFAULT_PORT",
-    "Agent",
-    "AgentEvent",
-    "EventsLost",
-    "NodeFactory",
-    "seed_family_problem",
-]
+__all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
+           "seed_family_problem"]
 
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent:
+class Agent(AgentKeys, AgentMetrics, AgentCoordinates):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one
@@ -117,7 +114,7 @@ class Agent:
         self._closed = False
         self._started = False
         self._events: EventBuffer[AgentEvent] = EventBuffer(self.options.event_buffer)
-        self._router = EventRouter(self._events)
+        self._router = EventRouter(self._events, self._event_filters())
         self._join_lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------
@@ -373,7 +370,7 @@ class Agent:
         data = bytes(payload)
         # Validated first: a too-large event raises here, not inside the driver.
         node.serf.check_user_event(name, data)
-        driver.input(lambda now: node.user_event(name, data, now, coalesce=coalesce))
+        driver.input(lambda now: node.user_event(name, data, now=now, coalesce=coalesce))
 
     # -- helpers ------------------------------------------------------------------
 
