@@ -158,8 +158,11 @@ class AgentPersistence(AgentKeys):
                 raise UsageError(f"keyring file {path}: {exc.strerror or exc}") from None
         else:
             if self._keyring is not None and self._keyring.keys != tuple(keys):
-                log.warning("%s: using the keys of keyring file %s", self.name, path)
+                # Serf refuses -encrypt with -keyring-file; we let the file win, so the
+                # same command line works before and after the file exists.
+                log.warning("%s: the keys given are ignored: keyring file %s", self.name, path)
             self._keyring = Keyring(keys)
+            log.info("%s: restored keyring with %d keys from %s", self.name, len(keys), path)
         self._persist_watch.keyring_path = keyring_path
 
     async def _attach_persistence(self) -> None:
