@@ -136,11 +136,12 @@ def test_bad_lines_are_counted_and_skipped() -> None:
         + b"alive: "
         + b"x" * MAX_LINE_BYTES
         + b" 127.0.0.1:1\n"
-        + b"not-alive: good"  # last line without its newline still counts
+        + b"not-alive: good"  # cut by a crash (no newline): skipped, as Serf does
     )
     rec = SnapshotRecorder()
     rec.replay(text.splitlines(keepends=True))
-    assert rec.alive == {}
+    assert rec.alive == {"good": "127.0.0.1:7946"}
+    assert rec.torn
     assert rec.last_query_clock == 12
     assert rec.last_clock == 0
     assert rec.problems == {
@@ -151,6 +152,7 @@ def test_bad_lines_are_counted_and_skipped() -> None:
         "bad_clock": 3,  # -1, 2^64, an Arabic-Indic digit
         "unknown_record": 1,
         "line_too_long": 1,
+        "torn_line": 1,
     }
 
 

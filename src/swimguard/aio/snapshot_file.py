@@ -48,7 +48,8 @@ def read_snapshot(path: Path, *, rejoin_after_leave: bool) -> SnapshotRecorder:
                 recorder.replay((line,))
                 continue
             # Too long for any record: count it once and skip the rest of it.
-            recorder.replay((line,))
+            recorder.problems["line_too_long"] += 1
+            recorder.offset += len(line)
             while (rest := fh.readline(_READ_LIMIT)) and not rest.endswith(b"\n"):
                 recorder.offset += len(rest)
             recorder.offset += len(rest)
