@@ -356,3 +356,20 @@ def test_restored_clocks_drop_events_and_queries_seen_before_the_restart() -> No
     )
     layer.merge_remote_state(encode_message(state), join=True)
     assert layer.take_events() == []
+
+
+_u64 = st.integers(0, (1 << 64) - 1)
+
+
+@given(_u64, _u64, _u64, st.lists(st.tuples(_u64, st.text(max_size=8)), max_size=8))
+def test_any_restored_clocks_keep_the_layer_encodable(
+    member: int, event: int, query: int, events: list[tuple[int, str]]
+) -> None:
+    # the values come from a file: anything a clock line may hold, up to 2^64 - 1
+    layer = SerfLayer("py")
+    layer.restore_clocks(member, event, query)
+    for ltime, name in events:
+        layer.handle_user_message(encode_message(UserEvent(ltime, name, b"")))
+    layer.user_event("mine", b"")
+    decode_message(layer.local_state(False))
+    assert layer.event_min_time == min(event + 1, (1 << 64) - 1)
