@@ -187,6 +187,11 @@ class AgentPersistence(AgentKeys):
             node.serf.drops.update({f"snapshot_{k}": n for k, n in rec.problems.items()})
             rec.problems.clear()
         node.serf.restore_clocks(rec.last_clock, rec.last_event_clock, rec.last_query_clock)
+        log.info(
+            "%s: snapshot %s: %d members remembered; clock %d, event clock %d, query clock %d",
+            self.name, path, len(rec.alive), rec.last_clock, rec.last_event_clock,
+            rec.last_query_clock,
+        )
         self._persist_watch.layer = node.serf
         self._persist_watch.file = snap
         self._snapshot_ticker = asyncio.get_running_loop().create_task(self._tick_snapshot())
