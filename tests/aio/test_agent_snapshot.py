@@ -194,8 +194,9 @@ def test_retry_join_gives_up_after_max_retries_and_succeeds_on_a_live_seed() -> 
             with pytest.raises(JoinError):
                 await b.retry_join([gone], interval=0.01, max_attempts=1)
             assert await b.retry_join([a.advertise_address], interval=0.01) == 1
-            with pytest.raises(ValueError, match="must be >= 0"):
-                await b.retry_join([gone], interval=-1)
+            for bad in (-1.0, float("inf"), float("nan")):
+                with pytest.raises(ValueError, match="must be >= 0"):
+                    await b.retry_join([gone], interval=bad)
 
     asyncio.run(scenario())
 

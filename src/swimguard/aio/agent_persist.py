@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -268,8 +269,8 @@ class AgentPersistence(AgentKeys):
         `max_attempts` retries at most (0: forever), as Serf counts them: the first try
         plus up to that many more; then the last `JoinError` is raised.
         """
-        if interval < 0 or max_attempts < 0:
-            raise ValueError("retry_join: interval and max_attempts must be >= 0")
+        if not (math.isfinite(interval) and interval >= 0) or max_attempts < 0:
+            raise ValueError("retry_join: interval and max_attempts must be >= 0 (and finite)")
         attempt = 0
         while True:
             try:
