@@ -1,0 +1,44 @@
+"""What the RPC server needs from an agent (`RpcBackend`), and the error it reports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from swimguard.rpc.members import RpcMember
+
+__all__ = ["BackendError", "RpcBackend"]
+
+
+class BackendError(Exception):
+    """A command failed; its text is the `Error` string the client gets."""
+
+
+class RpcBackend(Protocol):
+    """The agent as the RPC server sees it; `AgentBackend` adapts `swimguard.aio.Agent`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+
+    def members(self) -> list[RpcMember]: ...
+
+    async def join(self, addresses: Sequence[str], *, replay: bool) -> int:
+        """Join through `addresses`; BackendError (with how many answered: 0) if none did."""
+        ...
+
+    async def leave(self) -> None:
+        """Leave gracefully; the agent shuts down afterwards (BackendError if it cannot)."""
+        ...
+
+    def user_event(self, name: str, payload: bytes, *, coalesce: bool) -> int:
+        """Gossip a user event; its Lamport time. BackendError if refused."""
+        ...
+
+    async def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Replace our tags and gossip them; BackendError if too large."""
+        ...
+
+    def stats(self) -> dict[str, dict[str, str]]: ...

@@ -1,0 +1,144 @@
+"""Unit tests of the RPC's parts: codec, event filters, log ring, member statuses."""
+
+from __future__ import annotations
+
+import logging
+
+import msgpack
+import pytest
+
+from swimguard.protocol.events import MemberFailed, MemberJoined, MemberLeft
+from swimguard.protocol.members import Member, MemberState
+from swimguard.rpc.codec import FieldType, FrameReader, ProtocolViolation, decode_body, pack
+from swimguard.rpc.event_filter import EventKind, parse_event_filter
+from swimguard.rpc.log_ring import LogLevel, LogRing
+from swimguard.rpc.members import MemberDirectory, SerfStatus
+from swimguard.serf import LeaveIntentReceived, encode_tags
+
+
+def test_pack_is_new_spec() -> None:
+    assert pack({"Error": "", "Seq": 1}) == bytes.fromhex("82a54572726f72a0a353657101")
+    assert pack({"Addr": b"\x7f\x00\x00\x01"}) == bytes.fromhex("81a441646472c4047f000001")
+
+
+def test_decode_body_tolerates_what_serf_tolerates() -> None:
+    schema = {"Name": FieldType.STR, "Payload": FieldType.BYTES, "Coalesce": FieldType.BOOL}
+    assert decode_body({"Payload": "text", "Extra": 1}, schema) == {
+        "Name": "", "Payload": b"text", "Coalesce": False,
+    }
+    assert decode_body({"Name": None}, schema)["Name"] == ""
+
+
+@pytest.mark.parametrize(
+    ("obj", "schema"),
+    [
+        ({"Name": b"bin"}, {"Name": FieldType.STR}),
+        ({b"Stop": 1}, {"Stop": FieldType.UINT}),
+        ({"Stop": -1}, {"Stop": FieldType.UINT}),
+        ({"Version": "1"}, {"Version": FieldType.INT}),
+        ({"Tags": {"a": 1}}, {"Tags": FieldType.STR_MAP}),
+        ({"Existing": "a"}, {"Existing": FieldType.STR_LIST}),
+        ([1], {"Stop": FieldType.UINT}),
+    ],
+)
+def test_decode_body_refuses_what_serf_closes_on(obj: object, schema: dict[str, FieldType]) -> None:
+    with pytest.raises(ProtocolViolation):
+        decode_body(obj, schema)
+
+
+def test_frame_reader_bounds_its_buffer() -> None:
+    reader = FrameReader(max_object=64)
+    reader.feed(pack({"a": 1}) + pack({"b": 2})[:3])
+    assert list(reader.objects()) == [{"a": 1}]
+    with pytest.raises(ProtocolViolation):
+        reader.feed(b"\xc4\xff" + b"x" * 200)
+
+
+def test_frame_reader_refuses_garbage() -> None:
+    reader = FrameReader()
+    reader.feed(b"\xc1")  # never used in msgpack
+    with pytest.raises(ProtocolViolation):
+        list(reader.objects())
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "name", "passes"),
+    [
+        ("", EventKind.USER, "x", True),
+        ("*", EventKind.MEMBER_REAP, None, True),
+        ("user:deploy", EventKind.USER, "deploy", True),
+        ("user:deploy", EventKind.USER, "deploy2", False),
+        ("member-join,query", EventKind.QUERY, "q", True),
+        ("member-join,query", EventKind.MEMBER_LEAVE, None, False),
+    ],
+)
+def test_event_filter(text: str, kind: EventKind, name: str | None, passes: bool) -> None:
+    parsed = parse_event_filter(text)
+    assert parsed is not None
+    assert parsed.matches(kind, name) is passes
+
+
+@pytest.mark.parametrize("text", ["user,bogus", "member-joins", "user,", "deploy:x"])
+def test_event_filter_invalid(text: str) -> None:
+    assert parse_event_filter(text) is None
+
+
+def test_log_ring_replays_and_filters_levels() -> None:
+    ring = LogRing(lines=3)
+    logger = logging.getLogger("swimguard.test_ring")
+    logger.propagate = False
+    logger.addHandler(ring)
+    logger.setLevel(logging.DEBUG)
+    try:
+        for i in range(5):
+            logger.info("line %d", i)
+        logger.debug("quiet")
+        got: list[str] = []
+        sub = ring.subscribe(LogLevel.INFO, got.append)
+        assert [g.split("] ")[1] for g in got] == [
+            "swimguard.test_ring: line 3", "swimguard.test_ring: line 4",
+        ]
+        logger.warning("careful\nnow")
+        logger.debug("hidden")
+        assert got[-1].endswith("[WARN] swimguard.test_ring: careful now")
+        assert len(got) == 3
+        ring.unsubscribe(sub)
+        logger.error("after")
+        assert len(got) == 3
+    finally:
+        logger.removeHandler(ring)
+
+
+def _m(name: str, state: MemberState) -> Member:
+    return Member(name, ("127.0.0.1", 7946), 1, state, encode_tags({"role": "web"}))
+
+
+def test_member_directory_statuses() -> None:
+    directory = MemberDirectory(retain=10.0, max_retained=2)
+    assert directory.status(_m("a", MemberState.SUSPECT)) is SerfStatus.ALIVE
+    directory.observe(LeaveIntentReceived("b", 3, False), now=0.0)
+    assert directory.status(_m("b", MemberState.ALIVE)) is SerfStatus.LEAVING
+    assert directory.status(_m("b", MemberState.DEAD)) is SerfStatus.LEFT
+    assert directory.status(_m("c", MemberState.DEAD)) is SerfStatus.FAILED
+    directory.observe(MemberFailed(_m("c", MemberState.DEAD)), now=1.0)
+    directory.observe(MemberLeft(_m("d", MemberState.LEFT)), now=2.0)
+    listed = directory.members([_m("a", MemberState.ALIVE)], now=3.0)
+    assert [(m.name, m.status) for m in listed] == [
+        ("a", SerfStatus.ALIVE), ("c", SerfStatus.FAILED), ("d", SerfStatus.LEFT),
+    ]
+    assert listed[0].tags == {"role": "web"}
+    # Retention is bounded in time and number; a rejoin removes the departed record.
+    assert [m.name for m in directory.members([], now=11.5)] == ["d"]
+    directory.observe(MemberJoined(_m("d", MemberState.ALIVE)), now=12.0)
+    assert directory.members([], now=12.0) == []
+    for name in ("e", "f", "g"):
+        directory.observe(MemberFailed(_m(name, MemberState.DEAD)), now=13.0)
+    assert [m.name for m in directory.members([], now=13.0)] == ["f", "g"]
+
+
+def test_rpc_member_wire_form() -> None:
+    directory = MemberDirectory()
+    wire = directory.convert(_m("a", MemberState.ALIVE)).to_wire()
+    assert list(wire) == sorted(wire)
+    assert wire["Addr"] == b"\x7f\x00\x00\x01"
+    assert msgpack.unpackb(pack(wire), raw=False)["Tags"] == {"role": "web"}
