@@ -1,0 +1,157 @@
+"""Debian's `serf` command line against a swimguard agent's RPC port, side by side with the
+same command against a real serf agent in the same cluster: same output modulo the agent."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from typing import Any
+
+import pytest
+from bench.serf_harness import SERF, Cluster, SerfAgent, SwimAgent, free_port, wait_for
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+
+
+def serf_cli(rpc_port: int, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    assert SERF is not None
+    command, *rest = args
+    return subprocess.run(
+        [SERF, command, f"-rpc-addr=127.0.0.1:{rpc_port}", *rest],
+        capture_output=True, text=True, timeout=30, check=check,
+    )
+
+
+def _lines(text: str) -> list[str]:
+    """Output lines with column padding collapsed, sorted (serf lists members unordered)."""
+    return sorted(re.sub(r"\s+", " ", line).strip() for line in text.splitlines() if line.strip())
+
+
+def _members_json(rpc_port: int, *flags: str) -> list[dict[str, Any]]:
+    out = serf_cli(rpc_port, "members", "-format=json", *flags).stdout
+    # `-role` prints a deprecation warning first; no members prints `"members": null`.
+    out = out[out.index("{"):]
+    return sorted(json.loads(out)["members"] or [], key=lambda m: m["name"])
+
+
+def _mixed(cluster: Cluster) -> tuple[SerfAgent, SwimAgent, int]:
+    """serf agent `s` (role=db) and swimguard `py` (role=web, RPC on a free port), both alive."""
+    s = cluster.start_serf("s", tags={"role": "db"})
+    rpc = free_port()
+    py = cluster.start_swim(
+        "py", [s.addr], tags={"role": "web"}, extra=["--rpc-addr", f"127.0.0.1:{rpc}"]
+    )
+
+    def both_see_both() -> bool:
+        ours = {m["name"]: m["status"] for m in _members_json(rpc)}
+        theirs = {m["name"]: m["status"] for m in _members_json(s.rpc_port)}
+        want = {"s": "alive", "py": "alive"}
+        return ours == want and theirs == want
+
+    wait_for(both_see_both, 20, 0.2, "serf members on both agents lists s and py alive")
+    return s, py, rpc
+
+
+def test_serf_members_reads_the_same_from_our_agent(cluster: Cluster) -> None:
+    s, _, rpc = _mixed(cluster)
+    for flags in ([], ["-detailed"], ["-status=alive"], ["-tag", "role=web"], ["-name=p.*"],
+                  ["-role=db"], ["-status=alive|left"], ["-tag", "role=we"]):
+        ours = serf_cli(rpc, "members", *flags)
+        theirs = serf_cli(s.rpc_port, "members", *flags)
+        assert _lines(ours.stdout) == _lines(theirs.stdout), flags
+        assert _members_json(rpc, *flags) == _members_json(s.rpc_port, *flags), flags
+    assert [m["name"] for m in _members_json(rpc, "-tag", "role=web")] == ["py"]
+    assert _members_json(rpc, "-tag", "role=we") == []  # anchored, as serf
+
+
+def test_serf_info_event_tags_join_monitor_leave_against_our_agent(cluster: Cluster) -> None:
+    s, py, rpc = _mixed(cluster)
+
+    info = serf_cli(rpc, "info").stdout
+    sections = [line[:-1] for line in info.splitlines() if line and not line[0].isspace()]
+    assert sections == ["agent", "event_handlers", "runtime", "serf", "tags"]
+    assert "\tname = py" in info
+    assert "\trole = web" in info
+    theirs = serf_cli(s.rpc_port, "info").stdout
+    serf_keys = {line.split(" = ")[0] for line in theirs.splitlines() if " = " in line}
+    our_keys = {line.split(" = ")[0] for line in info.splitlines() if " = " in line}
+    # serf lists its handler scripts and coordinate resets; we have neither.
+    assert serf_keys - our_keys <= {"\tcoordinate_resets", "\t*:", "\tver"}
+
+    # A streaming monitor (stream * + monitor) sees our log ring and the user event.
+    assert SERF is not None
+    monitor = subprocess.Popen(
+        [SERF, "monitor", f"-rpc-addr=127.0.0.1:{rpc}", "-log-level=info"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert monitor.stdout is not None
+        first = monitor.stdout.readline()
+        assert re.match(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[INFO\] ", first), first
+
+        sent = serf_cli(rpc, "event", "deploy", "v1")
+        assert sent.stdout.strip() == "Event 'deploy' dispatched! Coalescing enabled: true"
+        seen: list[str] = []
+        for line in monitor.stdout:
+            seen.append(line)
+            if 'Name: "deploy"' in line or len(seen) > 500:
+                break
+        text = "".join(seen)
+        assert "Event Info:" in text, text
+        assert 'Name: "deploy"' in text, text
+    finally:
+        monitor.send_signal(signal.SIGINT)
+        monitor.wait(10)
+        assert monitor.stdout is not None
+        monitor.stdout.close()
+
+    def serf_saw_deploy() -> bool:
+        return any(ev == "user" and "deploy" in rest for _, ev, rest in s.handler_events())
+
+    wait_for(serf_saw_deploy, 20, 0.2, "serf's handler sees the user event sent through us")
+
+    tagged = serf_cli(rpc, "tags", "-set", "ver=2", "-delete", "role")
+    assert tagged.stdout.strip() == "Successfully updated agent tags"
+
+    def serf_sees_new_tags() -> bool:
+        return any(m["name"] == "py" and m["tags"] == {"ver": "2"}
+                   for m in _members_json(s.rpc_port))
+
+    wait_for(serf_sees_new_tags, 20, 0.2, "serf sees py's new tags")
+
+    s2 = cluster.start_serf("s2")
+    joined = serf_cli(rpc, "join", s2.addr)
+    assert joined.stdout.strip() == "Successfully joined cluster by contacting 1 nodes."
+    failed = serf_cli(rpc, "join", "127.0.0.1:1", check=False)
+    assert failed.returncode == 1
+    assert failed.stdout.startswith("Error joining the cluster: 1 error occurred:")
+    # The same failure against serf reads the same way.
+    theirs_failed = serf_cli(s.rpc_port, "join", "127.0.0.1:1", check=False)
+    assert theirs_failed.returncode == 1
+    assert theirs_failed.stdout.startswith("Error joining the cluster: 1 error occurred:")
+
+    left = serf_cli(rpc, "leave")
+    assert left.stdout.strip() == "Graceful leave complete"
+    assert py.proc.popen.wait(20) == 0
+
+    def serf_says_left() -> bool:
+        return {m["name"]: m["status"] for m in _members_json(s.rpc_port)}.get("py") == "left"
+
+    wait_for(serf_says_left, 20, 0.2, "serf shows py as left after `serf leave` through us")
+
+
+def test_auth_token_is_required_like_serf(cluster: Cluster) -> None:
+    s = cluster.start_serf("s")
+    rpc = free_port()
+    cluster.start_swim("py", [s.addr], extra=["--rpc-addr", f"127.0.0.1:{rpc}",
+                                              "--rpc-auth", "s3cret"])
+    refused = serf_cli(rpc, "members", check=False)
+    assert refused.returncode == 1
+    assert refused.stdout.strip() == "Error retrieving members: Authentication required"
+    wrong = serf_cli(rpc, "members", "-rpc-auth=nope", check=False)
+    assert wrong.returncode == 1
+    assert "Invalid authentication token" in wrong.stdout
+    ok = serf_cli(rpc, "members", "-rpc-auth=s3cret")
+    assert "py" in ok.stdout
