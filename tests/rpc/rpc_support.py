@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,3 +145,79 @@ async def serve(backend: Any, *, auth_key: str = "", log_ring: LogRing | None = 
     server = RpcServer(backend, auth_key=auth_key, log_ring=log_ring, limits=limits)
     await server.start("127.0.0.1", 0)
     return server
+
+
+def free_port() -> int:
+    """A port free for TCP and UDP on 127.0.0.1 (agents bind both on their gossip port)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+class AgentProcess:
+    """`python -m swimguard agent` with its RPC on a free port; stopped by its own PID."""
+
+    def __init__(self, name: str, *extra: str, rpc: bool = True) -> None:
+        self.name = name
+        self.port = free_port()
+        self.rpc_port = free_port() if rpc else 0
+        rpc_addr = f"127.0.0.1:{self.rpc_port}" if rpc else ""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "swimguard", "agent", "--name", name,
+             "--bind", f"127.0.0.1:{self.port}", "--profile", "local",
+             "--rpc-addr", rpc_addr, *extra],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        if rpc:
+            self._wait_rpc()
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _wait_rpc(self) -> None:
+        # Readiness, not a timing assertion: poll until the port accepts or the agent died.
+        for _ in range(600):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"agent {self.name} exited: {self.stderr()}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", self.rpc_port), timeout=1
+            ):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"agent {self.name}: RPC never came up")
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None:
+            return ""
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def eventually(predicate: Callable[[], Any], what: str, tries: int = 400) -> Any:
+    """Poll `predicate` (every 50 ms) until truthy; fails with `what` if it never is."""
+    for _ in range(tries):
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
