@@ -90,7 +90,7 @@ class RpcServer:
             self._server = await asyncio.start_server(self._accept, host, port)
         except OSError as exc:
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            raise OSError(exc.errno, f"RPC address {where}: {exc.strerror or exc}") from None
+            raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror or exc}") from None
         sockname = self._server.sockets[0].getsockname()
         self._address = (sockname[0], sockname[1])
 
