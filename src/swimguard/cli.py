@@ -1,4 +1,5 @@
-"""Command line: `swimguard agent`, `swimguard keygen`, `swimguard sim`.
+"""Command line: `swimguard agent`, `swimguard keygen`, `swimguard sim`, and Serf's RPC
+commands (`swimguard members|join|leave|event|tags|monitor|info`, in `swimguard.rpc.cli`).
 
 `swimguard agent` runs one node and prints one JSON object per line on stdout
 for every membership event, its own join included:
@@ -52,6 +53,7 @@ from swimguard.protocol.events import (
 )
 from swimguard.protocol.outgoing import Address
 from swimguard.rpc import DEFAULT_RPC_ADDR, AgentBackend, LogRing, RpcServer
+from swimguard.rpc.cli import COMMANDS as RPC_COMMANDS
 from swimguard.serf import encode_tags
 from swimguard.wire.encryption import Keyring
 
@@ -184,6 +186,10 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     sub.add_parser("keygen", help="print a new base64 encryption key (32 bytes)")
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
+    for command in RPC_COMMANDS:
+        sub.add_parser(
+            command, help=f"serf {command} through an agent's RPC (-rpc-addr)", add_help=False
+        )
     return parser, agent
 
 
@@ -216,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         return sim_main(args_list[1:])
+    if args_list and args_list[0] in RPC_COMMANDS:
+        from swimguard.rpc.cli import main as rpc_main
+
+        return rpc_main(args_list)
     parser, agent_parser = _build_parser()
     args = parser.parse_args(args_list)
     if args.command == "keygen":

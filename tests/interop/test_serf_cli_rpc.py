@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -155,3 +156,37 @@ def test_auth_token_is_required_like_serf(cluster: Cluster) -> None:
     assert "Invalid authentication token" in wrong.stdout
     ok = serf_cli(rpc, "members", "-rpc-auth=s3cret")
     assert "py" in ok.stdout
+
+
+def _swimguard_cli(rpc_port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    command, *rest = args
+    return subprocess.run(
+        [sys.executable, "-m", "swimguard", command, f"-rpc-addr=127.0.0.1:{rpc_port}", *rest],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+
+
+def test_swimguard_rpc_commands_read_a_serf_agent_like_serf(cluster: Cluster) -> None:
+    s, _, _ = _mixed(cluster)
+    for flags in ([], ["-detailed"], ["-status=alive"], ["-tag", "role=web"]):
+        ours = _swimguard_cli(s.rpc_port, "members", *flags).stdout
+        theirs = serf_cli(s.rpc_port, "members", *flags).stdout
+        # Tag order is Go's map order on serf's side: compare tag sets per line.
+        assert _lines(_sort_tags(ours)) == _lines(_sort_tags(theirs)), flags
+    ours_json = json.loads(_swimguard_cli(s.rpc_port, "members", "-format=json").stdout)
+    theirs_json = json.loads(serf_cli(s.rpc_port, "members", "-format=json").stdout)
+    assert sorted(ours_json["members"], key=lambda m: m["name"]) == sorted(
+        theirs_json["members"], key=lambda m: m["name"]
+    )
+    info = _swimguard_cli(s.rpc_port, "info").stdout
+    assert {ln for ln in info.splitlines() if ln.endswith(":")} == {
+        ln for ln in serf_cli(s.rpc_port, "info").stdout.splitlines() if ln.endswith(":")
+    }
+
+
+def _sort_tags(text: str) -> str:
+    out = []
+    for line in text.splitlines():
+        out.append(re.sub(r"(\S+=\S*(?:,\S+=\S*)*)",
+                          lambda m: ",".join(sorted(m.group(1).split(","))), line))
+    return "\n".join(out)
