@@ -192,3 +192,22 @@ def test_many_streams_per_connection_are_bounded() -> None:
             await server.close()
 
     run(body)
+
+
+def test_a_connection_that_never_shakes_hands_is_closed() -> None:
+    async def body() -> None:
+        server = await serve(
+            FakeBackend([member("a", 1)]),
+            limits=RpcLimits(max_connections=1, handshake_timeout=1.0),
+        )
+        idle = await RawClient.connect(server.address)
+        try:
+            assert await idle.closed()  # waits for the server's timer, however long
+            assert server.drops["handshake_timeouts"] == 1
+            await _until_no_connections(server)
+            await _still_serves(server)  # the one slot is free again
+        finally:
+            await idle.aclose()
+            await server.close()
+
+    run(body)

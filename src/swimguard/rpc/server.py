@@ -48,6 +48,9 @@ class RpcLimits:
     """Largest msgpack object a client may send; a bigger one closes the connection."""
     max_streams: int = 64
     """Streams one connection may hold."""
+    handshake_timeout: float = 30.0
+    """Seconds a new connection has to complete its handshake; else it is closed (counted
+    as `handshake_timeouts`), so idle sockets cannot hold every connection slot."""
 
 
 class _Closed(Exception):
@@ -232,8 +235,16 @@ class _Connection:
 
     # -- incoming ----------------------------------------------------------------------
 
+    def _handshake_expired(self) -> None:
+        if self.version == 0 and not self.closing:
+            self.server.drops["handshake_timeouts"] += 1
+            self.hang_up()
+
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_records())
+        timer = asyncio.get_running_loop().call_later(
+            self.server.limits.handshake_timeout, self._handshake_expired
+        )
         try:
             while True:
                 await self._serve_one()
@@ -245,6 +256,7 @@ class _Connection:
         except (ConnectionError, OSError) as exc:
             log.debug("RPC client %s: %s", self._peer(), exc)
         finally:
+            timer.cancel()
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
                 await sender
