@@ -190,3 +190,34 @@ def _sort_tags(text: str) -> str:
         out.append(re.sub(r"(\S+=\S*(?:,\S+=\S*)*)",
                           lambda m: ",".join(sorted(m.group(1).split(","))), line))
     return "\n".join(out)
+
+
+def test_departed_members_read_the_same_as_on_serf(cluster: Cluster) -> None:
+    """A serf agent that leaves reads `left`, one SIGKILLed reads `failed`, on our agent as on
+    serf, also after our core has dropped them from its table (15 s with -profile local)."""
+    s, _, rpc = _mixed(cluster)
+    gone = cluster.start_serf("gone", [s.addr])
+    dead = cluster.start_serf("dead", [s.addr])
+
+    def views() -> tuple[dict[str, str], dict[str, str]]:
+        ours = {m["name"]: m["status"] for m in _members_json(rpc)}
+        theirs = {m["name"]: m["status"] for m in _members_json(s.rpc_port)}
+        return ours, theirs
+
+    all_alive = {"s": "alive", "py": "alive", "gone": "alive", "dead": "alive"}
+    wait_for(lambda: views() == (all_alive, all_alive), 30, 0.2, "four alive everywhere")
+    gone.leave()
+    dead.proc.kill9()
+    want = {"s": "alive", "py": "alive", "gone": "left", "dead": "failed"}
+    wait_for(lambda: views() == (want, want), 60, 0.2, "left and failed on both")
+
+    def core_forgot() -> bool:
+        # `serf.members` in our stats counts the core's table, which drops them after 15 s.
+        stats = serf_cli(rpc, "info", "-format=json").stdout
+        return bool(json.loads(stats)["serf"]["members"] == "2")
+
+    wait_for(core_forgot, 60, 0.5, "our core drops the departed members")
+    assert views() == (want, want)
+    ours_text = serf_cli(rpc, "members", "-status=left|failed").stdout
+    theirs_text = serf_cli(s.rpc_port, "members", "-status=left|failed").stdout
+    assert _lines(ours_text) == _lines(theirs_text)
