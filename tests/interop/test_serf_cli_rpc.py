@@ -3,15 +3,19 @@ same command against a real serf agent in the same cluster: same output modulo t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
 from bench.serf_harness import SERF, Cluster, SerfAgent, SwimAgent, free_port, wait_for
+
+from swimguard.rpc.client import Client, RpcClientError
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -221,3 +225,31 @@ def test_departed_members_read_the_same_as_on_serf(cluster: Cluster) -> None:
     ours_text = serf_cli(rpc, "members", "-status=left|failed").stdout
     theirs_text = serf_cli(s.rpc_port, "members", "-status=left|failed").stdout
     assert _lines(ours_text) == _lines(theirs_text)
+
+
+def test_serf_query_answered_through_our_rpc(cluster: Cluster) -> None:
+    """`serf query` on a serf agent; our agent's RPC client streams it and responds."""
+    s, _, rpc = _mixed(cluster)
+
+    async def answer_one() -> str:
+        async with Client("127.0.0.1", rpc) as client, client.stream("query:ping-app") as events:
+            ready.set()
+            async for event in events:
+                await client.respond(event.id, b"pong from py")
+                with pytest.raises(RpcClientError, match="response already sent"):
+                    await client.respond(event.id, b"twice")
+                return event.name
+        return ""
+
+    ready = threading.Event()
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(asyncio.run(answer_one())))
+    worker.start()
+    try:
+        assert ready.wait(30)
+        out = serf_cli(s.rpc_port, "query", "-timeout=3s", "ping-app", "hi").stdout
+    finally:
+        worker.join(60)
+    assert result == ["ping-app"]
+    assert "Response from 'py': pong from py" in out
+    assert "Ack from 'py'" in out

@@ -53,6 +53,7 @@ class FakeBackend:
         self.ltime = 1
         self.left = False
         self.join_result: int | str = 1
+        self.responses: list[tuple[object, bytes]] = []
 
     def members(self) -> list[RpcMember]:
         return list(self.member_list)
@@ -78,6 +79,11 @@ class FakeBackend:
 
     def stats(self) -> dict[str, dict[str, str]]:
         return {"agent": {"name": self.name}, "tags": dict(self.tags)}
+
+    def respond(self, query: object, payload: bytes) -> None:
+        if len(payload) > 1000:
+            raise BackendError("response exceeds limit of 1024 bytes")
+        self.responses.append((query, payload))
 
 
 class RawClient:

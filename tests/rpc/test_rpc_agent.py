@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from rpc_support import RawClient, run
+from rpc_support import FakeBackend, RawClient, member, run, serve
 
 from swimguard.aio import Agent
 from swimguard.config import Config
 from swimguard.protocol.members import MemberState
 from swimguard.rpc import AgentBackend, LogRing, RpcServer
+from swimguard.rpc.event_filter import EventKind, StreamRecord
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -187,5 +188,57 @@ def test_monitor_replays_the_ring_filters_levels_and_stops() -> None:
                     await client.aclose()
         finally:
             logger.removeHandler(ring)
+
+    run(body)
+
+
+def test_query_records_and_respond() -> None:
+    """Each connection numbers the queries its streams got; the first respond wins."""
+
+    async def body() -> None:
+        backend = FakeBackend([member("a", 1)])
+        server = await serve(backend)
+        one = await RawClient.connect(server.address)
+        two = await RawClient.connect(server.address)
+        try:
+            for client in (one, two):
+                await client.handshake()
+                await client.call("stream", 1, {"Type": "query:ping"})
+            await one.call("stream", 2, {"Type": "user"})  # does not match: no second copy
+            loop = asyncio.get_running_loop()
+
+            def query(name: str, ttl: float) -> StreamRecord:
+                record = {"Event": "query", "LTime": 7, "Name": name, "Payload": b"hi"}
+                return StreamRecord(EventKind.QUERY, name, record, object(), loop.time() + ttl)
+
+            server.publish(query("other", 60))  # filtered out everywhere
+            server.publish(query("ping", 60))
+            for client in (one, two):
+                head, record = await client.read(2)
+                assert head == {"Error": "", "Seq": 1}
+                assert record == {"Event": "query", "ID": 1, "LTime": 7, "Name": "ping",
+                                  "Payload": b"hi"}
+            (big,) = await one.call("respond", 3, {"ID": 1, "Payload": b"x" * 2000})
+            assert big["Error"] == (
+                "failed to respond to key query: response exceeds limit of 1024 bytes"
+            )
+            assert await one.call("respond", 4, {"ID": 1, "Payload": b"answer"}) == [
+                {"Error": "", "Seq": 4}
+            ]
+            (again,) = await two.call("respond", 2, {"ID": 1, "Payload": b"again"})
+            assert again["Error"] == "failed to respond to key query: response already sent"
+            (unknown,) = await two.call("respond", 3, {"ID": 99, "Payload": b""})
+            assert unknown["Error"] == "No pending queries matching ID"
+            assert [p for _, p in backend.responses] == [b"answer"]
+
+            server.publish(query("ping", -1))  # already past its deadline when answered
+            _, late = await one.read(2)
+            assert late["ID"] == 2
+            (expired,) = await one.call("respond", 5, {"ID": 2, "Payload": b"late"})
+            assert expired["Error"] == "No pending queries matching ID"
+        finally:
+            await one.aclose()
+            await two.aclose()
+            await server.close()
 
     run(body)

@@ -18,8 +18,9 @@ from swimguard.rpc.event_filter import EventKind, StreamRecord
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
 from swimguard.rpc.server import user_record
 from swimguard.serf import encode_tags
-from swimguard.serf.events import UserEventReceived
-from swimguard.serf.layer import SerfLayer
+from swimguard.serf.events import QueryReceived, UserEventReceived
+from swimguard.serf.layer import QUERY_RESPONSE_SIZE_LIMIT, SerfLayer
+from swimguard.serf.messages import Query, QueryResponse, encode_message
 from swimguard.serf.node import SerfNode
 
 __all__ = ["AgentBackend"]
@@ -50,6 +51,8 @@ class Agent(Protocol):
     def user_event(self, name: str, payload: bytes = b"", *, coalesce: bool = True) -> None: ...
 
     def update_tags(self, tags: Mapping[str, str]) -> None: ...
+
+    def send_best_effort(self, to: tuple[str, int], data: bytes) -> None: ...
 
 
 class AgentBackend:
@@ -87,6 +90,14 @@ class AgentBackend:
     def _record(self, event: object) -> StreamRecord | None:
         if isinstance(event, UserEventReceived):
             return user_record(event.name, event.payload, event.ltime, event.coalesce)
+        if isinstance(event, QueryReceived):
+            query = event.query
+            body = sorted_map(
+                Event="query", LTime=query.ltime, Name=query.name, Payload=query.payload
+            )
+            # The deadline runs on our clock from when we saw it, as on a serf agent.
+            deadline = self._now() + max(0, query.timeout_ns) / 1e9
+            return StreamRecord(EventKind.QUERY, query.name, body, query, deadline)
         kind = _MEMBER_EVENTS.get(type(event))
         if kind is None:
             return None
@@ -161,6 +172,19 @@ class AgentBackend:
         except (ValueError, UsageError) as exc:
             raise BackendError(str(exc)) from None
         self._tags = dict(tags)
+
+    def respond(self, query: object, payload: bytes) -> None:
+        assert isinstance(query, Query)
+        reply_to = query.reply_to
+        if reply_to is None:
+            raise BackendError("query carries no usable reply address")
+        data = encode_message(QueryResponse(query.ltime, query.id, self.name, 0, payload))
+        if len(data) > QUERY_RESPONSE_SIZE_LIMIT:
+            raise BackendError(
+                f"response exceeds limit of {QUERY_RESPONSE_SIZE_LIMIT} bytes"
+            )
+        # A memberlist user message by UDP, as the Serf layer sends its own acks.
+        self._agent.send_best_effort(reply_to, data)
 
     def stats(self) -> dict[str, dict[str, str]]:
         members = self._agent.members()

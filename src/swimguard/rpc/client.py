@@ -240,6 +240,10 @@ class Client:
         """Change the agent's tags: add/replace `set`, remove `delete`."""
         await self._call("tags", {"Tags": dict(set or {}), "DeleteTags": list(delete)})
 
+    async def respond(self, query_id: int, payload: bytes) -> None:
+        """Answer a query this connection's stream delivered (`StreamEvent.id`)."""
+        await self._call("respond", {"ID": query_id, "Payload": payload})
+
     async def stats(self) -> dict[str, dict[str, str]]:
         body = await self._call("stats", has_body=True)
         return {k: dict(v) for k, v in (body or {}).items() if isinstance(v, dict)}

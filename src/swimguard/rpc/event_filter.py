@@ -64,8 +64,14 @@ def parse_event_filter(text: str) -> EventFilter | None:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StreamRecord:
-    """One event as streams send it: its kind and name (for filters) and the record map."""
+    """One event as streams send it: its kind and name (for filters) and the record map.
+
+    A query record also carries the query and its deadline (event loop time): each
+    connection registers it under its own `ID` for `respond`.
+    """
 
     kind: EventKind
     name: str | None
     body: dict[str, object]
+    query: object | None = None
+    deadline: float = 0.0

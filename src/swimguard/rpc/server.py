@@ -48,6 +48,8 @@ class RpcLimits:
     """Largest msgpack object a client may send; a bigger one closes the connection."""
     max_streams: int = 64
     """Streams one connection may hold."""
+    max_queries: int = 512
+    """Queries one connection may hold open for `respond`; the oldest is dropped beyond."""
     handshake_timeout: float = 30.0
     """Seconds a new connection has to complete its handshake; else it is closed (counted
     as `handshake_timeouts`), so idle sockets cannot hold every connection slot."""
@@ -55,6 +57,19 @@ class RpcLimits:
 
 class _Closed(Exception):
     """The peer went away, or we hung up on it."""
+
+
+@dataclasses.dataclass
+class _SharedQuery:
+    """A query every stream saw: the first `respond`, on any connection, answers it."""
+
+    query: object
+    deadline: float
+    answered: bool = False
+
+
+_RESPOND_FAILED: Final = "failed to respond to key query: {}"
+"""Serf's text for every respond failure (it says "key query" for all queries)."""
 
 
 _Handler = Callable[["_Connection", int, dict[str, Any]], Awaitable[None]]
@@ -127,6 +142,11 @@ class RpcServer:
 
     def publish(self, record: StreamRecord) -> None:
         """Send `record` to every stream whose filter it passes."""
+        if record.query is not None:
+            shared = _SharedQuery(record.query, record.deadline)
+            for conn in self._connections:
+                conn.publish_query(record, shared)
+            return
         body = pack(record.body)
         for conn in self._connections:
             conn.publish(record, body)
@@ -187,6 +207,9 @@ class _Connection:
         self.last_seq: object = 0
         self.streams: dict[int, EventFilter] = {}
         self.monitoring: tuple[int, int] | None = None
+        # Queries delivered to this connection's streams, by the ID it was given.
+        self.queries: collections.OrderedDict[int, _SharedQuery] = collections.OrderedDict()
+        self.next_query_id = 1
         self.outbox: collections.deque[bytes] = collections.deque()
         self.outbox_ready = asyncio.Event()
         self.closing = False
@@ -214,6 +237,28 @@ class _Connection:
             if event_filter.matches(record.kind, record.name):
                 self.enqueue(pack(sorted_map(Error="", Seq=seq)) + body)
 
+    def publish_query(self, record: StreamRecord, shared: _SharedQuery) -> None:
+        seqs = [
+            seq for seq, event_filter in self.streams.items()
+            if event_filter.matches(record.kind, record.name)
+        ]
+        if not seqs:
+            return
+        self._expire_queries()
+        query_id = self.next_query_id
+        self.next_query_id += 1
+        self.queries[query_id] = shared
+        while len(self.queries) > self.server.limits.max_queries:
+            self.queries.popitem(last=False)
+        body = pack(sorted_map(ID=query_id, **record.body))
+        for seq in seqs:
+            self.enqueue(pack(sorted_map(Error="", Seq=seq)) + body)
+
+    def _expire_queries(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for query_id in [q for q, shared in self.queries.items() if shared.deadline < now]:
+            del self.queries[query_id]
+
     async def _send_records(self) -> None:
         while True:
             await self.outbox_ready.wait()
@@ -226,6 +271,7 @@ class _Connection:
         self.closing = True
         self._unsubscribe()
         self.streams.clear()
+        self.queries.clear()
         self.writer.close()
 
     def _unsubscribe(self) -> None:
@@ -440,8 +486,25 @@ class _Connection:
         del body
         await self.reply(seq, body=self.server.backend.stats())
 
+    async def respond(self, seq: int, body: dict[str, Any]) -> None:
+        self._expire_queries()
+        shared = self.queries.get(body["ID"])
+        if shared is None:
+            await self.reply(seq, RpcError.NO_PENDING_QUERY)
+            return
+        if shared.answered:
+            await self.reply(seq, _RESPOND_FAILED.format("response already sent"))
+            return
+        try:
+            self.server.backend.respond(shared.query, body["Payload"] or b"")
+        except BackendError as exc:
+            await self.reply(seq, _RESPOND_FAILED.format(exc))
+            return
+        shared.answered = True
+        await self.reply(seq)
+
     async def not_yet(self, seq: int, body: dict[str, Any]) -> None:
-        """force-leave, query, respond: the core cannot do them yet (header only)."""
+        """force-leave, query: the core cannot do them yet (header only)."""
         del body
         await self.reply(seq, _NOT_YET.format(self.last_command))
 
@@ -476,7 +539,7 @@ HANDLERS: Final[Mapping[Command, _Handler]] = {
     Command.STOP: _C.stop,
     Command.LEAVE: _C.leave,
     Command.QUERY: _C.not_yet,
-    Command.RESPOND: _C.not_yet,
+    Command.RESPOND: _C.respond,
     Command.INSTALL_KEY: _C.keys,
     Command.USE_KEY: _C.keys,
     Command.REMOVE_KEY: _C.keys,
