@@ -253,3 +253,26 @@ def test_serf_query_answered_through_our_rpc(cluster: Cluster) -> None:
     assert result == ["ping-app"]
     assert "Response from 'py': pong from py" in out
     assert "Ack from 'py'" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["force-leave", "ghost"], "Error force leaving: force-leave is not supported"),
+        (["keys", "-list"], "list-keys is not supported"),
+        (["query", "ping"], "Error sending query: query is not supported"),
+        (["rtt", "py"], 'Could not find a coordinate for node "py"'),
+    ],
+)
+def test_what_the_core_cannot_do_yet_fails_clearly(
+    cluster: Cluster, args: list[str], says: str
+) -> None:
+    """Commands waiting for core features (force-leave, queries, keys, coordinates): serf's
+    CLI exits 1 with a clear message, and the agent keeps serving."""
+    s = cluster.start_serf("s")
+    rpc = free_port()
+    cluster.start_swim("py", [s.addr], extra=["--rpc-addr", f"127.0.0.1:{rpc}"])
+    result = serf_cli(rpc, *args, check=False)
+    assert result.returncode == 1
+    assert says in result.stdout
+    assert "py" in serf_cli(rpc, "members").stdout

@@ -242,3 +242,26 @@ def test_query_records_and_respond() -> None:
             await server.close()
 
     run(body)
+
+
+def test_monitor_gets_lines_logged_from_other_threads() -> None:
+    async def body() -> None:
+        ring = LogRing()
+        logger = logging.getLogger("swimguard.test_monitor_threads")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(ring)
+        server = await serve(FakeBackend([member("a", 1)]), log_ring=ring)
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            await client.call("monitor", 1, {"LogLevel": "INFO"})
+            await asyncio.to_thread(logger.info, "from a thread")
+            _, line = await client.read(2)
+            assert line["Log"].endswith("swimguard.test_monitor_threads: from a thread")
+        finally:
+            logger.removeHandler(ring)
+            await client.aclose()
+            await server.close()
+
+    run(body)

@@ -183,7 +183,8 @@ class RpcServer:
             if threading.get_ident() == owner:
                 conn.enqueue(data)
             else:  # a log call from an executor thread
-                loop.call_soon_threadsafe(conn.enqueue, data)
+                with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                    loop.call_soon_threadsafe(conn.enqueue, data)
 
         return deliver
 
