@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from bench.serf_harness import SERF, Cluster, SerfAgent, SwimAgent, free_port, wait_for
 
-from swimguard.rpc.client import Client, RpcClientError
+from swimguard.rpc import Client, RpcClientError
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 

@@ -10,8 +10,7 @@ import sys
 import pytest
 from rpc_support import AgentProcess, FakeBackend, eventually, member, run, serve
 
-from swimguard.rpc import LogRing, SerfStatus
-from swimguard.rpc.client import Client, RpcClientError
+from swimguard.rpc import Client, LogRing, RpcClientError, SerfStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
