@@ -63,3 +63,12 @@ def test_rpc_auth_and_leave_through_the_port_stop_the_agent() -> None:
         assert agent.proc.wait(30) == ExitCode.OK
     finally:
         agent.stop()
+
+
+def test_rpc_defaults_are_serfs() -> None:
+    from swimguard.cli import _build_parser
+
+    parser, _ = _build_parser()
+    args = parser.parse_args(["agent", "--name", "x", "--bind", "127.0.0.1:0"])
+    assert args.rpc_addr == "127.0.0.1:7373"
+    assert args.rpc_auth == ""

@@ -6,10 +6,13 @@ import logging
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swimguard.protocol.events import MemberFailed, MemberJoined, MemberLeft
 from swimguard.protocol.members import Member, MemberState
 from swimguard.rpc.codec import FieldType, FrameReader, ProtocolViolation, decode_body, pack
+from swimguard.rpc.commands import BODIES
 from swimguard.rpc.event_filter import EventKind, parse_event_filter
 from swimguard.rpc.log_ring import LogLevel, LogRing
 from swimguard.rpc.members import MemberDirectory, SerfStatus
@@ -142,3 +145,39 @@ def test_rpc_member_wire_form() -> None:
     assert list(wire) == sorted(wire)
     assert wire["Addr"] == b"\x7f\x00\x00\x01"
     assert msgpack.unpackb(pack(wire), raw=False)["Tags"] == {"role": "web"}
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
+    | st.text(max_size=8) | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=6) | st.binary(max_size=4) | st.integers(), inner,
+                      max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(obj=_values)
+def test_any_decoded_object_is_a_body_or_a_protocol_violation(obj: object) -> None:
+    for schema in BODIES.values():
+        try:
+            body = decode_body(obj, schema)
+        except ProtocolViolation:
+            continue
+        assert set(body) == set(schema)
+        # What we accepted can be encoded again (it is echoed into records and replies).
+        pack(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300), cut=st.integers(0, 300))
+def test_frame_reader_on_random_bytes_only_raises_protocol_violation(data: bytes, cut: int) -> None:
+    reader = FrameReader(max_object=128)
+    try:
+        reader.feed(data[:cut])
+        list(reader.objects())
+        reader.feed(data[cut:])
+        list(reader.objects())
+    except ProtocolViolation:
+        pass
