@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 import msgpack
@@ -211,3 +212,28 @@ def test_a_connection_that_never_shakes_hands_is_closed() -> None:
             await server.close()
 
     run(body)
+
+
+def test_a_failing_backend_costs_one_connection_not_the_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(FakeBackend):
+        def stats(self) -> dict[str, dict[str, str]]:
+            raise KeyError("bug")
+
+    async def body() -> None:
+        server = await serve(Broken([member("a", 1)]))
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            await client.send({"Command": "stats", "Seq": 1})
+            assert await client.closed()
+            assert server.drops["internal_errors"] == 1
+            await _still_serves(server)
+        finally:
+            await client.aclose()
+            await server.close()
+
+    with caplog.at_level(logging.ERROR, logger="swimguard.rpc"):
+        run(body)
+    assert "internal error" in caplog.text

@@ -302,6 +302,10 @@ class _Connection:
             log.warning("RPC client %s: %s; closing the connection", self._peer(), exc)
         except (ConnectionError, OSError) as exc:
             log.debug("RPC client %s: %s", self._peer(), exc)
+        except Exception:
+            # A bug of ours must cost this client its connection, never the agent.
+            self.server.drops["internal_errors"] += 1
+            log.exception("RPC client %s: internal error; closing the connection", self._peer())
         finally:
             timer.cancel()
             sender.cancel()
