@@ -78,6 +78,8 @@ def test_serf_info_event_tags_join_monitor_leave_against_our_agent(cluster: Clus
     sections = [line[:-1] for line in info.splitlines() if line and not line[0].isspace()]
     assert sections == ["agent", "event_handlers", "runtime", "serf", "tags"]
     assert "\tname = py" in info
+    as_json = json.loads(serf_cli(rpc, "info", "-format=json").stdout)
+    assert as_json["agent"] == {"name": "py"}
     assert "\trole = web" in info
     theirs = serf_cli(s.rpc_port, "info").stdout
     serf_keys = {line.split(" = ")[0] for line in theirs.splitlines() if " = " in line}
@@ -98,6 +100,9 @@ def test_serf_info_event_tags_join_monitor_leave_against_our_agent(cluster: Clus
 
         sent = serf_cli(rpc, "event", "deploy", "v1")
         assert sent.stdout.strip() == "Event 'deploy' dispatched! Coalescing enabled: true"
+        assert sent.stdout == serf_cli(s.rpc_port, "event", "other", "v1").stdout.replace(
+            "'other'", "'deploy'"
+        )
         seen: list[str] = []
         for line in monitor.stdout:
             seen.append(line)
@@ -119,6 +124,7 @@ def test_serf_info_event_tags_join_monitor_leave_against_our_agent(cluster: Clus
 
     tagged = serf_cli(rpc, "tags", "-set", "ver=2", "-delete", "role")
     assert tagged.stdout.strip() == "Successfully updated agent tags"
+    assert tagged.stdout == serf_cli(s.rpc_port, "tags", "-set", "ver=1").stdout
 
     def serf_sees_new_tags() -> bool:
         return any(m["name"] == "py" and m["tags"] == {"ver": "2"}
@@ -139,6 +145,7 @@ def test_serf_info_event_tags_join_monitor_leave_against_our_agent(cluster: Clus
 
     left = serf_cli(rpc, "leave")
     assert left.stdout.strip() == "Graceful leave complete"
+    assert left.stdout == serf_cli(s2.rpc_port, "leave").stdout
     assert py.proc.popen.wait(20) == 0
 
     def serf_says_left() -> bool:
