@@ -229,6 +229,11 @@ def test_departed_members_read_the_same_as_on_serf(cluster: Cluster) -> None:
 
     wait_for(core_forgot, 60, 0.5, "our core drops the departed members")
     assert views() == (want, want)
+    # `serf force-leave` through our agent turns the failed member into a left one everywhere.
+    forced = serf_cli(rpc, "force-leave", "dead")
+    assert forced.stdout == ""
+    want = {"s": "alive", "py": "alive", "gone": "left", "dead": "left"}
+    wait_for(lambda: views() == (want, want), 30, 0.2, "dead is left on both after force-leave")
     ours_text = serf_cli(rpc, "members", "-status=left|failed").stdout
     theirs_text = serf_cli(s.rpc_port, "members", "-status=left|failed").stdout
     assert _lines(ours_text) == _lines(theirs_text)
@@ -265,7 +270,6 @@ def test_serf_query_answered_through_our_rpc(cluster: Cluster) -> None:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["force-leave", "ghost"], "Error force leaving: force-leave is not supported"),
         (["keys", "-list"], "list-keys is not supported"),
         (["query", "ping"], "Error sending query: query is not supported"),
         (["rtt", "py"], 'Could not find a coordinate for node "py"'),
@@ -274,7 +278,7 @@ def test_serf_query_answered_through_our_rpc(cluster: Cluster) -> None:
 def test_what_the_core_cannot_do_yet_fails_clearly(
     cluster: Cluster, args: list[str], says: str
 ) -> None:
-    """Commands waiting for core features (force-leave, queries, keys, coordinates): serf's
+    """Commands waiting for core features (queries, keys, coordinates): serf's
     CLI exits 1 with a clear message, and the agent keeps serving."""
     s = cluster.start_serf("s")
     rpc = free_port()

@@ -54,6 +54,7 @@ class FakeBackend:
         self.left = False
         self.join_result: int | str = 1
         self.responses: list[tuple[object, bytes]] = []
+        self.forced: list[tuple[str, bool]] = []
 
     def members(self) -> list[RpcMember]:
         return list(self.member_list)
@@ -79,6 +80,9 @@ class FakeBackend:
 
     def stats(self) -> dict[str, dict[str, str]]:
         return {"agent": {"name": self.name}, "tags": dict(self.tags)}
+
+    def force_leave(self, node: str, *, prune: bool) -> None:
+        self.forced.append((node, prune))
 
     def respond(self, query: object, payload: bytes) -> None:
         if len(payload) > 1000:

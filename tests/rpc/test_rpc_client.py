@@ -50,8 +50,8 @@ def test_client_commands() -> None:
                 # Several requests in flight on one connection, answered by Seq.
                 results = await asyncio.gather(*(client.stats() for _ in range(20)))
                 assert all(r["agent"] == {"name": "a"} for r in results)
-                with pytest.raises(RpcClientError, match="not supported"):
-                    await client.force_leave("ghost")
+                await client.force_leave("ghost", prune=True)
+                assert backend.forced == [("ghost", True)]
         finally:
             await server.close()
 

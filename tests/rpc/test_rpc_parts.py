@@ -181,3 +181,14 @@ def test_frame_reader_on_random_bytes_only_raises_protocol_violation(data: bytes
         list(reader.objects())
     except ProtocolViolation:
         pass
+
+
+def test_a_leave_intent_about_a_departed_failed_member_makes_it_left() -> None:
+    directory = MemberDirectory()
+    directory.observe(MemberFailed(_m("c", MemberState.DEAD)), now=0.0)
+    directory.observe(LeaveIntentReceived("c", 9, False), now=1.0)
+    assert [(m.name, m.status) for m in directory.members([], now=2.0)] == [
+        ("c", SerfStatus.LEFT)
+    ]
+    directory.forget("c")
+    assert directory.members([], now=2.0) == []

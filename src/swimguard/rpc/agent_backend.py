@@ -18,9 +18,9 @@ from swimguard.rpc.event_filter import EventKind, StreamRecord
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
 from swimguard.rpc.server import user_record
 from swimguard.serf import encode_tags
-from swimguard.serf.events import QueryReceived, UserEventReceived
+from swimguard.serf.events import LeaveIntentReceived, QueryReceived, UserEventReceived
 from swimguard.serf.layer import QUERY_RESPONSE_SIZE_LIMIT, SerfLayer
-from swimguard.serf.messages import Query, QueryResponse, encode_message
+from swimguard.serf.messages import Leave, Query, QueryResponse, encode_message
 from swimguard.serf.node import SerfNode
 
 __all__ = ["AgentBackend"]
@@ -53,6 +53,8 @@ class Agent(Protocol):
     def update_tags(self, tags: Mapping[str, str]) -> None: ...
 
     def send_best_effort(self, to: tuple[str, int], data: bytes) -> None: ...
+
+    def broadcast(self, data: bytes, key: str | None = None) -> None: ...
 
 
 class AgentBackend:
@@ -172,6 +174,20 @@ class AgentBackend:
         except (ValueError, UsageError) as exc:
             raise BackendError(str(exc)) from None
         self._tags = dict(tags)
+
+    def force_leave(self, node: str, *, prune: bool) -> None:
+        serf = self._serf()
+        if serf is None:
+            raise BackendError("force-leave needs Serf (the agent runs with --no-serf)")
+        # Serf's forceLeave: a leave intent about `node` at the current member time. Peers
+        # then show a failed `node` as left; one that is alive refutes with a join intent.
+        # (The time is only read: the layer witnesses it when the intent comes back.)
+        ltime = serf.member_clock.time()
+        self._agent.broadcast(encode_message(Leave(ltime, node, prune)))
+        if node != self.name:
+            self.directory.observe(LeaveIntentReceived(node, ltime, prune), now=self._now())
+            if prune:
+                self.directory.forget(node)
 
     def respond(self, query: object, payload: bytes) -> None:
         assert isinstance(query, Query)

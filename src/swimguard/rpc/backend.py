@@ -43,6 +43,10 @@ class RpcBackend(Protocol):
 
     def stats(self) -> dict[str, dict[str, str]]: ...
 
+    def force_leave(self, node: str, *, prune: bool) -> None:
+        """Gossip a leave intent about `node` (Serf's force-leave); BackendError if refused."""
+        ...
+
     def respond(self, query: object, payload: bytes) -> None:
         """Answer a query a stream record carried; BackendError if too large."""
         ...

@@ -87,6 +87,13 @@ class MemberDirectory:
     def observe(self, event: object, *, now: float) -> None:
         """Take note of one agent event (others are ignored)."""
         if isinstance(event, LeaveIntentReceived):
+            departed = self._departed.get(event.node)
+            if departed is not None:
+                # A leave intent about a failed member (serf's force-leave): now `left`.
+                member, since = departed
+                left = dataclasses.replace(member, status=SerfStatus.LEFT)
+                self._departed[event.node] = (left, since)
+                return
             self._leaving[event.node] = None
             self._leaving.move_to_end(event.node)
             while len(self._leaving) > MAX_LEAVING:
@@ -105,6 +112,10 @@ class MemberDirectory:
             self._departed[member.name] = (member, now)
             while len(self._departed) > self._max_retained:
                 self._departed.popitem(last=False)
+
+    def forget(self, name: str) -> None:
+        """Drop a departed member at once (`force-leave -prune`)."""
+        self._departed.pop(name, None)
 
     def status(self, member: Member) -> SerfStatus:
         leaving = member.name in self._leaving

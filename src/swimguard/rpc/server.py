@@ -508,8 +508,16 @@ class _Connection:
         shared.answered = True
         await self.reply(seq)
 
+    async def force_leave(self, seq: int, body: dict[str, Any]) -> None:
+        try:
+            self.server.backend.force_leave(body["Node"], prune=body["Prune"])
+        except BackendError as exc:
+            await self.reply(seq, str(exc))
+        else:
+            await self.reply(seq)
+
     async def not_yet(self, seq: int, body: dict[str, Any]) -> None:
-        """force-leave, query: the core cannot do them yet (header only)."""
+        """query: the core cannot originate queries yet (header only)."""
         del body
         await self.reply(seq, _NOT_YET.format(self.last_command))
 
@@ -534,7 +542,7 @@ HANDLERS: Final[Mapping[Command, _Handler]] = {
     Command.HANDSHAKE: _C.handshake,
     Command.AUTH: _C.auth,
     Command.EVENT: _C.event,
-    Command.FORCE_LEAVE: _C.not_yet,
+    Command.FORCE_LEAVE: _C.force_leave,
     Command.JOIN: _C.join,
     Command.MEMBERS: _C.members,
     Command.MEMBERS_FILTERED: _C.members_filtered,
