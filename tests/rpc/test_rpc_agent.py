@@ -265,3 +265,22 @@ def test_monitor_gets_lines_logged_from_other_threads() -> None:
             await server.close()
 
     run(body)
+
+
+def test_force_leave_refuses_names_no_member_can_have() -> None:
+    async def body() -> None:
+        async with _agent("a") as a, _served(a) as server:
+            client = await RawClient.connect(server.address)
+            try:
+                await client.handshake()
+                (long_name,) = await client.call("force-leave", 1, {"Node": "n" * 5000})
+                assert long_name["Error"].startswith("invalid node name")
+                (empty,) = await client.call("force-leave", 2, {"Node": ""})
+                assert empty["Error"].startswith("invalid node name")
+                assert await client.call("force-leave", 3, {"Node": "ghost"}) == [
+                    {"Error": "", "Seq": 3}
+                ]
+            finally:
+                await client.aclose()
+
+    run(body)

@@ -12,6 +12,7 @@ from typing import Final, Protocol
 from swimguard.errors import JoinError, UsageError
 from swimguard.protocol.events import MemberFailed, MemberJoined, MemberLeft, MemberUpdated
 from swimguard.protocol.members import Member, MemberState
+from swimguard.protocol.names import name_problem
 from swimguard.rpc.backend import BackendError
 from swimguard.rpc.codec import sorted_map
 from swimguard.rpc.event_filter import EventKind, StreamRecord
@@ -179,6 +180,10 @@ class AgentBackend:
         serf = self._serf()
         if serf is None:
             raise BackendError("force-leave needs Serf (the agent runs with --no-serf)")
+        problem = name_problem(node)
+        if problem is not None:
+            # No member can have this name; gossiping it would only spread garbage.
+            raise BackendError(f"invalid node name: {problem.value}")
         # Serf's forceLeave: a leave intent about `node` at the current member time. Peers
         # then show a failed `node` as left; one that is alive refutes with a join intent.
         # (The time is only read: the layer witnesses it when the intent comes back.)
