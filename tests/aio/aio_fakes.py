@@ -12,7 +12,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from swimguard.config import Config
 from swimguard.protocol.events import Event, JoinCompleted, LeaveCompleted, MemberJoined
@@ -28,7 +28,14 @@ from swimguard.protocol.outgoing import (
 
 
 class FakeNode:
-    """Records every input; emits only what the test scripts."""
+    """Records every input; emits only what the test scripts.
+
+    Every FakeNode built is kept in `built` by name: an agent built with
+    `node_factory=FakeNode` hands the node to nobody else, and this is how the
+    application that brings a factory can reach the node it made.
+    """
+
+    built: ClassVar[dict[str, FakeNode]] = {}
 
     def __init__(
         self,
@@ -42,6 +49,7 @@ class FakeNode:
         keyring: object | None = None,
         label: bytes = b"",
     ) -> None:
+        FakeNode.built[name] = self
         self.config = config
         self.name = name
         self.advertise = advertise
@@ -65,7 +73,7 @@ class FakeNode:
         return [i for i in self.inputs if i[0] == kind]
 
     # -- NodeAPI --
-    def join(self, seeds: Sequence[Address], now: float) -> None:
+    def join(self, seeds: Sequence[Address], *, now: float) -> None:
         self.inputs.append(("join", tuple(seeds), now))
         if self.join_answers:
             self.finish_join(len(seeds) if self.join_ok else 0)
@@ -74,51 +82,51 @@ class FakeNode:
         errors = () if joined else ("refused",)
         self.events.append(JoinCompleted(joined=joined, errors=errors))
 
-    def leave(self, now: float, timeout: float) -> None:
+    def leave(self, timeout: float, *, now: float) -> None:
         self.inputs.append(("leave", now, timeout))
         self.events.append(LeaveCompleted(timed_out=False))
 
-    def update_meta(self, meta: bytes, now: float) -> None:
+    def update_meta(self, meta: bytes, *, now: float) -> None:
         self.inputs.append(("update_meta", meta, now))
         self.meta = meta
 
-    def send_best_effort(self, to: Address, data: bytes, now: float) -> None:
+    def send_best_effort(self, to: Address, data: bytes, *, now: float) -> None:
         self.inputs.append(("send_best_effort", to, data, now))
         self.outgoing.append(Datagram(to, data))
 
-    def send_reliable(self, to: Address, data: bytes, now: float) -> None:
+    def send_reliable(self, to: Address, data: bytes, *, now: float) -> None:
         self.inputs.append(("send_reliable", to, data, now))
         sid = next(self._ids)
         self.outgoing += [StreamOpen(sid, to), StreamSend(sid, data)]
 
-    def broadcast(self, data: bytes, now: float, key: str | None = None) -> None:
+    def broadcast(self, data: bytes, key: str | None = None, *, now: float) -> None:
         self.inputs.append(("broadcast", data, now, key))
 
-    def receive_datagram(self, data: bytes, sender: Address, now: float) -> None:
+    def receive_datagram(self, data: bytes, sender: Address, *, now: float) -> None:
         self.inputs.append(("datagram", data, sender, now))
         if self.fail_on_datagram:
             raise RuntimeError("core bug")
 
-    def stream_accepted(self, peer: Address, now: float) -> int:
+    def stream_accepted(self, peer: Address, *, now: float) -> int:
         sid = next(self._ids) + 1000
         self.inputs.append(("stream_accepted", peer, sid, now))
         return sid
 
     def stream_data(
-        self, stream_id: int, data: bytes, now: float, *, max_work: int | None = None
+        self, stream_id: int, data: bytes, *, now: float, max_work: int | None = None
     ) -> bool:
         self.inputs.append(("stream_data", stream_id, data, now))
         if self.on_stream_data is not None:
             self.on_stream_data(self, stream_id, data)
         return False
 
-    def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
+    def stream_closed(self, stream_id: int, error: str | None = None, *, now: float) -> None:
         self.inputs.append(("stream_closed", stream_id, error, now))
 
-    def report_loop_lag(self, lag: float, now: float) -> None:
+    def report_loop_lag(self, lag: float, *, now: float) -> None:
         self.inputs.append(("lag", lag, now))
 
-    def handle_timeout(self, now: float) -> None:
+    def handle_timeout(self, *, now: float) -> None:
         self.inputs.append(("timeout", now))
         if self.deadline is not None and now >= self.deadline:
             self.deadline = None

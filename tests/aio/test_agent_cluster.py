@@ -204,13 +204,14 @@ def test_garbage_udp_and_tcp_are_dropped_counted_and_cut_off() -> None:
 
             # Garbage on TCP: the connection is closed at once (perhaps after an
             # error reply, as memberlist sends).
-            drops_before = sum(a.drops.values())
+            drops_before = dict(a.drops)
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(b"\xff" * 64)
-            started = time.monotonic()
             await asyncio.wait_for(reader.read(), 5)  # returns at EOF
-            assert time.monotonic() - started < 0.5
-            assert sum(a.drops.values()) > drops_before
+            # Cut for the garbage, not by the idle deadline that cuts the next connection.
+            grew = {k for k, v in a.drops.items() if v > drops_before.get(k, 0)}
+            assert grew
+            assert "stream_timeout" not in grew
             writer.close()
             await writer.wait_closed()
 
@@ -219,10 +220,11 @@ def test_garbage_udp_and_tcp_are_dropped_counted_and_cut_off() -> None:
             reader, writer = await asyncio.open_connection(host, port)
             started = time.monotonic()
             assert await asyncio.wait_for(reader.read(), 5) == b""
-            assert 0.5 < time.monotonic() - started < 3.0
+            assert time.monotonic() - started > 0.5  # not at once: it waited for the deadline
             writer.close()
             await writer.wait_closed()
-            assert sum(a.drops.values()) > sum(before.values())
+            grew = {k for k, v in a.drops.items() if v > before.get(k, 0)}
+            assert grew == {"stream_timeout"}  # the core's stream deadline cut it
             await until(lambda: a.open_connections == 0)
             assert alive_names(a) == {"a", "b"}  # and the node carries on
         finally:

@@ -44,8 +44,7 @@ def test_ipv4_agent_refuses_an_ipv6_seed_before_contacting_anyone() -> None:
         async with agent:
             with pytest.raises(JoinError, match=r"'\[::1\]:7946'.*IPv6.*IPv4"):
                 await agent.join(["127.0.0.1:7946", "[::1]:7946"])
-            node = agent._node
-            assert isinstance(node, FakeNode)
+            node = FakeNode.built["v4"]
             assert node.of_kind("join") == []  # refused as a whole, nothing sent
             assert await agent.join(["127.0.0.1:7946"]) == 1
 
@@ -86,8 +85,7 @@ def test_a_seed_name_resolves_to_an_address_the_socket_can_reach(
         agent = Agent("v4", bind=("127.0.0.1", 0), config=Config.local(),
                       node_factory=FakeNode, serf_compat=False)
         async with agent:
-            node = agent._node
-            assert isinstance(node, FakeNode)
+            node = FakeNode.built["v4"]
             assert await agent.join(["dual.test:7946"]) == 1
             assert node.of_kind("join")[0][1] == (("127.0.0.1", 7946),)
             with pytest.raises(JoinError, match=r"v6only\.test.*IPv6"):

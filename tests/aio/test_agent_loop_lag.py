@@ -31,6 +31,7 @@ import pytest
 from swimguard.aio import Agent
 from swimguard.config import Config
 from swimguard.protocol.events import MemberFailed, MemberSuspected
+from swimguard.protocol.node import Node
 from swimguard.protocol.outgoing import Address
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -63,7 +64,14 @@ class StalledAgent(threading.Thread):
             self.ready.set()
 
     async def _main(self) -> None:
-        async with Agent("stalled", config=self.config, serf_compat=False) as agent:
+        built: list[Node] = []
+
+        def node_factory(config: Config, **kwargs: Any) -> Node:
+            built.append(Node(config, **kwargs))  # kept to read its stall count at the end
+            return built[-1]
+
+        async with Agent("stalled", config=self.config, serf_compat=False,
+                         node_factory=node_factory) as agent:
             await agent.join([self.seed])
             self.address = agent.advertise_address
             watcher = asyncio.create_task(self._watch(agent))
@@ -72,7 +80,7 @@ class StalledAgent(threading.Thread):
                 time.sleep(STALL)  # noqa: ASYNC251 - the point: block the loop
                 await asyncio.sleep(0)
             self.health_score = agent.health_score
-            self.stalls_reported = int(getattr(agent._node, "stalls", 0))
+            self.stalls_reported = built[-1].stalls
             watcher.cancel()
 
     async def _watch(self, agent: Agent) -> None:

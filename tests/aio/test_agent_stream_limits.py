@@ -16,7 +16,6 @@ from aio_fakes import wait_for
 from swimguard.aio import Agent, AgentConfig
 from swimguard.config import Config
 from swimguard.protocol.node import Node
-from swimguard.protocol.streams import StreamKind
 from swimguard.wire.messages import MessageType, PushPullHeader, encode_body
 from swimguard.wire.stream import UserStream, encode_stream_message, frame_stream
 
@@ -25,9 +24,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 OTHER_IP = "127.0.0.2"
 
 
+BUILT: dict[str, Node] = {}
+
+
+def recording_node(config: Config, **kwargs: Any) -> Node:
+    """The default node, kept by name so a test can reach the node its agent drives."""
+    node = Node(config, **kwargs)
+    BUILT[node.name] = node
+    return node
+
+
 def agent(name: str, host: str = "127.0.0.1", **kwargs: Any) -> Agent:
     kwargs.setdefault("config", Config.local())
-    return Agent(name, bind=(host, 0), serf_compat=False, **kwargs)
+    return Agent(name, bind=(host, 0), serf_compat=False, node_factory=recording_node, **kwargs)
 
 
 def run(body: Callable[[], Awaitable[None]]) -> None:
@@ -35,9 +44,7 @@ def run(body: Callable[[], Awaitable[None]]) -> None:
 
 
 def node_of(a: Agent) -> Node:
-    node = a._node
-    assert isinstance(node, Node)
-    return node
+    return BUILT[a.name]
 
 
 def header(nodes: int) -> bytes:
@@ -178,14 +185,13 @@ def test_an_inbound_stream_is_closed_at_its_absolute_deadline_despite_loop_lag()
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(header(10))  # then nothing: a stream that never completes
             await writer.drain()
-            inbound = StreamKind.INBOUND
-            await wait_for(lambda: any(st.kind is inbound for st in node._streams.by_id.values()))
+            await wait_for(lambda: a.open_connections == 1)  # the node is told at accept
             stalls = node.stalls
             time.sleep(config.tcp_timeout * 1.5)  # noqa: ASYNC251 - blocking the loop is the point
             await wait_for(lambda: node.stalls > stalls)
-            assert a.drops.get("stream_timeout", 0) == 1
-            assert not any(st.kind is StreamKind.INBOUND for st in node._streams.by_id.values())
+            assert a.drops.get("stream_timeout", 0) == 1  # the node closed it at its deadline
             await read_until_closed(reader)
+            await wait_for(lambda: a.open_connections == 0)
             writer.close()
         finally:
             await a.close()
@@ -220,11 +226,11 @@ def test_a_large_push_pull_is_decoded_over_many_loop_turns() -> None:
         node = node_of(a)
         real = node.stream_data
 
-        def traced(sid: int, data: bytes, now: float, *, max_work: int | None = None) -> bool:
+        def traced(sid: int, data: bytes, *, now: float, max_work: int | None = None) -> bool:
             assert max_work in (0, 4096)
             if max_work:
                 trace.append("resume" if not data else "data")
-            return real(sid, data, now, max_work=max_work)
+            return real(sid, data, now=now, max_work=max_work)
 
         node.stream_data = traced  # type: ignore[method-assign]
         stop = False
@@ -279,10 +285,10 @@ def test_streams_arriving_together_share_the_slices_of_a_turn() -> None:
         node = node_of(a)
         real = node.stream_data
 
-        def traced(sid: int, data: bytes, now: float, *, max_work: int | None = None) -> bool:
+        def traced(sid: int, data: bytes, *, now: float, max_work: int | None = None) -> bool:
             if max_work:
                 trace.append("slice")
-            return real(sid, data, now, max_work=max_work)
+            return real(sid, data, now=now, max_work=max_work)
 
         node.stream_data = traced  # type: ignore[method-assign]
         stop = False

@@ -17,7 +17,6 @@ from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
 from swimguard.protocol.events import MemberJoined
 from swimguard.protocol.outgoing import StreamClose, StreamOpen, StreamSend
-from swimguard.serf.node import SerfNode
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,11 +37,8 @@ def make_agent(name: str, host: str = "127.0.0.1", **kwargs: Any) -> Agent:
 
 
 def fake(agent: Agent) -> FakeNode:
-    node = agent._node
-    if isinstance(node, SerfNode):  # serf_compat: the fake is the node inside
-        node = node.node
-    assert isinstance(node, FakeNode)
-    return node
+    """The node `agent` drives (inside its SerfNode with serf_compat), as its factory made it."""
+    return FakeNode.built[agent.name]
 
 
 def with_agents(
@@ -108,10 +104,11 @@ def test_reliable_request_reply_and_eof() -> None:
         assert [d[1:3] for d in fake(a).of_kind("stream_data")] == [(1, b"pong")]
         # The peer closed after replying: EOF, no error.
         assert fake(a).of_kind("stream_closed")[0][1:3] == (1, None)
-        # b closed the stream itself, so it is not told about the close.
-        await asyncio.sleep(0.05)
-        assert fake(b).of_kind("stream_closed") == []
+        # b closed the stream itself, so it is not told about the close. Both connections are
+        # gone once the counts reach 0, so any notice would have come by then; a's notice
+        # (above) shows the same path does report a close it did not ask for.
         await wait_for(lambda: a.open_connections == 0 and b.open_connections == 0)
+        assert fake(b).of_kind("stream_closed") == []
 
     with_agents(2, body)
 
@@ -156,11 +153,14 @@ def test_timer_fires_at_next_deadline_and_reports_lag() -> None:
     async def body(a: Agent) -> None:
         node = fake(a)
         loop = asyncio.get_running_loop()
-        node.deadline = loop.time() + 0.05
+        deadline = node.deadline = loop.time() + 0.05
         a.broadcast(b"poke")  # any input re-arms the timer
         await wait_for(lambda: bool(node.of_kind("timeout")))
-        lag = node.of_kind("lag")[0][1]
-        assert 0.0 <= lag < 0.5
+        # The lag is how late the timer fired against the deadline the node asked for (how
+        # late depends on the machine's load, so no upper bound is asserted).
+        _kind, lag, fired_at = node.of_kind("lag")[0]
+        assert fired_at >= deadline
+        assert lag == pytest.approx(fired_at - deadline)
         # The lag report comes right before the timeout, with the same `now`.
         i = node.inputs.index(node.of_kind("lag")[0])
         assert node.inputs[i + 1] == ("timeout", node.of_kind("lag")[0][2])
@@ -181,10 +181,8 @@ def test_idle_tcp_connection_is_cut_and_counted() -> None:
         host, port = a.bound_address
         reader, writer = await asyncio.open_connection(host, port)
         await wait_for(lambda: bool(fake(a).of_kind("stream_accepted")))
-        started = time.monotonic()
         assert await asyncio.wait_for(reader.read(), 3) == b""  # cut by us
-        assert time.monotonic() - started < 2.5
-        assert a.drops["tcp_lifetime_exceeded"] == 1
+        assert a.drops["tcp_lifetime_exceeded"] == 1  # by the lifetime deadline, no other reason
         sid = fake(a).of_kind("stream_accepted")[0][2]
         await wait_for(lambda: bool(fake(a).of_kind("stream_closed")))
         assert fake(a).of_kind("stream_closed")[0][1:3] == (sid, "tcp_lifetime_exceeded")

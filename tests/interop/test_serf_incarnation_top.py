@@ -20,6 +20,8 @@ import pytest
 from bench.serf_harness import Cluster
 from interop_support import local_agent, until, until_serf_status
 
+from swimguard.config import Config
+from swimguard.protocol.node import Node
 from swimguard.wire.messages import Alive, Suspect
 from swimguard.wire.packet import encode_message, encode_packet, make_compound
 
@@ -33,18 +35,27 @@ def _udp(addr: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _restarts(agent: Any) -> int:
-    """The protocol node's count (inside the agent's SerfNode); no default, so a rename fails."""
-    node = agent._node
-    restarts: int = getattr(node, "node", node).incarnation_restarts
-    return restarts
+class _Keep:
+    """A node factory that keeps the protocol node it builds (inside the agent's SerfNode)."""
+
+    def __init__(self) -> None:
+        self.node: Node | None = None
+
+    def __call__(self, config: Config, **kwargs: Any) -> Node:
+        self.node = Node(config, **kwargs)
+        return self.node
+
+    def restarts(self) -> int:
+        assert self.node is not None
+        return self.node.incarnation_restarts
 
 
 def test_forged_top_incarnation_fails_once_then_serf_takes_us_back(cluster: Cluster) -> None:
     a = cluster.start_serf("a")
 
     async def scenario() -> None:
-        async with local_agent("py") as py:
+        kept = _Keep()
+        async with local_agent("py", node_factory=kept) as py:
             await py.join([a.addr])
             await until_serf_status(a, "py", "alive", 10)
             host, port = py.advertise_address
@@ -56,7 +67,7 @@ def test_forged_top_incarnation_fails_once_then_serf_takes_us_back(cluster: Clus
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.sendto(forged, _udp(a.addr))
                 s.sendto(forged, (host, port))
-            await until(lambda: _restarts(py) >= 1, 10, "py to restart its incarnation")
+            await until(lambda: kept.restarts() >= 1, 10, "py to restart its incarnation")
             assert py.local_member.incarnation < 10  # 1 (then a few refutations), never 0
             # The Go peer cannot take any refutation above the top: py fails once...
             await until_serf_status(a, "py", "failed", 30)

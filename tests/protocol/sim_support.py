@@ -61,7 +61,7 @@ def node(cluster: SimCluster, name: str) -> Node:
 def join(cluster: SimCluster, name: str, *seeds: str) -> None:
     """`name` joins the members `seeds` now (push/pull with each)."""
     addrs = [cluster.member(s).addr for s in seeds]
-    cluster.call(name, lambda n, now: n.join(addrs, now))
+    cluster.call(name, lambda n, now: n.join(addrs, now=now))
 
 
 def join_all(cluster: SimCluster) -> None:

@@ -22,7 +22,7 @@ def test_memberlist_awareness_table() -> None:
 
 
 def _report(a: Awareness, lag: float, now: float) -> bool:
-    return a.report_lag(lag, now, threshold=0.25, unit=0.5, decay_period=1.0)
+    return a.report_lag(lag, now=now, threshold=0.25, unit=0.5, decay_period=1.0)
 
 
 def test_lag_below_threshold_changes_nothing() -> None:

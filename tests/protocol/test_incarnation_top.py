@@ -44,7 +44,7 @@ def test_refuting_an_accusation_at_the_top_restarts_at_one_never_zero() -> None:
     feed(node, Suspect(incarnation=TOP, node="a", from_="b"), now=1.0)
     assert node.local_member.incarnation == 1
     assert node.incarnation_restarts == 1
-    node.handle_timeout(1.3)
+    node.handle_timeout(now=1.3)
     assert set(own_alive_incarnations(sent_messages(node.take_outgoing()), "a")) == {1}
     # Below the top the refutation outbids the accusation as memberlist's does.
     feed(node, Suspect(incarnation=TOP - 1, node="a", from_="b"), now=2.0)
@@ -56,12 +56,12 @@ def test_a_go_style_peer_ignores_an_alive_at_zero_but_takes_one_after_reaping() 
     """What a memberlist peer does with our refutation, shown with our own peer rules."""
     peer = make_node(name="b")
     peer.receive_datagram(packet(Alive(incarnation=0, node="a", addr=IP, port=7005, vsn=VSN)),
-                          ATTACKER, 1.0)
+                          ATTACKER, now=1.0)
     created = peer.member("a")
     assert created is not None
     assert created.state.name == "DEAD"  # memberlist keeps it dead at 0: ignored
     peer.receive_datagram(packet(Alive(incarnation=1, node="a", addr=IP, port=7005, vsn=VSN)),
-                          ATTACKER, 1.0)
+                          ATTACKER, now=1.0)
     assert peer.member("a").state.name == "ALIVE"  # type: ignore[union-attr]
 
 
@@ -81,7 +81,7 @@ def test_forged_top_incarnation_fails_the_member_once_then_it_comes_back() -> No
         Suspect(incarnation=TOP, node="a", from_="mallory"),
     )
     for name in ("b", "c", "a"):
-        cluster.call(name, lambda n, now: n.receive_datagram(forged, ATTACKER, now))
+        cluster.call(name, lambda n, now: n.receive_datagram(forged, ATTACKER, now=now))
     node_a = node(cluster, "a")
     assert node_a.incarnation_restarts >= 1
     assert 0 < node_a.local_member.incarnation < 10

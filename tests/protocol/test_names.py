@@ -69,10 +69,10 @@ def test_a_name_at_the_limit_can_leave_and_gossip() -> None:
     name = "n" * MAX_NAME_BYTES
     node = make_node(name=name)
     layer = SerfLayer(name)
-    node.broadcast(layer.join_intent(), 1.0)
-    node.broadcast(layer.leave_intent(), 1.0)  # raised ValueError for the long name
-    node.update_meta(bytes(META_MAX_SIZE), 1.0)
-    node.leave(1.0, timeout=1.0)
+    node.broadcast(layer.join_intent(), now=1.0)
+    node.broadcast(layer.leave_intent(), now=1.0)  # raised ValueError for the long name
+    node.update_meta(bytes(META_MAX_SIZE), now=1.0)
+    node.leave(now=1.0, timeout=1.0)
     assert node.has_left
 
 

@@ -52,8 +52,8 @@ def test_random_messages_never_raise(batches: list[list[object]], times: list[fl
     now = 0.0
     for i, batch in enumerate(batches):
         now += times[i % len(times)]
-        node.receive_datagram(packet(*batch), ("127.0.0.1", 9), now)  # type: ignore[arg-type]
-        node.handle_timeout(now)
+        node.receive_datagram(packet(*batch), ("127.0.0.1", 9), now=now)  # type: ignore[arg-type]
+        node.handle_timeout(now=now)
     node.take_outgoing()
     node.take_events()
     assert node.local_member.state.name == "ALIVE"
@@ -63,11 +63,11 @@ def test_random_messages_never_raise(batches: list[list[object]], times: list[fl
 @given(st.binary(max_size=200))
 def test_random_bytes_never_raise(data: bytes) -> None:
     node = make_node()
-    node.receive_datagram(data, ("127.0.0.1", 9), 0.0)
-    sid = node.stream_accepted(("127.0.0.1", 9), 0.0)
-    node.stream_data(sid, data, 0.0)
-    node.stream_closed(sid, 0.1)
-    node.handle_timeout(100.0)
+    node.receive_datagram(data, ("127.0.0.1", 9), now=0.0)
+    sid = node.stream_accepted(("127.0.0.1", 9), now=0.0)
+    node.stream_data(sid, data, now=0.0)
+    node.stream_closed(sid, now=0.1)
+    node.handle_timeout(now=100.0)
 
 
 @settings(max_examples=100, deadline=None)
@@ -75,8 +75,8 @@ def test_random_bytes_never_raise(data: bytes) -> None:
 def test_random_push_pull_never_raises(sts: list[PushNodeState], join: bool) -> None:
     node = make_node()
     msg = PushPull(PushPullHeader(nodes=len(sts), user_state_len=0, join=join), tuple(sts), b"")
-    sid = node.stream_accepted(("127.0.0.1", 9), 0.0)
+    sid = node.stream_accepted(("127.0.0.1", 9), now=0.0)
     node.stream_data(sid, frame_stream(encode_stream_message(msg), compress=False, keyring=None),
-                     0.0)
-    node.handle_timeout(60.0)
+                     now=0.0)
+    node.handle_timeout(now=60.0)
     assert node.local_member.state.name == "ALIVE"

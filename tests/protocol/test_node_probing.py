@@ -7,6 +7,7 @@ from node_helpers import (
     IP,
     VSN,
     A,
+    Run,
     add_members,
     addr_of,
     alive,
@@ -14,12 +15,14 @@ from node_helpers import (
     feed,
     make_node,
     packet,
+    run_until,
     sent_messages,
     suspect,
 )
 
 from swimguard.config import Config
 from swimguard.protocol import (
+    MemberFailed,
     MemberState,
     MemberSuspected,
     PingCompleted,
@@ -29,33 +32,45 @@ from swimguard.protocol import (
     UserMessage,
 )
 from swimguard.protocol.node import Node
-from swimguard.protocol.timers import (
-    GOSSIP_TICK,
-    PROBE_INDIRECT,
-    PROBE_TICK,
-    PROBE_TIMEOUT,
-    SuspicionTimeout,
-)
+from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.wire.messages import AckResp, IndirectPingReq, NackResp, Ping, Suspect
-from swimguard.wire.packet import UserData
+from swimguard.wire.packet import Message, UserData
 from swimguard.wire.stream import StreamDecoder, UserStream
 
 B = addr_of("b")
 
 
-def _start_probe(node: Node, target: str, now: float = 0.0) -> Ping:
-    rec = node._table.get(target)
-    assert rec is not None
-    node._prober._start_probe(rec, now)
-    pings = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
-    assert len(pings) == 1
-    return pings[0]
+def _probe(node: Node, target: str) -> tuple[float, list[Outgoing]]:
+    """Fire the node's timers until its probe round robin reaches `target`.
+
+    Returns the time that probe started and what the node sent then. The members probed
+    before it answer at once, so they stay healthy and the score stays where it was.
+    """
+    while True:
+        due = node.next_deadline()
+        assert due is not None
+        node.handle_timeout(now=due)
+        out = node.take_outgoing()
+        pings = [m for m in sent_messages(out) if isinstance(m, Ping)]
+        if any(p.node == target for p in pings):
+            return due, out
+        for p in pings:
+            feed(node, AckResp(seq_no=p.seq_no), now=due)
+        node.take_outgoing()
+        node.take_events()
+
+
+def _start_probe(node: Node, target: str) -> tuple[float, Ping]:
+    """`_probe`, and the ping it sent."""
+    t0, out = _probe(node, target)
+    (ping,) = [m for m in sent_messages(out) if isinstance(m, Ping)]
+    return t0, ping
 
 
 def test_ping_is_acked_to_source_address() -> None:
     node = make_node()
     ping = Ping(seq_no=9, node="a", source_addr=IP, source_node="z", source_port=4444)
-    node.receive_datagram(packet(ping), ("10.0.0.1", 1), 0.0)
+    node.receive_datagram(packet(ping), ("10.0.0.1", 1), now=0.0)
     ((to, msgs),) = datagrams(node.take_outgoing())
     assert to == ("127.0.0.1", 4444)
     assert msgs[0] == AckResp(seq_no=9, payload=None)
@@ -70,7 +85,7 @@ def test_ping_without_source_is_acked_to_sender_with_hook_payload() -> None:
             pass
 
     node = make_node(hooks=Hooks())
-    node.receive_datagram(packet(Ping(seq_no=3)), ("10.0.0.1", 1), 0.0)
+    node.receive_datagram(packet(Ping(seq_no=3)), ("10.0.0.1", 1), now=0.0)
     ((to, msgs),) = datagrams(node.take_outgoing())
     assert to == ("10.0.0.1", 1)
     assert msgs[0] == AckResp(seq_no=3, payload=b"coord")
@@ -95,12 +110,15 @@ def test_direct_probe_ack_completes_and_improves_health() -> None:
 
     node = make_node(hooks=Hooks())
     add_members(node, "b")
-    node._awareness.apply_delta(2)
-    ping = _start_probe(node, "b", now=1.0)
+    for _ in range(2):  # each refuted accusation of us costs a point: score 2
+        feed(node, suspect("a", node.local_member.incarnation))
+    assert node.health_score == 2
+    node.take_outgoing()
+    t0, ping = _start_probe(node, "b")
     assert ping.node == "b"
     assert ping.source_node == "a"
     assert ping.source_port == 7000
-    feed(node, AckResp(seq_no=ping.seq_no, payload=b"p"), now=1.01)
+    feed(node, AckResp(seq_no=ping.seq_no, payload=b"p"), now=t0 + 0.01)
     ev = node.take_events()
     assert len(ev) == 1
     assert isinstance(ev[0], PingCompleted)
@@ -108,14 +126,17 @@ def test_direct_probe_ack_completes_and_improves_health() -> None:
     assert ev[0].payload == b"p"
     assert rtts == [pytest.approx(0.01)]
     assert node.health_score == 1
-    assert node._deadlines.get(PROBE_TICK) == pytest.approx(2.0)
+    # The next probe tick comes one interval after this probe began, not stretched by the
+    # score (with b the only peer, that tick finds the round robin at its end and waits).
+    run = run_until(node, t0 + 1.5)
+    assert [w for w in run.wakeups if w > t0 + 0.5] == [pytest.approx(t0 + 1.0)]
 
 
 def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
     node = make_node()
     add_members(node, "b", "c", "d", "e")
-    ping = _start_probe(node, "b", now=0.0)
-    node.handle_timeout(0.5)  # ProbeTimeout
+    t0, ping = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)  # ProbeTimeout
     out = node.take_outgoing()
     reqs = [(to, m) for to, msgs in datagrams(out) for m in msgs if isinstance(m, IndirectPingReq)]
     assert len(reqs) == 3
@@ -131,8 +152,8 @@ def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
     send = next(o for o in out if isinstance(o, StreamSend))
     assert StreamDecoder().feed(send.data) == ping
     # Two relays nack, one stays silent: awareness +1.
-    feed(node, NackResp(seq_no=ping.seq_no), NackResp(seq_no=ping.seq_no), now=0.7)
-    node.handle_timeout(1.0)
+    feed(node, NackResp(seq_no=ping.seq_no), NackResp(seq_no=ping.seq_no), now=t0 + 0.7)
+    node.handle_timeout(now=t0 + 1.0)
     out = node.take_outgoing()
     assert StreamClose(opens[0].stream_id) in out
     ev = node.take_events()
@@ -140,19 +161,36 @@ def test_failed_probe_sends_indirect_pings_tcp_fallback_then_suspects() -> None:
     assert node.health_score == 1
 
 
-def test_failed_probe_without_nacks_scores_all_expected() -> None:
+def _second_probe_after_a_silent_failure() -> tuple[float, Node, Ping]:
     node = make_node()
     add_members(node, "b", "c", "d", "e")
-    _start_probe(node, "b")
-    node.handle_timeout(0.5)
-    node.handle_timeout(1.0)
+    t0, _ = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)
+    node.handle_timeout(now=t0 + 1.0)
     assert node.health_score == 3
-    # The next probe starts at once (a whole interval has passed) and waits (3 + 1) intervals.
     (ping,) = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, Ping)]
-    assert node._deadlines.get(PROBE_TIMEOUT) == pytest.approx(5.0)
-    assert node._deadlines.get(PROBE_INDIRECT) == pytest.approx(1.5)  # not scaled
-    feed(node, AckResp(seq_no=ping.seq_no), now=1.2)
+    node.take_events()
+    return t0, node, ping
+
+
+def test_failed_probe_without_nacks_scores_all_expected() -> None:
+    t0, node, ping = _second_probe_after_a_silent_failure()
+    feed(node, AckResp(seq_no=ping.seq_no), now=t0 + 1.2)
     assert node.health_score == 2
+
+
+def test_a_low_health_score_stretches_the_probe_but_not_its_ping_timeout() -> None:
+    # The next probe starts at once (a whole interval has passed) and waits (3 + 1) intervals:
+    # the indirect pings still go out after probe_timeout (not scaled), the suspicion at 5 s.
+    t0, node, ping = _second_probe_after_a_silent_failure()
+    run = run_until(node, t0 + 6.0)
+    relayed = [t for t, _, m in run.messages()
+               if isinstance(m, IndirectPingReq) and m.seq_no == ping.seq_no]
+    assert relayed
+    assert min(relayed) == pytest.approx(t0 + 1.5)
+    suspected = [t for t, e in run.events if isinstance(e, MemberSuspected)
+                 and e.member.name == ping.node]
+    assert suspected == [pytest.approx(t0 + 5.0)]
 
 
 def test_old_protocol_relays_get_no_nack_and_score_one() -> None:
@@ -161,41 +199,44 @@ def test_old_protocol_relays_get_no_nack_and_score_one() -> None:
     feed(node, alive("b"), alive("c", vsn=old), alive("d", vsn=old))
     node.take_events()
     node.take_outgoing()
-    _start_probe(node, "b")
-    node.handle_timeout(0.5)
+    t0, _ = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)
     reqs = [m for m in sent_messages(node.take_outgoing()) if isinstance(m, IndirectPingReq)]
     assert len(reqs) == 2
     assert not any(r.nack for r in reqs)
-    node.handle_timeout(1.0)
+    node.handle_timeout(now=t0 + 1.0)
     assert node.health_score == 1
 
 
 def test_indirect_ack_counts_as_success_without_ping_completed() -> None:
     node = make_node()
     add_members(node, "b", "c")
-    ping = _start_probe(node, "b")
-    node.handle_timeout(0.5)
+    t0, ping = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)
     node.take_outgoing()
-    feed(node, AckResp(seq_no=ping.seq_no), now=0.6)
+    feed(node, AckResp(seq_no=ping.seq_no), now=t0 + 0.6)
     assert node.take_events() == []
     assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
-    assert PROBE_TIMEOUT not in node._deadlines
+    # The probe is over: its end (1 s after its start) suspects nobody.
+    run = run_until(node, t0 + 1.0)
+    assert not [e for _, e in run.events if isinstance(e, MemberSuspected)]
+    assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
 
 
 def test_tcp_fallback_ack_saves_the_target() -> None:
     node = make_node()
     add_members(node, "b")
-    ping = _start_probe(node, "b")
-    node.handle_timeout(0.5)
+    t0, ping = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)
     out = node.take_outgoing()
     (op,) = [o for o in out if isinstance(o, StreamOpen)]
     from swimguard.wire.stream import encode_stream_message, frame_stream
 
     reply = frame_stream(encode_stream_message(AckResp(seq_no=ping.seq_no)), compress=True,
                          keyring=None)
-    node.stream_data(op.stream_id, reply, 0.7)
+    node.stream_data(op.stream_id, reply, now=t0 + 0.7)
     assert StreamClose(op.stream_id) in node.take_outgoing()
-    node.handle_timeout(1.0)
+    node.handle_timeout(now=t0 + 1.0)
     assert node.member("b").state is MemberState.ALIVE  # type: ignore[union-attr]
     assert node.health_score == 0
 
@@ -208,8 +249,8 @@ def test_no_tcp_fallback_when_disabled_or_old_protocol(config: Config, vsn: byte
     node = make_node(config)
     feed(node, alive("b", vsn=vsn))
     node.take_outgoing()
-    _start_probe(node, "b")
-    node.handle_timeout(0.5)
+    t0, _ = _start_probe(node, "b")
+    node.handle_timeout(now=t0 + 0.5)
     assert not any(isinstance(o, StreamOpen) for o in node.take_outgoing())
 
 
@@ -218,10 +259,8 @@ def test_buddy_system_sends_suspect_with_the_ping() -> None:
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"))
     node.take_outgoing()
-    rec = node._table.get("b")
-    assert rec is not None
-    node._prober._start_probe(rec, 0.0)
-    ((to, msgs),) = datagrams(node.take_outgoing())
+    _, out = _probe(node, "b")
+    (to, msgs), *_gossip_rounds = [d for d in datagrams(out) if isinstance(d[1][0], Ping)]
     assert to == B
     assert isinstance(msgs[0], Ping)
     assert msgs[1] == Suspect(incarnation=1, node="b", from_="a")
@@ -232,10 +271,8 @@ def test_without_buddy_system_the_ping_is_plain() -> None:
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"))
     node.take_outgoing()
-    rec = node._table.get("b")
-    assert rec is not None
-    node._prober._start_probe(rec, 0.0)
-    msgs = sent_messages(node.take_outgoing())
+    _, out = _probe(node, "b")
+    ((_to, msgs),) = [d for d in datagrams(out) if isinstance(d[1][0], Ping)]
     assert isinstance(msgs[0], Ping)
     # Only the queued gossip (c's suspicion) may ride along, not our own buddy suspect.
     assert not any(isinstance(m, Suspect) and m.from_ == "a" for m in msgs)
@@ -256,7 +293,7 @@ def test_relay_forwards_ack_with_origin_seq() -> None:
     ((to, msgs),) = datagrams(node.take_outgoing())
     assert to == ("127.0.0.1", 5555)
     assert msgs[0] == AckResp(seq_no=77)
-    node.handle_timeout(1.0)
+    node.handle_timeout(now=1.0)
     assert node.take_outgoing() == []  # no nack after an ack
 
 
@@ -267,11 +304,26 @@ def test_relay_nacks_after_probe_timeout_only_when_asked(want_nack: bool) -> Non
                           source_addr=IP, source_node="o", source_port=5555)
     feed(node, req, now=0.0)
     node.take_outgoing()
-    node.handle_timeout(0.49)
+    node.handle_timeout(now=0.49)
     assert node.take_outgoing() == []
-    node.handle_timeout(0.5)
+    node.handle_timeout(now=0.5)
     msgs = sent_messages(node.take_outgoing())
     assert (NackResp(seq_no=5) in msgs) is want_nack
+
+
+def _gossip(out: list[Outgoing]) -> list[tuple[Address, list[Message]]]:
+    """The gossip datagrams among `out` (not the probes, which also carry broadcasts)."""
+    return [(to, msgs) for to, msgs in datagrams(out) if not isinstance(msgs[0], Ping)]
+
+
+def _gossip_round(node: Node) -> tuple[float, list[tuple[Address, list[Message]]]]:
+    """Fire deadlines until one gossip round has gone out; its time and datagrams."""
+    while True:
+        due = node.next_deadline()
+        assert due is not None
+        sent = _gossip([o for _, o in run_until(node, due).sent])
+        if sent:
+            return due, sent
 
 
 def test_gossip_sends_queued_broadcasts_to_gossip_nodes() -> None:
@@ -279,8 +331,7 @@ def test_gossip_sends_queued_broadcasts_to_gossip_nodes() -> None:
     add_members(node, "b", "c", "d", "e", "f")
     feed(node, alive("g"))
     node.take_outgoing()
-    node._tx.gossip_tick(1.0)
-    sent = datagrams(node.take_outgoing())
+    _, sent = _gossip_round(node)
     assert len(sent) == 3
     assert len({to for to, _ in sent}) == 3
 
@@ -288,47 +339,47 @@ def test_gossip_sends_queued_broadcasts_to_gossip_nodes() -> None:
 def test_each_broadcast_is_sent_retransmit_limit_times() -> None:
     node = make_node(Config.lan(retransmit_mult=2))
     add_members(node, "b", "c")  # n = 3: limit = 2 * ceil(log10 4) = 2
+    run = Run()
     while node.broadcasts_queued:
-        node._tx.gossip_tick(1.0)
-    node.take_outgoing()
-    feed(node, alive("b", 2, meta=b"m"))
-    count = 0
-    for _ in range(10):
-        node._tx.gossip_tick(2.0)
-        count += sum(1 for m in sent_messages(node.take_outgoing())
-                     if getattr(m, "meta", None) == b"m")
-    assert count == 2
+        run_until(node, run.now + 0.1, run=run, answer_pings=True)
+    feed(node, alive("b", 2, meta=b"m"), now=run.now)
+    run = run_until(node, run.now + 10.0, answer_pings=True)
+    assert sum(1 for _, _, m in run.messages() if getattr(m, "meta", None) == b"m") == 2
 
 
 def test_gossip_to_the_dead_only_within_the_window() -> None:
     node = make_node()
     add_members(node, "b")
     feed(node, suspect("b", 1), now=0.0)
-    node.handle_timeout(4.0)  # b dead at t=4
+    node.handle_timeout(now=4.0)  # b dead at t=4
     node.take_outgoing()
-    node.broadcast(b"hello", 5.0)
-    node._tx.gossip_tick(10.0)
-    assert [to for to, _ in datagrams(node.take_outgoing())] == [B]
-    node.broadcast(b"again", 40.0)
-    node._tx.gossip_tick(40.0)
-    assert datagrams(node.take_outgoing()) == []
+    node.broadcast(b"hello", now=5.0)
+    run = run_until(node, 10.0)
+    assert {to for _, to, m in run.messages() if m == UserData(b"hello")} == {B}
+    # Past the window only the living get gossip: c, who joins at 39 s, is the control.
+    feed(node, alive("c"), now=39.0)
+    node.take_events()
+    node.broadcast(b"again", now=40.0)
+    run = run_until(node, 41.0)
+    assert {to for _, to, m in run.messages() if m == UserData(b"again")} == {addr_of("c")}
 
 
 def test_user_broadcasts_piggyback_and_keys_replace() -> None:
     node = make_node()
     add_members(node, "b")
+    run = Run()
     while node.broadcasts_queued:
-        node._tx.gossip_tick(1.0)
-    node.take_outgoing()
-    node.broadcast(b"v1", 1.0, key="k")
-    node.broadcast(b"v2", 1.0, key="k")
-    node.broadcast(b"other", 1.0)
-    feed(node, Ping(seq_no=1, node="a"))
+        run_until(node, run.now + 0.1, run=run, answer_pings=True)
+    now = run.now
+    node.broadcast(b"v1", now=now, key="k")
+    node.broadcast(b"v2", now=now, key="k")
+    node.broadcast(b"other", now=now)
+    feed(node, Ping(seq_no=1, node="a"), now=now)
     msgs = sent_messages(node.take_outgoing())
     assert isinstance(msgs[0], AckResp)
     assert set(msgs[1:]) == {UserData(b"v2"), UserData(b"other")}
     with pytest.raises(ValueError, match="fit"):
-        node.broadcast(b"x" * 1500, 1.0)
+        node.broadcast(b"x" * 1500, now=now)
 
 
 def test_broadcast_hook_contributes_user_messages() -> None:
@@ -352,11 +403,11 @@ def test_user_messages_by_udp_and_stream() -> None:
 
     node = make_node(hooks=Hooks())
     feed(node, UserData(b"udp"))
-    sid = node.stream_accepted(("127.0.0.1", 1), 0.0)
+    sid = node.stream_accepted(("127.0.0.1", 1), now=0.0)
     from swimguard.wire.stream import encode_stream_message, frame_stream
 
     node.stream_data(sid, frame_stream(encode_stream_message(UserStream(b"tcp")), compress=False,
-                                       keyring=None), 0.0)
+                                       keyring=None), now=0.0)
     assert node.take_events() == [UserMessage(b"udp"), UserMessage(b"tcp")]
     assert got == [b"udp", b"tcp"]
     assert node.take_outgoing() == [StreamClose(sid)]
@@ -365,10 +416,10 @@ def test_user_messages_by_udp_and_stream() -> None:
 def test_send_best_effort_and_reliable() -> None:
     node = make_node()
     add_members(node, "b")
-    node.send_best_effort(B, b"hi", 0.0)
+    node.send_best_effort(B, b"hi", now=0.0)
     (dg,) = node.take_outgoing()
     assert datagrams([dg]) == [(B, [UserData(b"hi")])]
-    node.send_reliable(B, b"big", 0.0)
+    node.send_reliable(B, b"big", now=0.0)
     out = node.take_outgoing()
     assert isinstance(out[0], StreamOpen)
     assert out[0].to == B
@@ -376,15 +427,15 @@ def test_send_best_effort_and_reliable() -> None:
     assert StreamDecoder().feed(out[1].data) == UserStream(b"big")
     assert len(out) == 2  # the receiver closes once it has read it
     sid = out[0].stream_id
-    node.stream_closed(sid, 0.1)  # EOF: delivered
+    node.stream_closed(sid, now=0.1)  # EOF: delivered
     assert not node.drops
-    node.send_reliable(B, b"lost", 1.0)
+    node.send_reliable(B, b"lost", now=1.0)
     sid = node.take_outgoing()[0].stream_id  # type: ignore[union-attr]
-    node.stream_closed(sid, 1.1, error="connection refused")
+    node.stream_closed(sid, now=1.1, error="connection refused")
     assert node.drops["reliable_failed"] == 1
-    node.send_reliable(B, b"hung", 2.0)
+    node.send_reliable(B, b"hung", now=2.0)
     sid = node.take_outgoing()[0].stream_id  # type: ignore[union-attr]
-    node.handle_timeout(12.0)
+    node.handle_timeout(now=12.0)
     assert StreamClose(sid) in node.take_outgoing()
     assert node.drops["reliable_failed"] == 2
 
@@ -393,7 +444,7 @@ def test_bad_datagrams_are_counted_not_raised() -> None:
     node = make_node()
     for junk in (b"", b"\x00", b"\xff\xff", b"\x07\x05\x00", b"\x04\x81\xa4Node\x05",
                  bytes(range(40))):
-        node.receive_datagram(junk, ("1.2.3.4", 5), 0.0)
+        node.receive_datagram(junk, ("1.2.3.4", 5), now=0.0)
     assert sum(node.drops.values()) >= 5
     assert node.take_outgoing() == []
 
@@ -409,12 +460,9 @@ def test_probe_round_robin_visits_every_member() -> None:
     node = make_node()
     names = [f"n{i}" for i in range(10)]
     add_members(node, *names)
-    seen: list[str] = []
-    now = 0.0
-    for _ in range(20):
-        target = node._prober._next_probe_target(now)
-        assert target is not None
-        seen.append(target.name)
+    run = run_until(node, 25.0, answer_pings=True)
+    seen = [m.node for _, _, m in run.messages() if isinstance(m, Ping)]
+    assert len(seen) >= 20
     assert set(seen[:10]) == set(names)
     assert set(seen[10:]) == set(names)
 
@@ -422,19 +470,24 @@ def test_probe_round_robin_visits_every_member() -> None:
 def test_loop_lag_raises_health_and_pushes_probe_deadlines() -> None:
     node = make_node()
     add_members(node, "b")
-    _start_probe(node, "b", now=10.0)
-    node.report_loop_lag(0.1, 10.1)  # below 0.25 s: nothing
+    t0, _ = _start_probe(node, "b")
+    node.report_loop_lag(0.1, now=t0 + 0.1)  # below 0.25 s: nothing
     assert node.health_score == 0
-    node.report_loop_lag(3.0, 13.5)
+    node.report_loop_lag(3.0, now=t0 + 3.5)
     assert node.health_score == 6
     assert node.stalls == 1
-    assert node._deadlines.get(PROBE_INDIRECT) == pytest.approx(13.5)
-    assert node._deadlines.get(PROBE_TIMEOUT) == pytest.approx(14.0)
+    # The probe's stages moved by the stall: the TCP fallback 3.5 s in, the end at 4 s.
+    run = run_until(node, t0 + 4.0)
+    fallback = [t for t, o in run.sent if isinstance(o, StreamOpen)]
+    assert fallback == [pytest.approx(t0 + 3.5)]  # t0 + 0.5 without the stall
+    suspected = run.first(MemberSuspected)
+    assert suspected is not None
+    assert suspected[0] == pytest.approx(t0 + 4.0)
 
 
 def test_loop_lag_can_be_switched_off() -> None:
     node = make_node(Config.lan(loop_lag_health=False))
-    node.report_loop_lag(3.0, 3.0)
+    node.report_loop_lag(3.0, now=3.0)
     assert node.health_score == 0
     assert node.stalls == 0
 
@@ -443,8 +496,10 @@ def test_a_stall_postpones_running_suspicions() -> None:
     node = make_node()
     add_members(node, "b", "c")
     feed(node, suspect("b", 1, frm="c"), now=0.0)
-    node.report_loop_lag(5.0, 5.0)
-    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(9.0)
+    node.report_loop_lag(5.0, now=5.0)
+    run = run_until(node, 10.0, answer_pings=True)
+    failed = [t for t, e in run.events if isinstance(e, MemberFailed) and e.member.name == "b"]
+    assert failed == [pytest.approx(9.0)]  # 4 s of suspicion, moved by the 5 s stall
 
 
 def test_advertise_must_be_an_ip() -> None:
@@ -460,41 +515,49 @@ def test_advertise_must_be_an_ip() -> None:
 
 def test_user_broadcast_queue_is_bounded() -> None:
     node = make_node(Config.lan(max_user_broadcasts=10))
+    add_members(node, "b")
     for i in range(25):
-        node.broadcast(f"m{i}".encode(), 0.0)
-    assert len(node._tx.user_q) == 10
+        node.broadcast(f"m{i}".encode(), now=0.0)
     assert node.drops["user_broadcast_overflow"] == 15
+    run = run_until(node, 30.0, answer_pings=True)
+    assert len({m for _, _, m in run.messages() if isinstance(m, UserData)}) == 10
 
 
 def test_gossip_sleeps_while_idle_and_wakes_on_its_cadence() -> None:
     node = make_node(Config.lan(gossip_interval=0.2))
     add_members(node, "b")
-    anchor = node._tx.gossip_anchor
-    for i in range(40):  # our own alive and b's news go out, then gossip sleeps
-        node.handle_timeout(i * 0.1)
+    # Our own alive and b's news go out in gossip rounds on the 0.2 s cadence...
+    run = run_until(node, 4.0, answer_pings=True)
     assert node.broadcasts_queued == 0
-    assert GOSSIP_TICK not in node._deadlines
-    node.broadcast(b"x", 5.05)
-    woke = node._deadlines.get(GOSSIP_TICK)
-    assert woke is not None
+    rounds = [t for t, o in run.sent if _gossip([o])]
+    assert rounds
+    # ... then gossip sleeps: an idle second wakes the node for its probe, not 5 rounds.
+    idle = run_until(node, 5.0, answer_pings=True)
+    assert len(idle.wakeups) <= 2
+    assert not _gossip([o for _, o in idle.sent])
+    node.broadcast(b"x", now=5.05)
+    woke, _ = _gossip_round(node)
     assert woke >= 5.05
-    assert (woke - anchor) / 0.2 == pytest.approx(round((woke - anchor) / 0.2))
     assert woke - 5.05 < 0.2
+    phase = (woke - rounds[0]) / 0.2  # back on the old cadence
+    assert phase == pytest.approx(round(phase))
 
 
 def test_disabled_gossip_never_ticks() -> None:
     node = make_node(Config.lan(gossip_interval=0.0))
     add_members(node, "b")
-    node.broadcast(b"x", 1.0)
-    assert GOSSIP_TICK not in node._deadlines
+    node.broadcast(b"x", now=1.0)
+    run = run_until(node, 5.0, answer_pings=True)
+    assert UserData(b"x") in [m for _, _, m in run.messages()]  # on a probe's ping
+    assert not _gossip([o for _, o in run.sent])
 
 
 def test_lag_debt_decays_with_on_time_reports_even_at_zero_lag() -> None:
     node = make_node(Config.lan(lha_probe=False))
-    node.report_loop_lag(1.2, 10.0)
+    node.report_loop_lag(1.2, now=10.0)
     assert node.health_score == 3
     for t in (10.5, 11.0, 12.0, 13.0, 14.0):
-        node.report_loop_lag(0.0, t)
+        node.report_loop_lag(0.0, now=t)
     assert node.health_score == 0
 
 

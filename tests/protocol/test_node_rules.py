@@ -14,6 +14,9 @@ from node_helpers import (
     dead,
     feed,
     make_node,
+    push_pull_in,
+    run_until,
+    sent_messages,
     suspect,
 )
 
@@ -29,8 +32,7 @@ from swimguard.protocol import (
     NameConflict,
 )
 from swimguard.protocol.node import Node
-from swimguard.protocol.timers import SuspicionTimeout
-from swimguard.wire.messages import Alive, Dead, PushNodeState, Suspect
+from swimguard.wire.messages import Alive, Dead, Ping, PushNodeState, Suspect
 
 
 def _state(node: Node, name: str) -> MemberState:
@@ -39,18 +41,30 @@ def _state(node: Node, name: str) -> MemberState:
     return m.state
 
 
-def _queued(node: Node) -> list[object]:
-    """Everything gossip would send now (drains the member queue for one round)."""
-    from node_helpers import datagrams  # local: keeps the import list short
+def _queued(node: Node, *, now: float) -> list[object]:
+    """Everything the node has sent or would gossip now.
 
-    msgs: list[object] = []
-    for _, batch in datagrams(node.take_outgoing()):
-        msgs.extend(batch)
-    for _ in range(10):
-        node._tx.gossip_tick(1000.0)
-        for _, batch in datagrams(node.take_outgoing()):
-            msgs.extend(batch)
+    The queue is read the way a peer sees it: ten pings from a peer, each ack carrying as
+    many queued broadcasts as fit (a ping changes neither the health score nor the table).
+    """
+    msgs: list[object] = list(sent_messages(node.take_outgoing()))
+    for seq in range(10):
+        feed(node, Ping(seq_no=10_000 + seq, node=node.name), now=now)
+        msgs.extend(sent_messages(node.take_outgoing()))
     return msgs
+
+
+def _failed_at(node: Node, name: str, until: float = 100.0) -> float | None:
+    """When the node declares `name` failed (its peers answer every probe meanwhile)."""
+    run = run_until(node, until, answer_pings=True)
+    failed = [t for t, e in run.events if isinstance(e, MemberFailed) and e.member.name == name]
+    return failed[0] if failed else None
+
+
+def _refute(node: Node, times: int) -> None:
+    """Have the node refute `times` accusations of itself: each costs a health point."""
+    for _ in range(times):
+        feed(node, suspect(node.name, node.local_member.incarnation))
 
 
 def test_start_emits_self_join_and_alive_broadcast() -> None:
@@ -96,9 +110,8 @@ def test_alive_cancels_suspicion() -> None:
     assert _state(node, "b") is MemberState.SUSPECT
     feed(node, alive("b", 2))
     assert _state(node, "b") is MemberState.ALIVE
-    assert SuspicionTimeout("b") not in node._deadlines
     # No failure later.
-    node.handle_timeout(1000.0)
+    node.handle_timeout(now=1000.0)
     assert not any(isinstance(e, MemberFailed) and e.member.name == "b"
                    for e in node.take_events())
 
@@ -156,7 +169,7 @@ def test_alive_about_ourselves_is_refuted() -> None:
     me = node.local_member
     assert me.incarnation == 8
     assert node.health_score == 1
-    msgs = _queued(node)
+    msgs = _queued(node, now=0.0)
     assert any(isinstance(m, Alive) and m.node == "a" and m.incarnation == 8 for m in msgs)
 
 
@@ -205,43 +218,47 @@ def test_suspicion_times_out_into_dead_with_our_name() -> None:
     feed(node, suspect("b", 1), now=10.0)
     node.take_events()
     node.take_outgoing()
-    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(14.0)
-    node.handle_timeout(13.99)
+    run = run_until(node, 13.99, answer_pings=True)
+    assert not [e for _, e in run.events if isinstance(e, MemberFailed)]
     assert _state(node, "b") is MemberState.SUSPECT
-    node.handle_timeout(14.0)
+    node.handle_timeout(now=14.0)
     assert [type(e) for e in node.take_events()] == [MemberFailed]
     assert _state(node, "b") is MemberState.DEAD
-    msgs = _queued(node)
+    msgs = _queued(node, now=14.0)
     assert Dead(incarnation=1, node="b", from_="a") in msgs
 
 
-def test_dogpile_confirmations_shorten_the_timer() -> None:
-    node = make_node()
+def _dogpile(*confirmations: tuple[str, float], config: Config | None = None) -> float | None:
+    """b is suspected by c at 0 s, then confirmed by (who, when); when b is declared failed."""
+    node = make_node(config)
     add_members(node, "b", "c", "d", "e")  # n=5: k=2, min 4 s, max 24 s
     feed(node, suspect("b", 1, frm="c"), now=0.0)
-    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(24.0)
-    feed(node, suspect("b", 1, frm="c"), now=1.0)  # duplicate: no change
-    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(24.0)
-    feed(node, suspect("b", 1, frm="d"), now=1.0)
-    expected = pytest.approx(24 - 20 * 0.6309297, abs=2e-3)
-    assert node._deadlines.get(SuspicionTimeout("b")) == expected
-    feed(node, suspect("b", 1, frm="e"), now=2.0)
-    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(4.0)
-    node.handle_timeout(4.0)
-    assert _state(node, "b") is MemberState.DEAD
+    for frm, t in confirmations:
+        feed(node, suspect("b", 1, frm=frm), now=t)
+    return _failed_at(node, "b")
+
+
+def test_dogpile_confirmations_shorten_the_timer() -> None:
+    assert _dogpile() == pytest.approx(24.0)
+    assert _dogpile(("c", 1.0)) == pytest.approx(24.0)  # duplicate: no change
+    assert _dogpile(("c", 1.0), ("d", 1.0)) == pytest.approx(24 - 20 * 0.6309297, abs=2e-3)
+    assert _dogpile(("c", 1.0), ("d", 1.0), ("e", 2.0)) == pytest.approx(4.0)
 
 
 @pytest.mark.parametrize(("scaled", "expected"), [(True, 72.0), (False, 24.0)])
 def test_a_slow_member_stretches_its_own_suspicion_timeouts(scaled: bool, expected: float) -> None:
-    node = make_node(Config.lan(health_scaled_suspicion=scaled))
-    add_members(node, "b", "c", "d", "e")  # n=5: k=2, min 4 s, max 24 s
-    node._awareness.apply_delta(2)  # we are slow ourselves: multiplier 3
-    feed(node, suspect("b", 1, frm="c"), now=0.0)
-    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(expected)
+    def failed_at(*confirmed_by: str) -> float | None:
+        node = make_node(Config.lan(health_scaled_suspicion=scaled))
+        add_members(node, "b", "c", "d", "e")  # n=5: k=2, min 4 s, max 24 s
+        _refute(node, 2)  # we are slow ourselves: multiplier 3
+        assert node.health_score == 2
+        for frm in ("c", *confirmed_by):
+            feed(node, suspect("b", 1, frm=frm), now=0.0)
+        return _failed_at(node, "b")
+
+    assert failed_at() == pytest.approx(expected)
     # confirmations still shrink it, down to the (scaled) min
-    feed(node, suspect("b", 1, frm="d"), now=0.0)
-    feed(node, suspect("b", 1, frm="e"), now=0.0)
-    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(expected / 6)
+    assert failed_at("d", "e") == pytest.approx(expected / 6)
 
 
 def _self_incarnation(node: Node) -> int:
@@ -250,21 +267,25 @@ def _self_incarnation(node: Node) -> int:
     return me.incarnation
 
 
-def _self_alives(node: Node) -> list[int]:
-    return [m.incarnation for m in _queued(node) if isinstance(m, Alive) and m.node == node.name]
+def _self_alives(node: Node, *, now: float) -> list[int]:
+    return [m.incarnation for m in _queued(node, now=now)
+            if isinstance(m, Alive) and m.node == node.name]
 
 
 def test_a_slow_member_that_still_hears_peers_refreshes_its_incarnation() -> None:
     node = make_node(Config.lan(slow_refresh_interval=2.0, slow_refresh_min_score=4))
     add_members(node, "b", "c")
     start = _self_incarnation(node)
-    node._awareness.apply_delta(3)  # score 3: below the threshold
+    node.report_loop_lag(1.5, now=0.5)  # a stall of 3 probe timeouts: score 3, below the bar
+    assert node.health_score == 3
     feed(node, alive("b"), now=1.0)
     assert _self_incarnation(node) == start
-    node._awareness.apply_delta(1)  # score 4: slow
+    node.report_loop_lag(0.5, now=1.5)  # score 4: slow
+    assert node.health_score == 4
     feed(node, alive("b"), now=2.0)
     assert _self_incarnation(node) == start + 1
-    assert set(_self_alives(node)) == {start + 1}  # gossiped, so suspicions at `start` are void
+    # gossiped, so suspicions at `start` are void
+    assert set(_self_alives(node, now=2.0)) == {start + 1}
     feed(node, alive("c"), now=3.9)  # at most once per interval
     assert _self_incarnation(node) == start + 1
     feed(node, alive("c"), now=4.0)
@@ -276,7 +297,7 @@ def test_a_slow_member_that_still_hears_peers_refreshes_its_incarnation() -> Non
 def test_a_refutation_counts_as_the_refresh() -> None:
     node = make_node(Config.lan())
     add_members(node, "b", "c")
-    node._awareness.apply_delta(4)
+    node.report_loop_lag(2.0, now=9.0)  # score 4
     feed(node, suspect("a", _self_incarnation(node), frm="b"), now=10.0)
     refuted = _self_incarnation(node)
     feed(node, alive("c"), now=11.0)  # within the interval of the refutation
@@ -289,7 +310,9 @@ def test_slow_refresh_can_be_switched_off(config: Config) -> None:
     node = make_node(config)
     add_members(node, "b")
     start = _self_incarnation(node)
-    node._awareness.apply_delta(7)
+    node.report_loop_lag(4.0, now=0.0)  # score 7, the top
+    if config.loop_lag_health:
+        assert node.health_score == 7
     for t in range(10):
         feed(node, alive("b"), now=float(t))
     assert _self_incarnation(node) == start
@@ -299,22 +322,20 @@ def test_a_member_that_hears_nothing_or_has_left_never_refreshes() -> None:
     node = make_node(Config.lan())
     add_members(node, "b")
     start = _self_incarnation(node)
-    node._awareness.apply_delta(7)
-    node.handle_timeout(30.0)  # timers alone (a member cut off inbound) do not refresh
-    node.receive_datagram(b"\xff garbage", ("127.0.0.1", 9), 31.0)  # nor undecodable input
+    node.report_loop_lag(4.0, now=0.0)  # score 7, the top
+    assert node.health_score == 7
+    node.handle_timeout(now=30.0)  # timers alone (a member cut off inbound) do not refresh
+    node.receive_datagram(b"\xff garbage", ("127.0.0.1", 9), now=31.0)  # nor undecodable input
     assert _self_incarnation(node) == start
-    node.leave(40.0, timeout=1.0)
+    node.leave(now=40.0, timeout=1.0)
     feed(node, alive("b"), now=45.0)
     assert node.refreshes == 0
 
 
 def test_without_lha_suspicion_the_timeout_is_fixed_at_min() -> None:
-    node = make_node(Config.lan(lha_suspicion=False))
-    add_members(node, "b", "c", "d", "e")
-    feed(node, suspect("b", 1, frm="c"), now=0.0)
-    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(4.0)
-    feed(node, suspect("b", 1, frm="d"), now=0.0)
-    assert node._deadlines.get(SuspicionTimeout("b")) == pytest.approx(4.0)
+    config = Config.lan(lha_suspicion=False)
+    assert _dogpile(config=config) == pytest.approx(4.0)
+    assert _dogpile(("d", 0.0), config=config) == pytest.approx(4.0)
 
 
 def test_dead_rules_and_leave_vs_failure() -> None:
@@ -345,13 +366,13 @@ def test_merge_state_rules() -> None:
                              state=state, vsn=VSN)
 
     states = [st("b", 1, 2), st("c", 1, 3), st("d", 1, 0), st("e", 1, 1)]
-    node._membership.merge_state(states, now=0.0)
+    push_pull_in(node, *states)
     assert _state(node, "b") is MemberState.SUSPECT  # remote dead -> only suspect
     assert _state(node, "c") is MemberState.LEFT
     assert _state(node, "d") is MemberState.ALIVE
     assert node.member("e") is None  # unknown suspect: ignored
-    susp = node._membership.suspicions["b"]
-    assert "a" in susp.confirmations  # From = ourselves
+    # The suspicion is ours (From = our name), so it is gossiped as our accusation.
+    assert Suspect(incarnation=1, node="b", from_="a") in _queued(node, now=0.0)
 
 
 @pytest.mark.parametrize("vsn", [bytes((0, 5, 2, 2, 5, 5)), bytes((3, 2, 2, 2, 5, 5)),
@@ -378,14 +399,14 @@ def test_alive_hook_can_veto() -> None:
 def test_update_meta_bumps_incarnation_and_broadcasts() -> None:
     node = make_node()
     add_members(node, "b")
-    node.update_meta(b"v2", 1.0)
+    node.update_meta(b"v2", now=1.0)
     ev = node.take_events()
     assert [type(e) for e in ev] == [MemberUpdated]
     assert node.local_member.meta == b"v2"
     assert node.local_member.incarnation == 2
-    assert any(isinstance(m, Alive) and m.meta == b"v2" for m in _queued(node))
+    assert any(isinstance(m, Alive) and m.meta == b"v2" for m in _queued(node, now=1.0))
     with pytest.raises(ValueError, match="512"):
-        node.update_meta(b"x" * 513, 2.0)
+        node.update_meta(b"x" * 513, now=2.0)
 
 
 def test_meta_hook_supplies_start_meta() -> None:
@@ -424,22 +445,24 @@ def test_dead_members_are_reaped_after_gossip_to_the_dead_time() -> None:
     add_members(node, "b", "c")
     feed(node, dead("c", 1), now=1.0)
     feed(node, dead("b", 1, frm="b"), now=1.0)
-    node._membership.reset_nodes(20.0)
+    # The table is reaped when the probe round robin starts over (with no one alive to
+    # probe, at every probe tick).
+    run_until(node, 20.0)
     assert node.member("c") is not None
-    node._membership.reset_nodes(31.5)
+    run_until(node, 32.5)
     assert node.member("c") is None
     assert node.member("b") is None  # left members too (reap_left_nodes)
     node = make_node(Config.lan(reap_left_nodes=False))
     add_members(node, "b")
     feed(node, dead("b", 1, frm="b"), now=1.0)
-    node._membership.reset_nodes(100.0)
+    run_until(node, 100.0)
     assert node.member("b") is not None  # memberlist 0.2.2 keeps left members
 
 
 def test_suspect_carries_on_when_sent_in_push_pull_from_us() -> None:
     node = make_node()
     add_members(node, "b")
-    pp = node._streams.local_state(False)
+    pp = push_pull_in(node)
     assert {s.name for s in pp.states} == {"a", "b"}
     assert all(s.vsn == VSN for s in pp.states)
 
@@ -455,9 +478,10 @@ def test_cidrs_allowed_filters_alive_messages() -> None:
     assert node.member("d") is not None
     assert node.drops["cidr_blocked"] == 2
     # Push/pull merges are filtered too.
-    node._membership.merge_state([PushNodeState(name="e", addr=b"\x0a\x00\x00\x02", port=1,
-                                                incarnation=1, state=0, vsn=VSN)], 0.0)
+    push_pull_in(node, PushNodeState(name="e", addr=b"\x0a\x00\x00\x02", port=1,
+                                     incarnation=1, state=0, vsn=VSN))
     assert node.member("e") is None
+    assert node.drops["cidr_blocked"] == 3
 
 
 def test_cidrs_allowed_is_validated() -> None:
@@ -472,10 +496,11 @@ def test_overdue_suspicion_after_a_confirmation_is_due_now_not_in_the_past() -> 
     node = make_node()
     add_members(node, "b", "c", "d", "e")  # k = 2, min 4 s, max 24 s
     feed(node, suspect("b", 1, frm="c"), now=0.0)
+    run_until(node, 10.0, answer_pings=True)  # every other timer is now due after 10 s
     feed(node, suspect("b", 1, frm="d"), now=10.0)
     feed(node, suspect("b", 1, frm="e"), now=10.0)  # timeout now 4 s: overdue since t=4
-    assert node._deadlines.get(SuspicionTimeout("b")) == 10.0
-    node.handle_timeout(10.0)
+    assert node.next_deadline() == 10.0
+    node.handle_timeout(now=10.0)
     assert node.member("b").state is MemberState.DEAD  # type: ignore[union-attr]
 
 

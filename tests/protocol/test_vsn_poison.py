@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from node_helpers import VSN, alive, make_node, packet
+from node_helpers import VSN, alive, make_node, packet, push_pull_in
 
 from swimguard.config import Config
 from swimguard.protocol.members import Member, MemberState
@@ -17,12 +17,12 @@ from swimguard.wire.messages import Alive
 
 def _join_reply_verifies(node: Node) -> str | None:
     """What a fresh member with our versions says of the push/pull we would send it."""
-    pp = node._streams.local_state(True)
+    pp = push_pull_in(node, join=True)
     return verify_protocol([(VSN, True)], pp.states)
 
 
 def _feed(node: Node, *msgs: Alive) -> None:
-    node.receive_datagram(packet(*msgs), ("127.0.0.1", 9), 0.0)
+    node.receive_datagram(packet(*msgs), ("127.0.0.1", 9), now=0.0)
 
 
 def test_a_forged_delegate_version_is_dropped_and_joins_still_verify() -> None:
@@ -84,11 +84,11 @@ def test_the_table_counts_vsns_through_every_writer() -> None:
     b = table.set_alive(b, incarnation=1, meta=b"", vsn=VSN, host="127.0.0.1",
                         addr_bytes=b"\x7f\0\0\1", port=2, now=0.0)
     assert table.vsns == {VSN: 2}
-    table.set_state(b, MemberState.DEAD, 1, 0.0)
-    assert table.reset(100.0, rng, dead_time=10.0, reap_left=False) == [b]
+    table.set_state(b, MemberState.DEAD, 1, now=0.0)
+    assert table.reset(rng, dead_time=10.0, reap_left=False, now=100.0) == [b]
     assert table.vsns == {VSN: 1}
     view = SharedView([Member(n, ("127.0.0.1", i), 1, MemberState.ALIVE, b"", other)
-                       for i, n in enumerate("axyz")], 0.0)
+                       for i, n in enumerate("axyz")], now=0.0)
     fresh = MemberTable()
     fresh.add(own, rng)
     fresh.adopt(view, own, rng)

@@ -35,11 +35,10 @@ class SerfNode:
         self.node: Node = inner
         self.out: list[Outgoing] = []
         self.events: list[object] = []
-        self.pump(now)
+        self.pump()
 
-    def pump(self, now: float) -> None:
-        """Drain the node as the agent's driver does."""
-        del now  # kept for the callers: the driver's drain takes no time either
+    def pump(self) -> None:
+        """Drain the node as the agent's driver does (the drain takes no time)."""
         while True:
             out = self.sn.take_outgoing()
             events = self.sn.take_events()
@@ -48,17 +47,17 @@ class SerfNode:
             self.out.extend(out)
             self.events.extend(events)
 
-    def datagram(self, data: bytes, now: float, sender: Address = ("127.0.0.1", 9)) -> None:
-        self.sn.receive_datagram(data, sender, now)
-        self.pump(now)
+    def datagram(self, data: bytes, sender: Address = ("127.0.0.1", 9), *, now: float) -> None:
+        self.sn.receive_datagram(data, sender, now=now)
+        self.pump()
 
-    def timeout(self, now: float) -> None:
-        self.sn.handle_timeout(now)
-        self.pump(now)
+    def timeout(self, *, now: float) -> None:
+        self.sn.handle_timeout(now=now)
+        self.pump()
 
-    def stream(self, data: bytes, now: float, peer: Address = ("127.0.0.1", 9)) -> None:
+    def stream(self, data: bytes, peer: Address = ("127.0.0.1", 9), *, now: float) -> None:
         """One inbound stream carrying `data`, then EOF."""
-        sid = self.sn.stream_accepted(peer, now)
-        self.sn.stream_data(sid, data, now)
-        self.sn.stream_closed(sid, now)
-        self.pump(now)
+        sid = self.sn.stream_accepted(peer, now=now)
+        self.sn.stream_data(sid, data, now=now)
+        self.sn.stream_closed(sid, now=now)
+        self.pump()

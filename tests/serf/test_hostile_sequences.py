@@ -12,6 +12,7 @@ stream it emitted; and nothing may have raised or been counted as an internal er
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 from typing import Any
@@ -28,6 +29,7 @@ from swimguard.protocol.outgoing import Datagram, StreamSend
 from swimguard.protocol.transmit import COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD
 from swimguard.protocol.versions import verify_protocol
 from swimguard.serf import PushPull as SerfPushPull
+from swimguard.serf import QueryParams, QueryReceived, QueryRespondError
 from swimguard.serf import decode_message as serf_decode
 from swimguard.serf import encode_message as serf_encode
 from swimguard.wire.errors import DecodeError
@@ -210,6 +212,8 @@ steps = st.one_of(
     st.tuples(st.just("udp"), st.sampled_from(UDP_SEEDS)),
     st.tuples(st.just("tcp"), push_pull_stream()),
     st.tuples(st.just("tick"), st.sampled_from([0.1, 0.5, 2.0, 10.0, 40.0])),
+    # our own query (acked, relayed, answered by us) amid the hostile input
+    st.tuples(st.just("query"), st.sampled_from([0, 1, 3])),
 )
 
 
@@ -251,15 +255,24 @@ def run_sequence(sequence: list[tuple[str, Any]]) -> SerfNode:
     seen = check_encodable(sn, 0)
     for kind, value in sequence:
         if kind == "udp":
-            sn.datagram(value, now)
+            sn.datagram(value, now=now)
         elif kind == "tcp":
-            sn.stream(value, now)
+            sn.stream(value, now=now)
+        elif kind == "query":
+            params = QueryParams(request_ack=True, relay_factor=value, timeout=1.0)
+            sn.sn.query("q", b"hi", params, now=now)
+            sn.pump()
+            for event in sn.events:
+                if isinstance(event, QueryReceived) and event.query.name == "q":
+                    with contextlib.suppress(QueryRespondError):  # answered already
+                        sn.sn.respond(event.query, b"answer", now=now)
+            sn.pump()
         else:
             now += value
-            sn.timeout(now)
+            sn.timeout(now=now)
         seen = check_encodable(sn, seen)
     # A peer can still join through us, the public way.
-    sn.stream(PUSH_PULL_STREAMS[0], now)
+    sn.stream(PUSH_PULL_STREAMS[0], now=now)
     reply = [o for o in sn.out if isinstance(o, StreamSend)][-1]
     assert isinstance(StreamDecoder().feed(reply.data), PushPull)
     return sn
@@ -294,7 +307,7 @@ def test_seeds_decode_and_reach_the_serf_layer() -> None:
     """The seeds are real: plain ones decode and their Serf messages are understood."""
     sn = SerfNode("a", config=Config.local())
     for packet in UDP_SEEDS:
-        sn.datagram(packet, 1.0)
+        sn.datagram(packet, now=1.0)
     assert sn.node.num_members > 1
     assert sn.serf.status_ltime("b") is not None or sn.serf.status_ltime("a") is not None
     assert not [k for k in sn.serf.drops if "utf8" in k or k.startswith("name_")]
@@ -310,5 +323,5 @@ def test_a_value_that_decodes_but_cannot_be_kept_is_not_a_decode_error() -> None
     except DecodeError:
         pytest.fail("a non-UTF-8 name must decode (Go peers keep such names)")
     sn = SerfNode("a")
-    sn.datagram(encode_packet(raw), 1.0)
+    sn.datagram(encode_packet(raw), now=1.0)
     assert sn.node.drops["name_not_utf8"] == 1

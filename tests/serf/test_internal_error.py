@@ -69,7 +69,7 @@ def test_a_rule_that_raises_once_leaves_the_node_working(monkeypatch: pytest.Mon
     assert {s.name for s in reply_of(sn).states} == {"a", "b", "c"}
     assert_consistent(sn.node)
     # The suspicion still runs its course.
-    sn.timeout(1000.0)
+    sn.timeout(now=1000.0)
     assert sn.node.member("b").state.name == "DEAD"  # type: ignore[union-attr]
     assert_consistent(sn.node)
 
@@ -82,7 +82,7 @@ def test_a_state_hook_that_raises_once_closes_the_stream_and_joins_go_on(
     raise_once(monkeypatch, SerfLayer, "local_state")
     with pytest.raises(Injected):
         sn.stream(first, now=1.0)
-    sn.pump(1.0)
+    sn.pump()
     # The connection is closed (not held open by the driver until the peer gives up).
     assert isinstance(sn.out[-1], StreamClose)
     assert_consistent(sn.node)

@@ -30,18 +30,18 @@ def user_packet(data: bytes) -> bytes:
 def test_a_serf_message_comes_out_as_a_serf_event_and_is_regossiped_in_the_same_input() -> None:
     sn = serf_node()
     assert [type(e) for e in sn.take_events()] == [MemberJoined]
-    sn.receive_datagram(alive_of_b(), PEER, 0.5)
+    sn.receive_datagram(alive_of_b(), PEER, now=0.5)
     sn.take_events()
     event = SerfLayer("c").user_event("deploy", b"v1")
-    sn.receive_datagram(user_packet(event), PEER, 1.0)
+    sn.receive_datagram(user_packet(event), PEER, now=1.0)
     assert sn.take_events() == [UserEventReceived("deploy", b"v1", 1, True)]
     # The re-gossip is already in the node's queues: the next gossip round carries it.
     sn.take_outgoing()
-    sn.handle_timeout(1.0 + Config.lan().gossip_interval)
+    sn.handle_timeout(now=1.0 + Config.lan().gossip_interval)
     sent = b"".join(o.data for o in sn.take_outgoing() if isinstance(o, Datagram))
     assert event in sent
     # Seen again: deduplicated, nothing new to report.
-    sn.receive_datagram(user_packet(event), PEER, 2.0)
+    sn.receive_datagram(user_packet(event), PEER, now=2.0)
     assert sn.take_events() == []
 
 
@@ -54,7 +54,7 @@ def alive_of_b() -> bytes:
 def test_other_user_messages_pass_through() -> None:
     sn = serf_node()
     sn.take_events()
-    sn.receive_datagram(user_packet(b"hello"), PEER, 1.0)
+    sn.receive_datagram(user_packet(b"hello"), PEER, now=1.0)
     assert sn.take_events() == [UserMessage(b"hello")]
 
 
@@ -64,15 +64,15 @@ def test_leave_gossips_the_intent_first_and_starts_the_memberlist_leave_at_a_dea
     config = Config.lan()
     wait = leave_intent_wait(config, 4.0)
     assert wait == min(2.0, max(3 * config.gossip_interval, 0.1))
-    sn.leave(10.0, 4.0)
+    sn.leave(4.0, now=10.0)
     assert sn.serf.leaving
     deadline = sn.next_deadline()
     assert deadline is not None
     assert deadline <= 10.0 + wait
     assert not sn.node.has_left  # type: ignore[attr-defined]
-    sn.handle_timeout(10.0 + wait / 2)  # early: the leave still waits
+    sn.handle_timeout(now=10.0 + wait / 2)  # early: the leave still waits
     assert not sn.node.has_left  # type: ignore[attr-defined]
-    sn.handle_timeout(10.0 + wait)
+    sn.handle_timeout(now=10.0 + wait)
     assert sn.node.has_left  # type: ignore[attr-defined]
     # Alone, the memberlist leave completes at once.
     assert LeaveCompleted(timed_out=False) in sn.take_events()
@@ -81,7 +81,7 @@ def test_leave_gossips_the_intent_first_and_starts_the_memberlist_leave_at_a_dea
 def test_serf_drops_are_prefixed_and_bad_serf_messages_are_not_events() -> None:
     sn = serf_node()
     sn.take_events()
-    sn.receive_datagram(user_packet(b"\x05\xc1"), PEER, 1.0)  # a user event, not msgpack
+    sn.receive_datagram(user_packet(b"\x05\xc1"), PEER, now=1.0)  # a user event, not msgpack
     assert sn.take_events() == []
     assert sn.drops["serf_malformed"] == 1
 
@@ -100,14 +100,14 @@ def test_an_application_that_brings_its_own_state_keeps_push_pull_to_itself() ->
     app = State()
     a = serf_node(hooks=app)
     b = serf_node("b")
-    a.join([PEER], 1.0)
+    a.join([PEER], now=1.0)
     out = a.take_outgoing()
     request = b"".join(o.data for o in out if isinstance(o, StreamSend))
-    sid = b.stream_accepted(HERE, 1.0)
-    b.stream_data(sid, request, 1.0)
+    sid = b.stream_accepted(HERE, now=1.0)
+    b.stream_data(sid, request, now=1.0)
     reply = b"".join(o.data for o in b.take_outgoing() if isinstance(o, StreamSend))
     a_sid = next(o.stream_id for o in out if isinstance(o, StreamOpen))
-    a.stream_data(a_sid, reply, 1.1)
+    a.stream_data(a_sid, reply, now=1.1)
     # b (Serf's state) refused a's application state as not Serf's; a's application got
     # b's Serf state (type 0x02) and the Serf layer of a saw none of it.
     assert b.drops["serf_state_type"] == 1

@@ -23,7 +23,7 @@ from swimguard.protocol.outgoing import (
 
 
 class FakeNode:
-    def __init__(self, name: str, addr: Address, rng: random.Random, now: float) -> None:
+    def __init__(self, name: str, addr: Address, rng: random.Random, *, now: float) -> None:
         self.name = name
         self.addr = addr
         self.rng = rng
@@ -39,20 +39,20 @@ class FakeNode:
         self.leaving = False
         self.received: list[tuple[float, Address, bytes]] = []
 
-    def join(self, seeds: Sequence[Address], now: float) -> None:
+    def join(self, seeds: Sequence[Address], *, now: float) -> None:
         for seed in seeds:
             if seed not in self.peers:
                 self.peers.append(seed)
             self.out.append(Datagram(seed, b"hello"))
 
-    def leave(self, now: float, timeout: float) -> None:
+    def leave(self, timeout: float, *, now: float) -> None:
         self.leaving = True
         self.deadline = now + 0.1
 
-    def update_meta(self, meta: bytes, now: float) -> None:
+    def update_meta(self, meta: bytes, *, now: float) -> None:
         pass
 
-    def receive_datagram(self, data: bytes, sender: Address, now: float) -> None:
+    def receive_datagram(self, data: bytes, sender: Address, *, now: float) -> None:
         self.received.append((now, sender, data))
         if sender not in self.peers:
             self.peers.append(sender)
@@ -61,7 +61,7 @@ class FakeNode:
         elif data.startswith(b"ack "):
             self.events.append(UserMessage(data))
 
-    def call_stream(self, peer: Address, now: float) -> int:
+    def call_stream(self, peer: Address, *, now: float) -> int:
         sid = self.next_stream
         self.next_stream += 1
         self.out += [
@@ -72,24 +72,24 @@ class FakeNode:
         ]
         return sid
 
-    def stream_accepted(self, peer: Address, now: float) -> int:
+    def stream_accepted(self, peer: Address, *, now: float) -> int:
         sid = 1000 + self.next_stream
         self.next_stream += 1
         self.inbound[sid] = b""
         return sid
 
-    def stream_data(self, stream_id: int, data: bytes, now: float) -> None:
+    def stream_data(self, stream_id: int, data: bytes, *, now: float) -> None:
         self.inbound[stream_id] += data
 
-    def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
+    def stream_closed(self, stream_id: int, error: str | None = None, *, now: float) -> None:
         self.closed.append((stream_id, error))
         if stream_id in self.inbound:
             self.events.append(UserMessage(b"stream:" + self.inbound.pop(stream_id)))
 
-    def report_loop_lag(self, lag: float, now: float) -> None:
+    def report_loop_lag(self, lag: float, *, now: float) -> None:
         self.lags.append(lag)
 
-    def handle_timeout(self, now: float) -> None:
+    def handle_timeout(self, *, now: float) -> None:
         if self.leaving:
             self.events.append(LeaveCompleted(timed_out=False))
             self.deadline = now + 1000.0

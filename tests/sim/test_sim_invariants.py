@@ -20,8 +20,8 @@ from swimguard.sim.invariants import (
 )
 
 
-def fake(name: str, addr: Address, rng: random.Random, now: float) -> FakeNode:
-    return FakeNode(name, addr, rng, now)
+def fake(name: str, addr: Address, rng: random.Random, *, now: float) -> FakeNode:
+    return FakeNode(name, addr, rng, now=now)
 
 
 def setup() -> SimCluster:

@@ -16,8 +16,8 @@ from swimguard.sim.network import LinkModel
 from swimguard.sim.slow import SlowSpec
 
 
-def fake(name: str, addr: Address, rng: random.Random, now: float) -> FakeNode:
-    return FakeNode(name, addr, rng, now)
+def fake(name: str, addr: Address, rng: random.Random, *, now: float) -> FakeNode:
+    return FakeNode(name, addr, rng, now=now)
 
 
 class Recorder:
@@ -111,13 +111,13 @@ def test_streams_in_order_eof_and_refused() -> None:
     c = build(3, seed=5)
     rec = Recorder()
     c.add_listener(rec)
-    c.call("m1", lambda node, now: node.call_stream(c.member("m2").addr, now))  # type: ignore[attr-defined]
+    c.call("m1", lambda node, now: node.call_stream(c.member("m2").addr, now=now))  # type: ignore[attr-defined]
     c.run_for(1)
     assert c.now - 1 <= rec.seen[-1][0]
     assert rec.seen[-1][1:] == ("m2", b"stream:part1;part2")
     c.crash("m2")
     sid: list[int] = []
-    c.call("m1", lambda node, now: sid.append(node.call_stream(c.member("m2").addr, now)))  # type: ignore[attr-defined]
+    c.call("m1", lambda node, now: sid.append(node.call_stream(c.member("m2").addr, now=now)))  # type: ignore[attr-defined]
     c.run_for(1)
     assert (sid[0], "connection refused") in c.member("m1").node.closed  # type: ignore[attr-defined]
 
@@ -205,13 +205,13 @@ def test_stall_holds_inputs_and_fires_the_overdue_timer_first() -> None:
     log: list[tuple[str, float]] = []
     lag_of, receive = m0.report_loop_lag, m0.receive_datagram
 
-    def report(lag: float, now: float) -> None:
+    def report(lag: float, *, now: float) -> None:
         log.append(("timer", now))
-        lag_of(lag, now)
+        lag_of(lag, now=now)
 
-    def got(data: bytes, sender: Address, now: float) -> None:
+    def got(data: bytes, sender: Address, *, now: float) -> None:
         log.append((data.decode(), now))
-        receive(data, sender, now)
+        receive(data, sender, now=now)
 
     m0.report_loop_lag = report  # type: ignore[method-assign]
     m0.receive_datagram = got  # type: ignore[method-assign]
@@ -230,9 +230,9 @@ def test_stall_holds_inputs_and_fires_the_overdue_timer_first() -> None:
 def test_a_member_factory_builds_that_member_also_after_a_restart() -> None:
     built: list[str] = []
 
-    def marked(name: str, addr: Address, rng: random.Random, now: float) -> FakeNode:
+    def marked(name: str, addr: Address, rng: random.Random, *, now: float) -> FakeNode:
         built.append(name)
-        return FakeNode(name, addr, rng, now)
+        return FakeNode(name, addr, rng, now=now)
 
     c = build(2, seed=1)
     c.add_member("x", ["m0"], factory=marked)
@@ -251,8 +251,8 @@ def test_udp_loss_on_one_link_leaves_streams_alone() -> None:
     c.network.set_link(m1.index, m2.index, LinkModel(loss=1.0))
     c.run_for(0.01)
     start = c.now
-    c.call("m1", lambda node, now: node.join([m2.addr], now))  # m1 now pings m2 too
-    c.call("m1", lambda node, now: node.call_stream(m2.addr, now))  # type: ignore[attr-defined]
+    c.call("m1", lambda node, now: node.join([m2.addr], now=now))  # m1 now pings m2 too
+    c.call("m1", lambda node, now: node.call_stream(m2.addr, now=now))  # type: ignore[attr-defined]
     c.run_for(20)
     assert not [r for r in m2.node.received if r[0] > start and r[1] == m1.addr]  # type: ignore[attr-defined]
     assert ("m2", b"stream:part1;part2") in [s[1:] for s in rec.seen]

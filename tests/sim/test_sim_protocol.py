@@ -81,7 +81,7 @@ def test_partition_heals_after_rejoin(sim_seed: int) -> None:
     assert all(_gone(c.view("m9"), f"m{i}") for i in range(5))
     c.network.heal()
     # memberlist never probes the dead; Serf's reconnect (a join) is what merges the sides.
-    c.call("m0", lambda node, now: node.join([c.member("m7").addr], now))
+    c.call("m0", lambda node, now: node.join([c.member("m7").addr], now=now))
     assert c.run_until_true(lambda: not convergence_gaps(c), c.now + 30, 0.5)
     check_converged(c)
 

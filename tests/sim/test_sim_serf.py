@@ -13,6 +13,7 @@ import pytest
 from sim_helpers import replay
 
 from swimguard.config import Config
+from swimguard.protocol.api import NodeAPI, NodeFactory
 from swimguard.protocol.events import MemberFailed, MemberLeft
 from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address
@@ -27,13 +28,12 @@ from swimguard.serf.node import SerfNode
 from swimguard.sim.cluster import SimCluster, SimMember
 from swimguard.sim.invariants import attach_all, check_converged
 from swimguard.sim.network import LinkModel
-from swimguard.sim.nodeapi import NodeFactory, SimNode
 from swimguard.sim.scenarios import start_cluster
 
 
 def serf_factory(config: Config) -> NodeFactory:
-    def make(name: str, addr: Address, rng: random.Random, now: float) -> SimNode:
-        node: SimNode = SerfNode(config, name=name, advertise=addr, rng=rng, now=now)  # type: ignore[assignment]
+    def make(name: str, addr: Address, rng: random.Random, *, now: float) -> NodeAPI:
+        node: NodeAPI = SerfNode(config, name=name, advertise=addr, rng=rng, now=now)  # type: ignore[assignment]
         return node
 
     return make
@@ -122,9 +122,9 @@ def test_the_leave_starts_after_the_intent_wait() -> None:
 def test_a_user_event_reaches_every_member_once() -> None:
     c, log = serf_cluster(8, 14, "test_sim_serf.py", link=LinkModel(loss=0.05))
 
-    def fire(node: SimNode, now: float) -> None:
+    def fire(node: NodeAPI, now: float) -> None:
         assert isinstance(node, SerfNode)
-        node.user_event("deploy", b"v1", now)
+        node.user_event("deploy", b"v1", now=now)
 
     c.call("m2", fire)
     c.run_for(20.0)
@@ -137,9 +137,9 @@ def test_a_user_event_reaches_every_member_once() -> None:
 def test_a_late_joiner_gets_user_events_and_intents_from_push_pull_state() -> None:
     c, log = serf_cluster(4, 15, "test_sim_serf.py")
 
-    def fire(node: SimNode, now: float) -> None:
+    def fire(node: NodeAPI, now: float) -> None:
         assert isinstance(node, SerfNode)
-        node.user_event("config", b"x", now)
+        node.user_event("config", b"x", now=now)
 
     c.call("m1", fire)
     c.run_for(60.0)  # long after the broadcast stopped being retransmitted
@@ -181,7 +181,7 @@ def test_a_serf_cluster_replays_identically() -> None:
         c = start_cluster(
             5, seed=31, factory=serf_factory(Config.lan()), settle=20.0, trace=True
         )
-        c.call("m1", lambda node, now: node.user_event("e", b"", now))  # type: ignore[attr-defined]
+        c.call("m1", lambda node, now: node.user_event("e", b"", now=now))  # type: ignore[attr-defined]
         c.leave("m2")
         c.run_for(20.0)
         return c.trace_digest()

@@ -21,7 +21,7 @@ def _warm(n: int, seed: int, trace: bool = False) -> SimCluster:
 
 
 def _shared(c: SimCluster) -> int:
-    """Records held by more than one member table."""
+    """Records held by more than one member table (sharing is storage: no output shows it)."""
     tables = [m.node._table for m in c.members if isinstance(m.node, Node)]
     return sum(rec.shared for t in tables for rec in t.order)
 

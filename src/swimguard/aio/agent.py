@@ -18,6 +18,8 @@ from types import TracebackType
 
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_event import AgentEvent, EventRouter
+from swimguard.aio.agent_keys import AgentKeys
+from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
@@ -54,7 +56,7 @@ __all__ = [
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent:
+class Agent(AgentKeys, AgentMetrics):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one
@@ -117,7 +119,7 @@ class Agent:
         self._closed = False
         self._started = False
         self._events: EventBuffer[AgentEvent] = EventBuffer(self.options.event_buffer)
-        self._router = EventRouter(self._events)
+        self._router = EventRouter(self._events, self._event_filters())
         self._join_lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------
@@ -373,7 +375,7 @@ class Agent:
         data = bytes(payload)
         # Validated first: a too-large event raises here, not inside the driver.
         node.serf.check_user_event(name, data)
-        driver.input(lambda now: node.user_event(name, data, now, coalesce=coalesce))
+        driver.input(lambda now: node.user_event(name, data, now=now, coalesce=coalesce))
 
     # -- helpers ------------------------------------------------------------------
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Sequence
+from typing import Protocol
 
 from swimguard.aio.driver import NodeEvent
 from swimguard.aio.event_buffer import EventBuffer, EventsLost
@@ -22,12 +24,12 @@ from swimguard.protocol.events import (
 from swimguard.serf.events import (
     JoinIntentReceived,
     LeaveIntentReceived,
+    NameConflictResolved,
     QueryReceived,
-    QueryResponseReceived,
     UserEventReceived,
 )
 
-__all__ = ["PUBLISHED", "AgentEvent", "EventRouter"]
+__all__ = ["PUBLISHED", "AgentEvent", "EventFilter", "EventRouter"]
 
 AgentEvent = (
     MemberJoined
@@ -41,11 +43,13 @@ AgentEvent = (
     | LeaveIntentReceived
     | UserEventReceived
     | QueryReceived
-    | QueryResponseReceived
+    | NameConflictResolved
     | EventsLost
 )
 """What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`, the
-Serf events of `swimguard.serf` when `serf_compat` is on, and `EventsLost`."""
+Serf events of `swimguard.serf` when `serf_compat` is on (a `QueryReceived` comes with a
+working `respond()`; the acks and responses to our own queries go to their `QueryHandle`),
+and `EventsLost`."""
 
 PUBLISHED = (
     MemberJoined,
@@ -59,18 +63,31 @@ PUBLISHED = (
     LeaveIntentReceived,
     UserEventReceived,
     QueryReceived,
-    QueryResponseReceived,
+    NameConflictResolved,
 )
 """The node's events the application sees. The others are the agent's business (join and
 leave completions wake `join()`/`leave()`) or nobody's (ping round trips, push/pull state
 that the node already merged)."""
 
 
+class EventFilter(Protocol):
+    """A part of the agent that sees each node event first (queries, name conflicts)."""
+
+    def filter(self, event: NodeEvent) -> NodeEvent | None:
+        """The event to pass on (possibly replaced), or None when it was consumed."""
+
+    def close(self) -> None:
+        """The agent closed."""
+
+
 class EventRouter:
     """Hands each node event to the application's buffer or to the call waiting for it."""
 
-    def __init__(self, buffer: EventBuffer[AgentEvent]) -> None:
+    def __init__(
+        self, buffer: EventBuffer[AgentEvent], filters: Sequence[EventFilter] = ()
+    ) -> None:
         self.buffer = buffer
+        self._filters = tuple(filters)
         self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
         self._leaves: list[asyncio.Future[LeaveCompleted]] = []
 
@@ -87,6 +104,11 @@ class EventRouter:
         return waiter
 
     def route(self, event: NodeEvent) -> None:
+        for part in self._filters:
+            routed = part.filter(event)
+            if routed is None:
+                return
+            event = routed
         if isinstance(event, JoinCompleted):
             # One event per join() call, in call order; a timed-out call's waiter
             # is cancelled but still takes its (late) event.
@@ -111,4 +133,6 @@ class EventRouter:
                 waiter.set_exception(UsageError("agent closed"))
         self._joins.clear()
         self._leaves.clear()
+        for part in self._filters:
+            part.close()
         self.buffer.close()

@@ -61,7 +61,7 @@ class Deadlines(Generic[K]):
             heapq.heappop(heap)
         return None
 
-    def pop_due(self, now: float) -> K | None:
+    def pop_due(self, *, now: float) -> K | None:
         """Remove and return the earliest key due at `now`, or None."""
         heap = self._heap
         while heap:

@@ -34,6 +34,7 @@ from swimguard.protocol.hooks import AliveHook, ConflictHook
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.names import name_problem
 from swimguard.protocol.scaling import suspicion_timeout
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord, MemberTable, SharedView
 from swimguard.protocol.timers import LEAVE_TIMEOUT, SuspicionTimeout, Timer
@@ -67,6 +68,7 @@ class Membership:
         self,
         config: Config,
         *,
+        stats: ProtocolStats,
         name: str,
         addr_bytes: bytes,
         port: int,
@@ -83,6 +85,7 @@ class Membership:
         now: float,
     ) -> None:
         self._config = config
+        self._stats = stats
         self._name = name
         self._addr_bytes = addr_bytes
         self._port = port
@@ -123,7 +126,7 @@ class Membership:
         """Know every member of `view` (records shared until changed, `MemberTable.adopt`)."""
         self.table.adopt(view, self.self_record, self._rng)
 
-    def leave(self, now: float, timeout: float) -> None:
+    def leave(self, timeout: float, *, now: float) -> None:
         """Broadcast our own death; `LeaveCompleted` once it went out or after `timeout`."""
         if self._left:
             self._events.append(LeaveCompleted(timed_out=False))
@@ -131,7 +134,7 @@ class Membership:
         self._left = True
         me = self.self_record
         self._leave_waiting = True
-        self.dead_node(Dead(incarnation=me.incarnation, node=self._name, from_=self._name), now)
+        self.dead_node(Dead(incarnation=me.incarnation, node=self._name, from_=self._name), now=now)
         if not self.any_alive():
             self.leave_done(timed_out=False)
         elif self._leave_waiting and timeout > 0:
@@ -142,14 +145,16 @@ class Membership:
         if self._leave_waiting:
             self.leave_done(timed_out=True)
 
-    def reset_nodes(self, now: float) -> None:
+    def reset_nodes(self, *, now: float) -> None:
         """Purge long-dead members and reshuffle the probe order (memberlist `resetNodes`)."""
         cfg = self._config
-        dropped = self.table.reset(now, self._rng, cfg.gossip_to_the_dead_time, cfg.reap_left_nodes)
+        dropped = self.table.reset(
+            self._rng, cfg.gossip_to_the_dead_time, cfg.reap_left_nodes, now=now
+        )
         for rec in dropped:
             self.suspicions.pop(rec.name, None)
 
-    def postpone(self, lag: float, now: float) -> None:
+    def postpone(self, lag: float, *, now: float) -> None:
         """Loop lag: running suspicions do not count the time we were frozen."""
         for name, susp in self.suspicions.items():
             susp.start += lag
@@ -158,8 +163,8 @@ class Membership:
     def alive_node(
         self,
         a: Alive,
-        now: float,
         *,
+        now: float,
         bootstrap: bool = False,
         on_finished: Callable[[], None] | None = None,
     ) -> None:
@@ -238,15 +243,15 @@ class Membership:
             return
         if is_local and a.incarnation < rec.incarnation:
             return
-        self._cancel_suspicion(a.node)
+        refuted = self._cancel_suspicion(a.node)
         old_state = rec.state
         old_meta = rec.meta
         if not bootstrap and is_local:
             if a.incarnation == rec.incarnation and meta == rec.meta and vsn == rec.vsn:
                 return
-            rec = self._refute(rec, a.incarnation, now)
+            rec = self._refute(rec, a.incarnation, now=now)
         else:
-            self._tx.broadcast_member(a.node, a, now, on_finished)
+            self._tx.broadcast_member(a.node, a, on_finished, now=now)
             rec = table.set_alive(
                 rec,
                 incarnation=a.incarnation,
@@ -257,6 +262,10 @@ class Membership:
                 port=a.port,
                 now=now,
             )
+        stats = self._stats
+        stats.msg_alive += 1
+        if refuted and old_state is SUSPECT:
+            stats.suspicions_refuted += 1
         if old_state is DEAD or old_state is LEFT:
             self._events.append(MemberJoined(rec.snapshot()))
         elif old_meta != rec.meta or old_state is SUSPECT:
@@ -264,7 +273,7 @@ class Membership:
             # consumer that saw MemberSuspected would believe it suspect forever.
             self._events.append(MemberUpdated(rec.snapshot()))
 
-    def suspect_node(self, s: Suspect, now: float) -> None:
+    def suspect_node(self, s: Suspect, *, now: float) -> None:
         """memberlist `suspectNode`: an accusation, or a confirmation of a running suspicion."""
         rec = self.table.get(s.node)
         if rec is None or s.incarnation < rec.incarnation:
@@ -277,7 +286,7 @@ class Membership:
         susp = self.suspicions.get(s.node)
         if susp is not None:
             if susp.confirm(s.from_):
-                self._tx.broadcast_member(s.node, s, now)
+                self._tx.broadcast_member(s.node, s, now=now)
                 # Already overdue (memberlist fires at once): due now, never in the past,
                 # so a driver does not mistake the gap for loop lag.
                 self._deadlines.set(SuspicionTimeout(s.node), max(susp.deadline, now))
@@ -285,12 +294,14 @@ class Membership:
         if rec.state is not ALIVE:
             return
         if s.node == self._name:
-            self._refute(rec, s.incarnation, now)
+            self._refute(rec, s.incarnation, now=now)
             return
-        self._tx.broadcast_member(s.node, s, now)
+        self._tx.broadcast_member(s.node, s, now=now)
         cfg = self._config
-        rec = self.table.set_state(rec, SUSPECT, s.incarnation, now)
+        rec = self.table.set_state(rec, SUSPECT, s.incarnation, now=now)
         n = len(self.table)
+        self._stats.msg_suspect += 1
+        self._stats.suspicions_started += 1
         k = cfg.suspicion_mult - 2
         if n - 2 < k or not cfg.lha_suspicion:
             k = 0
@@ -299,24 +310,30 @@ class Membership:
             # Our own slowness (not the suspect's) is what a high score means: wait longer.
             min_ = self._awareness.scale_timeout(min_)
         max_ = cfg.suspicion_max_timeout_mult * min_ if cfg.lha_suspicion else min_
-        susp = Suspicion(s.from_, k, min_, max_, now)
+        susp = Suspicion(s.from_, k, min_, max_, now=now)
         self.suspicions[s.node] = susp
         self._deadlines.set(SuspicionTimeout(s.node), susp.deadline)
         self._events.append(MemberSuspected(rec.snapshot()))
 
-    def suspicion_expired(self, name: str, now: float) -> None:
+    def suspicion_expired(self, name: str, *, now: float) -> None:
         """The `SuspicionTimeout` timer: a suspect not refuted in time is dead."""
         susp = self.suspicions.pop(name, None)
         rec = self.table.get(name)
-        if susp is None or rec is None or rec.state is not SUSPECT:
+        if susp is not None and rec is not None and rec.state is SUSPECT:
+            self._stats.suspicions_confirmed += 1
+            if susp.k > 0 and susp.n < susp.k:  # Lifeguard wanted more confirmations
+                self._stats.degraded_timeout += 1
+        else:
             return
-        self.dead_node(Dead(incarnation=rec.incarnation, node=name, from_=self._name), now)
+        self.dead_node(Dead(incarnation=rec.incarnation, node=name, from_=self._name), now=now)
 
-    def _cancel_suspicion(self, name: str) -> None:
+    def _cancel_suspicion(self, name: str) -> bool:
         if self.suspicions.pop(name, None) is not None:
             self._deadlines.cancel(SuspicionTimeout(name))
+            return True
+        return False
 
-    def dead_node(self, d: Dead, now: float) -> None:
+    def dead_node(self, d: Dead, *, now: float) -> None:
         """memberlist `deadNode`: `d.node` failed, or left (`from_` is itself)."""
         rec = self.table.get(d.node)
         if rec is None or d.incarnation < rec.incarnation:
@@ -331,17 +348,18 @@ class Membership:
             return
         if d.node == self._name:
             if not self._left:
-                self._refute(rec, d.incarnation, now)
+                self._refute(rec, d.incarnation, now=now)
                 return
-            self._tx.broadcast_member(d.node, d, now, self._leave_broadcast_sent)
+            self._tx.broadcast_member(d.node, d, self._leave_broadcast_sent, now=now)
         else:
-            self._tx.broadcast_member(d.node, d, now)
+            self._tx.broadcast_member(d.node, d, now=now)
         state = LEFT if d.node == d.from_ else DEAD
-        rec = self.table.set_state(rec, state, d.incarnation, now)
+        rec = self.table.set_state(rec, state, d.incarnation, now=now)
         snap = rec.snapshot()
+        self._stats.msg_dead += 1
         self._events.append(MemberLeft(snap) if rec.state is LEFT else MemberFailed(snap))
 
-    def _refute(self, rec: MemberRecord, accused: int, now: float) -> MemberRecord:
+    def _refute(self, rec: MemberRecord, accused: int, *, now: float) -> MemberRecord:
         if accused >= U32:
             # Nothing outbids the top of the range: every peer (memberlist compares plain
             # uint32) ignores an alive at or below what it holds, so it will fail us. Only a
@@ -355,11 +373,12 @@ class Membership:
             inc = self.next_incarnation()
             if accused >= inc:
                 inc = self._skip_incarnation(accused - inc + 1)
+        self._stats.refutations += 1
         if self._config.lha_probe:
             self._awareness.apply_delta(1)
-        return self._announce_self(rec, inc, now)
+        return self._announce_self(rec, inc, now=now)
 
-    def maybe_refresh(self, now: float) -> None:
+    def maybe_refresh(self, *, now: float) -> None:
         """Slow refresh (swimguard extension, see `Config.slow_refresh_interval`)."""
         cfg = self._config
         if (
@@ -373,12 +392,12 @@ class Membership:
         if rec is None or rec.state is not ALIVE:
             return
         self.refreshes += 1
-        self._announce_self(rec, self.next_incarnation(), now)
+        self._announce_self(rec, self.next_incarnation(), now=now)
 
-    def _announce_self(self, rec: MemberRecord, inc: int, now: float) -> MemberRecord:
+    def _announce_self(self, rec: MemberRecord, inc: int, *, now: float) -> MemberRecord:
         rec = self.table.set_incarnation(rec, inc)
         self._next_refresh = now + self._config.slow_refresh_interval  # a refutation counts
-        self._tx.broadcast_member(rec.name, self.own_alive(inc, rec.meta), now)
+        self._tx.broadcast_member(rec.name, self.own_alive(inc, rec.meta), now=now)
         return rec
 
     def own_alive(self, incarnation: int, meta: bytes) -> Alive:
@@ -405,7 +424,7 @@ class Membership:
         self._incarnation = min(self._incarnation + offset, U32)
         return self._incarnation
 
-    def merge_state(self, states: Sequence[PushNodeState], now: float) -> None:
+    def merge_state(self, states: Sequence[PushNodeState], *, now: float) -> None:
         """memberlist `mergeState`: apply a verified push/pull's member states."""
         me = self._name
         alive, suspect, dead, left = _PUSH_ALIVE, _PUSH_SUSPECT, _PUSH_DEAD, _PUSH_LEFT
@@ -413,12 +432,14 @@ class Membership:
             state = st.state
             if state == alive:
                 alive_msg = _new_alive(st.incarnation, st.name, st.addr, st.port, st.meta, st.vsn)
-                self.alive_node(alive_msg, now)
+                self.alive_node(alive_msg, now=now)
             elif state == left:
-                self.dead_node(Dead(incarnation=st.incarnation, node=st.name, from_=st.name), now)
+                gone = Dead(incarnation=st.incarnation, node=st.name, from_=st.name)
+                self.dead_node(gone, now=now)
             elif state in (suspect, dead):
                 # A remote "dead" only makes us suspect (we verify ourselves).
-                self.suspect_node(Suspect(incarnation=st.incarnation, node=st.name, from_=me), now)
+                accused = Suspect(incarnation=st.incarnation, node=st.name, from_=me)
+                self.suspect_node(accused, now=now)
             else:
                 self._drops["bad_state"] += 1
 

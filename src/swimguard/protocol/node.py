@@ -29,7 +29,7 @@ from typing import assert_never
 from swimguard.config import META_MAX_SIZE, Config
 from swimguard.errors import UsageError
 from swimguard.protocol.addresses import bytes_to_host, host_to_bytes, ip_allowed
-from swimguard.protocol.awareness import Awareness
+from swimguard.protocol.awareness import Awareness, check_app_score
 from swimguard.protocol.deadlines import Deadlines
 from swimguard.protocol.events import Event, deliver_user_message
 from swimguard.protocol.hooks import (
@@ -42,12 +42,13 @@ from swimguard.protocol.hooks import (
     PingHook,
     StateHook,
 )
-from swimguard.protocol.members import Member
+from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.names import check_local_name
 from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.protocol.probing import Prober
 from swimguard.protocol.scaling import push_pull_scale
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.streams import Streams
 from swimguard.protocol.table import MemberTable, SharedView
 from swimguard.protocol.timers import (
@@ -69,7 +70,7 @@ from swimguard.protocol.versions import trusts_message_ports, uses_encryption_v1
 from swimguard.wire.encryption import Keyring
 from swimguard.wire.errors import DecodeError
 from swimguard.wire.messages import AckResp, Alive, Dead, IndirectPingReq, NackResp, Ping, Suspect
-from swimguard.wire.packet import Message, UserData, decode_packet, encode_message
+from swimguard.wire.packet import UserData, decode_packet, encode_message
 
 __all__ = ["Node"]
 
@@ -126,8 +127,11 @@ class Node:
         self._awareness = Awareness(config.awareness_max_multiplier)
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
+        self.stats = ProtocolStats()
+        """Protocol counters for metrics (the parts below bump them)."""
         self._tx = Transmitter(
             config,
+            stats=self.stats,
             name=name,
             table=self._table,
             rng=rng,
@@ -143,6 +147,7 @@ class Node:
         )
         self._membership = Membership(
             config,
+            stats=self.stats,
             name=name,
             addr_bytes=addr_bytes,
             port=port,
@@ -160,6 +165,7 @@ class Node:
         )
         self._streams = Streams(
             config,
+            stats=self.stats,
             name=name,
             rng=rng,
             table=self._table,
@@ -174,6 +180,7 @@ class Node:
         )
         self._prober = Prober(
             config,
+            stats=self.stats,
             name=name,
             addr_bytes=addr_bytes,
             port=port,
@@ -195,7 +202,9 @@ class Node:
             if len(meta) > META_MAX_SIZE:
                 raise ValueError(f"node meta is {len(meta)} bytes; the limit is {META_MAX_SIZE}")
         members = self._membership
-        members.alive_node(members.own_alive(members.next_incarnation(), meta), now, bootstrap=True)
+        members.alive_node(
+            members.own_alive(members.next_incarnation(), meta), now=now, bootstrap=True
+        )
         # Tickers start at a random phase so simulated nodes started together spread out.
         rand = rng.random
         if config.probe_interval > 0:
@@ -256,6 +265,35 @@ class Node:
         """Member broadcasts waiting for retransmission (memberlist `NumQueued`)."""
         return len(self._tx.member_q)
 
+    def count_by_state(self) -> Counter[MemberState]:
+        """How many members (ourselves included) are in each state; no snapshots made."""
+        return Counter(rec.state for rec in self._table.order)
+
+    @property
+    def user_broadcasts_queued(self) -> int:
+        """User broadcasts (Serf intents, events, queries) waiting to be gossiped."""
+        return len(self._tx.user_q)
+
+    def user_broadcasts_by_first_byte(self) -> Counter[int]:
+        """Queued user broadcasts by the first byte of their data (a Serf message type,
+        when the Serf layer queued them); one pass over the bounded queue."""
+        # Queued as an encoded user message: its type byte, then the application's bytes.
+        return Counter(msg[1] for msg in self._tx.user_q.messages() if len(msg) > 1)
+
+    def report_health(self, score: int, *, now: float) -> None:
+        """The application's own health: `score` > 0 raises the Lifeguard health score
+        like that many missed nacks (then decays as probes succeed); 0 withdraws what is
+        left of earlier reports. See `protocol.awareness` for the rule; `score` must be an
+        int in [0, awareness_max_multiplier - 1] (ValueError otherwise)."""
+        check_app_score(score, self.config.awareness_max_multiplier)
+        self.stats.health_reports += 1
+        self._awareness.report_app(score)
+
+    @property
+    def health_from_app(self) -> int:
+        """Points of `health_score` still owed to `report_health`."""
+        return self._awareness.app_points
+
     @property
     def refreshes(self) -> int:
         """How many slow refreshes we made (`Config.slow_refresh_interval`)."""
@@ -266,18 +304,18 @@ class Node:
         """How often our incarnation passed 0xFFFFFFFF and restarted at 1."""
         return self._membership.incarnation_restarts
 
-    def join(self, seeds: Sequence[Address], now: float) -> None:
+    def join(self, seeds: Sequence[Address], *, now: float) -> None:
         """Push/pull (join=True) with each seed; `JoinCompleted` once all answered or failed."""
-        self._streams.join(seeds, now)
+        self._streams.join(seeds, now=now)
 
-    def leave(self, now: float, timeout: float) -> None:
+    def leave(self, timeout: float, *, now: float) -> None:
         """Broadcast our own death (a graceful leave); `LeaveCompleted` when sent or timed out.
 
         `timeout <= 0` waits for the broadcast without limit.
         """
-        self._membership.leave(now, timeout)
+        self._membership.leave(timeout, now=now)
 
-    def preload(self, view: SharedView, now: float) -> None:
+    def preload(self, view: SharedView, *, now: float) -> None:
         """Start from a converged cluster's member list instead of joining (simulation).
 
         Every member of `view` becomes known alive at its incarnation there, without events
@@ -298,42 +336,44 @@ class Node:
             scaled = push_pull_scale(interval, len(self._table))
             self._deadlines.set(PUSH_PULL_TICK, now + scaled * self._rng.random())
 
-    def update_meta(self, meta: bytes, now: float) -> None:
+    def update_meta(self, meta: bytes, *, now: float) -> None:
         """Advertise new metadata (at most 512 bytes) with a higher incarnation."""
         meta = bytes(meta)
         if len(meta) > META_MAX_SIZE:
             raise ValueError(f"node meta is {len(meta)} bytes; the limit is {META_MAX_SIZE}")
         members = self._membership
-        members.alive_node(members.own_alive(members.next_incarnation(), meta), now, bootstrap=True)
+        members.alive_node(
+            members.own_alive(members.next_incarnation(), meta), now=now, bootstrap=True
+        )
 
-    def send_best_effort(self, to: Address, data: bytes, now: float) -> None:
+    def send_best_effort(self, to: Address, data: bytes, *, now: float) -> None:
         """A user message by UDP (memberlist `SendBestEffort`); no piggybacking."""
         payload = encode_message(UserData(bytes(data)))
         self._tx.send_raw(to, payload, self._tx.crc_for_address(to))
 
-    def send_reliable(self, to: Address, data: bytes, now: float) -> None:
+    def send_reliable(self, to: Address, data: bytes, *, now: float) -> None:
         """A user message over a stream (memberlist `SendReliable`).
 
         The receiver closes the stream once it has read the message; a connect
         failure, reset or `tcp_timeout` is counted in `drops` ("reliable_failed").
         """
-        self._streams.send_reliable(to, bytes(data), now)
+        self._streams.send_reliable(to, bytes(data), now=now)
 
-    def broadcast(self, data: bytes, now: float, key: str | None = None) -> None:
+    def broadcast(self, data: bytes, key: str | None = None, *, now: float) -> None:
         """Queue a user broadcast piggybacked on gossip; a `key` replaces the queued one."""
         if not data:
             raise ValueError("refusing to broadcast an empty message")
-        self._tx.broadcast_user(bytes(data), now, key)
+        self._tx.broadcast_user(bytes(data), key, now=now)
         if len(self._tx.user_q) > self.config.max_user_broadcasts:
             self._drops["user_broadcast_overflow"] += 1
             self._tx.user_q.prune(self.config.max_user_broadcasts)
 
-    def stream_accepted(self, peer: Address, now: float) -> int:
+    def stream_accepted(self, peer: Address, *, now: float) -> int:
         """An inbound stream from `peer` was accepted; returns the id for later calls."""
-        return self._streams.stream_accepted(peer, now)
+        return self._streams.stream_accepted(peer, now=now)
 
     def stream_data(
-        self, stream_id: int, data: bytes, now: float, *, max_work: int | None = None
+        self, stream_id: int, data: bytes, *, now: float, max_work: int | None = None
     ) -> bool:
         """Bytes received on stream `stream_id`; True if some are still to be parsed.
 
@@ -342,13 +382,13 @@ class Node:
         True the driver calls again with `data=b""` on a later turn, and should stop
         reading the stream. Buffered bytes count against the inbound memory budget.
         """
-        return self._streams.stream_data(stream_id, data, now, max_work=max_work)
+        return self._streams.stream_data(stream_id, data, now=now, max_work=max_work)
 
-    def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
+    def stream_closed(self, stream_id: int, error: str | None = None, *, now: float) -> None:
         """The peer closed the stream, it broke, or the connection could not be made."""
-        self._streams.stream_closed(stream_id, now, error)
+        self._streams.stream_closed(stream_id, error, now=now)
 
-    def report_loop_lag(self, lag: float, now: float) -> None:
+    def report_loop_lag(self, lag: float, *, now: float) -> None:
         """Driver-measured timer lateness; see `protocol.awareness` for the rule.
 
         A stall (lag above `loop_lag_threshold * probe_timeout`) raises the health
@@ -365,7 +405,7 @@ class Node:
         lag = max(0.0, lag)  # on time (or early) still counts towards paying lag debt back
         stalled = self._awareness.report_lag(
             lag,
-            now,
+            now=now,
             threshold=cfg.loop_lag_threshold * cfg.probe_timeout,
             unit=cfg.probe_timeout,
             decay_period=cfg.probe_interval,
@@ -373,43 +413,43 @@ class Node:
         if not stalled:
             return
         self.stalls += 1
-        self._prober.postpone(lag, now)
-        self._membership.postpone(lag, now)
-        self._streams.postpone(lag, now)
+        self._prober.postpone(lag, now=now)
+        self._membership.postpone(lag, now=now)
+        self._streams.postpone(lag, now=now)
 
-    def handle_timeout(self, now: float) -> None:
+    def handle_timeout(self, *, now: float) -> None:
         """Run every timer due at `now`, earliest first."""
         deadlines = self._deadlines
         while True:
-            timer = deadlines.pop_due(now)
+            timer = deadlines.pop_due(now=now)
             if timer is None:
                 return
-            self._fire(timer, now)
+            self._fire(timer, now=now)
 
-    def _fire(self, timer: Timer, now: float) -> None:
+    def _fire(self, timer: Timer, *, now: float) -> None:
         match timer:
             case ProbeTick():
-                self._prober.probe_tick(now)
+                self._prober.probe_tick(now=now)
             case ProbeIndirect():
-                self._prober.probe_indirect(now)
+                self._prober.probe_indirect(now=now)
             case ProbeTimeout():
-                self._prober.probe_timeout(now)
+                self._prober.probe_timeout(now=now)
             case GossipTick():
-                self._tx.gossip_tick(now)
+                self._tx.gossip_tick(now=now)
             case RelayTimeout(seq):
                 self._prober.relay_timeout(seq)
             case SuspicionTimeout(name):
-                self._membership.suspicion_expired(name, now)
+                self._membership.suspicion_expired(name, now=now)
             case PushPullTick():
-                self._streams.push_pull_tick(now)
+                self._streams.push_pull_tick(now=now)
             case StreamTimeout(stream_id):
-                self._streams.stream_timeout(stream_id, now)
+                self._streams.stream_timeout(stream_id, now=now)
             case LeaveTimeout():
                 self._membership.leave_timeout()
             case _:
                 assert_never(timer)
 
-    def receive_datagram(self, data: bytes, sender: Address, now: float) -> None:
+    def receive_datagram(self, data: bytes, sender: Address, *, now: float) -> None:
         """One UDP payload from `sender`."""
         errors: list[DecodeError] = []
         try:
@@ -425,40 +465,36 @@ class Node:
             return
         for err in errors:
             self._drops[err.reason] += 1
-        # Most messages are gossiped alives: hand those straight to the alive rule when
-        # `_handle_message` would neither filter nor rewrite them.
-        direct = not self._allowed_nets and trusts_message_ports(self.config.protocol_version)
-        alive_node = self._membership.alive_node
+        # Each message goes straight from this loop to its rule (no dispatch helper), so a
+        # datagram crosses one frame fewer on its way in (docs/architecture.md).
+        allowed_nets = self._allowed_nets
+        trusted_ports = trusts_message_ports(self.config.protocol_version)
+        membership, prober = self._membership, self._prober
+        alive_node = membership.alive_node
         for msg in messages:
-            if direct and type(msg) is Alive and msg.port != 0:
-                alive_node(msg, now)
+            if type(msg) is Alive:  # most messages are gossiped alives: test that first
+                if allowed_nets and not ip_allowed(allowed_nets, sender[0]):
+                    self._drops["cidr_blocked"] += 1
+                    continue
+                if not trusted_ports or msg.port == 0:
+                    msg = dataclasses.replace(msg, port=self._advertise[1])
+                alive_node(msg, now=now)
+            elif isinstance(msg, Ping):
+                prober.handle_ping(msg, sender)
+            elif isinstance(msg, AckResp):
+                prober.handle_ack(msg, now=now)
+            elif isinstance(msg, Suspect):
+                membership.suspect_node(msg, now=now)
+            elif isinstance(msg, Dead):
+                membership.dead_node(msg, now=now)
+            elif isinstance(msg, IndirectPingReq):
+                prober.handle_indirect_ping(msg, sender, now=now)
+            elif isinstance(msg, NackResp):
+                prober.handle_nack(msg)
+            elif isinstance(msg, UserData):
+                deliver_user_message(self._events, self._message_hook, msg.data)
             else:
-                self._handle_message(msg, sender, now)
+                self._drops["unexpected_message"] += 1
         if messages:
             # We still hear our peers, however late: refute ahead.
-            self._membership.maybe_refresh(now)
-
-    def _handle_message(self, msg: Message, sender: Address, now: float) -> None:
-        if type(msg) is Alive:  # most messages are gossiped alives: test that first
-            if self._allowed_nets and not ip_allowed(self._allowed_nets, sender[0]):
-                self._drops["cidr_blocked"] += 1
-                return
-            if not trusts_message_ports(self.config.protocol_version) or msg.port == 0:
-                msg = dataclasses.replace(msg, port=self._advertise[1])
-            self._membership.alive_node(msg, now)
-        elif isinstance(msg, Ping):
-            self._prober.handle_ping(msg, sender)
-        elif isinstance(msg, AckResp):
-            self._prober.handle_ack(msg, now)
-        elif isinstance(msg, Suspect):
-            self._membership.suspect_node(msg, now)
-        elif isinstance(msg, Dead):
-            self._membership.dead_node(msg, now)
-        elif isinstance(msg, IndirectPingReq):
-            self._prober.handle_indirect_ping(msg, sender, now)
-        elif isinstance(msg, NackResp):
-            self._prober.handle_nack(msg)
-        elif isinstance(msg, UserData):
-            deliver_user_message(self._events, self._message_hook, msg.data)
-        else:
-            self._drops["unexpected_message"] += 1
+            membership.maybe_refresh(now=now)

@@ -28,6 +28,7 @@ from swimguard.protocol.hooks import PingHook
 from swimguard.protocol.members import MemberState
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.outgoing import Address
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.streams import Streams
 from swimguard.protocol.table import MemberRecord, MemberTable
 from swimguard.protocol.timers import (
@@ -80,6 +81,7 @@ class Prober:
         self,
         config: Config,
         *,
+        stats: ProtocolStats,
         name: str,
         addr_bytes: bytes,
         port: int,
@@ -95,6 +97,7 @@ class Prober:
         ping_hook: PingHook | None,
     ) -> None:
         self._config = config
+        self._stats = stats
         self._name = name
         self._addr_bytes = addr_bytes
         self._port = port
@@ -118,7 +121,7 @@ class Prober:
         self._seq = (self._seq + 1) & U32
         return self._seq
 
-    def postpone(self, lag: float, now: float) -> None:
+    def postpone(self, lag: float, *, now: float) -> None:
         """Loop lag: the probe in progress does not count the time we were frozen.
 
         Deadlines are never moved into the past: a timer armed behind `now` would make
@@ -151,22 +154,22 @@ class Prober:
             return self._awareness.scale_timeout(cfg.probe_interval)
         return cfg.probe_interval
 
-    def probe_tick(self, now: float) -> None:
+    def probe_tick(self, *, now: float) -> None:
         """The `ProbeTick` timer: probe the next member unless a probe is running."""
         if self.probe is not None:
             return  # the running probe schedules the next tick when it ends
-        target = self._next_probe_target(now)
+        target = self._next_probe_target(now=now)
         if target is None:
             self._deadlines.set(PROBE_TICK, now + self._config.probe_interval)
             return
-        self._start_probe(target, now)
+        self._start_probe(target, now=now)
 
-    def _next_probe_target(self, now: float) -> MemberRecord | None:
+    def _next_probe_target(self, *, now: float) -> MemberRecord | None:
         table = self._table
         checks = 0
         while checks < len(table.order):
             if table.probe_index >= len(table.order):
-                self._membership.reset_nodes(now)
+                self._membership.reset_nodes(now=now)
                 table.probe_index = 0
                 checks += 1
                 continue
@@ -178,10 +181,12 @@ class Prober:
             return rec
         return None
 
-    def _start_probe(self, rec: MemberRecord, now: float) -> None:
+    def _start_probe(self, rec: MemberRecord, *, now: float) -> None:
         cfg = self._config
         seq = self._next_seq()
         interval = self._probe_interval()
+        if interval > cfg.probe_interval:
+            self._stats.degraded_probe += 1
         probe = ProbeState(
             seq=seq,
             target=rec.name,
@@ -203,7 +208,7 @@ class Prober:
         self._deadlines.set(PROBE_INDIRECT, probe.direct_deadline)
         self._deadlines.set(PROBE_TIMEOUT, probe.deadline)
 
-    def probe_indirect(self, now: float) -> None:
+    def probe_indirect(self, *, now: float) -> None:
         """The `ProbeIndirect` timer: no direct ack; indirect pings and the TCP ping."""
         probe = self.probe
         if probe is None or probe.indirect:
@@ -249,7 +254,7 @@ class Prober:
         probe.tcp_stream = None
         return True
 
-    def _probe_acked(self, probe: ProbeState, payload: bytes | None, now: float) -> None:
+    def _probe_acked(self, probe: ProbeState, payload: bytes | None, *, now: float) -> None:
         if not probe.indirect:
             rec = self._table.get(probe.target)
             if rec is not None:
@@ -259,16 +264,16 @@ class Prober:
                 self._events.append(PingCompleted(member=member, rtt=rtt, payload=data))
                 if self._ping_hook is not None:
                     self._ping_hook.notify_ping_complete(member, rtt, data)
-        self._finish_probe(probe, now, success=True)
+        self._finish_probe(probe, now=now, success=True)
 
-    def probe_timeout(self, now: float) -> None:
+    def probe_timeout(self, *, now: float) -> None:
         """The `ProbeTimeout` timer: the probe failed unless the TCP ping was acked."""
         probe = self.probe
         if probe is None:
             return
-        self._finish_probe(probe, now, success=probe.tcp_ok)
+        self._finish_probe(probe, now=now, success=probe.tcp_ok)
 
-    def _finish_probe(self, probe: ProbeState, now: float, *, success: bool) -> None:
+    def _finish_probe(self, probe: ProbeState, *, now: float, success: bool) -> None:
         cfg = self._config
         self.probe = None
         self._deadlines.cancel(PROBE_INDIRECT)
@@ -276,17 +281,19 @@ class Prober:
         if probe.tcp_stream is not None:
             self._streams.close_if_open(probe.tcp_stream)
         self._deadlines.set(PROBE_TICK, max(probe.start + cfg.probe_interval, now))
+        self._stats.probe_node.observe(now - probe.start)
         if success:
             if cfg.lha_probe:
                 self._awareness.apply_delta(-1)
             return
+        self._stats.probe_failed += 1
         if cfg.lha_probe:
             if probe.expected_nacks > 0:
                 self._awareness.apply_delta(max(0, probe.expected_nacks - probe.nacks))
             else:
                 self._awareness.apply_delta(1)
         self._membership.suspect_node(
-            Suspect(incarnation=probe.incarnation, node=probe.target, from_=self._name), now
+            Suspect(incarnation=probe.incarnation, node=probe.target, from_=self._name), now=now
         )
 
     def handle_ping(self, ping: Ping, sender: Address) -> None:
@@ -309,7 +316,7 @@ class Prober:
             return (host, port)
         return sender
 
-    def handle_indirect_ping(self, ind: IndirectPingReq, sender: Address, now: float) -> None:
+    def handle_indirect_ping(self, ind: IndirectPingReq, sender: Address, *, now: float) -> None:
         """memberlist `handleIndirectPing`: ping the target for the requester."""
         port = ind.port
         if not trusts_message_ports(self._config.protocol_version) or port == 0:
@@ -332,11 +339,11 @@ class Prober:
         if relay is not None and relay.nack:
             self._tx.send_msg(relay.origin, encode_message(NackResp(seq_no=relay.origin_seq)))
 
-    def handle_ack(self, ack: AckResp, now: float) -> None:
+    def handle_ack(self, ack: AckResp, *, now: float) -> None:
         """memberlist `handleAck`: completes our probe or a relayed ping."""
         probe = self.probe
         if probe is not None and probe.seq == ack.seq_no:
-            self._probe_acked(probe, ack.payload, now)
+            self._probe_acked(probe, ack.payload, now=now)
             return
         relay = self.relays.pop(ack.seq_no, None)
         if relay is not None:

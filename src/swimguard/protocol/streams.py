@@ -31,6 +31,7 @@ from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.outgoing import Address, StreamClose, StreamOpen, StreamSend
 from swimguard.protocol.scaling import push_pull_scale
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.table import MemberTable
 from swimguard.protocol.timers import PUSH_PULL_TICK, StreamTimeout, Timer
 from swimguard.protocol.transmit import Transmitter
@@ -78,6 +79,7 @@ class StreamState:
     batch: int | None = None
     # TCP ping: called with the ack's sequence number, True if it is the awaited one.
     on_ack: Callable[[int], bool] | None = None
+    started: float = 0.0  # when we opened it (push/pull duration for metrics)
 
 
 @dataclasses.dataclass(slots=True)
@@ -96,6 +98,7 @@ class Streams:
         self,
         config: Config,
         *,
+        stats: ProtocolStats,
         name: str,
         rng: random.Random,
         table: MemberTable,
@@ -109,6 +112,7 @@ class Streams:
         message_hook: MessageHook | None,
     ) -> None:
         self._config = config
+        self._stats = stats
         self._name = name
         self._rng = rng
         self._table = table
@@ -138,7 +142,7 @@ class Streams:
         self._next_stream += 1
         return sid
 
-    def join(self, seeds: Sequence[Address], now: float) -> None:
+    def join(self, seeds: Sequence[Address], *, now: float) -> None:
         """Push/pull (join=True) with each seed; `JoinCompleted` once all answered or failed."""
         if not seeds:
             self._events.append(JoinCompleted(joined=0, errors=()))
@@ -147,9 +151,9 @@ class Streams:
         self._next_join += 1
         self._joins[batch_id] = JoinBatch(pending=len(seeds))
         for seed in seeds:
-            self._start_push_pull(seed, now, join=True, batch=batch_id)
+            self._start_push_pull(seed, now=now, join=True, batch=batch_id)
 
-    def send_reliable(self, to: Address, data: bytes, now: float) -> None:
+    def send_reliable(self, to: Address, data: bytes, *, now: float) -> None:
         """Open a stream to `to` carrying one user message."""
         sid = self._new_stream_id()
         decoder = self._tx.decoder()
@@ -171,7 +175,7 @@ class Streams:
         self._deadlines.set(StreamTimeout(sid), deadline)
         return sid
 
-    def postpone(self, lag: float, now: float) -> None:
+    def postpone(self, lag: float, *, now: float) -> None:
         """Loop lag: our streams do not count the time we were frozen.
 
         A TCP ping follows its probe (`Prober.postpone`); an inbound stream's deadline is
@@ -187,7 +191,7 @@ class Streams:
             ):
                 self._deadlines.set(key, max(when + lag, now))
 
-    def push_pull_tick(self, now: float) -> None:
+    def push_pull_tick(self, *, now: float) -> None:
         """The `PushPullTick` timer: push/pull with one random alive member."""
         cfg = self._config
         self._deadlines.set(
@@ -196,7 +200,7 @@ class Streams:
         me = self._name
         peers = self._table.k_random(1, self._rng, lambda r: r.name == me or r.state is not ALIVE)
         if peers:
-            self._start_push_pull(peers[0].address, now, join=False, batch=None)
+            self._start_push_pull(peers[0].address, now=now, join=False, batch=None)
 
     def local_state(self, join: bool) -> PushPull:
         """Our push/pull: every member's state and the hook's user state."""
@@ -219,16 +223,21 @@ class Streams:
         header = PushPullHeader(nodes=len(states), user_state_len=len(user), join=join)
         return PushPull(header=header, states=states, user_state=user)
 
-    def _start_push_pull(self, peer: Address, now: float, *, join: bool, batch: int | None) -> None:
+    def _start_push_pull(self, peer: Address, *, now: float, join: bool, batch: int | None) -> None:
         sid = self._new_stream_id()
         self.by_id[sid] = StreamState(
-            kind=StreamKind.PUSH_PULL, peer=peer, decoder=self._tx.decoder(), join=join, batch=batch
+            kind=StreamKind.PUSH_PULL,
+            peer=peer,
+            decoder=self._tx.decoder(),
+            join=join,
+            batch=batch,
+            started=now,
         )
         self._tx.emit(StreamOpen(sid, peer))
         self._tx.emit(StreamSend(sid, self._tx.frame(self.local_state(join))))
         self._deadlines.set(StreamTimeout(sid), now + self._config.tcp_timeout)
 
-    def _merge_remote_state(self, pp: PushPull, now: float) -> str | None:
+    def _merge_remote_state(self, pp: PushPull, *, now: float) -> str | None:
         """Verify and merge a peer's push/pull; returns an error text on refusal."""
         join = pp.header.join
         error = verify_protocol(((r.vsn, r.state is ALIVE) for r in self._table.order), pp.states)
@@ -247,14 +256,14 @@ class Streams:
             if veto is not None:
                 self._drops["merge_vetoed"] += 1
                 return veto
-        self._membership.merge_state(pp.states, now)
+        self._membership.merge_state(pp.states, now=now)
         if pp.user_state:
             self._events.append(RemoteState(data=pp.user_state, join=join))
             if self._state_hook is not None:
                 self._state_hook.merge_remote_state(pp.user_state, join)
         return None
 
-    def stream_accepted(self, peer: Address, now: float) -> int:
+    def stream_accepted(self, peer: Address, *, now: float) -> int:
         """An inbound stream from `peer` was accepted; returns the id for later calls."""
         sid = self._new_stream_id()
         if self.inbound >= self._config.max_inbound_streams:
@@ -269,7 +278,7 @@ class Streams:
         return sid
 
     def stream_data(
-        self, stream_id: int, data: bytes, now: float, *, max_work: int | None = None
+        self, stream_id: int, data: bytes, *, now: float, max_work: int | None = None
     ) -> bool:
         """Bytes received on stream `stream_id`; True if some are still to be parsed.
 
@@ -288,7 +297,7 @@ class Streams:
             if st.kind is StreamKind.INBOUND:
                 self._tx.emit(StreamSend(stream_id, self._tx.frame(ErrResp(error=str(exc)))))
             self.close(stream_id)
-            self._stream_failed(st, f"decode: {exc}", now)
+            self._stream_failed(st, f"decode: {exc}", now=now)
             return False
         if msg is None:
             if st.kind is StreamKind.INBOUND:
@@ -297,14 +306,14 @@ class Streams:
         self.close(stream_id, reply_first=st.kind is StreamKind.INBOUND)
         if st.kind is StreamKind.INBOUND:
             try:
-                self._handle_inbound(stream_id, st, msg, now)
+                self._handle_inbound(stream_id, st, msg, now=now)
             except Exception:
                 # The core has forgotten the stream: whatever failed, the driver must not
                 # hold the connection open for it (the close normally follows the reply).
                 self._tx.emit(StreamClose(stream_id))
                 raise
         else:
-            self._handle_reply(st, msg, now)
+            self._handle_reply(st, msg, now=now)
         return False
 
     def _enforce_stream_memory(self) -> None:
@@ -326,7 +335,7 @@ class Streams:
             self.close(sid)
             total -= size
 
-    def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
+    def stream_closed(self, stream_id: int, error: str | None = None, *, now: float) -> None:
         """The peer closed the stream, it broke, or the connection could not be made."""
         st = self.by_id.pop(stream_id, None)
         if st is None:
@@ -339,9 +348,9 @@ class Streams:
             if error is not None:  # a plain EOF is the receiver's "got it"
                 self._drops["reliable_failed"] += 1
             return
-        self._stream_failed(st, error or "closed before reply", now)
+        self._stream_failed(st, error or "closed before reply", now=now)
 
-    def stream_timeout(self, stream_id: int, now: float) -> None:
+    def stream_timeout(self, stream_id: int, *, now: float) -> None:
         """The `StreamTimeout` timer: the stream took too long."""
         st = self.by_id.get(stream_id)
         if st is None:
@@ -349,7 +358,7 @@ class Streams:
         if st.kind is StreamKind.INBOUND:
             self._drops["stream_timeout"] += 1
         self.close(stream_id)
-        self._stream_failed(st, "timeout", now)
+        self._stream_failed(st, "timeout", now=now)
 
     def close_if_open(self, stream_id: int) -> None:
         """Close our stream `stream_id` unless it is already closed."""
@@ -365,19 +374,19 @@ class Streams:
         if not reply_first:
             self._tx.emit(StreamClose(stream_id))
 
-    def _stream_failed(self, st: StreamState, error: str, now: float) -> None:
+    def _stream_failed(self, st: StreamState, error: str, *, now: float) -> None:
         if st.kind is StreamKind.USER_OUT:
             self._drops["reliable_failed"] += 1
         elif st.kind is StreamKind.PUSH_PULL:
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: {error}")
         # A failed TCP ping simply leaves probe.tcp_ok False.
 
-    def _handle_inbound(self, sid: int, st: StreamState, msg: StreamMessage, now: float) -> None:
+    def _handle_inbound(self, sid: int, st: StreamState, msg: StreamMessage, *, now: float) -> None:
         if isinstance(msg, PushPull):
             # Reply with our state before merging theirs (memberlist `handleConn`).
             self._tx.emit(StreamSend(sid, self._tx.frame(self.local_state(msg.header.join))))
             self._tx.emit(StreamClose(sid))
-            self._merge_remote_state(msg, now)
+            self._merge_remote_state(msg, now=now)
         elif isinstance(msg, Ping):
             if msg.node and msg.node != self._name:
                 self._drops["ping_other_node"] += 1
@@ -392,7 +401,7 @@ class Streams:
             self._drops["unexpected_stream_message"] += 1
             self._tx.emit(StreamClose(sid))
 
-    def _handle_reply(self, st: StreamState, msg: StreamMessage, now: float) -> None:
+    def _handle_reply(self, st: StreamState, msg: StreamMessage, *, now: float) -> None:
         if st.kind is StreamKind.USER_OUT:
             self._drops["unexpected_stream_message"] += 1  # nobody answers a user message
             return
@@ -403,8 +412,9 @@ class Streams:
                 self._drops["bad_tcp_ack"] += 1
             return
         if isinstance(msg, PushPull):
-            error = self._merge_remote_state(msg, now)
+            error = self._merge_remote_state(msg, now=now)
             where = f"{st.peer[0]}:{st.peer[1]}"
+            self._stats.push_pull_node.observe(now - st.started)
             self._push_pull_done(st, None if error is None else f"{where}: {error}")
         elif isinstance(msg, ErrResp):
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: remote error: {msg.error}")

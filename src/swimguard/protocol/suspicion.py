@@ -29,7 +29,7 @@ class Suspicion:
 
     __slots__ = ("confirmations", "k", "max", "min", "n", "start", "timeout")
 
-    def __init__(self, from_: str, k: int, min_: float, max_: float, now: float) -> None:
+    def __init__(self, from_: str, k: int, min_: float, max_: float, *, now: float) -> None:
         self.k = k
         self.min = min_
         self.max = max_

@@ -203,7 +203,7 @@ class MemberTable:
         return rec
 
     def set_state(
-        self, rec: MemberRecord, state: MemberState, incarnation: int, now: float
+        self, rec: MemberRecord, state: MemberState, incarnation: int, *, now: float
     ) -> MemberRecord:
         """`rec` changes to `state` (suspect, dead or left) at `incarnation`."""
         if rec.shared:
@@ -271,7 +271,7 @@ class MemberTable:
         self.by_addr[rec.address] = rec
 
     def reset(
-        self, now: float, rng: random.Random, dead_time: float, reap_left: bool
+        self, rng: random.Random, dead_time: float, reap_left: bool, *, now: float
     ) -> list[MemberRecord]:
         """Drop members dead (or left) for longer than `dead_time`, reshuffle; returns dropped."""
         keep: list[MemberRecord] = []
@@ -319,7 +319,7 @@ class SharedView:
 
     __slots__ = ("by_addr", "by_name", "index", "records", "vsns")
 
-    def __init__(self, members: Iterable[Member], now: float) -> None:
+    def __init__(self, members: Iterable[Member], *, now: float) -> None:
         self.records: list[MemberRecord] = []
         for m in members:
             host, port = m.addr

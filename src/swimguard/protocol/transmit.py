@@ -21,6 +21,7 @@ from swimguard.protocol.dissemination import BroadcastQueue
 from swimguard.protocol.hooks import BroadcastHook
 from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address, Datagram, Outgoing
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.table import MemberRecord, MemberTable
 from swimguard.protocol.timers import GOSSIP_TICK, Timer
 from swimguard.wire.compound import MAX_PARTS_GO_022
@@ -56,6 +57,7 @@ class Transmitter:
         self,
         config: Config,
         *,
+        stats: ProtocolStats,
         name: str,
         table: MemberTable,
         rng: random.Random,
@@ -68,6 +70,7 @@ class Transmitter:
         now: float,
     ) -> None:
         self._config = config
+        self._stats = stats
         self._name = name
         self._table = table
         self._rng = rng
@@ -101,7 +104,7 @@ class Transmitter:
         """Queue one effect (a stream operation) for the driver."""
         self._out.append(effect)
 
-    def gossip_tick(self, now: float) -> None:
+    def gossip_tick(self, *, now: float) -> None:
         """One gossip round (the `GossipTick` timer)."""
         cfg = self._config
         if not self.member_q and not self.user_q and self._broadcast_hook is None:
@@ -110,6 +113,7 @@ class Transmitter:
             self._gossip_idle = True
             return
         self._deadlines.set(GOSSIP_TICK, now + cfg.gossip_interval)
+        self._stats.gossip_rounds += 1
         me = self._name
         dead_time = cfg.gossip_to_the_dead_time
 
@@ -159,24 +163,25 @@ class Transmitter:
         self,
         name: str,
         msg: Message,
-        now: float,
         on_finished: Callable[[], None] | None = None,
+        *,
+        now: float,
     ) -> None:
         """Queue news about member `name` (replacing older news about it)."""
         self.member_q.queue(encode_message(msg), name=name, on_finished=on_finished)
         if self._gossip_idle:
-            self._wake_gossip(now)
+            self._wake_gossip(now=now)
 
-    def broadcast_user(self, data: bytes, now: float, key: str | None) -> None:
+    def broadcast_user(self, data: bytes, key: str | None, *, now: float) -> None:
         """Queue a user broadcast (`Node.broadcast`); the oldest go beyond the limit."""
         msg = encode_message(UserData(data))
         if len(msg) + COMPOUND_OVERHEAD + COMPOUND_HEADER_OVERHEAD > self.budget:
             raise ValueError(f"broadcast of {len(data)} bytes cannot fit in one packet")
         self.user_q.queue(msg, name=key)
         if self._gossip_idle:
-            self._wake_gossip(now)
+            self._wake_gossip(now=now)
 
-    def _wake_gossip(self, now: float) -> None:
+    def _wake_gossip(self, *, now: float) -> None:
         """Re-arm the idle gossip timer at the next tick of its original cadence."""
         self._gossip_idle = False
         interval = self._config.gossip_interval

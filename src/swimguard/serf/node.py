@@ -24,6 +24,7 @@ through the driver:
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,15 +38,27 @@ from swimguard.protocol.events import (
     MemberJoined,
     MemberLeft,
     MemberUpdated,
+    NameConflict,
     RemoteState,
     UserMessage,
 )
 from swimguard.protocol.hooks import forward_hooks
-from swimguard.protocol.members import Member
+from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address, Outgoing
-from swimguard.serf.events import SerfBroadcast, SerfDirect, SerfEvent
+from swimguard.serf.events import (
+    NameConflictResolved,
+    QueryAckReceived,
+    QueryFinished,
+    QueryResponseReceived,
+    SerfBroadcast,
+    SerfDirect,
+    SerfEvent,
+)
+from swimguard.serf.internal_queries import CONFLICT_QUERY, ConflictVote
 from swimguard.serf.layer import SerfLayer
-from swimguard.serf.messages import SerfMessageType
+from swimguard.serf.messages import ConflictMember, Query, SerfMemberStatus, SerfMessageType
+from swimguard.serf.query import QueryParams, default_query_timeout
+from swimguard.serf.tags import decode_tags
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["SerfNode", "SerfNodeEvent", "leave_intent_wait"]
@@ -54,6 +67,7 @@ SerfNodeEvent = Event | SerfEvent
 """What `SerfNode.take_events()` returns: the node's events and the Serf layer's."""
 
 _SERF_TYPES = frozenset(int(t) for t in SerfMessageType)
+_GONE = (MemberState.DEAD, MemberState.LEFT)
 
 
 def leave_intent_wait(config: Config, timeout: float) -> float:
@@ -117,6 +131,10 @@ class SerfNode:
     ) -> None:
         self.config = config
         self.serf = SerfLayer(name, tags=tags, keyring=keyring)
+        self.serf.member_view = self._member_view
+        self._rng = rng
+        # The name conflict vote we run, if any: (query handle, tally).
+        self._conflict: tuple[int, ConflictVote] | None = None
         factory = node_factory or _default_factory
         self.node: NodeAPI = factory(
             config,
@@ -132,16 +150,43 @@ class SerfNode:
         self._regossip_too_large = 0
         # The memberlist leave waits for our leave intent to go round: (start at, ends by).
         self._leave_at: tuple[float, float] | None = None
-        self._pump(now)
+        self._pump(now=now)
 
     # -- Serf inputs -------------------------------------------------------------------
 
     def user_event(
-        self, name: str, payload: bytes, now: float, *, coalesce: bool = True
+        self, name: str, payload: bytes, *, now: float, coalesce: bool = True
     ) -> None:
         """Gossip a Serf user event (ValueError above Serf's 512 bytes of name + payload)."""
         self.node.broadcast(self.serf.user_event(name, payload, coalesce=coalesce), now=now)
-        self._pump(now)
+        self._pump(now=now)
+
+    def query(self, name: str, payload: bytes, params: QueryParams, *, now: float) -> int:
+        """Originate a Serf query; returns its handle (Lamport time) named in its events.
+
+        Acks, responses and the end come out of `take_events()` as `QueryAckReceived`,
+        `QueryResponseReceived` and `QueryFinished`. ValueError as Serf refuses it.
+        """
+        live = self.live_members()
+        timeout = params.timeout
+        if timeout is None:
+            timeout = default_query_timeout(self.config.gossip_interval, live)
+        addr = self.node.local_member.addr
+        handle = self.serf.originate(
+            name, payload, params, addr=addr, timeout=timeout, now=now, members=live
+        )
+        self._serf_out(self.serf.take_events(), now=now)
+        return handle
+
+    def respond(self, query: Query, payload: bytes, *, now: float) -> None:
+        """Answer a received query (`QueryRespondError` with Serf's text if refused)."""
+        out = self.serf.respond(query, payload, now=now)
+        self._send_direct(out, now=now)
+        self._pump(now=now)
+
+    def live_members(self) -> int:
+        """Memberlist's NumMembers: members not dead or left, ourselves included."""
+        return sum(1 for m in self.node.members() if m.state not in _GONE)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tags for query filters (the caller gossips the matching metadata)."""
@@ -149,71 +194,74 @@ class SerfNode:
 
     # -- NodeAPI inputs ------------------------------------------------------------------
 
-    def join(self, seeds: Sequence[Address], now: float) -> None:
+    def join(self, seeds: Sequence[Address], *, now: float) -> None:
         self.node.join(seeds, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def leave(self, now: float, timeout: float) -> None:
+    def leave(self, timeout: float, *, now: float) -> None:
         """Gossip our leave intent now; the memberlist leave starts at a deadline after it."""
         self.node.broadcast(self.serf.leave_intent(), now=now)
         self._leave_at = (now + leave_intent_wait(self.config, timeout), now + timeout)
-        self._pump(now)
+        self._pump(now=now)
 
-    def update_meta(self, meta: bytes, now: float) -> None:
+    def update_meta(self, meta: bytes, *, now: float) -> None:
         self.node.update_meta(meta, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def send_best_effort(self, to: Address, data: bytes, now: float) -> None:
+    def send_best_effort(self, to: Address, data: bytes, *, now: float) -> None:
         self.node.send_best_effort(to, data, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def send_reliable(self, to: Address, data: bytes, now: float) -> None:
+    def send_reliable(self, to: Address, data: bytes, *, now: float) -> None:
         self.node.send_reliable(to, data, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def broadcast(self, data: bytes, now: float, key: str | None = None) -> None:
+    def broadcast(self, data: bytes, key: str | None = None, *, now: float) -> None:
         self.node.broadcast(data, now=now, key=key)
-        self._pump(now)
+        self._pump(now=now)
 
-    def receive_datagram(self, data: bytes, sender: Address, now: float) -> None:
+    def receive_datagram(self, data: bytes, sender: Address, *, now: float) -> None:
         self.node.receive_datagram(data, sender, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def stream_accepted(self, peer: Address, now: float) -> int:
+    def stream_accepted(self, peer: Address, *, now: float) -> int:
         stream_id = self.node.stream_accepted(peer, now=now)
-        self._pump(now)
+        self._pump(now=now)
         return stream_id
 
     def stream_data(
-        self, stream_id: int, data: bytes, now: float, *, max_work: int | None = None
+        self, stream_id: int, data: bytes, *, now: float, max_work: int | None = None
     ) -> bool:
         pending = self.node.stream_data(stream_id, data, now=now, max_work=max_work)
-        self._pump(now)
+        self._pump(now=now)
         return pending
 
-    def stream_closed(self, stream_id: int, now: float, error: str | None = None) -> None:
+    def stream_closed(self, stream_id: int, error: str | None = None, *, now: float) -> None:
         self.node.stream_closed(stream_id, now=now, error=error)
-        self._pump(now)
+        self._pump(now=now)
 
-    def report_loop_lag(self, lag: float, now: float) -> None:
+    def report_loop_lag(self, lag: float, *, now: float) -> None:
         self.node.report_loop_lag(lag, now=now)
-        self._pump(now)
+        self._pump(now=now)
 
-    def handle_timeout(self, now: float) -> None:
+    def handle_timeout(self, *, now: float) -> None:
         leave_at = self._leave_at
         if leave_at is not None and now >= leave_at[0]:
             self._leave_at = None
             self.node.leave(now=now, timeout=max(0.0, leave_at[1] - now))
         self.node.handle_timeout(now=now)
-        self._pump(now)
+        self._pump(now=now)
+        finished = self.serf.expire(now=now)
+        if finished:
+            self._serf_out(finished, now=now)
 
     # -- NodeAPI outputs -----------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        deadline = self.node.next_deadline()
-        if self._leave_at is not None and (deadline is None or self._leave_at[0] < deadline):
-            return self._leave_at[0]
-        return deadline
+        candidates = [self.node.next_deadline(), self.serf.next_deadline()]
+        if self._leave_at is not None:
+            candidates.append(self._leave_at[0])
+        return min((d for d in candidates if d is not None), default=None)
 
     def take_outgoing(self) -> list[Outgoing]:
         return self.node.take_outgoing()
@@ -245,7 +293,7 @@ class SerfNode:
 
     # -- the Serf half of every input ------------------------------------------------------
 
-    def _pump(self, now: float) -> None:
+    def _pump(self, *, now: float) -> None:
         """Route the node's new events through the Serf layer, in order, until quiet.
 
         What the layer sends (re-gossip, acks) enters the node's queues here, so the
@@ -256,16 +304,16 @@ class SerfNode:
             if not events:
                 return
             for event in events:
-                self._route(event, now)
+                self._route(event, now=now)
 
-    def _route(self, event: Event, now: float) -> None:
+    def _route(self, event: Event, *, now: float) -> None:
         serf = self.serf
         if isinstance(event, RemoteState):
             # The state hook merged it already; only the events it replayed go on.
-            self._serf_out(serf.take_events(), now)
+            self._serf_out(serf.take_events(), now=now)
             return
         if isinstance(event, UserMessage) and event.data and event.data[0] in _SERF_TYPES:
-            self._serf_out(serf.handle_user_message(event.data), now)
+            self._serf_out(serf.handle_user_message(event.data, now=now), now=now)
             return
         if isinstance(event, MemberJoined | MemberUpdated):
             serf.note_member(event.member.name, "alive")
@@ -273,12 +321,16 @@ class SerfNode:
             serf.note_member(event.member.name, "left")
         elif isinstance(event, MemberFailed):
             serf.note_member(event.member.name, "failed")
+        elif isinstance(event, NameConflict) and event.existing.name == serf.name:
+            self._start_conflict_vote(now=now)
         elif isinstance(event, JoinCompleted) and event.joined > 0:
             # Serf gossips its join intent once memberlist's join reached someone.
             self.node.broadcast(serf.join_intent(), now=now)
         self._events.append(event)
 
-    def _serf_out(self, events: Sequence[SerfEvent], now: float) -> None:
+    def _serf_out(self, events: Sequence[SerfEvent], *, now: float) -> None:
+        if self._conflict is not None:
+            events = [e for e in events if not self._conflict_event(e)]
         self._events.extend(events)
         for out in self.serf.take_outgoing():
             if isinstance(out, SerfBroadcast):
@@ -289,4 +341,92 @@ class SerfNode:
                     # never send it either. Not ours to gossip: count, do not raise.
                     self._regossip_too_large += 1
             elif isinstance(out, SerfDirect):
-                self.node.send_best_effort(out.to, out.data, now=now)
+                self._send_direct(out, now=now)
+
+    def _send_direct(self, out: SerfDirect, *, now: float) -> None:
+        if out.to == self.node.local_member.addr:
+            # To ourselves (our own query's acks and answers): no round trip through the
+            # socket, where a full buffer could lose it.
+            self._serf_out(self.serf.handle_user_message(out.data, now=now), now=now)
+        else:
+            self.node.send_best_effort(out.to, out.data, now=now)
+        if out.relay_factor:
+            for addr in self._relay_targets(out.relay_factor):
+                self.node.send_best_effort(addr, out.relay, now=now)
+
+    # -- name conflicts (Serf's resolveNodeConflict) ---------------------------------------
+
+    def _start_conflict_vote(self, *, now: float) -> None:
+        """Another member claims our name: ask everyone where they know it to be."""
+        if self._conflict is not None:
+            return  # one vote at a time; every alive message of the other member repeats it
+        me = self.node.local_member
+        addr = _packed(me.addr[0])
+        handle = self.query(CONFLICT_QUERY, self.serf.name.encode(), QueryParams(), now=now)
+        self._conflict = (handle, ConflictVote(addr, me.addr[1]))
+
+    def _conflict_event(self, event: SerfEvent) -> bool:
+        """Count the vote's responses; True if `event` belongs to the vote (not passed on)."""
+        if self._conflict is None:
+            return False  # the vote ended earlier in the same batch of events
+        handle, vote = self._conflict
+        if not isinstance(event, QueryAckReceived | QueryResponseReceived | QueryFinished):
+            return False
+        if event.ltime != handle:
+            return False
+        if isinstance(event, QueryResponseReceived):
+            vote.add(event.payload)
+        elif isinstance(event, QueryFinished):
+            self._conflict = None
+            self._events.append(
+                NameConflictResolved(self.serf.name, vote.matching, vote.responses, vote.won)
+            )
+        return True
+
+    def _member_view(self, name: str) -> ConflictMember | None:
+        """Serf's `Member` for `name` from our table (for `_serf_conflict` answers)."""
+        # NodeAPI has no lookup by name, the real Node does: a query naming anyone must
+        # not cost a snapshot of the whole table.
+        find = getattr(self.node, "member", None)
+        if callable(find):
+            member = find(name)
+        else:
+            member = next((m for m in self.node.members() if m.name == name), None)
+        if not isinstance(member, Member):
+            return None
+        status = {
+            MemberState.LEFT: SerfMemberStatus.LEFT,
+            MemberState.DEAD: SerfMemberStatus.FAILED,
+        }.get(member.state, SerfMemberStatus.ALIVE)
+        vsn = member.vsn.ljust(6, b"\0")  # a peer may have sent fewer versions
+        return ConflictMember(
+            name=member.name,
+            addr=_packed(member.addr[0]),
+            port=member.addr[1],
+            tags=decode_tags(member.meta),
+            status=status,
+            protocol=(vsn[0], vsn[1], vsn[2]),
+            delegate=(vsn[3], vsn[4], vsn[5]),
+        )
+
+    def _relay_targets(self, count: int) -> list[Address]:
+        """Serf's relay choice: up to `count` random live members other than us that
+        speak memberlist protocol 5 (which forwards relays), only if the cluster has
+        more than `count` members."""
+        members = self.node.members()
+        if len(members) < count + 1:
+            return []
+        me = self.node.local_member.name
+        chosen: dict[str, Address] = {}
+        for _ in range(3 * count):
+            if len(chosen) >= count:
+                break
+            m = members[self._rng.randrange(len(members))]
+            if m.name == me or m.state in _GONE or len(m.vsn) < 2 or m.vsn[1] < 5:
+                continue
+            chosen[m.name] = m.addr
+        return list(chosen.values())
+
+
+def _packed(host: str) -> bytes:
+    return ipaddress.ip_address(host).packed

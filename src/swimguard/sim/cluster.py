@@ -26,13 +26,13 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from swimguard.protocol.api import NodeAPI, NodeFactory
 from swimguard.protocol.events import Event, LeaveCompleted
 from swimguard.protocol.members import Member
 from swimguard.protocol.outgoing import Address, Datagram, StreamClose, StreamOpen, StreamSend
 from swimguard.sim.clock import EventQueue, VirtualClock
 from swimguard.sim.member import CRASHED, LEAVING, LEFT, UP, SimMember, address_for
 from swimguard.sim.network import LinkModel, SimNetwork
-from swimguard.sim.nodeapi import NodeFactory, SimNode
 from swimguard.sim.slow import SlowSpec
 from swimguard.sim.tcp import TcpModel
 
@@ -90,10 +90,10 @@ class SimCluster:
         """Current virtual time (seconds)."""
         return self.clock.now
 
-    def _new_node(self, name: str, addr: Address, restart: int) -> SimNode:
+    def _new_node(self, name: str, addr: Address, restart: int) -> NodeAPI:
         rng = random.Random(f"{self.seed}/node/{name}/{restart}")
         factory = self._factories.get(name, self.node_factory)
-        return factory(name, addr, rng, self.clock.now)
+        return factory(name, addr, rng, now=self.clock.now)
 
     def start_member(self, name: str, seeds: Sequence[str] = ()) -> None:
         """`add_member` for use with `at()` (returns nothing)."""
@@ -118,7 +118,7 @@ class SimCluster:
         self.by_name[name] = member
         self.by_addr[addr] = member
         if seeds:
-            member.node.join([self.by_name[s].addr for s in seeds], self.clock.now)
+            member.node.join([self.by_name[s].addr for s in seeds], now=self.clock.now)
         self._drain(member, "input")
         return member
 
@@ -172,14 +172,14 @@ class SimCluster:
             if kind is Datagram:
                 if self.datagram_tap is not None:
                     self.datagram_tap(now, m, out, cause)  # type: ignore[arg-type]
-                self._send_datagram(m, out, now)  # type: ignore[arg-type]
+                self._send_datagram(m, out, now=now)  # type: ignore[arg-type]
                 continue
             if kind is StreamSend:
-                self.tcp.send(m, out, now)  # type: ignore[arg-type]
+                self.tcp.send(m, out, now=now)  # type: ignore[arg-type]
             elif kind is StreamOpen:
-                self.tcp.open(m, out, now)  # type: ignore[arg-type]
+                self.tcp.open(m, out, now=now)  # type: ignore[arg-type]
             elif kind is StreamClose:
-                self.tcp.close(m, out, now)  # type: ignore[arg-type]
+                self.tcp.close(m, out, now=now)  # type: ignore[arg-type]
             else:  # pragma: no cover - the Outgoing union is closed
                 raise TypeError(f"unknown effect {out!r}")
         events = node.take_events()
@@ -223,13 +223,13 @@ class SimCluster:
         if self._trace is not None:
             self._trace.update(f"T{now!r}{m.index}".encode())
         node = m.node
-        node.report_loop_lag(now - deadline, now)
-        node.handle_timeout(now)
+        node.report_loop_lag(now - deadline, now=now)
+        node.handle_timeout(now=now)
         self._drain(m, "timer")
 
     # -- datagrams ------------------------------------------------------------------------------
 
-    def _send_datagram(self, m: SimMember, out: Datagram, now: float) -> None:
+    def _send_datagram(self, m: SimMember, out: Datagram, *, now: float) -> None:
         data = out.data
         m.msgs_sent += 1
         m.bytes_sent += len(data)
@@ -251,7 +251,7 @@ class SimCluster:
             if self._trace is not None:
                 self._trace.update(f"D{now!r}{m.index}{sender!r}".encode())
                 self._trace.update(data)
-            m.node.receive_datagram(data, sender, now)
+            m.node.receive_datagram(data, sender, now=now)
             self._drain(m, "input")
             return
         t = now
@@ -272,7 +272,7 @@ class SimCluster:
         if self._trace is not None:
             self._trace.update(f"D{now!r}{m.index}{sender!r}".encode())
             self._trace.update(data)
-        m.node.receive_datagram(data, sender, now)
+        m.node.receive_datagram(data, sender, now=now)
         self._drain(m, "input")
 
     # -- faults ---------------------------------------------------------------------------------
@@ -307,7 +307,7 @@ class SimCluster:
         m.timer_gen += 1
         live = [self.by_name[s].addr for s in seeds if s != name]
         if live:
-            m.node.join(live, self.clock.now)
+            m.node.join(live, now=self.clock.now)
         self._drain(m, "input")
 
     def leave(self, name: str, timeout: float = 5.0) -> None:
@@ -316,7 +316,7 @@ class SimCluster:
         if m.state != UP:
             return
         m.state = LEAVING
-        m.node.leave(self.clock.now, timeout)
+        m.node.leave(timeout, now=self.clock.now)
         self._drain(m, "input")
 
     def set_slow(self, name: str, spec: SlowSpec | None) -> None:
@@ -355,10 +355,10 @@ class SimCluster:
         """Change a member's metadata (an alive update with a new incarnation)."""
         m = self.by_name[name]
         if m.up:
-            m.node.update_meta(meta, self.clock.now)
+            m.node.update_meta(meta, now=self.clock.now)
             self._drain(m, "input")
 
-    def call(self, name: str, fn: Callable[[SimNode, float], None]) -> None:
+    def call(self, name: str, fn: Callable[[NodeAPI, float], None]) -> None:
         """Run `fn(node, now)` on a live member and honour the driver contract afterwards."""
         m = self.by_name[name]
         if m.up:
@@ -371,7 +371,7 @@ class SimCluster:
         """Members whose process is running, in index order."""
         return [m for m in self.members if m.up]
 
-    def node(self, name: str) -> SimNode:
+    def node(self, name: str) -> NodeAPI:
         """The node currently running as member `name` (its newest after a restart)."""
         return self.by_name[name].node
 

@@ -8,8 +8,8 @@ their epoch.
 
 from __future__ import annotations
 
+from swimguard.protocol.api import NodeAPI
 from swimguard.protocol.outgoing import Address
-from swimguard.sim.nodeapi import SimNode
 from swimguard.sim.slow import SlowSpec
 
 __all__ = ["CRASHED", "LEAVING", "LEFT", "UP", "SimMember", "address_for"]
@@ -46,7 +46,7 @@ class SimMember:
         "up",
     )
 
-    def __init__(self, index: int, name: str, addr: Address, node: SimNode) -> None:
+    def __init__(self, index: int, name: str, addr: Address, node: NodeAPI) -> None:
         self.index = index
         self.name = name
         self.addr = addr

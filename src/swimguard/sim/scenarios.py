@@ -8,12 +8,12 @@ import sys
 from typing import Any
 
 from swimguard.config import Config
+from swimguard.protocol.api import NodeAPI, NodeFactory
 from swimguard.protocol.outgoing import Address
 from swimguard.sim.cluster import SimCluster
 from swimguard.sim.faults import ScenarioSpec
 from swimguard.sim.invariants import convergence_gaps
 from swimguard.sim.network import LinkModel
-from swimguard.sim.nodeapi import NodeFactory, SimNode
 
 __all__ = ["node_factory", "replay_command", "run_scenario_spec", "start_cluster", "warm_cluster"]
 
@@ -25,8 +25,8 @@ def node_factory(config: Config, **options: Any) -> NodeFactory:
     """
     from swimguard.protocol.node import Node  # late: keeps `sim` importable piecewise
 
-    def make(name: str, addr: Address, rng: random.Random, now: float) -> SimNode:
-        node: SimNode = Node(config, name=name, advertise=addr, rng=rng, now=now, **options)
+    def make(name: str, addr: Address, rng: random.Random, *, now: float) -> NodeAPI:
+        node: NodeAPI = Node(config, name=name, advertise=addr, rng=rng, now=now, **options)
         return node
 
     return make
@@ -97,10 +97,10 @@ def warm_cluster(
     for i in range(n):
         cluster.add_member(f"m{i}")
     nodes = [m.node for m in cluster.members]
-    view = SharedView((node.local_member for node in nodes), cluster.now)
+    view = SharedView((node.local_member for node in nodes), now=cluster.now)
     for node in nodes:
         assert isinstance(node, Node)
-        node.preload(view, cluster.now)
+        node.preload(view, now=cluster.now)
     return cluster
 
 

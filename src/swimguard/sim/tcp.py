@@ -70,7 +70,7 @@ class TcpModel:
 
     # -- what the nodes ask for -------------------------------------------------------------
 
-    def open(self, m: SimMember, out: StreamOpen, now: float) -> None:
+    def open(self, m: SimMember, out: StreamOpen, *, now: float) -> None:
         """`m` connects to `out.to`."""
         dst = self._by_addr.get(out.to)
         if dst is None or not dst.up:
@@ -88,16 +88,16 @@ class TcpModel:
         conn.last[0] = t
         self._queue.push(t, self._accept, conn)
 
-    def send(self, m: SimMember, out: StreamSend, now: float) -> None:
+    def send(self, m: SimMember, out: StreamSend, *, now: float) -> None:
         """`m` writes on one of its streams."""
         m.msgs_sent += 1
         m.bytes_sent += len(out.data)
         conn = self._connections.get((m.index, m.epoch, out.stream_id))
         if conn is None:
             return  # the peer reset it already; the write is lost like on a dead socket
-        self._segment(conn, m is conn.a, out.data, now)
+        self._segment(conn, m is conn.a, out.data, now=now)
 
-    def close(self, m: SimMember, out: StreamClose, now: float) -> None:
+    def close(self, m: SimMember, out: StreamClose, *, now: float) -> None:
         """`m` closes its side of a stream: the peer reads EOF after the data before it."""
         conn = self._connections.pop((m.index, m.epoch, out.stream_id), None)
         if conn is None:
@@ -107,7 +107,7 @@ class TcpModel:
             conn.a_open = False
         else:
             conn.b_open = False
-        self._segment(conn, from_a, None, now)
+        self._segment(conn, from_a, None, now=now)
 
     def reset_all_of(self, m: SimMember) -> None:
         """The process in slot `m` died: its peers see a reset after one network delay."""
@@ -157,19 +157,19 @@ class TcpModel:
         if self._held(m, self._refused, m, epoch, stream_id):
             return
         if epoch == m.epoch and m.up:
-            m.node.stream_closed(stream_id, self._clock.now, "connection refused")
+            m.node.stream_closed(stream_id, "connection refused", now=self._clock.now)
             self._drain(m)
 
     def _accept(self, conn: _Connection) -> None:
         b = conn.b
         if conn.b_epoch != b.epoch or not b.up or self._held(b, self._accept, conn):
             return
-        peer_id = b.node.stream_accepted(conn.a.addr, self._clock.now)
+        peer_id = b.node.stream_accepted(conn.a.addr, now=self._clock.now)
         conn.b_id = peer_id
         self._connections[(b.index, b.epoch, peer_id)] = conn
         self._drain(b)
 
-    def _segment(self, conn: _Connection, from_a: bool, data: bytes | None, now: float) -> None:
+    def _segment(self, conn: _Connection, from_a: bool, data: bytes | None, *, now: float) -> None:
         """Queue data (or EOF when `data` is None) in one direction, in order."""
         src, dst = (conn.a, conn.b) if from_a else (conn.b, conn.a)
         d = 0 if from_a else 1
@@ -203,14 +203,14 @@ class TcpModel:
             else:
                 conn.a_open = False
             self._connections.pop((dst.index, dst.epoch, sid), None)
-            dst.node.stream_closed(sid, now, None)
+            dst.node.stream_closed(sid, None, now=now)
         else:
-            dst.node.stream_data(sid, data, now)
+            dst.node.stream_data(sid, data, now=now)
         self._drain(dst)
 
     def _reset(self, m: SimMember, epoch: int, stream_id: int) -> None:
         if self._held(m, self._reset, m, epoch, stream_id):
             return
         if epoch == m.epoch and m.up:
-            m.node.stream_closed(stream_id, self._clock.now, "connection reset")
+            m.node.stream_closed(stream_id, "connection reset", now=self._clock.now)
             self._drain(m)
