@@ -10,13 +10,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
 from swimguard.rpc import BackendError, LogRing, RpcLimits, RpcMember, RpcServer, SerfStatus
+from swimguard.rpc.backend import KeyResult, QueryItemKind
 
 DATA = Path(__file__).parent / "data"
 VSN = bytes((1, 5, 2, 2, 5, 5))
@@ -55,6 +56,10 @@ class FakeBackend:
         self.join_result: int | str = 1
         self.responses: list[tuple[object, bytes]] = []
         self.forced: list[tuple[str, bool]] = []
+        self.queries: list[tuple[str, bytes, dict[str, Any]]] = []
+        self.query_items: list[tuple[QueryItemKind, str, bytes | None]] = []
+        self.key_commands: list[tuple[str, str]] = []
+        self.key_result = KeyResult({}, {}, 1, 1, 0, "")
 
     def members(self) -> list[RpcMember]:
         return list(self.member_list)
@@ -81,12 +86,29 @@ class FakeBackend:
     def stats(self) -> dict[str, dict[str, str]]:
         return {"agent": {"name": self.name}, "tags": dict(self.tags)}
 
+    def query(self, name: str, payload: bytes, **params: Any) -> AsyncIterator[Any]:
+        if name.startswith("_serf_"):
+            raise BackendError("Queries cannot contain the '_serf_' prefix")
+        self.queries.append((name, payload, params))
+
+        async def items() -> AsyncIterator[Any]:
+            for item in self.query_items:
+                yield item
+
+        return items()
+
+    async def key_command(self, command: Any, key: str) -> KeyResult:
+        self.key_commands.append((str(command), key))
+        return self.key_result
+
     def force_leave(self, node: str, *, prune: bool) -> None:
         self.forced.append((node, prune))
 
     def respond(self, query: object, payload: bytes) -> None:
         if len(payload) > 1000:
-            raise BackendError("response exceeds limit of 1024 bytes")
+            raise BackendError(
+                "failed to respond to key query: response exceeds limit of 1024 bytes"
+            )
         self.responses.append((query, payload))
 
 

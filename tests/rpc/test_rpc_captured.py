@@ -11,6 +11,7 @@ import pytest
 from rpc_support import FakeBackend, RawClient, captured, member, run, serve, session
 
 from swimguard.rpc import SerfStatus
+from swimguard.rpc.backend import KeyResult, QueryItemKind
 from swimguard.rpc.commands import BODIES, Command
 from swimguard.rpc.server import HANDLERS
 
@@ -138,6 +139,54 @@ def test_auth_flow_matches_serf_b1() -> None:
                     want = ast.literal_eval(step["decoded"])
                     got = await client.read(len(want))
                     assert [g for g in got if "Error" in g] == [w for w in want if "Error" in w]
+        finally:
+            await client.aclose()
+            await server.close()
+
+    run(body)
+
+
+def test_query_records_and_key_replies_are_serfs_bytes() -> None:
+    """The ack/done records and a key reply, byte for byte as captured from serf 0.9.4."""
+
+    async def body() -> None:
+        backend = FakeBackend([member("a", 1)])
+        backend.query_items = [(QueryItemKind.ACK, "a", None)]
+        backend.key_result = KeyResult({}, {}, 2, 2, 0, "")
+        server = await serve(backend)
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            await client.send(
+                {"Command": "query", "Seq": 1},
+                {"RequestAck": True, "Timeout": 1_000_000_000, "Name": "ping-app"},
+            )
+            want = bytes.fromhex(
+                "82a54572726f72a0a353657101"  # the reply header
+                "82a54572726f72a0a353657101" "83a446726f6da161a75061796c6f6164c0a454797065a361636b"
+                "82a54572726f72a0a353657101" "83a446726f6da0a75061796c6f6164c0a454797065a4646f6e65"
+            )
+            got = b""
+            while len(got) < len(want):
+                got += await client.reader.read(65536)
+            assert got == want
+            name, payload, params = backend.queries[0]
+            assert (name, payload, params["timeout"], params["request_ack"]) == (
+                "ping-app", b"", 1.0, True
+            )
+            await client.send({"Command": "install-key", "Seq": 18}, {"Key": "QHOY"})
+            want = bytes.fromhex(
+                "82a54572726f72a0a353657112"
+                "85a44b657973c0a84d6573736167657380a64e756d45727200a84e756d4e6f64657302"
+                "a74e756d5265737002"
+            )
+            got = b""
+            while len(got) < len(want):
+                got += await client.reader.read(65536)
+            assert got == want
+            assert backend.key_commands == [("install-key", "QHOY")]
+            (refused,) = await client.call("query", 19, {"Name": "_serf_conflict"})
+            assert refused == {"Error": "Queries cannot contain the '_serf_' prefix", "Seq": 19}
         finally:
             await client.aclose()
             await server.close()

@@ -6,22 +6,29 @@ import asyncio
 import os
 import platform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Final, Protocol
 
 from swimguard.errors import JoinError, UsageError
 from swimguard.protocol.events import MemberFailed, MemberJoined, MemberLeft, MemberUpdated
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.names import name_problem
-from swimguard.rpc.backend import BackendError
+from swimguard.rpc.backend import BackendError, KeyCommand, KeyResult, QueryItemKind
 from swimguard.rpc.codec import sorted_map
 from swimguard.rpc.event_filter import EventKind, StreamRecord
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
 from swimguard.rpc.server import user_record
 from swimguard.serf import encode_tags
-from swimguard.serf.events import LeaveIntentReceived, QueryReceived, UserEventReceived
-from swimguard.serf.layer import QUERY_RESPONSE_SIZE_LIMIT, SerfLayer
-from swimguard.serf.messages import Leave, Query, QueryResponse, encode_message
+from swimguard.serf.events import (
+    LeaveIntentReceived,
+    QueryAckReceived,
+    QueryReceived,
+    QueryResponseReceived,
+    UserEventReceived,
+)
+from swimguard.serf.internal_queries import KeyResponse
+from swimguard.serf.layer import SerfLayer
+from swimguard.serf.messages import Leave, encode_message
 from swimguard.serf.node import SerfNode
 
 __all__ = ["AgentBackend"]
@@ -56,6 +63,32 @@ class Agent(Protocol):
     def send_best_effort(self, to: tuple[str, int], data: bytes) -> None: ...
 
     def broadcast(self, data: bytes, key: str | None = None) -> None: ...
+
+    def query(
+        self,
+        name: str,
+        payload: bytes = b"",
+        *,
+        filter_nodes: Sequence[str] = (),
+        filter_tags: Mapping[str, str] | None = None,
+        request_ack: bool = False,
+        relay_factor: int = 0,
+        timeout: float | None = None,
+        expected: int | None = None,
+    ) -> AsyncIterator[QueryAckReceived | QueryResponseReceived]: ...
+
+    @property
+    def keys(self) -> _KeyManager: ...
+
+
+class _KeyManager(Protocol):
+    async def install(self, key: str | bytes) -> KeyResponse: ...
+
+    async def use(self, key: str | bytes) -> KeyResponse: ...
+
+    async def remove(self, key: str | bytes) -> KeyResponse: ...
+
+    async def list(self) -> KeyResponse: ...
 
 
 class AgentBackend:
@@ -99,8 +132,10 @@ class AgentBackend:
                 Event="query", LTime=query.ltime, Name=query.name, Payload=query.payload
             )
             # The deadline runs on our clock from when we saw it, as on a serf agent.
-            deadline = self._now() + max(0, query.timeout_ns) / 1e9
-            return StreamRecord(EventKind.QUERY, query.name, body, query, deadline)
+            deadline = event.deadline
+            if deadline is None:
+                deadline = self._now() + max(0, query.timeout_ns) / 1e9
+            return StreamRecord(EventKind.QUERY, query.name, body, event, deadline)
         kind = _MEMBER_EVENTS.get(type(event))
         if kind is None:
             return None
@@ -176,6 +211,57 @@ class AgentBackend:
             raise BackendError(str(exc)) from None
         self._tags = dict(tags)
 
+    def query(
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        filter_nodes: Sequence[str],
+        filter_tags: Mapping[str, str],
+        request_ack: bool,
+        relay_factor: int,
+        timeout: float | None,
+    ) -> AsyncIterator[tuple[QueryItemKind, str, bytes | None]]:
+        try:
+            handle = self._agent.query(
+                name,
+                payload,
+                filter_nodes=filter_nodes,
+                filter_tags=filter_tags,
+                request_ack=request_ack,
+                relay_factor=relay_factor,
+                timeout=timeout,
+            )
+        except (ValueError, UsageError) as exc:
+            raise BackendError(str(exc)) from None
+
+        async def items() -> AsyncIterator[tuple[QueryItemKind, str, bytes | None]]:
+            async for item in handle:
+                if isinstance(item, QueryAckReceived):
+                    yield QueryItemKind.ACK, item.from_, None
+                else:
+                    yield QueryItemKind.RESPONSE, item.from_, item.payload
+
+        return items()
+
+    async def key_command(self, command: KeyCommand, key: str) -> KeyResult:
+        manager = self._agent.keys
+        try:
+            if command is KeyCommand.INSTALL:
+                result = await manager.install(key)
+            elif command is KeyCommand.USE:
+                result = await manager.use(key)
+            elif command is KeyCommand.REMOVE:
+                result = await manager.remove(key)
+            else:
+                result = await manager.list()
+        except (ValueError, UsageError) as exc:
+            return KeyResult({}, {}, 0, 0, 0, str(exc))
+        return KeyResult(
+            result.keys, result.messages, result.num_nodes, result.num_resp, result.num_err,
+            result.error,
+        )
+
     def force_leave(self, node: str, *, prune: bool) -> None:
         serf = self._serf()
         if serf is None:
@@ -195,17 +281,11 @@ class AgentBackend:
                 self.directory.forget(node)
 
     def respond(self, query: object, payload: bytes) -> None:
-        assert isinstance(query, Query)
-        reply_to = query.reply_to
-        if reply_to is None:
-            raise BackendError("query carries no usable reply address")
-        data = encode_message(QueryResponse(query.ltime, query.id, self.name, 0, payload))
-        if len(data) > QUERY_RESPONSE_SIZE_LIMIT:
-            raise BackendError(
-                f"response exceeds limit of {QUERY_RESPONSE_SIZE_LIMIT} bytes"
-            )
-        # A memberlist user message by UDP, as the Serf layer sends its own acks.
-        self._agent.send_best_effort(reply_to, data)
+        assert isinstance(query, QueryReceived)
+        try:
+            query.respond(payload)  # once, before the deadline, relayed if asked
+        except (ValueError, UsageError) as exc:  # QueryRespondError: Serf's text
+            raise BackendError(str(exc)) from None
 
     def stats(self) -> dict[str, dict[str, str]]:
         members = self._agent.members()

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+import enum
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
 from swimguard.rpc.members import RpcMember
 
-__all__ = ["BackendError", "RpcBackend"]
+__all__ = ["BackendError", "KeyCommand", "KeyResult", "QueryItemKind", "RpcBackend"]
+
+
+class QueryItemKind(enum.StrEnum):
+    """`Type` of a query record."""
+
+    ACK = "ack"
+    RESPONSE = "response"
+    DONE = "done"
+
+
+class KeyCommand(enum.StrEnum):
+    INSTALL = "install-key"
+    USE = "use-key"
+    REMOVE = "remove-key"
+    LIST = "list-keys"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyResult:
+    """What a key command reports (Serf's KeyResponse and its error text)."""
+
+    keys: Mapping[str, int]
+    messages: Mapping[str, str]
+    num_nodes: int
+    num_resp: int
+    num_err: int
+    error: str
 
 
 class BackendError(Exception):
@@ -42,6 +71,27 @@ class RpcBackend(Protocol):
         ...
 
     def stats(self) -> dict[str, dict[str, str]]: ...
+
+    def query(
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        filter_nodes: Sequence[str],
+        filter_tags: Mapping[str, str],
+        request_ack: bool,
+        relay_factor: int,
+        timeout: float | None,
+    ) -> AsyncIterator[tuple[QueryItemKind, str, bytes | None]]:
+        """Send a query; (kind, from, payload) per ack/response until its deadline.
+
+        BackendError (Serf's text) if refused before sending.
+        """
+        ...
+
+    async def key_command(self, command: KeyCommand, key: str) -> KeyResult:
+        """Run a cluster-wide key command (Serf's key manager)."""
+        ...
 
     def force_leave(self, node: str, *, prune: bool) -> None:
         """Gossip a leave intent about `node` (Serf's force-leave); BackendError if refused."""

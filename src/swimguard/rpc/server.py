@@ -16,12 +16,12 @@ import dataclasses
 import hmac
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import re2
 
-from swimguard.rpc.backend import BackendError, RpcBackend
+from swimguard.rpc.backend import BackendError, KeyCommand, QueryItemKind, RpcBackend
 from swimguard.rpc.codec import FrameReader, ProtocolViolation, decode_body, pack, sorted_map
 from swimguard.rpc.commands import BODIES, IPC_VERSION, Command, RpcError
 from swimguard.rpc.event_filter import EventFilter, EventKind, StreamRecord, parse_event_filter
@@ -33,7 +33,6 @@ __all__ = ["RpcLimits", "RpcServer"]
 log = logging.getLogger("swimguard.rpc")
 
 _U64_MAX: Final = (1 << 64) - 1
-_NOT_YET: Final = "{} is not supported by swimguard yet"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -211,6 +210,8 @@ class _Connection:
         # Queries delivered to this connection's streams, by the ID it was given.
         self.queries: collections.OrderedDict[int, _SharedQuery] = collections.OrderedDict()
         self.next_query_id = 1
+        # Queries this client sent: tasks forwarding their acks/responses as records.
+        self.sent_queries: set[asyncio.Task[None]] = set()
         self.outbox: collections.deque[bytes] = collections.deque()
         self.outbox_ready = asyncio.Event()
         self.closing = False
@@ -273,6 +274,8 @@ class _Connection:
         self._unsubscribe()
         self.streams.clear()
         self.queries.clear()
+        for task in self.sent_queries:
+            task.cancel()
         self.writer.close()
 
     def _unsubscribe(self) -> None:
@@ -502,8 +505,8 @@ class _Connection:
             return
         try:
             self.server.backend.respond(shared.query, body["Payload"] or b"")
-        except BackendError as exc:
-            await self.reply(seq, _RESPOND_FAILED.format(exc))
+        except BackendError as exc:  # Serf's full text
+            await self.reply(seq, str(exc))
             return
         shared.answered = True
         await self.reply(seq)
@@ -516,19 +519,55 @@ class _Connection:
         else:
             await self.reply(seq)
 
-    async def not_yet(self, seq: int, body: dict[str, Any]) -> None:
-        """query: the core cannot originate queries yet (header only)."""
-        del body
-        await self.reply(seq, _NOT_YET.format(self.last_command))
+    async def query(self, seq: int, body: dict[str, Any]) -> None:
+        """Send a query; its acks, responses and one `done` follow as records of `seq`."""
+        if len(self.sent_queries) >= self.server.limits.max_queries:
+            await self.reply(seq, f"at most {self.server.limits.max_queries} queries at a time")
+            return
+        timeout_ns: int = body["Timeout"]
+        try:
+            items = self.server.backend.query(
+                body["Name"],
+                body["Payload"] or b"",
+                filter_nodes=body["FilterNodes"] or [],
+                filter_tags=body["FilterTags"] or {},
+                request_ack=body["RequestAck"],
+                relay_factor=min(body["RelayFactor"], 255),
+                timeout=timeout_ns / 1e9 if timeout_ns > 0 else None,
+            )
+        except BackendError as exc:
+            await self.reply(seq, str(exc))
+            return
+        await self.reply(seq)
+        task = asyncio.create_task(self._forward_query(seq, items))
+        self.sent_queries.add(task)
+        task.add_done_callback(self.sent_queries.discard)
+
+    async def _forward_query(
+        self, seq: int, items: AsyncIterator[tuple[QueryItemKind, str, bytes | None]]
+    ) -> None:
+        head = pack(sorted_map(Error="", Seq=seq))
+        try:
+            async for kind, sender, payload in items:
+                record = sorted_map(From=sender, Payload=payload, Type=kind.value)
+                self.enqueue(head + pack(record))
+        except Exception:  # the agent closed under the query: no records, still a done
+            log.debug("RPC query %d ended early", seq, exc_info=True)
+        self.enqueue(head + pack(sorted_map(From="", Payload=None, Type=QueryItemKind.DONE.value)))
 
     async def keys(self, seq: int, body: dict[str, Any]) -> None:
-        """Key commands need query origination (not in the core yet): Serf's KeyResponse."""
-        del body
-        listing = self.last_command == Command.LIST_KEYS
+        """install-key, use-key, remove-key, list-keys: Serf's key manager over the cluster."""
+        command = KeyCommand(str(self.last_command))
+        result = await self.server.backend.key_command(command, body.get("Key", ""))
+        listing = command is KeyCommand.LIST
         reply = sorted_map(
-            Keys={} if listing else None, Messages={}, NumErr=0, NumNodes=0, NumResp=0
+            Keys=dict(result.keys) if listing else None,
+            Messages=dict(result.messages),
+            NumErr=result.num_err,
+            NumNodes=result.num_nodes,
+            NumResp=result.num_resp,
         )
-        await self.reply(seq, _NOT_YET.format(self.last_command), reply)
+        await self.reply(seq, result.error, reply)
 
     async def get_coordinate(self, seq: int, body: dict[str, Any]) -> None:
         """Serf's answer with coordinates disabled: `Ok` false, a zero coordinate."""
@@ -551,7 +590,7 @@ HANDLERS: Final[Mapping[Command, _Handler]] = {
     Command.MONITOR: _C.monitor,
     Command.STOP: _C.stop,
     Command.LEAVE: _C.leave,
-    Command.QUERY: _C.not_yet,
+    Command.QUERY: _C.query,
     Command.RESPOND: _C.respond,
     Command.INSTALL_KEY: _C.keys,
     Command.USE_KEY: _C.keys,
