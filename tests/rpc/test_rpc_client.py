@@ -11,6 +11,7 @@ import pytest
 from rpc_support import AgentProcess, FakeBackend, eventually, member, run, serve
 
 from swimguard.rpc import Client, LogRing, RpcClientError, SerfStatus
+from swimguard.rpc.backend import QueryItemKind
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -157,6 +158,32 @@ def test_client_survives_serfs_double_auth_error() -> None:
                     await client.event("x", b"")  # its body comes back as a second error
                 with pytest.raises(RpcClientError, match="Authentication required"):
                     await client.members()
+        finally:
+            await server.close()
+
+    run(body)
+
+
+def test_client_query() -> None:
+    async def body() -> None:
+        backend = _backend()
+        backend.query_items = [
+            (QueryItemKind.ACK, "a", None), (QueryItemKind.RESPONSE, "b", b"pong"),
+        ]
+        server = await serve(backend)
+        try:
+            async with Client(*server.address) as client:
+                answers = [a async for a in client.query("ping", b"hi", request_ack=True,
+                                                         timeout=2.0)]
+                assert [(a.type, a.from_, a.payload) for a in answers] == [
+                    ("ack", "a", None), ("response", "b", b"pong"),
+                ]
+                name, payload, params = backend.queries[0]
+                assert (name, payload, params["timeout"]) == ("ping", b"hi", 2.0)
+                with pytest.raises(RpcClientError, match="_serf_"):
+                    async for _ in client.query("_serf_x"):
+                        pass
+                assert (await client.stats())["agent"] == {"name": "a"}
         finally:
             await server.close()
 

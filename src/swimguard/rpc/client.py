@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from swimguard.rpc.codec import FrameReader, ProtocolViolation, pack
 
-__all__ = ["Client", "MemberInfo", "RpcClientError", "StreamEvent"]
+__all__ = ["Client", "MemberInfo", "QueryAnswer", "RpcClientError", "StreamEvent"]
 
 RECORD_QUEUE: Final = 1024
 _HEADER_ONLY_ERRORS: Final = frozenset(
@@ -107,6 +107,15 @@ class StreamEvent:
             coalesce=bool(raw.get("Coalesce", False)),
             id=int(raw.get("ID", 0)),
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueryAnswer:
+    """An `ack` (payload None) or a `response` to a query we sent."""
+
+    type: str
+    from_: str
+    payload: bytes | None
 
 
 class _Subscription:
@@ -239,6 +248,38 @@ class Client:
     ) -> None:
         """Change the agent's tags: add/replace `set`, remove `delete`."""
         await self._call("tags", {"Tags": dict(set or {}), "DeleteTags": list(delete)})
+
+    async def query(
+        self,
+        name: str,
+        payload: bytes = b"",
+        *,
+        filter_nodes: Sequence[str] = (),
+        filter_tags: Mapping[str, str] | None = None,
+        request_ack: bool = False,
+        relay_factor: int = 0,
+        timeout: float = 0.0,  # noqa: ASYNC109 - the query's own deadline, sent to the agent
+    ) -> AsyncIterator[QueryAnswer]:
+        """Send a query; yields its acks and responses until the agent says it is done."""
+        request = {
+            "FilterNodes": list(filter_nodes) or None,
+            "FilterTags": dict(filter_tags or {}),
+            "RequestAck": request_ack,
+            "RelayFactor": relay_factor,
+            "Timeout": int(timeout * 1e9),
+            "Name": name,
+            "Payload": payload,
+        }
+        seq, sub = await self._subscribe("query", request)
+        try:
+            async for raw in sub:
+                kind = str(raw.get("Type", ""))
+                if kind == "done":
+                    return
+                data = raw.get("Payload")
+                yield QueryAnswer(kind, str(raw.get("From", "")), bytes(data) if data else None)
+        finally:
+            self._subscriptions.pop(seq, None)  # a query cannot be stopped (Serf)
 
     async def respond(self, query_id: int, payload: bytes) -> None:
         """Answer a query this connection's stream delivered (`StreamEvent.id`)."""
