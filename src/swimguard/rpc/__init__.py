@@ -9,7 +9,7 @@ for what is supported.
 
 from swimguard.rpc.agent_backend import AgentBackend
 from swimguard.rpc.backend import BackendError, RpcBackend
-from swimguard.rpc.client import Client, MemberInfo, RpcClientError, StreamEvent
+from swimguard.rpc.client import Client, MemberInfo, QueryAnswer, RpcClientError, StreamEvent
 from swimguard.rpc.commands import Command, RpcError
 from swimguard.rpc.log_ring import LogLevel, LogRing
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
@@ -27,6 +27,7 @@ __all__ = [
     "LogRing",
     "MemberDirectory",
     "MemberInfo",
+    "QueryAnswer",
     "RpcBackend",
     "RpcClientError",
     "RpcError",
