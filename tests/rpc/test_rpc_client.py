@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import subprocess
 import sys
 
@@ -188,3 +189,36 @@ def test_client_query() -> None:
             await server.close()
 
     run(body)
+
+
+def test_swimguard_monitor_prints_log_lines_and_events_until_interrupted() -> None:
+    a = AgentProcess("a")
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "swimguard", "monitor", f"-rpc-addr=127.0.0.1:{a.rpc_port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert monitor.stdout is not None
+        first = monitor.stdout.readline()
+        assert "[INFO] swimguard.cli: " in first, first
+        assert _cli("event", f"-rpc-addr=127.0.0.1:{a.rpc_port}", "deploy", "v1").returncode == 0
+        seen = []
+        for line in monitor.stdout:
+            seen.append(line)
+            if line.startswith("\tPayload:"):
+                break
+        assert "Event Info:\n" in seen
+        assert '\tName: "deploy"\n' in seen
+        assert seen[-1] == "\tPayload: []byte{0x76, 0x31}\n"
+        monitor.send_signal(signal.SIGINT)
+        assert monitor.wait(30) == 0
+        assert monitor.stderr is not None
+        assert monitor.stderr.read() == ""  # Ctrl-C is the normal way out: no traceback
+    finally:
+        if monitor.poll() is None:
+            monitor.kill()
+            monitor.wait(5)
+        for stream in (monitor.stdout, monitor.stderr):
+            if stream is not None:
+                stream.close()
+        a.stop()
