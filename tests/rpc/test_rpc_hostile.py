@@ -237,3 +237,23 @@ def test_a_failing_backend_costs_one_connection_not_the_server(
     with caplog.at_level(logging.ERROR, logger="swimguard.rpc"):
         run(body)
     assert "internal error" in caplog.text
+
+
+def test_a_join_naming_too_many_addresses_is_refused() -> None:
+    async def body() -> None:
+        backend = FakeBackend([member("a", 1)])
+        server = await serve(backend, limits=RpcLimits(max_join_addresses=3))
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            head, reply = await client.call(
+                "join", 1, {"Existing": ["h"] * 4, "Replay": False}, replies=2
+            )
+            assert head["Error"] == "at most 3 addresses per join"
+            assert reply == {"Num": 0}
+            assert backend.joins == []
+        finally:
+            await client.aclose()
+            await server.close()
+
+    run(body)

@@ -47,6 +47,8 @@ class RpcLimits:
     """Largest msgpack object a client may send; a bigger one closes the connection."""
     max_streams: int = 64
     """Streams one connection may hold."""
+    max_join_addresses: int = 256
+    """Addresses one `join` may name (each may need a DNS lookup)."""
     max_queries: int = 512
     """Queries one connection may hold open for `respond`; the oldest is dropped beyond."""
     handshake_timeout: float = 30.0
@@ -410,6 +412,10 @@ class _Connection:
         await self.reply(seq, body={"Members": members})
 
     async def join(self, seq: int, body: dict[str, Any]) -> None:
+        limit = self.server.limits.max_join_addresses
+        if len(body["Existing"] or []) > limit:
+            await self.reply(seq, f"at most {limit} addresses per join", {"Num": 0})
+            return
         try:
             num = await self.server.backend.join(body["Existing"] or [], replay=body["Replay"])
         except BackendError as exc:
