@@ -292,10 +292,19 @@ def test_queries_and_keys_read_the_same_as_on_serf(cluster: Cluster, args: list[
         assert _lines(ours.stdout) == _lines(theirs.stdout)
 
 
-def test_rtt_needs_coordinates_we_do_not_keep_yet(cluster: Cluster) -> None:
-    s = cluster.start_serf("s")
-    rpc = free_port()
-    cluster.start_swim("py", [s.addr], extra=["--rpc-addr", f"127.0.0.1:{rpc}"])
-    result = serf_cli(rpc, "rtt", "py", check=False)
-    assert result.returncode == 1
-    assert 'Could not find a coordinate for node "py"' in result.stdout
+def test_serf_rtt_through_our_agent(cluster: Cluster) -> None:
+    """`serf rtt` reads coordinates through our RPC (get-coordinate), as through serf's."""
+    s, _, rpc = _mixed(cluster)
+
+    def estimated(port: int, *nodes: str) -> str:
+        out = serf_cli(port, "rtt", *nodes, check=False)
+        return out.stdout if out.returncode == 0 else ""
+
+    # Coordinates come with probe acks: wait until each side has probed the other.
+    ours = wait_for(lambda: estimated(rpc, "s"), 30, 0.2, "our agent knows s's coordinate")
+    assert re.fullmatch(r"Estimated s <-> py rtt: \d+\.\d{3} ms\n", ours), ours
+    theirs = wait_for(lambda: estimated(s.rpc_port, "py"), 30, 0.2, "serf knows py's")
+    assert re.fullmatch(r"Estimated py <-> s rtt: \d+\.\d{3} ms\n", theirs), theirs
+    unknown = serf_cli(rpc, "rtt", "ghost", check=False)
+    assert unknown.returncode == 1
+    assert unknown.stdout == serf_cli(s.rpc_port, "rtt", "ghost", check=False).stdout

@@ -59,6 +59,7 @@ class FakeBackend:
         self.queries: list[tuple[str, bytes, dict[str, Any]]] = []
         self.query_items: list[tuple[QueryItemKind, str, bytes | None]] = []
         self.key_commands: list[tuple[str, str]] = []
+        self.coordinates: dict[str, Mapping[str, object]] = {}
         self.key_result = KeyResult({}, {}, 1, 1, 0, "")
 
     def members(self) -> list[RpcMember]:
@@ -100,6 +101,9 @@ class FakeBackend:
     async def key_command(self, command: Any, key: str) -> KeyResult:
         self.key_commands.append((str(command), key))
         return self.key_result
+
+    def coordinate(self, node: str) -> Mapping[str, object] | None:
+        return self.coordinates.get(node)
 
     def force_leave(self, node: str, *, prune: bool) -> None:
         self.forced.append((node, prune))

@@ -192,3 +192,35 @@ def test_query_records_and_key_replies_are_serfs_bytes() -> None:
             await server.close()
 
     run(body)
+
+
+def test_get_coordinate_bytes() -> None:
+    """Unknown node: serf's captured zero coordinate (Vec nil, Ok false); known: Ok true."""
+
+    async def body() -> None:
+        backend = FakeBackend([member("a", 1)])
+        backend.coordinates["b"] = {
+            "Adjustment": 0.0, "Error": 1.5, "Height": 1e-5, "Vec": [0.0] * 8,
+        }
+        server = await serve(backend)
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            await client.send({"Command": "get-coordinate", "Seq": 16}, {"Node": "zz"})
+            want = bytes.fromhex(
+                "82a54572726f72a0a353657110"
+                "82a5436f6f726484aa41646a7573746d656e74cb0000000000000000a54572726f72cb"
+                "0000000000000000a6486569676874cb0000000000000000a3566563c0a24f6bc2"
+            )
+            got = b""
+            while len(got) < len(want):
+                got += await client.reader.read(65536)
+            assert got == want
+            head, known = await client.call("get-coordinate", 17, {"Node": "b"}, replies=2)
+            assert head == {"Error": "", "Seq": 17}
+            assert known == {"Coord": backend.coordinates["b"], "Ok": True}
+        finally:
+            await client.aclose()
+            await server.close()
+
+    run(body)

@@ -19,6 +19,8 @@ from swimguard.rpc.event_filter import EventKind, StreamRecord
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
 from swimguard.rpc.server import user_record
 from swimguard.serf import encode_tags
+from swimguard.serf.coordinate import Coordinate
+from swimguard.serf.coordinate_exchange import coordinate_map
 from swimguard.serf.events import (
     LeaveIntentReceived,
     QueryAckReceived,
@@ -79,6 +81,11 @@ class Agent(Protocol):
 
     @property
     def keys(self) -> _KeyManager: ...
+
+    def coordinate(self, name: str | None = None) -> Coordinate | None: ...
+
+    @property
+    def coordinate_resets(self) -> int: ...
 
 
 class _KeyManager(Protocol):
@@ -262,6 +269,13 @@ class AgentBackend:
             result.error,
         )
 
+    def coordinate(self, node: str) -> Mapping[str, object] | None:
+        try:
+            coord = self._agent.coordinate(node)
+        except UsageError:  # --no-serf: no coordinates, as a serf agent with them disabled
+            return None
+        return coordinate_map(coord) if coord is not None else None
+
     def force_leave(self, node: str, *, prune: bool) -> None:
         serf = self._serf()
         if serf is None:
@@ -279,6 +293,13 @@ class AgentBackend:
             self.directory.observe(LeaveIntentReceived(node, ltime, prune), now=self._now())
             if prune:
                 self.directory.forget(node)
+
+    def _coordinate_resets(self) -> dict[str, str]:
+        # Serf lists it only when coordinates are on (with --no-serf they are not).
+        try:
+            return {"coordinate_resets": str(self._agent.coordinate_resets)}
+        except UsageError:
+            return {}
 
     def respond(self, query: object, payload: bytes) -> None:
         assert isinstance(query, QueryReceived)
@@ -317,6 +338,7 @@ class AgentBackend:
                 "event_queue": "0",
                 "query_queue": "0",
                 "encrypted": "true" if self._encrypted else "false",
+                **self._coordinate_resets(),
             },
             "tags": dict(self._tags),
             "event_handlers": {},

@@ -93,6 +93,10 @@ class RpcBackend(Protocol):
         """Run a cluster-wide key command (Serf's key manager)."""
         ...
 
+    def coordinate(self, node: str) -> Mapping[str, object] | None:
+        """`node`'s network coordinate as Serf encodes it, or None if unknown/disabled."""
+        ...
+
     def force_leave(self, node: str, *, prune: bool) -> None:
         """Gossip a leave intent about `node` (Serf's force-leave); BackendError if refused."""
         ...

@@ -576,10 +576,13 @@ class _Connection:
         await self.reply(seq, result.error, reply)
 
     async def get_coordinate(self, seq: int, body: dict[str, Any]) -> None:
-        """Serf's answer with coordinates disabled: `Ok` false, a zero coordinate."""
-        del body
-        coord = sorted_map(Adjustment=0.0, Error=0.0, Height=0.0, Vec=None)
-        await self.reply(seq, body={"Coord": coord, "Ok": False})
+        """The node's coordinate; for an unknown node (or none kept), Serf's zero one."""
+        coord = self.server.backend.coordinate(body["Node"])
+        if coord is None:
+            zero = sorted_map(Adjustment=0.0, Error=0.0, Height=0.0, Vec=None)
+            await self.reply(seq, body={"Coord": zero, "Ok": False})
+        else:
+            await self.reply(seq, body={"Coord": dict(coord), "Ok": True})
 
 
 _C = _Connection
