@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from swimguard.protocol.events import MemberFailed, MemberJoined, MemberLeft
 from swimguard.protocol.members import Member, MemberState
+from swimguard.rpc.coalesce import MemberEventCoalescer
 from swimguard.rpc.codec import FieldType, FrameReader, ProtocolViolation, decode_body, pack
 from swimguard.rpc.commands import BODIES
-from swimguard.rpc.event_filter import EventKind, parse_event_filter
+from swimguard.rpc.event_filter import EventKind, StreamRecord, parse_event_filter
 from swimguard.rpc.log_ring import LogLevel, LogRing
 from swimguard.rpc.members import MemberDirectory, SerfStatus
 from swimguard.serf import LeaveIntentReceived, encode_tags
@@ -192,3 +193,36 @@ def test_a_leave_intent_about_a_departed_failed_member_makes_it_left() -> None:
     ]
     directory.forget("c")
     assert directory.members([], now=2.0) == []
+
+
+def _member_record(kind: EventKind, *names: str) -> StreamRecord:
+    members = [{"Name": n, "Status": "alive"} for n in names]
+    return StreamRecord(kind, None, {"Event": kind.value, "Members": members})
+
+
+def test_member_events_coalesce_as_serf_agents_do() -> None:
+    c = MemberEventCoalescer(period=3.0, quiescent=1.0)
+    assert c.deadline() is None
+    c.add(_member_record(EventKind.MEMBER_JOIN, "a"), now=0.0)
+    c.add(_member_record(EventKind.MEMBER_JOIN, "b"), now=0.5)
+    c.add(_member_record(EventKind.MEMBER_FAILED, "a"), now=0.8)  # a's latest wins
+    assert c.deadline() == 1.8  # 1 s of quiet
+    assert c.flush(now=1.7) == []
+    records = c.flush(now=1.8)
+    assert [(r.kind, [m["Name"] for m in r.body["Members"]]) for r in records] == [
+        (EventKind.MEMBER_FAILED, ["a"]), (EventKind.MEMBER_JOIN, ["b"]),
+    ]
+    assert list(records[0].body) == ["Event", "Members"]
+    assert c.deadline() is None
+    # A steady trickle is flushed 3 s after its first event anyway.
+    for i in range(10):
+        c.add(_member_record(EventKind.MEMBER_UPDATE, "b"), now=10.0 + i * 0.5)
+    assert c.deadline() == 13.0
+    assert [r.kind for r in c.flush(now=13.0)] == [EventKind.MEMBER_UPDATE]
+    # The same type again for a member is not repeated (updates excepted).
+    c.add(_member_record(EventKind.MEMBER_JOIN, "b"), now=20.0)
+    c.add(_member_record(EventKind.MEMBER_UPDATE, "a"), now=20.0)
+    c.add(_member_record(EventKind.MEMBER_FAILED, "a"), now=20.0)
+    assert [r.kind for r in c.flush(now=21.0)] == [EventKind.MEMBER_JOIN]
+    c.add(_member_record(EventKind.MEMBER_JOIN, "b"), now=30.0)
+    assert c.flush(now=31.0) == []

@@ -95,10 +95,12 @@ def test_serfclient_stream_sees_user_and_member_events(
         }
         late = AgentProcess("c", "--join", a.addr, rpc=False)
         try:
+            # Coalesced as on a serf agent: the record may also carry a's and b's own joins
+            # if they happened less than a quiet second before c's.
             joined = next(records)
             assert joined.body["Event"] == "member-join"
-            assert [m["Name"] for m in joined.body["Members"]] == ["c"]
-            assert joined.body["Members"][0]["Status"] == "alive"
+            statuses = {m["Name"]: m["Status"] for m in joined.body["Members"]}
+            assert statuses["c"] == "alive"
         finally:
             late.stop()
     finally:

@@ -22,6 +22,7 @@ from typing import Any, Final
 import re2
 
 from swimguard.rpc.backend import BackendError, KeyCommand, QueryItemKind, RpcBackend
+from swimguard.rpc.coalesce import MemberEventCoalescer
 from swimguard.rpc.codec import FrameReader, ProtocolViolation, decode_body, pack, sorted_map
 from swimguard.rpc.commands import BODIES, IPC_VERSION, Command, RpcError
 from swimguard.rpc.event_filter import EventFilter, EventKind, StreamRecord, parse_event_filter
@@ -69,6 +70,14 @@ class _SharedQuery:
     answered: bool = False
 
 
+_MEMBER_KINDS: Final = frozenset({
+    EventKind.MEMBER_JOIN,
+    EventKind.MEMBER_LEAVE,
+    EventKind.MEMBER_FAILED,
+    EventKind.MEMBER_UPDATE,
+    EventKind.MEMBER_REAP,
+})
+
 _RESPOND_FAILED: Final = "failed to respond to key query: {}"
 """Serf's text for every respond failure (it says "key query" for all queries)."""
 
@@ -87,8 +96,13 @@ class RpcServer:
         log_ring: LogRing | None = None,
         limits: RpcLimits | None = None,
         on_leave: Callable[[], None] | None = None,
+        coalesce_members: bool = True,
     ) -> None:
         self.backend = backend
+        # Member events wait for Serf's coalescing (1 s quiet / 3 s at most) before streams
+        # see them, as on a serf agent; None sends them as they come.
+        self._coalescer = MemberEventCoalescer() if coalesce_members else None
+        self._flush_at: asyncio.TimerHandle | None = None
         self.on_leave = on_leave
         """Called once a `leave` command has been answered (Serf then shuts down)."""
         self.auth_key = auth_key
@@ -127,6 +141,9 @@ class RpcServer:
     async def close(self) -> None:
         """Stop listening and hang up on every client."""
         self._closing = True
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
         if self._server is not None:
             self._server.close()
         for conn in list(self._connections):
@@ -142,7 +159,32 @@ class RpcServer:
             self._server = None
 
     def publish(self, record: StreamRecord) -> None:
-        """Send `record` to every stream whose filter it passes."""
+        """Send `record` to every stream whose filter it passes (member events coalesced)."""
+        if self._coalescer is not None and record.kind in _MEMBER_KINDS and self._loop:
+            self._coalescer.add(record, now=self._loop.time())
+            self._schedule_flush()
+            return
+        self._send(record)
+
+    def _schedule_flush(self) -> None:
+        assert self._coalescer is not None
+        assert self._loop is not None
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        deadline = self._coalescer.deadline()
+        if deadline is not None:
+            self._flush_at = self._loop.call_at(deadline, self._flush)
+
+    def _flush(self) -> None:
+        assert self._coalescer is not None
+        assert self._loop is not None
+        self._flush_at = None
+        for record in self._coalescer.flush(now=self._loop.time()):
+            self._send(record)
+        self._schedule_flush()
+
+    def _send(self, record: StreamRecord) -> None:
         if record.query is not None:
             shared = _SharedQuery(record.query, record.deadline)
             for conn in self._connections:
@@ -445,8 +487,7 @@ class _Connection:
             return
         await self.reply(seq)
         # Serf delivers our own user events to our own streams too.
-        record = user_record(name, payload, ltime, coalesce)
-        self.server.publish(record)
+        self.server.publish(user_record(name, payload, ltime, coalesce))
 
     async def tags(self, seq: int, body: dict[str, Any]) -> None:
         tags = dict(self.server.backend.tags)
