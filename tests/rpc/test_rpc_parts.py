@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from swimguard.protocol.events import MemberFailed, MemberJoined, MemberLeft
 from swimguard.protocol.members import Member, MemberState
-from swimguard.rpc.coalesce import MemberEventCoalescer
+from swimguard.rpc.coalesce import MemberEventCoalescer, UserEventCoalescer
 from swimguard.rpc.codec import FieldType, FrameReader, ProtocolViolation, decode_body, pack
 from swimguard.rpc.commands import BODIES
 from swimguard.rpc.event_filter import EventKind, StreamRecord, parse_event_filter
@@ -226,3 +226,25 @@ def test_member_events_coalesce_as_serf_agents_do() -> None:
     assert [r.kind for r in c.flush(now=21.0)] == [EventKind.MEMBER_JOIN]
     c.add(_member_record(EventKind.MEMBER_JOIN, "b"), now=30.0)
     assert c.flush(now=31.0) == []
+
+
+def _user(name: str, ltime: int, coalesce: bool = True, payload: bytes = b"") -> StreamRecord:
+    body = {"Coalesce": coalesce, "Event": "user", "LTime": ltime, "Name": name,
+            "Payload": payload}
+    return StreamRecord(EventKind.USER, name, body)
+
+
+def test_user_events_with_coalesce_keep_the_newest_ltime_per_name() -> None:
+    c = UserEventCoalescer(period=3.0, quiescent=1.0)
+    assert not c.add(_user("now", 1, coalesce=False), now=0.0)  # passes at once
+    assert c.add(_user("deploy", 1), now=0.0)
+    assert c.add(_user("deploy", 3, payload=b"a"), now=0.2)
+    assert c.add(_user("deploy", 3, payload=b"b"), now=0.3)
+    assert c.add(_user("deploy", 2), now=0.4)  # older than the one held: superseded
+    assert c.add(_user("other", 7), now=0.5)
+    assert c.deadline() == 1.5
+    out = c.flush(now=1.5)
+    assert [(r.name, r.body["LTime"], r.body["Payload"]) for r in out] == [
+        ("deploy", 3, b"a"), ("deploy", 3, b"b"), ("other", 7, b""),
+    ]
+    assert c.deadline() is None

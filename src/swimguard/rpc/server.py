@@ -22,7 +22,7 @@ from typing import Any, Final
 import re2
 
 from swimguard.rpc.backend import BackendError, KeyCommand, QueryItemKind, RpcBackend
-from swimguard.rpc.coalesce import MemberEventCoalescer
+from swimguard.rpc.coalesce import MemberEventCoalescer, UserEventCoalescer
 from swimguard.rpc.codec import FrameReader, ProtocolViolation, decode_body, pack, sorted_map
 from swimguard.rpc.commands import BODIES, IPC_VERSION, Command, RpcError
 from swimguard.rpc.event_filter import EventFilter, EventKind, StreamRecord, parse_event_filter
@@ -99,9 +99,11 @@ class RpcServer:
         coalesce_members: bool = True,
     ) -> None:
         self.backend = backend
-        # Member events wait for Serf's coalescing (1 s quiet / 3 s at most) before streams
-        # see them, as on a serf agent; None sends them as they come.
+        # Member events, and user events sent with Coalesce, wait for Serf's coalescing
+        # (1 s quiet / 3 s at most) before streams see them, as on a serf agent; None
+        # sends them as they come.
         self._coalescer = MemberEventCoalescer() if coalesce_members else None
+        self._user_coalescer = UserEventCoalescer() if coalesce_members else None
         self._flush_at: asyncio.TimerHandle | None = None
         self.on_leave = on_leave
         """Called once a `leave` command has been answered (Serf then shuts down)."""
@@ -160,8 +162,13 @@ class RpcServer:
 
     def publish(self, record: StreamRecord) -> None:
         """Send `record` to every stream whose filter it passes (member events coalesced)."""
-        if self._coalescer is not None and record.kind in _MEMBER_KINDS and self._loop:
-            self._coalescer.add(record, now=self._loop.time())
+        loop = self._loop
+        if self._coalescer is not None and record.kind in _MEMBER_KINDS and loop is not None:
+            self._coalescer.add(record, now=loop.time())
+            self._schedule_flush()
+            return
+        user = self._user_coalescer
+        if user is not None and loop is not None and user.add(record, now=loop.time()):
             self._schedule_flush()
             return
         self._send(record)
@@ -172,16 +179,21 @@ class RpcServer:
         if self._flush_at is not None:
             self._flush_at.cancel()
             self._flush_at = None
-        deadline = self._coalescer.deadline()
-        if deadline is not None:
-            self._flush_at = self._loop.call_at(deadline, self._flush)
+        deadlines = [c.deadline() for c in (self._coalescer, self._user_coalescer) if c]
+        due = [d for d in deadlines if d is not None]
+        if due:
+            self._flush_at = self._loop.call_at(min(due), self._flush)
 
     def _flush(self) -> None:
         assert self._coalescer is not None
         assert self._loop is not None
         self._flush_at = None
-        for record in self._coalescer.flush(now=self._loop.time()):
+        now = self._loop.time()
+        for record in self._coalescer.flush(now=now):
             self._send(record)
+        if self._user_coalescer is not None:
+            for record in self._user_coalescer.flush(now=now):
+                self._send(record)
         self._schedule_flush()
 
     def _send(self, record: StreamRecord) -> None:
