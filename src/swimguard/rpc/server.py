@@ -1,5 +1,5 @@
-"""`RpcServer`: Serf's agent RPC on a TCP port, so `serf members`, serfclient and asyncserf
-work against a swimguard agent.
+"""`RpcServer`: Serf's agent RPC on a TCP port, so the `serf` CLI, serfclient and other Serf
+clients work against a swimguard agent.
 
 One task per connection reads requests one at a time, in order, like Serf's agent; a
 second task per connection sends stream and monitor records from a bounded queue, so a
@@ -51,7 +51,8 @@ class RpcLimits:
     max_join_addresses: int = 256
     """Addresses one `join` may name (each may need a DNS lookup)."""
     max_queries: int = 512
-    """Queries one connection may hold open for `respond`; the oldest is dropped beyond."""
+    """Queries one connection may hold open for `respond` (the oldest is dropped beyond),
+    and queries it may have running that it sent itself (more are refused)."""
     handshake_timeout: float = 30.0
     """Seconds a new connection has to complete its handshake; else it is closed (counted
     as `handshake_timeouts`), so idle sockets cannot hold every connection slot."""
