@@ -54,7 +54,7 @@ class Agent(Protocol):
 
     def members(self) -> list[Member]: ...
 
-    async def join(self, seeds: Sequence[str]) -> int: ...
+    async def join(self, seeds: Sequence[str], *, replay: bool = True) -> int: ...
 
     async def leave(self, timeout: float = 5.0) -> bool: ...  # noqa: ASYNC109
 
@@ -170,13 +170,13 @@ class AgentBackend:
         return self.directory.members(self._agent.members(), now=self._now())
 
     async def join(self, addresses: Sequence[str], *, replay: bool) -> int:
-        del replay  # the core replays no old user events on join either way
         # memberlist's `name/host:port` form: the name is only a hint; the address decides.
         seeds = [a.rpartition("/")[2] for a in addresses]
         if not seeds:
             return 0
         try:
-            return await self._agent.join(seeds)
+            # Serf's Replay flag: without it, user events from before the join are ignored.
+            return await self._agent.join(seeds, replay=replay)
         except (JoinError, ValueError, UsageError) as exc:
             raise BackendError(f"1 error occurred:\n\t* {exc}\n\n") from None
 
