@@ -167,6 +167,20 @@ class AgentBackend:
         return dict(self._tags)
 
     def members(self) -> list[RpcMember]:
+        serf_members = getattr(self._agent, "serf_members", None)
+        if self._serf() is not None and callable(serf_members):
+            # The agent's own Serf status table (failed/left kept until reaped, as serf).
+            return [
+                RpcMember(
+                    m.name,
+                    m.addr[0],
+                    m.addr[1],
+                    SerfStatus(m.status.value),
+                    dict(m.tags),
+                    bytes((*m.protocol, *m.delegate)),
+                )
+                for m in serf_members()
+            ]
         return self.directory.members(self._agent.members(), now=self._now())
 
     async def join(self, addresses: Sequence[str], *, replay: bool) -> int:
@@ -288,7 +302,12 @@ class AgentBackend:
         # then show a failed `node` as left; one that is alive refutes with a join intent.
         # (The time is only read: the layer witnesses it when the intent comes back.)
         ltime = serf.member_clock.time()
-        self._agent.broadcast(encode_message(Leave(ltime, node, prune)))
+        force_leave = getattr(self._agent, "force_leave", None)
+        if callable(force_leave):
+            # The agent's own: its status table (what `members` reads) takes it at once.
+            force_leave(node, prune=prune)
+        else:
+            self._agent.broadcast(encode_message(Leave(ltime, node, prune)))
         if node != self.name:
             self.directory.observe(LeaveIntentReceived(node, ltime, prune), now=self._now())
             if prune:
