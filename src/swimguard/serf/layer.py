@@ -440,9 +440,10 @@ class SerfLayer:
         for name, ltime in msg.status_ltimes.items():
             if name not in left and self._state_name_ok(name):
                 self._on_join(Join(ltime, name))
+        skip_before = self.event_min_time if join and self.ignore_old_events else 0
         for slot in msg.events:
-            if slot is None:
-                continue
+            if slot is None or slot.ltime < skip_before:
+                continue  # a join without replay: not news, and not a drop either
             for entry in slot.events:
                 if not is_text(entry.name):
                     self.drops["state_event_name_not_utf8"] += 1
