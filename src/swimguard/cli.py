@@ -39,6 +39,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
+from swimguard.agent_handlers import (
+    EventHandlerRunner,
+    HandlerSpec,
+    handler_job,
+    parse_handler_spec,
+)
 from swimguard.aio import Agent, EventsLost
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
 from swimguard.aio.sockets import format_address, is_ip, parse_address, resolve_host
@@ -54,7 +60,7 @@ from swimguard.protocol.events import (
 from swimguard.protocol.outgoing import Address
 from swimguard.rpc import DEFAULT_RPC_ADDR, AgentBackend, LogRing, RpcServer
 from swimguard.rpc.cli import COMMANDS as RPC_COMMANDS
-from swimguard.serf import encode_tags
+from swimguard.serf import decode_tags, encode_tags
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["ExitCode", "event_line", "main"]
@@ -181,6 +187,20 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     agent.add_argument(
         "--rpc-auth", default="", metavar="TOKEN", help="token RPC clients must send (auth)"
     )
+    # Event handler scripts (Serf's -event-handler), run outside the protocol's loop.
+    agent.add_argument(
+        "--event-handler",
+        action="append",
+        default=[],
+        metavar="[FILTER=]SCRIPT",
+        help="run `sh -c SCRIPT` for each event FILTER passes (Serf's syntax; repeatable)",
+    )
+    agent.add_argument(
+        "--event-handler-timeout",
+        type=_seconds,
+        default=30.0,
+        help="seconds a handler script may run before its process group is killed",
+    )
     agent.add_argument(
         "--log-level",
         default="INFO",
@@ -290,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         agent, bind = _agent_from_args(args)
         rpc_addr = _rpc_addr_arg(args.rpc_addr)
+        args.handler_specs = _handler_specs(args.event_handler)
     except ValueError as exc:
         agent_parser.error(str(exc))
     except _CannotStart as exc:
@@ -302,6 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run_agent(agent, bind, args, agent_parser, setup))
     finally:
         logging.getLogger().removeHandler(log_ring)
+
+
+def _handler_specs(texts: Sequence[str]) -> list[HandlerSpec]:
+    try:
+        return [parse_handler_spec(text) for text in texts]
+    except ValueError as exc:
+        raise ValueError(f"--event-handler {exc}") from None
 
 
 def _keygen() -> int:
@@ -508,11 +536,20 @@ class _EventOutput:
 
 
 async def _fan_out_events(
-    agent: Agent, output: _EventOutput, rpc: tuple[AgentBackend, RpcServer] | None
+    agent: Agent,
+    output: _EventOutput,
+    rpc: tuple[AgentBackend, RpcServer] | None,
+    handlers: EventHandlerRunner,
 ) -> None:
-    """The one consumer of `agent.events()`: JSON lines on stdout, and the RPC's streams."""
+    """The one consumer of `agent.events()`: JSON lines on stdout, the RPC's streams and
+    the handler scripts' queue (never waited for)."""
     printing = True
     async for event in agent.events():
+        if handlers.handlers:
+            own_tags = decode_tags(agent.local_member.meta)
+            job = handler_job(event, agent.name, own_tags)
+            if job is not None:
+                handlers.submit(job)
         if isinstance(event, EventsLost):
             log.warning("%d events lost (consumer too slow)", event.count)
             line = None
@@ -585,6 +622,7 @@ async def _run_agent(
         stop.set()
 
     rpc: tuple[AgentBackend, RpcServer] | None = None
+    handlers = EventHandlerRunner(args.handler_specs, timeout=args.event_handler_timeout)
     try:
         try:
             await agent.start()
@@ -602,7 +640,7 @@ async def _run_agent(
         except OSError as exc:
             log.error("cannot start: --rpc-addr %s: %s", args.rpc_addr, exc.strerror or exc)
             return ExitCode.CANNOT_START
-        printer = asyncio.create_task(_fan_out_events(agent, output, rpc))
+        printer = asyncio.create_task(_fan_out_events(agent, output, rpc, handlers))
         log.info(
             "%s: bound to %s (UDP and TCP), advertising %s",
             agent.name,
@@ -640,6 +678,8 @@ async def _run_agent(
             await rpc[1].close()
             for reason, n in rpc[1].drops.items():
                 drops[f"rpc_{reason}"] = n
+        if handlers.dropped:
+            drops["event_handler_queue_full"] = handlers.dropped
         await agent.close()
         with contextlib.suppress(asyncio.CancelledError):
             await printer
@@ -651,6 +691,7 @@ async def _run_agent(
     finally:
         if rpc is not None:
             await rpc[1].close()
+        await handlers.close()
         await agent.close()
         await closing.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
