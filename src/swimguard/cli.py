@@ -58,10 +58,12 @@ from swimguard.protocol.events import (
     MemberSuspected,
     MemberUpdated,
 )
+from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address
 from swimguard.rpc import DEFAULT_RPC_ADDR, AgentBackend, LogRing, RpcServer
 from swimguard.rpc.cli import COMMANDS as RPC_COMMANDS
 from swimguard.serf import decode_tags, encode_tags
+from swimguard.serf.events import QueryReceived, UserEventReceived
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["ExitCode", "event_line", "main"]
@@ -107,8 +109,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+_SERF_STATUS = {
+    MemberState.ALIVE: "alive",
+    MemberState.SUSPECT: "alive",  # suspicion is invisible to Serf
+    MemberState.DEAD: "failed",
+    MemberState.LEFT: "left",
+}
+
+
 def event_line(event: object, ts: float) -> str | None:
-    """The JSON line for a membership event, or None for other events."""
+    """The JSON line for a membership, user or (application) query event; None for others.
+
+    Member lines keep their first five keys and add Serf's `tags` and `status`.
+    """
+    if isinstance(event, UserEventReceived):
+        return json.dumps({
+            "ts": ts, "event": "user", "name": event.name, "payload": _b64(event.payload),
+            "ltime": event.ltime, "coalesce": event.coalesce,
+        })
+    if isinstance(event, QueryReceived):
+        query = event.query
+        if query.name.startswith("_serf_"):
+            return None  # Serf's own (ping, keys, conflict): never shown to users
+        return json.dumps({
+            "ts": ts, "event": "query", "name": query.name, "payload": _b64(query.payload),
+            "ltime": query.ltime,
+        })
     kind = EVENT_NAMES.get(type(event))
     if kind is None:
         return None
@@ -120,8 +146,14 @@ def event_line(event: object, ts: float) -> str | None:
             "name": member.name,
             "addr": format_address(member.addr),
             "incarnation": member.incarnation,
+            "tags": decode_tags(member.meta),
+            "status": _SERF_STATUS[member.state],
         }
     )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:

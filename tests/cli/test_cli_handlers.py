@@ -41,6 +41,7 @@ def test_handlers_see_joins_and_answer_queries_while_a_hanging_one_is_killed(
             await b.start()
             try:
                 await b.join([own["addr"]])
+                b.user_event("deploy", b"v1", coalesce=False)
                 # The hanging script holds the queue; the protocol answers pings all along,
                 # and once it is killed the next script runs.
                 hang = b.query("hang", timeout=0.5, filter_nodes=["a"])
@@ -55,8 +56,17 @@ def test_handlers_see_joins_and_answer_queries_while_a_hanging_one_is_killed(
 
         assert asyncio.run(peer()) == {"a": b"pong from web\n"}
         agent.terminate()
-        _, err = agent.communicate(timeout=30)
+        out, err = agent.communicate(timeout=30)
         assert "Traceback" not in err
+        # The same events on stdout, as JSON lines (issue 13 point 3).
+        lines_out = [json.loads(line) for line in out.splitlines()]
+        b_join = next(e for e in lines_out if e["name"] == "b")
+        assert (b_join["event"], b_join["tags"], b_join["status"]) == (
+            "member-join", {"role": "db"}, "alive"
+        )
+        assert [e["name"] for e in lines_out if e["event"] == "query"] == ["hang", "ping"]
+        user = next(e for e in lines_out if e["event"] == "user")
+        assert (user["name"], user["payload"], user["coalesce"]) == ("deploy", "djE=", False)
         assert "event handler 'query:hang=sleep 300' timed out" in err
         lines = sorted(log.read_text().splitlines())
         assert lines == ["a\t127.0.0.1\tweb\trole=web", "b\t127.0.0.1\tdb\trole=db"]
