@@ -8,7 +8,8 @@ for every membership event, its own join included:
      "addr": "127.0.0.1:7946", "incarnation": 1}
 
 Logs go to stderr. SIGINT or SIGTERM makes the agent leave gracefully and
-exit 0 (a second signal skips the wait).
+exit 0 (a second signal skips the wait); SIGHUP reloads the configuration files'
+log level and event handlers, as Serf; SIGUSR1/SIGUSR2 are logged and ignored.
 
 Every input mistake is one line on stderr naming the flag and the value, and
 exit status 2; each runtime failure has its own status (`ExitCode`, listed in
@@ -39,6 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
+from swimguard.agent_config_file import ConfigFileError, load_config_files
 from swimguard.agent_handlers import (
     EventHandlerRunner,
     HandlerSpec,
@@ -235,6 +237,11 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         default=30.0,
         help="seconds a handler script may run before its process group is killed",
     )
+    # Serf's JSON configuration (`agent_config_file`); flags win; SIGHUP re-reads it.
+    agent.add_argument("--config-file", action="append", default=[], metavar="FILE",
+                       help="Serf JSON configuration file (repeatable)")
+    agent.add_argument("--config-dir", action="append", default=[], metavar="DIR",
+                       help="directory of Serf JSON configuration files (*.json, repeatable)")
     agent.add_argument(
         "--log-level",
         default="INFO",
@@ -408,8 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from swimguard.rpc.cli import main as rpc_main
 
         return rpc_main(args_list)
-    parser, agent_parser = _build_parser()
-    args = parser.parse_args(args_list)
+    try:
+        args, agent_parser = _parse_args(args_list)
+    except ConfigFileError as exc:
+        print(f"swimguard agent: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     if args.command == "keygen":
         return _keygen()
     if not _stdout_usable():
@@ -443,6 +453,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run_agent(agent, bind, args, agent_parser, setup))
     finally:
         logging.getLogger().removeHandler(log_ring)
+
+
+def _parse_args(
+    argv: Sequence[str], *, reloading: bool = False
+) -> tuple[argparse.Namespace, argparse.ArgumentParser]:
+    """The command line over the defaults its `--config-file/--config-dir` set (flags win).
+
+    `reloading` (SIGHUP): name and bind stay what they were, so the files need not say them.
+    """
+    parser, agent_parser = _build_parser()
+    if argv and argv[0] == "agent":
+        pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        pre.add_argument("--config-file", action="append", default=[])
+        pre.add_argument("--config-dir", action="append", default=[])
+        wanted, _ = pre.parse_known_args(argv[1:])
+        defaults = load_config_files(wanted.config_file, wanted.config_dir)
+        agent_parser.set_defaults(**defaults)
+        for action in agent_parser._actions:  # argparse has no public way to relax required
+            if action.dest in defaults or reloading:
+                action.required = False
+    args = parser.parse_args(argv)
+    args.argv = list(argv)
+    return args, agent_parser
+
+
+def _reload(args: argparse.Namespace, handlers: EventHandlerRunner) -> None:
+    """SIGHUP, as Serf: re-read the configuration files; apply the log level and the event
+    handlers (what Serf reloads), keep everything else; a bad file changes nothing."""
+    try:
+        new, _ = _parse_args(args.argv, reloading=True)
+        specs = _handler_specs(new.event_handler)
+    except (ValueError, SystemExit) as exc:
+        log.error("SIGHUP: configuration not reloaded (kept the current one): %s", exc)
+        return
+    log.info(  # before the new level applies: the old one chose to hear it
+        "SIGHUP: reloaded the configuration: log level %s, %d event handlers",
+        new.log_level, len(specs),
+    )
+    logging.getLogger().setLevel(new.log_level)
+    handlers.replace(specs)
 
 
 def _handler_specs(texts: Sequence[str]) -> list[HandlerSpec]:
@@ -708,6 +758,9 @@ async def _start_rpc(
     return backend, server
 
 
+_LOGGED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+
 async def _run_agent(
     agent: Agent,
     bind: Address,
@@ -732,6 +785,10 @@ async def _run_agent(
     leaving: asyncio.Task[bool] | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    handlers = EventHandlerRunner(args.handler_specs, timeout=args.event_handler_timeout)
+    loop.add_signal_handler(signal.SIGHUP, _reload, args, handlers)
+    for sig in _LOGGED_SIGNALS:  # their default action would end us without a word
+        loop.add_signal_handler(sig, log.warning, "%s received: ignored", sig.name)
     status = ExitCode.OK
     output = _EventOutput(sys.stdout, stop)
     left_by_rpc = False
@@ -743,7 +800,6 @@ async def _run_agent(
         stop.set()
 
     rpc: tuple[AgentBackend, RpcServer] | None = None
-    handlers = EventHandlerRunner(args.handler_specs, timeout=args.event_handler_timeout)
     try:
         try:
             await agent.start()
@@ -818,6 +874,6 @@ async def _run_agent(
         await handlers.close()
         await agent.close()
         await closing.aclose()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, *_LOGGED_SIGNALS):
             loop.remove_signal_handler(sig)
     return status

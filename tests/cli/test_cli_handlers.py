@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -86,3 +88,102 @@ def test_a_bad_handler_filter_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "--event-handler 'user,bogus=true': invalid event filter 'user,bogus'" in result.stderr
+
+
+def _wait_for_file(path: pathlib.Path) -> None:
+    while not path.exists() or not path.read_text().endswith("\n"):
+        time.sleep(0.02)
+
+
+def _stderr_until(agent: subprocess.Popen[str], text: str) -> str:
+    """Read the agent's stderr line by line until one contains `text` (event-driven)."""
+    assert agent.stderr is not None
+    for line in agent.stderr:
+        if text in line:
+            return line
+    raise AssertionError(f"stderr ended without {text!r}")
+
+
+def test_config_file_flags_win_and_sighup_reloads_handlers_and_log_level(
+    tmp_path: pathlib.Path,
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    conf = tmp_path / "agent.json"
+    conf.write_text(json.dumps({
+        "node_name": "from-file", "bind": "127.0.0.1:0", "rpc_addr": "",
+        "tags": {"role": "file", "dc": "x1"}, "log_level": "info",
+        "event_handlers": [f"user=echo $SERF_USER_EVENT >> {first}"],
+    }))
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "swimguard", "agent", "--config-file", str(conf),
+         "--profile", "local", "--leave-timeout", "1", "--tag", "role=flag"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert agent.stdout is not None
+        own = json.loads(agent.stdout.readline())
+        assert own["name"] == "from-file"
+        assert own["tags"] == {"role": "flag", "dc": "x1"}  # the flag's role wins
+
+        async def send(name: str) -> None:
+            b = Agent("b-" + name, config=Config.local())
+            await b.start()
+            try:
+                await b.join([own["addr"]])
+                b.user_event(name, coalesce=False)
+                await asyncio.sleep(0)
+            finally:
+                await b.leave(1.0)
+                await b.close()
+
+        def wait_user(name: str) -> None:
+            assert agent.stdout is not None
+            for raw in agent.stdout:
+                event = json.loads(raw)
+                if event["event"] == "user" and event["name"] == name:
+                    return
+            raise AssertionError(f"no user event {name}")
+
+        asyncio.run(send("one"))
+        wait_user("one")
+        _wait_for_file(first)  # its script ran with the first handlers
+        # SIGUSR1 is logged and ignored; a bad file on SIGHUP changes nothing.
+        agent.send_signal(signal.SIGUSR1)
+        _stderr_until(agent, "SIGUSR1 received: ignored")
+        conf.write_text('{"node_name": "x", "colour": "blue"}')
+        agent.send_signal(signal.SIGHUP)
+        assert "unknown key 'colour'" in _stderr_until(agent, "not reloaded")
+        conf.write_text(json.dumps({
+            "node_name": "from-file", "bind": "127.0.0.1:0", "log_level": "warn",
+            "event_handlers": [f"user=echo $SERF_USER_EVENT >> {second}"],
+        }))
+        agent.send_signal(signal.SIGHUP)
+        _stderr_until(agent, "SIGHUP: reloaded the configuration: log level WARNING, 1 event")
+        asyncio.run(send("two"))
+        wait_user("two")
+        _wait_for_file(second)
+        agent.terminate()
+        _, err = agent.communicate(timeout=30)
+        assert agent.returncode == 0
+        assert "INFO" not in err  # the reloaded level (WARNING) holds until exit
+        assert first.read_text() == "one\n"
+        assert second.read_text() == "two\n"
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        agent.wait(10)
+        for stream in (agent.stdout, agent.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_config_file_errors_name_file_and_key(tmp_path: pathlib.Path) -> None:
+    conf = tmp_path / "agent.json"
+    conf.write_text('{"node_name": "a", "bind": "127.0.0.1:0", "data_dir": "/x"}')
+    result = subprocess.run(
+        [sys.executable, "-m", "swimguard", "agent", "--config-file", str(conf)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"{conf}: unknown key 'data_dir'" in result.stderr
+    assert "Traceback" not in result.stderr
