@@ -1,6 +1,7 @@
 """Serf's event handler scripts: `--event-handler [FILTER=]SCRIPT`.
 
-Each event a handler's filter passes runs `/bin/sh -c SCRIPT` with Serf's environment
+Each event (a Serf stream record, coalesced as a serf agent coalesces them) a
+handler's filter passes runs `/bin/sh -c SCRIPT` with Serf's environment
 (`SERF_EVENT`, `SERF_SELF_NAME`, `SERF_SELF_ROLE`, `SERF_TAG_*`, `SERF_USER_*`,
 `SERF_QUERY_*`) and stdin (one `NAME\\tADDR\\tROLE\\tTAGS` line per member, or the
 payload). A query handler's output is the query's response.
@@ -17,17 +18,17 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import ipaddress
 import logging
 import os
 import re
 import signal
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from swimguard.protocol.events import MemberFailed, MemberJoined, MemberLeft, MemberUpdated
-from swimguard.protocol.members import Member
-from swimguard.rpc.event_filter import EventFilter, EventKind, parse_event_filter
-from swimguard.serf import decode_tags
-from swimguard.serf.events import QueryReceived, UserEventReceived
+from swimguard.rpc.coalesce import MemberEventCoalescer, UserEventCoalescer
+from swimguard.rpc.event_filter import EventFilter, EventKind, StreamRecord, parse_event_filter
+from swimguard.serf.events import QueryReceived
 
 __all__ = [
     "OUTPUT_LIMIT",
@@ -40,16 +41,13 @@ __all__ = [
 
 log = logging.getLogger("swimguard.handlers")
 
+_MEMBER_KINDS = frozenset({
+    EventKind.MEMBER_JOIN, EventKind.MEMBER_LEAVE, EventKind.MEMBER_FAILED,
+    EventKind.MEMBER_UPDATE, EventKind.MEMBER_REAP,
+})
+
 OUTPUT_LIMIT = 8192
 """Bytes of a script's stdout+stderr kept (the last ones), as Serf's circular buffer."""
-
-_MEMBER_KINDS: dict[type, EventKind] = {
-    MemberJoined: EventKind.MEMBER_JOIN,
-    MemberLeft: EventKind.MEMBER_LEAVE,
-    MemberFailed: EventKind.MEMBER_FAILED,
-    MemberUpdated: EventKind.MEMBER_UPDATE,
-}
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class HandlerSpec:
@@ -92,11 +90,18 @@ def _escape(text: str) -> str:
     return text.replace("\t", "\\t").replace("\n", "\\n")
 
 
-def _member_line(member: Member) -> str:
-    tags = decode_tags(member.meta)
+def _member_line(member: Mapping[str, Any]) -> str:
+    """One stdin line from an RPC `Member` map: `NAME\tADDR\tROLE\tTAGS`."""
+    raw_tags = member.get("Tags")
+    tags: Mapping[str, str] = raw_tags if isinstance(raw_tags, dict) else {}
     pairs = ",".join(f"{k}={v}" for k, v in tags.items())
-    role = tags.get("role", "")
-    return f"{_escape(member.name)}\t{member.addr[0]}\t{_escape(role)}\t{_escape(pairs)}\n"
+    addr = member.get("Addr", b"")
+    try:
+        host = str(ipaddress.ip_address(addr)) if isinstance(addr, bytes) else ""
+    except ValueError:
+        host = ""
+    name = str(member.get("Name", ""))
+    return f"{_escape(name)}\t{host}\t{_escape(tags.get('role', ''))}\t{_escape(pairs)}\n"
 
 
 def _payload_stdin(payload: bytes) -> bytes:
@@ -105,54 +110,64 @@ def _payload_stdin(payload: bytes) -> bytes:
     return payload
 
 
-def handler_job(event: object, self_name: str, self_tags: Mapping[str, str]) -> HandlerJob | None:
-    """The job for an agent event, or None for events scripts never see (suspect, ...)."""
+def handler_job(
+    record: StreamRecord, self_name: str, self_tags: Mapping[str, str]
+) -> HandlerJob | None:
+    """The job for a stream record (as the RPC's streams get it), or None for Serf's
+    internal queries."""
     env = {
+        "SERF_EVENT": record.kind.value,
         "SERF_SELF_NAME": self_name,
         "SERF_SELF_ROLE": self_tags.get("role", ""),
     }
     for tag, value in self_tags.items():
         env[_env_key(tag)] = value
-    if isinstance(event, UserEventReceived):
-        env["SERF_EVENT"] = EventKind.USER.value
-        env["SERF_USER_EVENT"] = event.name
-        env["SERF_USER_LTIME"] = str(event.ltime)
-        return HandlerJob(EventKind.USER, event.name, env, _payload_stdin(event.payload))
-    if isinstance(event, QueryReceived):
-        query = event.query
-        if query.name.startswith("_serf_"):
+    body = record.body
+    payload = body.get("Payload")
+    payload = payload if isinstance(payload, bytes) else b""
+    if record.kind is EventKind.USER:
+        env["SERF_USER_EVENT"] = str(body.get("Name", ""))
+        env["SERF_USER_LTIME"] = str(body.get("LTime", 0))
+        return HandlerJob(record.kind, record.name, env, _payload_stdin(payload))
+    if record.kind is EventKind.QUERY:
+        name = str(body.get("Name", ""))
+        query = record.query
+        if name.startswith("_serf_") or not isinstance(query, QueryReceived):
             return None  # Serf's internal queries never reach scripts
-        env["SERF_EVENT"] = EventKind.QUERY.value
-        env["SERF_QUERY_NAME"] = query.name
-        env["SERF_QUERY_LTIME"] = str(query.ltime)
-        return HandlerJob(
-            EventKind.QUERY, query.name, env, _payload_stdin(query.payload), event
-        )
-    kind = _MEMBER_KINDS.get(type(event))
-    if kind is None:
-        return None
-    env["SERF_EVENT"] = kind.value
-    member: Member = event.member  # type: ignore[attr-defined]
-    return HandlerJob(kind, None, env, _member_line(member).encode("utf-8", "surrogateescape"))
+        env["SERF_QUERY_NAME"] = name
+        env["SERF_QUERY_LTIME"] = str(body.get("LTime", 0))
+        return HandlerJob(record.kind, record.name, env, _payload_stdin(payload), query)
+    members = body.get("Members")
+    lines = "".join(_member_line(m) for m in members) if isinstance(members, list) else ""
+    return HandlerJob(record.kind, None, env, lines.encode("utf-8", "surrogateescape"))
 
 
 class EventHandlerRunner:
     """Runs the handlers' scripts for submitted jobs, one at a time, in its own task.
 
-    `submit` never blocks: a full queue drops the job (`dropped` counts them). Each
-    script gets `timeout` seconds; then its process group is killed. `replace` swaps
-    the handlers (SIGHUP) for the jobs not yet started.
+    `publish` takes stream records and coalesces member events and user events sent
+    with Coalesce as a serf agent does (1 s of quiet, 3 s at most: one script run per
+    event type, each member's latest event on its stdin); `self_info` gives our name and
+    tags when a job is made. `submit` never blocks: a full queue drops the job
+    (`dropped` counts them). Each script gets `timeout` seconds; then its process group
+    is killed. `replace` swaps the handlers (SIGHUP) for the jobs not yet started.
     """
 
     def __init__(
         self,
         handlers: Sequence[HandlerSpec],
         *,
+        self_info: Callable[[], tuple[str, Mapping[str, str]]] = lambda: ("", {}),
+        coalesce: bool = True,
         queue_size: int = 256,
         timeout: float = 30.0,
         on_output: Callable[[HandlerSpec, bytes], None] | None = None,
     ) -> None:
         self.handlers = tuple(handlers)
+        self._self_info = self_info
+        self._members = MemberEventCoalescer() if coalesce else None
+        self._users = UserEventCoalescer() if coalesce else None
+        self._flush_at: asyncio.TimerHandle | None = None
         self.timeout = timeout
         self.on_output = on_output
         """Called with each script's kept output (tests and logs read it)."""
@@ -165,6 +180,44 @@ class EventHandlerRunner:
 
     def replace(self, handlers: Sequence[HandlerSpec]) -> None:
         self.handlers = tuple(handlers)
+
+    def publish(self, record: StreamRecord) -> None:
+        """Take one stream record; its job is submitted now or when coalescing ends."""
+        if not self.handlers:
+            return  # nothing to run: nothing held either
+        loop = asyncio.get_running_loop()
+        if self._members is not None and record.kind in _MEMBER_KINDS:
+            self._members.add(record, now=loop.time())
+            self._schedule(loop)
+            return
+        if self._users is not None and self._users.add(record, now=loop.time()):
+            self._schedule(loop)
+            return
+        self._submit_record(record)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        due = [c.deadline() for c in (self._members, self._users) if c is not None]
+        times = [d for d in due if d is not None]
+        if times:
+            self._flush_at = loop.call_at(min(times), self._flush, loop)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_at = None
+        now = loop.time()
+        for coalescer in (self._members, self._users):
+            if coalescer is not None:
+                for record in coalescer.flush(now=now):
+                    self._submit_record(record)
+        self._schedule(loop)
+
+    def _submit_record(self, record: StreamRecord) -> None:
+        name, tags = self._self_info()
+        job = handler_job(record, name, tags)
+        if job is not None:
+            self.submit(job)
 
     def submit(self, job: HandlerJob) -> None:
         if not any(h.filter.matches(job.kind, job.name) for h in self.handlers):
@@ -182,6 +235,9 @@ class EventHandlerRunner:
         await self._queue.join()
 
     async def close(self) -> None:
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -41,12 +41,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
 from swimguard.agent_config_file import ConfigFileError, load_config_files
-from swimguard.agent_handlers import (
-    EventHandlerRunner,
-    HandlerSpec,
-    handler_job,
-    parse_handler_spec,
-)
+from swimguard.agent_handlers import EventHandlerRunner, HandlerSpec, parse_handler_spec
 from swimguard.aio import Agent, EventsLost
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
 from swimguard.aio.agent_config import AgentConfig
@@ -713,24 +708,21 @@ async def _fan_out_events(
     handlers: EventHandlerRunner,
 ) -> None:
     """The one consumer of `agent.events()`: JSON lines on stdout, the RPC's streams and
-    the handler scripts' queue (never waited for)."""
+    the handler scripts (never waited for), both fed the same Serf records."""
     printing = True
+    # Without RPC a backend of our own still turns events into Serf's records (statuses).
+    backend = rpc[0] if rpc is not None else AgentBackend(agent)
     async for event in agent.events():
-        if handlers.handlers:
-            own_tags = decode_tags(agent.local_member.meta)
-            job = handler_job(event, agent.name, own_tags)
-            if job is not None:
-                handlers.submit(job)
         if isinstance(event, EventsLost):
             log.warning("%d events lost (consumer too slow)", event.count)
             line = None
         else:
             line = event_line(event, time.time())
-        if rpc is not None:
-            backend, server = rpc
-            record = backend.observe(event)
-            if record is not None:
-                server.publish(record)
+        record = backend.observe(event)
+        if record is not None:
+            if rpc is not None:
+                rpc[1].publish(record)
+            handlers.publish(record)
         del event  # a user message may be 20 MiB: not held while we wait for the next
         if printing and line is not None and not output.write(line):
             printing = False
@@ -785,7 +777,11 @@ async def _run_agent(
     leaving: asyncio.Task[bool] | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    handlers = EventHandlerRunner(args.handler_specs, timeout=args.event_handler_timeout)
+    handlers = EventHandlerRunner(
+        args.handler_specs,
+        self_info=lambda: (agent.name, decode_tags(agent.local_member.meta)),
+        timeout=args.event_handler_timeout,
+    )
     loop.add_signal_handler(signal.SIGHUP, _reload, args, handlers)
     for sig in _LOGGED_SIGNALS:  # their default action would end us without a word
         loop.add_signal_handler(sig, log.warning, "%s received: ignored", sig.name)

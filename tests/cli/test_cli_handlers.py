@@ -57,6 +57,9 @@ def test_handlers_see_joins_and_answer_queries_while_a_hanging_one_is_killed(
                 await b.close()
 
         assert asyncio.run(peer()) == {"a": b"pong from web\n"}
+        # Member events reach scripts coalesced (1 s of quiet): wait for both joins.
+        while not log.exists() or log.read_text().count("\n") < 2:
+            time.sleep(0.02)
         agent.terminate()
         out, err = agent.communicate(timeout=30)
         assert "Traceback" not in err

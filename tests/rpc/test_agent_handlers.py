@@ -7,18 +7,20 @@ import asyncio
 import functools
 import pathlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from swimguard.agent_handlers import (
     OUTPUT_LIMIT,
     EventHandlerRunner,
+    HandlerJob,
     handler_job,
     parse_handler_spec,
 )
 from swimguard.protocol.events import MemberJoined, MemberSuspected, MemberUpdated
 from swimguard.protocol.members import Member, MemberState
+from swimguard.rpc.agent_backend import AgentBackend
 from swimguard.rpc.event_filter import EventKind
 from swimguard.serf import encode_tags
 from swimguard.serf.events import QueryReceived, UserEventReceived
@@ -42,6 +44,12 @@ def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
         asyncio.run(test(*args, **kwargs))
 
     return run
+
+
+def _job(event: object, self_name: str, tags: dict[str, str]) -> HandlerJob | None:
+    """The job for an agent event, made from the Serf record the CLI's backend makes."""
+    record = AgentBackend(cast(Any, None)).observe(event)
+    return None if record is None else handler_job(record, self_name, tags)
 
 
 def _member(name: str, tags: dict[str, str]) -> Member:
@@ -83,7 +91,7 @@ async def _run(tmp_path: pathlib.Path, jobs: list[object], self_tags: dict[str, 
     log = tmp_path / "handler.log"
     runner = EventHandlerRunner([parse_handler_spec(DUMP.format(log=log))])
     for event in jobs:
-        job = handler_job(event, "a", self_tags)
+        job = _job(event, "a", self_tags)
         assert job is not None
         runner.submit(job)
     await runner.idle()
@@ -129,7 +137,7 @@ async def test_query_output_is_the_response(tmp_path: pathlib.Path) -> None:
         parse_handler_spec("query:other=echo no"),
     ])
     for event in (_query("ping", b"hi", answers), _query("quiet", b"", answers)):
-        job = handler_job(event, "a", {})
+        job = _job(event, "a", {})
         assert job is not None
         runner.submit(job)
     await runner.idle()
@@ -141,7 +149,7 @@ async def test_query_output_is_the_response(tmp_path: pathlib.Path) -> None:
 async def test_failing_script_does_not_answer_and_is_counted(tmp_path: pathlib.Path) -> None:
     answers: list[bytes] = []
     runner = EventHandlerRunner([parse_handler_spec("echo partial; exit 3")])
-    job = handler_job(_query("q", b"", answers), "a", {})
+    job = _job(_query("q", b"", answers), "a", {})
     assert job is not None
     runner.submit(job)
     await runner.idle()
@@ -156,7 +164,7 @@ async def test_output_keeps_the_last_8_kib() -> None:
         [parse_handler_spec("head -c 20000 /dev/zero | tr '\\0' x; printf END")],
         on_output=lambda _spec, data: outputs.append(data),
     )
-    job = handler_job(UserEventReceived("e", b"", 1, False), "a", {})
+    job = _job(UserEventReceived("e", b"", 1, False), "a", {})
     assert job is not None
     runner.submit(job)
     await runner.idle()
@@ -173,7 +181,7 @@ async def test_oversized_query_output_is_refused_by_the_query_and_logged(
         raise ValueError("response exceeds limit of 1024 bytes")
 
     runner = EventHandlerRunner([parse_handler_spec("head -c 2000 /dev/zero")])
-    job = handler_job(QueryReceived(Query(1, 1, "big"), None, refuse), "a", {})
+    job = _job(QueryReceived(Query(1, 1, "big"), None, refuse), "a", {})
     assert job is not None
     runner.submit(job)
     await runner.idle()
@@ -187,7 +195,7 @@ async def test_hanging_script_is_killed_with_its_children(tmp_path: pathlib.Path
     runner = EventHandlerRunner(
         [parse_handler_spec(f"sleep 300 & echo $! > {pids}; wait")], timeout=0.5
     )
-    job = handler_job(UserEventReceived("e", b"", 1, False), "a", {})
+    job = _job(UserEventReceived("e", b"", 1, False), "a", {})
     assert job is not None
     runner.submit(job)
     await runner.idle()
@@ -205,7 +213,7 @@ def _gone(pid: int) -> bool:
 @sync
 async def test_full_queue_drops_and_counts_without_waiting() -> None:
     runner = EventHandlerRunner([parse_handler_spec("sleep 0.2")], queue_size=2)
-    job = handler_job(UserEventReceived("e", b"", 1, False), "a", {})
+    job = _job(UserEventReceived("e", b"", 1, False), "a", {})
     assert job is not None
     for _ in range(5):
         runner.submit(job)  # returns at once: the caller (the event fan-out) never waits
@@ -221,13 +229,13 @@ async def test_filters_select_events_and_replace_swaps_handlers(tmp_path: pathli
     log = tmp_path / "log"
     runner = EventHandlerRunner([parse_handler_spec(f"user:deploy=echo $SERF_USER_EVENT >> {log}")])
     for name in ("deploy", "other"):
-        job = handler_job(UserEventReceived(name, b"", 1, False), "a", {})
+        job = _job(UserEventReceived(name, b"", 1, False), "a", {})
         assert job is not None
         runner.submit(job)
     await runner.idle()
     runner.replace([parse_handler_spec(f"member-join,user=echo $SERF_EVENT >> {log}")])
     for event in (UserEventReceived("x", b"", 2, False), MemberJoined(_member("b", {}))):
-        job = handler_job(event, "a", {})
+        job = _job(event, "a", {})
         assert job is not None
         runner.submit(job)
     await runner.idle()
@@ -248,9 +256,10 @@ def test_parse_handler_spec() -> None:
             parse_handler_spec(bad)
 
 
-def test_tag_names_become_env_names_and_stdin_is_escaped() -> None:
+@sync
+async def test_tag_names_become_env_names_and_stdin_is_escaped() -> None:
     tags = {"role": "r\tx", "dc-1.b": "v", "ÿ": "u"}
-    job = handler_job(MemberJoined(_member("n\nm", tags)), "me", tags)
+    job = _job(MemberJoined(_member("n\nm", tags)), "me", tags)
     assert job is not None
     assert job.env["SERF_TAG_DC_1_B"] == "v"
     assert job.env["SERF_SELF_ROLE"] == "r\tx"
@@ -258,6 +267,33 @@ def test_tag_names_become_env_names_and_stdin_is_escaped() -> None:
     assert job.stdin == "n\\nm\t127.0.0.1\tr\\tx\tdc-1.b=v,role=r\\tx,ÿ=u\n".encode()
 
 
-def test_no_job_for_suspects_and_internal_queries() -> None:
-    assert handler_job(MemberSuspected(_member("b", {})), "a", {}) is None
-    assert handler_job(QueryReceived(Query(1, 1, "_serf_ping")), "a", {}) is None
+@sync
+async def test_no_job_for_suspects_and_internal_queries() -> None:
+    assert _job(MemberSuspected(_member("b", {})), "a", {}) is None
+    assert _job(QueryReceived(Query(1, 1, "_serf_ping")), "a", {}) is None
+
+
+@sync
+async def test_member_events_are_coalesced_into_one_run_as_serf_does(
+    tmp_path: pathlib.Path,
+) -> None:
+    log = tmp_path / "log"
+    ran = asyncio.Event()
+    runner = EventHandlerRunner(
+        [parse_handler_spec(f"member-join,member-leave=echo $SERF_EVENT >> {log}; cat >> {log}")],
+        self_info=lambda: ("a", {}),
+        on_output=lambda _spec, _out: ran.set(),
+    )
+    backend = AgentBackend(cast(Any, None))
+    for event in (MemberJoined(_member("b", {"role": "db"})), MemberJoined(_member("c", {})),
+                  MemberUpdated(_member("b", {"role": "web"}))):
+        record = backend.observe(event)
+        assert record is not None
+        runner.publish(record)
+    assert runner.ran == 0  # held: 1 s of quiet, 3 s at most
+    await ran.wait()  # after the quiet second: one run per event type that has a handler
+    await runner.idle()
+    await runner.close()
+    # b's latest event is its update (no handler for it); c joined.
+    assert log.read_text() == "member-join\nc\t127.0.0.1\t\t\n"
+    assert runner.ran == 1
