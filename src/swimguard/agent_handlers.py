@@ -268,7 +268,7 @@ class EventHandlerRunner:
                 env=env,
                 start_new_session=True,  # its own process group: a timeout kills it all
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in a name or tag from gossip
             self.failed += 1
             log.error("event handler %r cannot start: %s", spec.text, exc)
             return

@@ -297,3 +297,17 @@ async def test_member_events_are_coalesced_into_one_run_as_serf_does(
     # b's latest event is its update (no handler for it); c joined.
     assert log.read_text() == "member-join\nc\t127.0.0.1\t\t\n"
     assert runner.ran == 1
+
+
+@sync
+async def test_a_nul_from_gossip_fails_that_run_only(tmp_path: pathlib.Path) -> None:
+    log = tmp_path / "log"
+    runner = EventHandlerRunner([parse_handler_spec(f"user=echo $SERF_USER_EVENT >> {log}")])
+    for name in ("bad\x00name", "good"):
+        job = _job(UserEventReceived(name, b"", 1, False), "a", {"t": "v"})
+        assert job is not None
+        runner.submit(job)
+    await runner.idle()
+    await runner.close()
+    assert runner.failed == 1
+    assert log.read_text() == "good\n"
