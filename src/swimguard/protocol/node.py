@@ -32,6 +32,8 @@ from swimguard.protocol.addresses import bytes_to_host, host_to_bytes, ip_allowe
 from swimguard.protocol.awareness import Awareness, check_app_score
 from swimguard.protocol.deadlines import Deadlines
 from swimguard.protocol.events import Event, deliver_user_message
+from swimguard.protocol.explain import Explanation, explain
+from swimguard.protocol.history import History
 from swimguard.protocol.hooks import (
     AliveHook,
     BroadcastHook,
@@ -124,7 +126,8 @@ class Node:
         self._drops: Counter[str] = Counter()
         self._table = MemberTable()
         self._deadlines: Deadlines[Timer] = Deadlines()
-        self._awareness = Awareness(config.awareness_max_multiplier)
+        self._history = History(config.explain_members)
+        self._awareness = Awareness(config.awareness_max_multiplier, self._history)
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
         self.stats = ProtocolStats()
@@ -156,6 +159,7 @@ class Node:
             deadlines=self._deadlines,
             tx=self._tx,
             awareness=self._awareness,
+            history=self._history,
             events=self._events,
             drops=self._drops,
             allowed_nets=self._allowed_nets,
@@ -191,6 +195,7 @@ class Node:
             membership=self._membership,
             streams=self._streams,
             awareness=self._awareness,
+            history=self._history,
             events=self._events,
             drops=self._drops,
             ping_hook=hooks if isinstance(hooks, PingHook) else None,
@@ -225,6 +230,23 @@ class Node:
     def next_deadline(self) -> float | None:
         """When `handle_timeout` must next be called (may be in the past: call it now)."""
         return self._deadlines.next_deadline()
+
+    def explain(self, name: str, *, now: float) -> Explanation | None:
+        """Why member `name` is in its state (`protocol.explain`); None if unknown."""
+        rec = self._table.get(name)
+        if rec is None:
+            return None
+        awareness = self._awareness
+        return explain(
+            rec,
+            now=now,
+            config=self.config,
+            history=self._history,
+            running=self._membership.suspicions.get(name),
+            is_self=name == self.name,
+            health_score=awareness.score,
+            at_max_since=awareness.at_max_since,
+        )
 
     def members(self) -> list[Member]:
         """Every known member in any state, ourselves included."""
@@ -287,7 +309,7 @@ class Node:
         int in [0, awareness_max_multiplier - 1] (ValueError otherwise)."""
         check_app_score(score, self.config.awareness_max_multiplier)
         self.stats.health_reports += 1
-        self._awareness.report_app(score)
+        self._awareness.report_app(score, now=now)
 
     @property
     def health_from_app(self) -> int:
