@@ -18,6 +18,7 @@ from types import TracebackType
 
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_event import AgentEvent, EventRouter
+from swimguard.aio.agent_explain import AgentExplain
 from swimguard.aio.agent_keys import AgentKeys
 from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
@@ -56,7 +57,7 @@ __all__ = [
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentKeys, AgentMetrics):
+class Agent(AgentKeys, AgentMetrics, AgentExplain):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one
