@@ -130,7 +130,9 @@ class Config:
     """Self-fencing (0 = off): once our health score has stayed at its maximum
     (`awareness_max_multiplier - 1`) this many seconds, leave the cluster gracefully and emit
     `SelfFenced`. A member that slow for that long harms the cluster more than its absence
-    would; a supervisor can restart it. Needs `awareness_max_multiplier >= 2`."""
+    would; a supervisor can restart it. One point below the maximum still counts (one ack
+    got through between two stalls); two points below start the wait again. Needs
+    `awareness_max_multiplier >= 2`."""
     max_inbound_stream_memory: int = 64 * 1024 * 1024
     """Memory (bytes, estimated: input held plus decoded member states) all inbound
     streams may hold together while they arrive; above it the largest is closed and

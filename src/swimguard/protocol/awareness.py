@@ -63,7 +63,9 @@ class Awareness:
         self._app = 0
         self._last_step: float | None = None
         self.at_max_since: float | None = None
-        """Since when the score has been at its maximum (a positive one); None below it."""
+        """Since when the score has been at its maximum (a positive one), allowing one point
+        below it; None once it fell further. One successful probe (-1) between two stalls
+        or failures is no recovery; a second one in a row is (see `protocol.fencing`)."""
 
     def apply_delta(self, delta: int, *, cause: HealthCause, now: float) -> None:
         """Add `delta` to the score, clamping to [0, max_multiplier - 1]; a change is
@@ -76,8 +78,9 @@ class Awareness:
             return
         top = self._max - 1
         if score == top:
-            self.at_max_since = now
-        elif before == top:
+            if self.at_max_since is None:
+                self.at_max_since = now
+        elif score < max(top - 1, 1):
             self.at_max_since = None
         if self._history is not None:
             self._history.health_changed(cause, score - before, score, now=now)

@@ -33,6 +33,7 @@ from swimguard.protocol.awareness import Awareness, check_app_score
 from swimguard.protocol.deadlines import Deadlines
 from swimguard.protocol.events import Event, deliver_user_message
 from swimguard.protocol.explain import Explanation, explain
+from swimguard.protocol.fencing import SelfFencing
 from swimguard.protocol.history import History
 from swimguard.protocol.hooks import (
     AliveHook,
@@ -63,6 +64,7 @@ from swimguard.protocol.timers import (
     ProbeTimeout,
     PushPullTick,
     RelayTimeout,
+    SelfFence,
     StreamTimeout,
     SuspicionTimeout,
     Timer,
@@ -131,6 +133,12 @@ class Node:
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
         self.stats = ProtocolStats()
+        self._fencing = SelfFencing(
+            config.self_fence_after,
+            awareness=self._awareness,
+            deadlines=self._deadlines,
+            events=self._events,
+        )
         """Protocol counters for metrics (the parts below bump them)."""
         self._tx = Transmitter(
             config,
@@ -310,6 +318,7 @@ class Node:
         check_app_score(score, self.config.awareness_max_multiplier)
         self.stats.health_reports += 1
         self._awareness.report_app(score, now=now)
+        self._fencing.watch(now=now)
 
     @property
     def health_from_app(self) -> int:
@@ -432,6 +441,7 @@ class Node:
             unit=cfg.probe_timeout,
             decay_period=cfg.probe_interval,
         )
+        self._fencing.watch(now=now)
         if not stalled:
             return
         self.stalls += 1
@@ -445,8 +455,9 @@ class Node:
         while True:
             timer = deadlines.pop_due(now=now)
             if timer is None:
-                return
+                break
             self._fire(timer, now=now)
+        self._fencing.watch(now=now)  # probes ended: the score may have moved
 
     def _fire(self, timer: Timer, *, now: float) -> None:
         match timer:
@@ -468,6 +479,8 @@ class Node:
                 self._streams.stream_timeout(stream_id, now=now)
             case LeaveTimeout():
                 self._membership.leave_timeout()
+            case SelfFence():
+                self._fencing.fire(now=now)
             case _:
                 assert_never(timer)
 
@@ -520,3 +533,4 @@ class Node:
         if messages:
             # We still hear our peers, however late: refute ahead.
             membership.maybe_refresh(now=now)
+            self._fencing.watch(now=now)  # a refutation raises the score
