@@ -27,6 +27,7 @@ PAGES = {
     "encryption.py": "howto/encryption.md",
     "simulate.py": "tutorials/simulator.md",
     "wire_roundtrip.py": None,  # its output holds random sizes; it asserts by itself
+    "coordinates.py": None,  # loopback RTTs vary from run to run; it asserts by itself
 }
 
 

@@ -148,7 +148,7 @@ def test_serf_node_votes_on_a_conflict_about_its_name() -> None:
     assert not any(isinstance(e, QueryReceived) for e in node.events)
     deadline = node.sn.next_deadline()
     assert deadline is not None
-    node.timeout(1.0 + 3.2)
+    node.timeout(now=1.0 + 3.2)
     (resolved,) = [e for e in node.events if isinstance(e, NameConflictResolved)]
     # alone, nobody else answers: 0 of 0 is not a majority, as in Serf
     assert resolved == NameConflictResolved("a", 0, 0, False)

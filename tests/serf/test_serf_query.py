@@ -201,17 +201,17 @@ def test_bad_params_are_refused() -> None:
 def test_serf_node_answers_its_own_query_without_the_socket_and_ends_at_the_deadline() -> None:
     node = SerfNode("a")
     handle = node.sn.query("q", b"hi", QueryParams(request_ack=True), now=1.0)
-    node.pump(1.0)
+    node.pump()
     assert QueryAckReceived(handle, "a") in node.events
     own = next(e for e in node.events if isinstance(e, QueryReceived))
     node.sn.respond(own.query, b"mine", now=1.1)
-    node.pump(1.1)
+    node.pump()
     assert QueryResponseReceived(handle, "a", b"mine") in node.events
     # default timeout: one live member -> 0.2 s x 16 x ceil(log10 2) = 3.2 s (LAN config)
     deadline = node.sn.next_deadline()
     assert deadline is not None
     assert deadline <= 1.0 + 3.2
-    node.timeout(1.0 + 3.2)
+    node.timeout(now=1.0 + 3.2)
     assert node.events[-1] == QueryFinished(handle, QueryEnd.DEADLINE)
     assert not any(getattr(o, "to", None) == HERE for o in node.out)
 
@@ -252,7 +252,7 @@ def test_serf_node_relays_answers_through_live_protocol_5_members() -> None:
     own = next(e for e in node.events if isinstance(e, QueryReceived))
     node.out.clear()
     node.sn.respond(own.query, b"answer", now=0.2)
-    node.pump(0.2)
+    node.pump()
     sent_to = [o.to for o in node.out if isinstance(o, Datagram)]
     assert sent_to[0] == ("127.0.0.99", 7000)  # the answer itself, to the originator
     relays = set(sent_to[1:])

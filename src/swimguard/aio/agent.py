@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 
 from swimguard.aio.agent_config import AgentConfig
+from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
 from swimguard.aio.agent_explain import AgentExplain
 from swimguard.aio.agent_keys import AgentKeys
@@ -45,19 +46,13 @@ from swimguard.serf import encode_tags
 from swimguard.serf.node import SerfNode
 from swimguard.wire.encryption import Keyring
 
-__all__ = [
-    "DEFAULT_PORT",
-    "Agent",
-    "AgentEvent",
-    "EventsLost",
-    "NodeFactory",
-    "seed_family_problem",
-]
+__all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
+           "seed_family_problem"]
 
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentKeys, AgentMetrics, AgentExplain):
+class Agent(AgentKeys, AgentMetrics, AgentCoordinates, AgentExplain):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one

@@ -20,6 +20,8 @@ through the driver:
   our leave intent first and starts the memberlist leave at a deadline a few gossip
   rounds later, so Serf peers show us as left, not failed.
 - The layer learns what memberlist decided about each member (for push/pull's left list).
+- Network coordinates: every ack we send carries our Vivaldi coordinate, and every
+  direct probe's ack (the ping hook) updates it and caches the peer's (`coordinates`).
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ from swimguard.protocol.events import (
     MemberLeft,
     MemberUpdated,
     NameConflict,
+    PingCompleted,
     RemoteState,
     UserMessage,
 )
 from swimguard.protocol.hooks import forward_hooks
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address, Outgoing
+from swimguard.serf.coordinate_exchange import CoordinateExchange
 from swimguard.serf.events import (
     NameConflictResolved,
     QueryAckReceived,
@@ -79,17 +83,33 @@ def leave_intent_wait(config: Config, timeout: float) -> float:
 
 
 class _SerfHooks:
-    """The hooks handed to the node: Serf's push/pull state, the application's for the rest.
+    """The hooks handed to the node: Serf's push/pull state and coordinates, the application's
+    for the rest (its `notify_ping_complete` still hears every ping).
 
     Every other hook is the application's own method (`forward_hooks`), so the node's
     per-protocol checks see exactly what the application implements. An application that
     brings both `local_state` and `merge_remote_state` keeps push/pull state to itself.
     """
 
-    def __init__(self, serf: SerfLayer, user: object | None) -> None:
+    def __init__(
+        self, serf: SerfLayer, user: object | None, coordinates: CoordinateExchange
+    ) -> None:
         own = hasattr(user, "local_state") and hasattr(user, "merge_remote_state")
         self._state: Any = user if own else serf
+        self._coordinates = coordinates
+        # Serf peers read our coordinate from every ack; an application's own payload wins.
+        self._ack_payload: Any = getattr(user, "ack_payload", coordinates.ack_payload)
+        self._user_ping_complete: Any = getattr(user, "notify_ping_complete", None)
         forward_hooks(self, user)
+
+    def ack_payload(self) -> bytes:
+        payload: bytes = self._ack_payload()
+        return payload
+
+    def notify_ping_complete(self, member: Member, rtt: float, payload: bytes) -> None:
+        self._coordinates.ping_completed(member.name, rtt, payload)
+        if self._user_ping_complete is not None:
+            self._user_ping_complete(member, rtt, payload)
 
     def local_state(self, join: bool) -> bytes:
         state: bytes = self._state.local_state(join)
@@ -130,6 +150,10 @@ class SerfNode:
         node_factory: Callable[..., NodeAPI] | None = None,
     ) -> None:
         self.config = config
+        # Its own stream, seeded from the caller's without drawing from it.
+        self.coordinates = CoordinateExchange(
+            name, rng=random.Random(hash(rng.getstate()[1])), max_entries=config.max_members
+        )
         self.serf = SerfLayer(name, tags=tags, keyring=keyring)
         self.serf.member_view = self._member_view
         self._rng = rng
@@ -142,7 +166,7 @@ class SerfNode:
             advertise=advertise,
             rng=rng,
             now=now,
-            hooks=_SerfHooks(self.serf, hooks),
+            hooks=_SerfHooks(self.serf, hooks, self.coordinates),
             keyring=keyring,
             label=label,
         )
@@ -287,6 +311,8 @@ class SerfNode:
         counts = dict(self.node.drops)
         for reason, n in self.serf.drops.items():
             counts[f"serf_{reason}"] = n
+        for reason, n in self.coordinates.drops.items():
+            counts[f"serf_{reason}"] = n
         if self._regossip_too_large:
             counts["serf_regossip_too_large"] = self._regossip_too_large
         return counts
@@ -315,6 +341,11 @@ class SerfNode:
         if isinstance(event, UserMessage) and event.data and event.data[0] in _SERF_TYPES:
             self._serf_out(serf.handle_user_message(event.data, now=now), now=now)
             return
+        if isinstance(event, MemberJoined | MemberUpdated | MemberLeft | MemberFailed):
+            alive = isinstance(event, MemberJoined | MemberUpdated)
+            self.coordinates.note_member(event.member.name, alive=alive, now=now)
+        elif isinstance(event, PingCompleted):
+            self.coordinates.expire(now=now)  # once per probe: departures age out in time
         if isinstance(event, MemberJoined | MemberUpdated):
             serf.note_member(event.member.name, "alive")
         elif isinstance(event, MemberLeft):
