@@ -20,7 +20,7 @@ from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
 from swimguard.aio.agent_explain import AgentExplain
-from swimguard.aio.agent_keys import AgentKeys
+from swimguard.aio.agent_fence import AgentFence
 from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.driver import DrivenNode, Driver
@@ -52,7 +52,7 @@ __all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentKeys, AgentMetrics, AgentCoordinates, AgentExplain):
+class Agent(AgentFence, AgentMetrics, AgentCoordinates, AgentExplain):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one

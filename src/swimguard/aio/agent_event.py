@@ -19,6 +19,7 @@ from swimguard.protocol.events import (
     MemberSuspected,
     MemberUpdated,
     NameConflict,
+    SelfFenced,
     UserMessage,
 )
 from swimguard.serf.events import (
@@ -44,6 +45,7 @@ AgentEvent = (
     | UserEventReceived
     | QueryReceived
     | NameConflictResolved
+    | SelfFenced
     | EventsLost
 )
 """What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`, the
@@ -64,6 +66,7 @@ PUBLISHED = (
     UserEventReceived,
     QueryReceived,
     NameConflictResolved,
+    SelfFenced,
 )
 """The node's events the application sees. The others are the agent's business (join and
 leave completions wake `join()`/`leave()`) or nobody's (ping round trips, push/pull state
