@@ -4,7 +4,7 @@ The core decides (`Config.self_fence_after`, `swimguard.protocol.fencing`) and e
 `SelfFenced`; this watch logs it at ERROR, starts a graceful leave (with `serf_compat` the
 Serf leave intent goes first, so Serf agents record a leave, not a failure) and passes
 the event on to `Agent.events()`. The agent keeps running until closed: whether the
-process should exit is the application's call (`swimguard agent` exits with status 6 for
+process should exit is the application's call (`swimguard agent` exits with status 75 for
 a supervisor to restart it).
 """
 
