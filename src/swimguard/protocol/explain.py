@@ -79,7 +79,8 @@ class Explanation:
     health_changes: tuple[HealthChange, ...] = ()
 
     def to_dict(self) -> dict[str, JSON]:
-        """Plain JSON types: enums as lower-case strings, tuples as lists."""
+        """Plain JSON types: enums as lower-case strings, tuples as lists, times and
+        durations rounded to microseconds."""
         out = _jsonable(self)
         assert isinstance(out, dict)
         return out
@@ -92,8 +93,8 @@ def _jsonable(value: object) -> JSON:
         return value.value if isinstance(value.value, str) else value.name.lower()
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    if isinstance(value, float):  # microseconds are plenty for a human or a graph
+        return round(value, 6) if math.isfinite(value) else None
     if value is None or isinstance(value, bool | int | str):
         return value
     raise TypeError(f"not JSON-able: {type(value).__name__}")
