@@ -11,10 +11,12 @@ from sim_support import add, join_all, names_of, node, node_cluster
 from swimguard.config import Config
 from swimguard.protocol import MemberState
 from swimguard.protocol.history import (
+    MAX_CHANGES,
     MAX_CONFIRMATIONS,
     HealthCause,
     History,
     ProbeKind,
+    ProbeResult,
     SuspicionEnd,
 )
 from swimguard.protocol.scaling import suspicion_timeout
@@ -46,7 +48,7 @@ def test_suspicion_story_with_confirmations_deadline_and_why() -> None:
     assert s.ended is None
     assert "1 of k=2 confirmations" in s.why
     assert "log10(5)" in s.why
-    assert [c.state for c in ex.changes] == [MemberState.ALIVE, MemberState.SUSPECT]
+    assert [c.state for c in ex.changes] == [MemberState.SUSPECT]  # a join is no story
 
 
 def test_refuted_suspicion_keeps_its_story_with_how_it_ended() -> None:
@@ -147,9 +149,9 @@ def test_to_dict_is_plain_json() -> None:
 def test_history_forgets_the_member_recorded_longest_ago() -> None:
     h = History(max_members=2)
     for name in ("b", "c"):
-        h.state_changed(name, MemberState.ALIVE, 1, now=0.0)
-    h.state_changed("b", MemberState.SUSPECT, 1, now=1.0)  # b is now the newest
-    h.state_changed("d", MemberState.ALIVE, 1, now=2.0)
+        h.state_changed(name, MemberState.SUSPECT, 1, now=0.0)
+    h.state_changed("b", MemberState.ALIVE, 2, now=1.0)  # b is now the newest
+    h.state_changed("d", MemberState.SUSPECT, 1, now=2.0)
     assert len(h) == 2
     assert h.get("c") is None
     assert h.get("b") is not None
@@ -242,3 +244,29 @@ def test_sim_suspected_confirmed_twice_and_declared_dead(seed: int) -> None:
         else:
             assert other.suspicion.ended is SuspicionEnd.DEAD_NEWS
             assert other.death.timeout is None
+
+
+def test_probing_everyone_never_pushes_a_story_out() -> None:
+    h = History(max_members=2)
+    h.state_changed("x", MemberState.SUSPECT, 1, now=0.0)
+    h.state_changed("y", MemberState.ALIVE, 1, now=0.0)  # a join: no story
+    assert h.get("y") is None
+    for i, name in enumerate(("b", "c", "d")):
+        h.probed(name, ProbeResult(ProbeKind.DIRECT, True, float(i), 0.001))
+    h.probed("d", ProbeResult(ProbeKind.TCP, False, 3.0, None))
+    story = h.get("x")
+    assert story is not None
+    assert [c.state for c in story.changes] == [MemberState.SUSPECT]
+    assert h.probes("b") == ()  # the probe results hold 2 members: b went first
+    assert [(p.kind, p.ok) for p in h.probes("d")] == [
+        (ProbeKind.DIRECT, True), (ProbeKind.TCP, False)
+    ]
+
+
+def test_state_changes_kept_are_the_last_few() -> None:
+    h = History(max_members=1)
+    for inc in range(1, 20):
+        h.state_changed("x", MemberState.SUSPECT, inc, now=float(inc))
+    story = h.get("x")
+    assert story is not None
+    assert [c.incarnation for c in story.changes] == list(range(20 - MAX_CHANGES, 20))

@@ -18,7 +18,6 @@ from swimguard.protocol.history import (
     DeathStory,
     HealthChange,
     History,
-    ProbeKind,
     ProbeResult,
     StateChange,
     SuspicionEnd,
@@ -116,9 +115,7 @@ def explain(
     report = None
     if hist is not None and hist.suspicion is not None:
         report = _suspicion_report(hist.suspicion, running, config)
-    probes: tuple[ProbeResult, ...] = ()
-    if hist is not None:
-        probes = tuple(hist.probes[k] for k in ProbeKind if k in hist.probes)
+    probes = history.probes(rec.name)
     since = rec.state_change if math.isfinite(rec.state_change) else None
     base = Explanation(
         name=rec.name,

@@ -7,9 +7,11 @@ decided it: `Membership` (suspicions, their confirmations and how they ended, de
 is read by `protocol.explain` to answer "why is this member in this state".
 
 Memory is bounded twice: per member (a few records, at most `MAX_CONFIRMATIONS`
-confirmations, the last `MAX_CHANGES` state changes) and in total (at most
-`max_members` members have history; recording a new one forgets the one recorded
-longest ago). Every string kept is a member name the recording part already checked.
+confirmations, the last `MAX_CHANGES` state changes) and in total (at most `max_members`
+members have a story and as many have probe results; recording a new one forgets the one
+recorded longest ago). Every string kept is a member name the recording part already
+checked. A healthy member costs one probe result; a simulator running thousands of nodes
+in one process pays that per node (set `Config.explain_members` lower there).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = [
     "MemberHistory",
     "ProbeKind",
     "ProbeResult",
+    "ProbeSlots",
     "StateChange",
     "SuspicionEnd",
     "SuspicionStory",
@@ -163,64 +166,96 @@ class HealthChange:
 
 
 class MemberHistory:
-    """What we recorded about one member."""
+    """The story we recorded about one member: its suspicion, death and state changes."""
 
-    __slots__ = ("changes", "death", "probes", "suspicion")
+    __slots__ = ("changes", "death", "suspicion")
 
     def __init__(self) -> None:
         self.suspicion: SuspicionStory | None = None
         """The running suspicion, or the last one."""
         self.death: DeathStory | None = None
-        self.probes: dict[ProbeKind, ProbeResult] = {}
-        self.changes: collections.deque[StateChange] = collections.deque(maxlen=MAX_CHANGES)
+        self.changes: list[StateChange] = []
+        """The last `MAX_CHANGES` state changes, oldest first."""
+
+
+ProbeSlots = tuple[ProbeResult | None, ProbeResult | None, ProbeResult | None]
+"""The last result per `ProbeKind`, in its order (direct, indirect, TCP)."""
+_NO_PROBES: ProbeSlots = (None, None, None)
+_SLOT: Final = {kind: i for i, kind in enumerate(ProbeKind)}
 
 
 class History:
-    """Per-member history for at most `max_members` members, plus our health's causes."""
+    """Stories of at most `max_members` members, the last probe results of at most as many,
+    and our health's recent changes.
 
-    __slots__ = ("_members", "health", "max_members")
+    Stories and probe results are kept apart: probing every member in turn must not push
+    out the story of the one that died. A member gets a story when it is first suspected or
+    declared dead (a plain join is no story); later changes, alive again included, are
+    added to it. Both are least-recently-recorded first out (plain dicts keep insertion
+    order: recording again moves a member to the end).
+    """
+
+    __slots__ = ("_probes", "_stories", "health", "max_members")
 
     def __init__(self, max_members: int) -> None:
         if max_members < 0:
             raise ValueError(f"max_members must be >= 0, got {max_members}")
         self.max_members = max_members
-        self._members: collections.OrderedDict[str, MemberHistory] = collections.OrderedDict()
+        self._stories: dict[str, MemberHistory] = {}
+        self._probes: dict[str, ProbeSlots] = {}
         self.health: collections.deque[HealthChange] = collections.deque(
             maxlen=MAX_HEALTH_CHANGES
         )
 
     def __len__(self) -> int:
-        return len(self._members)
+        """Members with a story."""
+        return len(self._stories)
 
     def get(self, name: str) -> MemberHistory | None:
-        """The history of `name`, if kept."""
-        return self._members.get(name)
+        """The story of `name`, if kept."""
+        return self._stories.get(name)
+
+    def probes(self, name: str) -> tuple[ProbeResult, ...]:
+        """The last result of each probe stage run against `name`, direct first."""
+        return tuple(r for r in self._probes.get(name, _NO_PROBES) if r is not None)
 
     def of(self, name: str) -> MemberHistory | None:
-        """The history to record into for `name` (made, and the oldest forgotten, as needed);
+        """The story to record into for `name` (made, and the oldest forgotten, as needed);
         None when history is off (`max_members == 0`)."""
-        members = self._members
-        hist = members.get(name)
-        if hist is not None:
-            members.move_to_end(name)
-            return hist
-        if self.max_members == 0:
-            return None
-        while len(members) >= self.max_members:
-            members.popitem(last=False)
-        hist = members[name] = MemberHistory()
+        stories = self._stories
+        hist = stories.pop(name, None)
+        if hist is None:
+            if self.max_members == 0:
+                return None
+            while len(stories) >= self.max_members:
+                del stories[next(iter(stories))]
+            hist = MemberHistory()
+        stories[name] = hist
         return hist
 
     def state_changed(self, name: str, state: MemberState, incarnation: int, *,
                       now: float) -> None:
+        if state is MemberState.ALIVE and name not in self._stories:
+            return  # a join, or news of a member we have no story about
         hist = self.of(name)
         if hist is not None:
-            hist.changes.append(StateChange(state, incarnation, now))
+            changes = hist.changes
+            if len(changes) >= MAX_CHANGES:
+                del changes[0]
+            changes.append(StateChange(state, incarnation, now))
 
     def probed(self, name: str, result: ProbeResult) -> None:
-        hist = self.of(name)
-        if hist is not None:
-            hist.probes[result.kind] = result
+        probes = self._probes
+        slots = probes.pop(name, None)
+        if slots is None:
+            if self.max_members == 0:
+                return
+            while len(probes) >= self.max_members:
+                del probes[next(iter(probes))]
+            slots = _NO_PROBES
+        new = list(slots)
+        new[_SLOT[result.kind]] = result
+        probes[name] = (new[0], new[1], new[2])
 
     def health_changed(self, cause: HealthCause, delta: int, score: int, *, now: float) -> None:
         self.health.append(HealthChange(cause, delta, score, now))
