@@ -108,3 +108,10 @@ def test_a_score_that_can_only_reach_one_is_strict() -> None:
     assert a.at_max_since == 1.0
     a.apply_delta(-1, cause=HealthCause.PROBE_OK, now=2.0)
     assert a.at_max_since is None
+
+
+def test_a_member_that_left_does_not_fence() -> None:
+    n = make_node(Config.lan(self_fence_after=10.0))
+    n.report_health(7, now=0.0)
+    n.leave(1.0, now=1.0)
+    assert fenced(n, 100.0) == []

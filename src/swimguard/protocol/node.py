@@ -480,7 +480,8 @@ class Node:
             case LeaveTimeout():
                 self._membership.leave_timeout()
             case SelfFence():
-                self._fencing.fire(now=now)
+                if not self._membership.has_left:  # gone already: nothing to fence
+                    self._fencing.fire(now=now)
             case _:
                 assert_never(timer)
 
