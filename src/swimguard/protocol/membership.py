@@ -466,6 +466,17 @@ class Membership:
         for st in states:
             state = st.state
             if state == alive:
+                # alive_node's first test, before building its message: stale news of
+                # a known member (nearly every state of a push/pull) changes nothing.
+                rec = self.table.by_name.get(st.name)
+                if (
+                    rec is not None
+                    and st.incarnation <= rec.incarnation
+                    and st.port == rec.port
+                    and st.addr == rec.addr_bytes
+                    and st.name != me
+                ):
+                    continue
                 alive_msg = _new_alive(st.incarnation, st.name, st.addr, st.port, st.meta, st.vsn)
                 self.alive_node(alive_msg, now=now)
             elif state == left:

@@ -214,10 +214,10 @@ class Transmitter:
         rec = self._table.by_addr.get(to)
         return rec is not None and rec.reads_crc
 
-    def frame(self, msg: StreamMessage) -> bytes:
-        """`msg` framed for a stream."""
+    def frame(self, msg: StreamMessage | bytes) -> bytes:
+        """`msg` (or a message already encoded) framed for a stream."""
         return frame_stream(
-            encode_stream_message(msg),
+            msg if isinstance(msg, bytes) else encode_stream_message(msg),
             compress=self._compress,
             keyring=self._out_keyring,
             encryption_version=self._enc_version,
