@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from node_helpers import add_members, alive, dead, feed, make_node, suspect
+from node_helpers import (
+    add_members,
+    alive,
+    dead,
+    feed,
+    framed,
+    make_node,
+    push_pull,
+    state,
+    suspect,
+)
 from sim_support import add, join_all, names_of, node, node_cluster
 
 from swimguard.config import Config
@@ -18,6 +28,7 @@ from swimguard.protocol.history import (
     ProbeKind,
     ProbeResult,
     SuspicionEnd,
+    SuspicionSource,
 )
 from swimguard.protocol.scaling import suspicion_timeout
 
@@ -40,6 +51,7 @@ def test_suspicion_story_with_confirmations_deadline_and_why() -> None:
     s = ex.suspicion
     assert s is not None
     assert (s.accuser, s.started, s.wanted, s.members, s.health_multiplier) == ("c", 10.0, 2, 5, 1)
+    assert s.source is SuspicionSource.GOSSIP
     assert [(c.by, c.at) for c in s.confirmations] == [("d", 11.0)]
     min_ = suspicion_timeout(4, 5, LAN.probe_interval)
     assert (s.min_timeout, s.max_timeout) == (min_, 6 * min_)
@@ -228,6 +240,7 @@ def test_sim_suspected_confirmed_twice_and_declared_dead(seed: int) -> None:
     assert [ch.state for ch in ex.changes][-2:] == [MemberState.SUSPECT, MemberState.DEAD]
     failed = {p.kind: p for p in ex.probes}
     if s.accuser == who:  # our own probe raised it: direct and indirect stages both failed
+        assert s.source is SuspicionSource.PROBE
         assert not failed[ProbeKind.DIRECT].ok
         assert not failed[ProbeKind.INDIRECT].ok
         assert failed[ProbeKind.INDIRECT].relays == 3
@@ -270,3 +283,16 @@ def test_state_changes_kept_are_the_last_few() -> None:
     story = h.get("x")
     assert story is not None
     assert [c.incarnation for c in story.changes] == list(range(20 - MAX_CHANGES, 20))
+
+
+def test_a_push_pull_suspect_is_our_own_accusation_from_a_push_pull() -> None:
+    n = make_node()
+    add_members(n, "b", "c")
+    sid = n.stream_accepted(("127.0.0.1", 9), now=1.0)
+    n.stream_data(sid, framed(push_pull(state("b", st=2))), now=1.0)  # "b is dead", says c
+    ex = n.explain("b", now=1.0)
+    assert ex is not None
+    assert ex.state is MemberState.SUSPECT  # we verify a remote death ourselves
+    assert ex.suspicion is not None
+    assert (ex.suspicion.accuser, ex.suspicion.source) == ("a", SuspicionSource.PUSH_PULL)
+    assert ex.to_dict()["suspicion"]["source"] == "push_pull"  # type: ignore[index]

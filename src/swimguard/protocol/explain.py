@@ -21,6 +21,7 @@ from swimguard.protocol.history import (
     ProbeResult,
     StateChange,
     SuspicionEnd,
+    SuspicionSource,
     SuspicionStory,
 )
 from swimguard.protocol.members import MemberState
@@ -37,6 +38,7 @@ class SuspicionReport:
     """A suspicion (the running one, or the last one) and why its timeout has its value."""
 
     accuser: str
+    source: SuspicionSource
     incarnation: int
     started: float
     confirmations: tuple[Confirmation, ...]
@@ -155,6 +157,7 @@ def _suspicion_report(
         timeout, deadline = story.min_timeout, None
     return SuspicionReport(
         accuser=story.accuser,
+        source=story.source,
         incarnation=story.incarnation,
         started=story.started,
         confirmations=tuple(story.confirmations),

@@ -38,6 +38,7 @@ __all__ = [
     "ProbeSlots",
     "StateChange",
     "SuspicionEnd",
+    "SuspicionSource",
     "SuspicionStory",
 ]
 
@@ -71,6 +72,18 @@ class HealthCause(enum.Enum):
     APP_WITHDRAWN = "app_withdrawn"
 
 
+class SuspicionSource(enum.Enum):
+    """How the accusation reached us."""
+
+    PROBE = "probe"
+    """Our own probe of the member failed (we are the accuser)."""
+    GOSSIP = "gossip"
+    """Another member's suspect message (its sender is the accuser)."""
+    PUSH_PULL = "push_pull"
+    """A push/pull listed it suspect or dead; we verify it ourselves (we are the accuser,
+    as in memberlist)."""
+
+
 class SuspicionEnd(enum.Enum):
     """How a suspicion ended."""
 
@@ -95,6 +108,7 @@ class SuspicionStory:
     """One suspicion, from the accusation to its end, with what set its timeout."""
 
     accuser: str
+    source: SuspicionSource
     incarnation: int
     started: float
     members: int

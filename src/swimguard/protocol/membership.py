@@ -35,6 +35,7 @@ from swimguard.protocol.history import (
     HealthCause,
     History,
     SuspicionEnd,
+    SuspicionSource,
     SuspicionStory,
 )
 from swimguard.protocol.hooks import AliveHook, ConflictHook
@@ -285,8 +286,12 @@ class Membership:
             # consumer that saw MemberSuspected would believe it suspect forever.
             self._events.append(MemberUpdated(rec.snapshot()))
 
-    def suspect_node(self, s: Suspect, *, now: float) -> None:
-        """memberlist `suspectNode`: an accusation, or a confirmation of a running suspicion."""
+    def suspect_node(
+        self, s: Suspect, *, now: float, source: SuspicionSource = SuspicionSource.GOSSIP
+    ) -> None:
+        """memberlist `suspectNode`: an accusation, or a confirmation of a running suspicion.
+
+        `source` says how the accusation reached us, for `explain`."""
         rec = self.table.get(s.node)
         if rec is None or s.incarnation < rec.incarnation:
             return
@@ -332,7 +337,7 @@ class Membership:
         hist = self._history.of(s.node)
         if hist is not None:
             hist.suspicion = SuspicionStory(
-                s.from_, s.incarnation, now, n, multiplier, k, min_, max_
+                s.from_, source, s.incarnation, now, n, multiplier, k, min_, max_
             )
         self._history.state_changed(s.node, SUSPECT, s.incarnation, now=now)
         self._deadlines.set(SuspicionTimeout(s.node), susp.deadline)
@@ -485,7 +490,7 @@ class Membership:
             elif state in (suspect, dead):
                 # A remote "dead" only makes us suspect (we verify ourselves).
                 accused = Suspect(incarnation=st.incarnation, node=st.name, from_=me)
-                self.suspect_node(accused, now=now)
+                self.suspect_node(accused, now=now, source=SuspicionSource.PUSH_PULL)
             else:
                 self._drops["bad_state"] += 1
 

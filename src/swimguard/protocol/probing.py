@@ -24,7 +24,13 @@ from swimguard.protocol.addresses import bytes_to_host
 from swimguard.protocol.awareness import Awareness
 from swimguard.protocol.deadlines import Deadlines
 from swimguard.protocol.events import Event, PingCompleted
-from swimguard.protocol.history import HealthCause, History, ProbeKind, ProbeResult
+from swimguard.protocol.history import (
+    HealthCause,
+    History,
+    ProbeKind,
+    ProbeResult,
+    SuspicionSource,
+)
 from swimguard.protocol.hooks import PingHook
 from swimguard.protocol.members import MemberState
 from swimguard.protocol.membership import Membership
@@ -318,7 +324,9 @@ class Prober:
             else:
                 awareness.apply_delta(1, cause=HealthCause.PROBE_FAILED, now=now)
         self._membership.suspect_node(
-            Suspect(incarnation=probe.incarnation, node=probe.target, from_=self._name), now=now
+            Suspect(incarnation=probe.incarnation, node=probe.target, from_=self._name),
+            now=now,
+            source=SuspicionSource.PROBE,
         )
 
     def handle_ping(self, ping: Ping, sender: Address) -> None:
