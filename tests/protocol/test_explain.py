@@ -16,7 +16,7 @@ from node_helpers import (
     state,
     suspect,
 )
-from sim_support import add, join_all, names_of, node, node_cluster
+from sim_support import add, join_all, lose_udp, names_of, node, node_cluster
 
 from swimguard.config import Config
 from swimguard.protocol import MemberState
@@ -31,6 +31,7 @@ from swimguard.protocol.history import (
     SuspicionSource,
 )
 from swimguard.protocol.scaling import suspicion_timeout
+from swimguard.sim import SimCluster
 
 LAN = Config.lan()
 
@@ -296,3 +297,48 @@ def test_a_push_pull_suspect_is_our_own_accusation_from_a_push_pull() -> None:
     assert ex.suspicion is not None
     assert (ex.suspicion.accuser, ex.suspicion.source) == ("a", SuspicionSource.PUSH_PULL)
     assert ex.to_dict()["suspicion"]["source"] == "push_pull"  # type: ignore[index]
+
+
+def _converged_cluster(names: str, config: Config) -> SimCluster:
+    c, _ = node_cluster(config)
+    for name in names:
+        add(c, name)
+    join_all(c)
+    assert c.run_until_true(
+        lambda: all(names_of(node(c, n), "ALIVE") == set(names) for n in names), c.now + 5.0)
+    return c
+
+
+def test_sim_probe_stages_show_an_indirect_rescue() -> None:
+    c = _converged_cluster("abcde", Config.lan(disable_tcp_pings=True))
+    lose_udp(c, "a", "b")
+    lose_udp(c, "b", "a")
+    c.run_for(30.0)
+    ex = node(c, "a").explain("b", now=c.now)
+    assert ex is not None
+    assert ex.state is MemberState.ALIVE
+    stages = {p.kind: p for p in ex.probes}
+    assert set(stages) == {ProbeKind.DIRECT, ProbeKind.INDIRECT}
+    assert not stages[ProbeKind.DIRECT].ok
+    indirect = stages[ProbeKind.INDIRECT]
+    assert indirect.ok
+    assert indirect.rtt is not None
+    assert indirect.rtt > 0
+    assert indirect.relays == 3
+
+
+def test_sim_probe_stages_show_udp_broken_but_tcp_fine() -> None:
+    c = _converged_cluster("ab", Config.lan())
+    lose_udp(c, "a", "b")
+    lose_udp(c, "b", "a")
+    c.run_for(20.0)
+    ex = node(c, "a").explain("b", now=c.now)
+    assert ex is not None
+    stages = {p.kind: p for p in ex.probes}
+    assert not stages[ProbeKind.DIRECT].ok
+    assert not stages[ProbeKind.INDIRECT].ok  # nobody to relay: the gray failure shows
+    assert stages[ProbeKind.INDIRECT].relays == 0
+    tcp = stages[ProbeKind.TCP]
+    assert tcp.ok
+    assert tcp.rtt is not None
+    assert tcp.rtt > 0

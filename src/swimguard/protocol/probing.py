@@ -293,6 +293,13 @@ class Prober:
         probe = self.probe
         if probe is None:
             return
+        if probe.tcp_ok and probe.indirect:
+            # Only TCP got through: UDP to (or from) the target is broken, a gray failure
+            # that `explain` should show, though the probe counts as a success.
+            self._history.probed(probe.target, ProbeResult(
+                ProbeKind.INDIRECT, False, now, None,
+                probe.relays, probe.expected_nacks, probe.nacks,
+            ))
         self._finish_probe(probe, now=now, success=probe.tcp_ok)
 
     def _finish_probe(self, probe: ProbeState, *, now: float, success: bool) -> None:
