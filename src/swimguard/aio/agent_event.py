@@ -48,7 +48,8 @@ AgentEvent = (
     | SelfFenced
     | EventsLost
 )
-"""What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`, the
+"""What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`,
+`SelfFenced` (once, when `Config.self_fence_after` fenced us: the agent is leaving), the
 Serf events of `swimguard.serf` when `serf_compat` is on (a `QueryReceived` comes with a
 working `respond()`; the acks and responses to our own queries go to their `QueryHandle`),
 and `EventsLost`."""
