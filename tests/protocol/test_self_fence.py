@@ -28,6 +28,9 @@ def test_off_by_default() -> None:
 def test_fences_once_after_the_score_held_its_maximum() -> None:
     n = make_node(Config.lan(self_fence_after=10.0))
     n.report_health(7, now=1.0)  # no peers: nothing decays it
+    me = n.explain("a", now=1.0)
+    assert me is not None
+    assert (me.at_max_since, me.fence_at) == (1.0, 11.0)
     assert fenced(n, 10.9) == []
     assert fenced(n, 11.0) == [(11.0, SelfFenced(score=7, since=1.0, after=10.0))]
     assert fenced(n, 100.0) == []  # once

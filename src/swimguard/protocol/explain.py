@@ -77,6 +77,10 @@ class Explanation:
     """Ourselves only: our Lifeguard health score, and below the causes that moved it."""
     health_max: int | None = None
     at_max_since: float | None = None
+    """Since when our score has been at its maximum (one point below still counts)."""
+    fence_at: float | None = None
+    """When we fence ourselves if the score stays up (`Config.self_fence_after`; None: off,
+    or not at the maximum)."""
     health_changes: tuple[HealthChange, ...] = ()
 
     def to_dict(self) -> dict[str, JSON]:
@@ -133,11 +137,13 @@ def explain(
     )
     if not is_self:
         return base
+    after = config.self_fence_after
     return dataclasses.replace(
         base,
         health_score=health_score,
         health_max=config.awareness_max_multiplier - 1,
         at_max_since=at_max_since,
+        fence_at=at_max_since + after if after > 0 and at_max_since is not None else None,
         health_changes=tuple(history.health),
     )
 
