@@ -1,4 +1,5 @@
-"""Command line: `swimguard agent`, `swimguard keygen`, `swimguard sim`.
+"""Command line: `swimguard agent`, `swimguard keygen`, `swimguard sim`, and Serf's RPC
+commands (`swimguard members|join|leave|event|tags|monitor|info`, in `swimguard.rpc.cli`).
 
 `swimguard agent` runs one node and prints one JSON object per line on stdout
 for every membership event, its own join included:
@@ -25,6 +26,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import enum
 import importlib.metadata
 import json
@@ -34,11 +36,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
 from swimguard.aio import Agent, EventsLost
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
+from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.sockets import format_address, is_ip, parse_address, resolve_host
 from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
@@ -51,6 +54,8 @@ from swimguard.protocol.events import (
     SelfFenced,
 )
 from swimguard.protocol.outgoing import Address
+from swimguard.rpc import DEFAULT_RPC_ADDR, AgentBackend, LogRing, RpcServer
+from swimguard.rpc.cli import COMMANDS as RPC_COMMANDS
 from swimguard.serf import encode_tags
 from swimguard.wire.encryption import Keyring
 
@@ -179,6 +184,17 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         default=5.0,
         help="seconds to wait for the leave broadcast (>= 0)",
     )
+    _add_persist_flags(agent)
+    agent.add_argument(
+        "--rpc-addr",
+        default=DEFAULT_RPC_ADDR,
+        metavar="HOST:PORT",
+        help=f"Serf agent RPC address for the serf CLI and Serf clients (default"
+        f" {DEFAULT_RPC_ADDR}, as serf; \"\" disables it)",
+    )
+    agent.add_argument(
+        "--rpc-auth", default="", metavar="TOKEN", help="token RPC clients must send (auth)"
+    )
     agent.add_argument(
         "--log-level",
         default="INFO",
@@ -188,13 +204,103 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     agent.epilog = (
         "exit status: 0 left after SIGINT/SIGTERM, 1 join failed, 2 usage error,"
-        " 3 cannot bind/resolve the address, 4 stdout closed/full/broken,"
+        " 3 cannot bind/resolve an address (--bind, --rpc-addr...), 4 stdout closed/full/broken,"
         " 5 lost a name conflict (another member holds --name),"
         " 75 fenced itself (--self-fence-after)"
     )
     sub.add_parser("keygen", help="print a new base64 encryption key (32 bytes)")
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
+    for command in RPC_COMMANDS:
+        sub.add_parser(
+            command, help=f"serf {command} through an agent's RPC (-rpc-addr)", add_help=False
+        )
     return parser, agent
+
+
+def _add_persist_flags(agent: argparse.ArgumentParser) -> None:
+    """Serf's snapshot, rejoin, retry-join and keyring-file flags (`aio.agent_persist`)."""
+    agent.add_argument(
+        "--snapshot",
+        metavar="PATH",
+        help="Serf snapshot file: members and clocks kept across restarts; at start the"
+        " remembered members are rejoined and old user events/queries are not replayed",
+    )
+    agent.add_argument(
+        "--rejoin",
+        action="store_true",
+        help="with --snapshot: rejoin the remembered members even after a graceful leave",
+    )
+    agent.add_argument(
+        "--retry-join",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="seed to join in the background, retried until it works (repeatable)",
+    )
+    agent.add_argument(
+        "--retry-interval",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds between --retry-join attempts (default 30)",
+    )
+    agent.add_argument(
+        "--retry-max",
+        type=int,
+        default=0,
+        metavar="N",
+        help="retries of --retry-join before exiting with status 1 (default 0: forever)",
+    )
+    agent.add_argument(
+        "--keyring-file",
+        metavar="PATH",
+        help="Serf keyring file (JSON list of base64 keys, primary first): read at start"
+        " (created from --encrypt if missing), rewritten on every key install/use/remove",
+    )
+
+
+def _persist_options(args: argparse.Namespace) -> AgentConfig:
+    """The `AgentConfig` the persistence flags ask for (checked here: exit status 2)."""
+    if args.snapshot is not None and args.no_serf:
+        raise ValueError("--snapshot: snapshots are Serf's; drop --no-serf")
+    if args.rejoin and args.snapshot is None:
+        raise ValueError("--rejoin needs --snapshot")
+    if args.retry_max < 0:
+        raise ValueError(f"--retry-max: must be >= 0, got {args.retry_max}")
+    for seed in args.retry_join:
+        _address_arg("--retry-join", seed, DEFAULT_PORT)
+    return AgentConfig(
+        snapshot_path=args.snapshot,
+        rejoin_after_leave=args.rejoin,
+        keyring_file=args.keyring_file,
+    )
+
+
+def _start_retry_join(
+    agent: Agent, args: argparse.Namespace, stop: asyncio.Event
+) -> asyncio.Task[int] | None:
+    """`--retry-join` in the background; giving up (after `--retry-max`) stops the agent."""
+    if not args.retry_join:
+        return None
+    task = asyncio.create_task(
+        agent.retry_join(args.retry_join, interval=args.retry_interval, max_attempts=args.retry_max)
+    )
+
+    def gave_up(done: asyncio.Task[int]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            stop.set()  # wakes the main task, which exits with status 1
+
+    task.add_done_callback(gave_up)
+    return task
+
+
+def _retry_join_failed(task: asyncio.Task[int] | None) -> bool:
+    if task is None:
+        return False
+    if not task.done():
+        task.cancel()
+        return False
+    return not task.cancelled() and task.exception() is not None
 
 
 def _version() -> str:
@@ -259,6 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         return sim_main(args_list[1:])
+    if args_list and args_list[0] in RPC_COMMANDS:
+        from swimguard.rpc.cli import main as rpc_main
+
+        return rpc_main(args_list)
     parser, agent_parser = _build_parser()
     args = parser.parse_args(args_list)
     if args.command == "keygen":
@@ -280,12 +390,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return_large_buffers_to_the_system()
     try:
         agent, bind = _agent_from_args(args)
+        rpc_addr = _rpc_addr_arg(args.rpc_addr)
     except ValueError as exc:
         agent_parser.error(str(exc))
     except _CannotStart as exc:
         log.error("cannot start: %s", exc)
         return ExitCode.CANNOT_START
-    return asyncio.run(_run_agent(agent, bind, args, agent_parser))
+    log_ring = LogRing()  # `serf monitor` replays what was logged since here
+    logging.getLogger().addHandler(log_ring)
+    setup = _RpcSetup(rpc_addr, log_ring)
+    try:
+        return asyncio.run(_run_agent(agent, bind, args, agent_parser, setup))
+    finally:
+        logging.getLogger().removeHandler(log_ring)
 
 
 def _keygen() -> int:
@@ -312,6 +429,22 @@ def _discard_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+def _rpc_addr_arg(text: str) -> Address | None:
+    """`--rpc-addr`: None when empty (no RPC), else the address (port 7373 if omitted)."""
+    if not text.strip():
+        return None
+    host, port = _address_arg("--rpc-addr", text, 7373)
+    if not is_ip(host):
+        host = _resolve("--rpc-addr", text, (host, port))[0]
+    return host, port
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RpcSetup:
+    address: Address | None
+    log_ring: LogRing
 
 
 class _CannotStart(Exception):
@@ -438,6 +571,7 @@ def _agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
         meta=meta,
         tags=tags,
         serf_compat=not args.no_serf,
+        options=_persist_options(args),
     )
     return agent, bind
 
@@ -475,7 +609,11 @@ class _EventOutput:
         return True
 
 
-async def _print_events(agent: Agent, output: _EventOutput) -> None:
+async def _fan_out_events(
+    agent: Agent, output: _EventOutput, rpc: tuple[AgentBackend, RpcServer] | None
+) -> None:
+    """The one consumer of `agent.events()`: JSON lines on stdout, and the RPC's streams."""
+    printing = True
     async for event in agent.events():
         fenced = isinstance(event, SelfFenced)
         if isinstance(event, EventsLost):
@@ -483,17 +621,46 @@ async def _print_events(agent: Agent, output: _EventOutput) -> None:
             line = None
         else:
             line = event_line(event, time.time())
+        if rpc is not None:
+            backend, server = rpc
+            record = backend.observe(event)
+            if record is not None:
+                server.publish(record)
         del event  # a user message may be 20 MiB: not held while we wait for the next
-        if line is not None and not output.write(line):
-            return
+        if printing and line is not None and not output.write(line):
+            printing = False
+            if rpc is None:
+                return
         if fenced:
             output.end()  # the agent is leaving by itself: wake the main task
     if agent.lost_name_conflict:
         output.end()  # the agent stopped itself: wake the main task
 
 
+async def _start_rpc(
+    agent: Agent, args: argparse.Namespace, setup: _RpcSetup, on_leave: Callable[[], None]
+) -> tuple[AgentBackend, RpcServer] | None:
+    """The RPC server, listening (None if `--rpc-addr ""`); OSError names the address."""
+    if setup.address is None:
+        return None
+    tags = dict(item.partition("=")[::2] for item in args.tag)
+    backend = AgentBackend(
+        agent, tags=tags, leave_timeout=args.leave_timeout, encrypted=bool(args.encrypt)
+    )
+    server = RpcServer(
+        backend, auth_key=args.rpc_auth, log_ring=setup.log_ring, on_leave=on_leave
+    )
+    await server.start(*setup.address)
+    log.info("RPC listening on %s", format_address(server.address))
+    return backend, server
+
+
 async def _run_agent(
-    agent: Agent, bind: Address, args: argparse.Namespace, usage: argparse.ArgumentParser
+    agent: Agent,
+    bind: Address,
+    args: argparse.Namespace,
+    usage: argparse.ArgumentParser,
+    rpc_setup: _RpcSetup,
 ) -> int:
     seeds: Sequence[str] = args.join
     leave_timeout: float = args.leave_timeout
@@ -514,6 +681,15 @@ async def _run_agent(
         loop.add_signal_handler(sig, on_signal)
     status = ExitCode.OK
     output = _EventOutput(sys.stdout, stop)
+    left_by_rpc = False
+
+    def on_rpc_leave() -> None:
+        # Serf's `leave` command: the graceful leave is done; shut down as Serf does.
+        nonlocal left_by_rpc
+        left_by_rpc = True
+        stop.set()
+
+    rpc: tuple[AgentBackend, RpcServer] | None = None
     try:
         try:
             await agent.start()
@@ -526,7 +702,12 @@ async def _run_agent(
             shown = args.bind if args.bind == wanted else f"{args.bind} ({wanted})"
             log.error("cannot start: --bind %s: %s", shown, detail)
             return ExitCode.CANNOT_START
-        printer = asyncio.create_task(_print_events(agent, output))
+        try:
+            rpc = await _start_rpc(agent, args, rpc_setup, on_rpc_leave)
+        except OSError as exc:
+            log.error("cannot start: --rpc-addr %s: %s", args.rpc_addr, exc.strerror or exc)
+            return ExitCode.CANNOT_START
+        printer = asyncio.create_task(_fan_out_events(agent, output, rpc))
         log.info(
             "%s: bound to %s (UDP and TCP), advertising %s",
             agent.name,
@@ -545,14 +726,17 @@ async def _run_agent(
         except JoinError as exc:
             log.error("join failed: %s", exc)
             status = ExitCode.JOIN_FAILED
+        retrying = _start_retry_join(agent, args, stop) if status == ExitCode.OK else None
         if status == ExitCode.OK:
             await stop.wait()
+            if _retry_join_failed(retrying):
+                status = ExitCode.JOIN_FAILED
             if agent.lost_name_conflict:  # no leave: the name is the other member's now
                 status = ExitCode.NAME_CONFLICT
             elif agent.self_fenced and agent.fence_leave is not None:  # it leaves by itself
                 status = ExitCode.SELF_FENCED
                 await agent.fence_leave
-        if status == ExitCode.OK:
+        if status == ExitCode.OK and not left_by_rpc:
             log.info("leaving")
             leaving = asyncio.create_task(agent.leave(leave_timeout))
             try:
@@ -563,6 +747,10 @@ async def _run_agent(
             # Let the printer write what the leave produced, then stop it.
             await asyncio.sleep(0)
         drops = agent.drops
+        if rpc is not None:
+            await rpc[1].close()
+            for reason, n in rpc[1].drops.items():
+                drops[f"rpc_{reason}"] = n
         await agent.close()
         with contextlib.suppress(asyncio.CancelledError):
             await printer
@@ -572,6 +760,8 @@ async def _run_agent(
         if output.error is not None and status == ExitCode.OK:
             status = ExitCode.OUTPUT_FAILED
     finally:
+        if rpc is not None:
+            await rpc[1].close()
         await agent.close()
         await closing.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,9 +20,9 @@ from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
 from swimguard.aio.agent_explain import AgentExplain
-from swimguard.aio.agent_fence import AgentFence
 from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
+from swimguard.aio.agent_persist import AgentPersistence
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
 from swimguard.aio.event_buffer import EventBuffer, EventsLost
@@ -52,7 +52,7 @@ __all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentFence, AgentMetrics, AgentCoordinates, AgentExplain):
+class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one
@@ -142,6 +142,7 @@ class Agent(AgentFence, AgentMetrics, AgentCoordinates, AgentExplain):
         host, port = self._bind_request
         if not is_ip(host):
             host = await loop.run_in_executor(None, resolve_host, host)
+        await self._load_persistence()  # the keyring file's keys are the node's
         udp_sock, tcp_sock = bind_pair(
             host,
             port,
@@ -166,6 +167,7 @@ class Agent(AgentFence, AgentMetrics, AgentCoordinates, AgentExplain):
                 serf_compat=self._serf_compat,
                 factory=self._node_factory,
             )
+            await self._attach_persistence()  # the snapshot's clocks, before any input
             self._driver = Driver(
                 self._node,
                 loop,
@@ -175,6 +177,7 @@ class Agent(AgentFence, AgentMetrics, AgentCoordinates, AgentExplain):
                 drops_for_log=lambda: self.drops,
             )
             await self._driver.open(udp_sock, tcp_sock, self.options)
+            self._start_rejoin()
         except BaseException:
             udp_sock.close()
             tcp_sock.close()
@@ -189,6 +192,7 @@ class Agent(AgentFence, AgentMetrics, AgentCoordinates, AgentExplain):
         self._closed = True
         if self._driver is not None:
             await self._driver.aclose()
+        await self._close_persistence()
         self._router.close()
         # The UDP transport closes its socket on a later loop turn; let it (and any
         # late callback) run, or the socket would outlive the agent.
@@ -317,6 +321,7 @@ class Agent(AgentFence, AgentMetrics, AgentCoordinates, AgentExplain):
         """
         node, driver = self._running()
         assert self._loop is not None
+        await self._persist_leave()
         waiter = self._router.expect_leave(self._loop)
         driver.input(lambda now: node.leave(now=now, timeout=timeout))
         try:

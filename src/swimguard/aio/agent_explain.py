@@ -1,5 +1,6 @@
 """`AgentExplain`: `Agent.explain(name)`, why a member is in its state (a mixin: agent.py
-stays small).
+stays small). It builds on `AgentFence`, self-fencing, whose state our own explanation
+reports (`fence_at`).
 
 The explanation is built by the core (`swimguard.protocol.explain`) from the bounded
 history its parts keep; times in it are the agent's clock (`loop.time()`), and its `now`
@@ -9,25 +10,17 @@ is the instant it describes, so `now - since` is how long the member has been in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from swimguard.aio.agent_fence import AgentFence
 from swimguard.errors import UsageError
 from swimguard.protocol.explain import Explanation
 from swimguard.protocol.node import Node
 from swimguard.serf.node import SerfNode
 
-if TYPE_CHECKING:
-    from swimguard.aio.driver import DrivenNode, Driver
-
 __all__ = ["AgentExplain"]
 
 
-class AgentExplain:
+class AgentExplain(AgentFence):
     """Adds `explain()` to the class that owns the node and driver."""
-
-    if TYPE_CHECKING:
-
-        def _running(self) -> tuple[DrivenNode, Driver]: ...
 
     def explain(self, name: str) -> Explanation | None:
         """Why member `name` (ourselves included) is in its state; None if unknown.
