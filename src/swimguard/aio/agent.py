@@ -19,6 +19,7 @@ from types import TracebackType
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
+from swimguard.aio.agent_explain import AgentExplain
 from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.agent_persist import AgentPersistence
@@ -51,7 +52,7 @@ __all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentPersistence, AgentMetrics, AgentCoordinates):
+class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one

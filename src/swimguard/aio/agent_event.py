@@ -19,6 +19,7 @@ from swimguard.protocol.events import (
     MemberSuspected,
     MemberUpdated,
     NameConflict,
+    SelfFenced,
     UserMessage,
 )
 from swimguard.serf.events import (
@@ -44,9 +45,11 @@ AgentEvent = (
     | UserEventReceived
     | QueryReceived
     | NameConflictResolved
+    | SelfFenced
     | EventsLost
 )
-"""What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`, the
+"""What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`,
+`SelfFenced` (once, when `Config.self_fence_after` fenced us: the agent is leaving), the
 Serf events of `swimguard.serf` when `serf_compat` is on (a `QueryReceived` comes with a
 working `respond()`; the acks and responses to our own queries go to their `QueryHandle`),
 and `EventsLost`."""
@@ -64,6 +67,7 @@ PUBLISHED = (
     UserEventReceived,
     QueryReceived,
     NameConflictResolved,
+    SelfFenced,
 )
 """The node's events the application sees. The others are the agent's business (join and
 leave completions wake `join()`/`leave()`) or nobody's (ping round trips, push/pull state

@@ -55,6 +55,7 @@ from swimguard.protocol.events import (
     NameConflict,
     PingCompleted,
     RemoteState,
+    SelfFenced,
     UserMessage,
 )
 from swimguard.protocol.members import Member, MemberState
@@ -86,6 +87,7 @@ __all__ = [
     "Outgoing",
     "PingCompleted",
     "RemoteState",
+    "SelfFenced",
     "StreamClose",
     "StreamOpen",
     "StreamSend",

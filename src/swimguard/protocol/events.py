@@ -90,6 +90,18 @@ class LeaveCompleted:
     timed_out: bool
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SelfFenced:
+    """Our health score stayed at its maximum `after` seconds (since `since`): this member
+    is too slow to judge others or answer in time (`Config.self_fence_after`). The node
+    keeps running; its driver leaves the cluster gracefully (a Serf node gossips its leave
+    intent first) and may stop the process so that a supervisor restarts it."""
+
+    score: int
+    since: float
+    after: float
+
+
 Event = (
     MemberJoined
     | MemberUpdated
@@ -102,6 +114,7 @@ Event = (
     | NameConflict
     | JoinCompleted
     | LeaveCompleted
+    | SelfFenced
 )
 
 
