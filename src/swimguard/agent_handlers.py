@@ -46,6 +46,9 @@ _MEMBER_KINDS = frozenset({
     EventKind.MEMBER_UPDATE, EventKind.MEMBER_REAP,
 })
 
+SLOW_WARNING = 1.0
+"""Seconds after which a running script is logged as slow (Serf's warning)."""
+
 OUTPUT_LIMIT = 8192
 """Bytes of a script's stdout+stderr kept (the last ones), as Serf's circular buffer."""
 
@@ -291,6 +294,11 @@ class EventHandlerRunner:
                     kept -= len(output.popleft())
             await proc.wait()
 
+        # As Serf, say so when a script is slow (later events wait for it).
+        slow = asyncio.get_running_loop().call_later(
+            SLOW_WARNING, log.warning, "event handler %r for %s still running after %.0fs",
+            spec.text, job.kind.value, SLOW_WARNING,
+        )
         try:
             await asyncio.wait_for(talk(), self.timeout)
         except TimeoutError:
@@ -304,6 +312,8 @@ class EventHandlerRunner:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             raise
+        finally:
+            slow.cancel()
         data = b"".join(output)[-OUTPUT_LIMIT:]
         if proc.returncode != 0:
             self.failed += 1

@@ -190,10 +190,12 @@ async def test_oversized_query_output_is_refused_by_the_query_and_logged(
 
 
 @sync
-async def test_hanging_script_is_killed_with_its_children(tmp_path: pathlib.Path) -> None:
+async def test_hanging_script_is_killed_with_its_children(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
     pids = tmp_path / "pids"
     runner = EventHandlerRunner(
-        [parse_handler_spec(f"sleep 300 & echo $! > {pids}; wait")], timeout=0.5
+        [parse_handler_spec(f"sleep 300 & echo $! > {pids}; wait")], timeout=1.5
     )
     job = _job(UserEventReceived("e", b"", 1, False), "a", {})
     assert job is not None
@@ -201,6 +203,7 @@ async def test_hanging_script_is_killed_with_its_children(tmp_path: pathlib.Path
     await runner.idle()
     await runner.close()
     assert runner.timed_out == 1
+    assert "still running after 1s" in caplog.text
     assert _gone(int(pids.read_text()))
 
 
