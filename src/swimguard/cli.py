@@ -8,7 +8,8 @@ for every membership event, its own join included:
      "addr": "127.0.0.1:7946", "incarnation": 1}
 
 Logs go to stderr. SIGINT or SIGTERM makes the agent leave gracefully and
-exit 0 (a second signal skips the wait).
+exit 0 (a second signal skips the wait); SIGHUP reloads the configuration files'
+log level and event handlers, as Serf; SIGUSR1/SIGUSR2 are logged and ignored.
 
 Every input mistake is one line on stderr naming the flag and the value, and
 exit status 2; each runtime failure has its own status (`ExitCode`, listed in
@@ -39,6 +40,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
+from swimguard.agent_config_file import ConfigFileError, load_config_files
+from swimguard.agent_handlers import EventHandlerRunner, HandlerSpec, parse_handler_spec
 from swimguard.aio import Agent, EventsLost
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
 from swimguard.aio.agent_config import AgentConfig
@@ -51,12 +54,15 @@ from swimguard.protocol.events import (
     MemberLeft,
     MemberSuspected,
     MemberUpdated,
+    SelfFenced,
 )
+from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address
 from swimguard.rpc import DEFAULT_RPC_ADDR, AgentBackend, LogRing, RpcServer
 from swimguard.rpc.cli import COMMANDS as RPC_COMMANDS
-from swimguard.serf import encode_tags
+from swimguard.serf import decode_tags, encode_tags
 from swimguard.serf.coalesce import SERF_AGENT_COALESCE
+from swimguard.serf.events import QueryReceived, UserEventReceived
 from swimguard.serf.status import (
     DAY,
     MemberReaped,
@@ -100,6 +106,9 @@ class ExitCode(enum.IntEnum):
     """stdout is closed, full or a broken pipe: events cannot be written."""
     NAME_CONFLICT = 5
     """Another member holds our name and Serf's vote went to it: we stopped, without leaving."""
+    SELF_FENCED = 75
+    """`--self-fence-after`: our health stayed at its maximum that long; we left gracefully.
+    75 is sysexits' EX_TEMPFAIL: a temporary failure, restart and try again."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,14 +118,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def event_line(event: object, ts: float) -> str | None:
-    """The JSON line for a membership event, or None for other events.
+_SERF_STATUS = {
+    MemberState.ALIVE: "alive",
+    MemberState.SUSPECT: "alive",  # suspicion is invisible to Serf
+    MemberState.DEAD: "failed",
+    MemberState.LEFT: "left",
+}
 
-    Serf status events have no incarnation (null): `member-reap` when a failed or left
-    member is forgotten, `member-leave` when a failed member is force-left.
+
+def event_line(event: object, ts: float) -> str | None:
+    """The JSON line for a membership, user or (application) query event; None for others.
+
+    Member lines keep their first five keys and add Serf's `tags` and `status`.
     """
     if isinstance(event, MemberReaped | MemberStatusChanged):
         return _serf_status_line(event, ts)
+    if isinstance(event, UserEventReceived):
+        return json.dumps({
+            "ts": ts, "event": "user", "name": event.name, "payload": _b64(event.payload),
+            "ltime": event.ltime, "coalesce": event.coalesce,
+        })
+    if isinstance(event, QueryReceived):
+        query = event.query
+        if query.name.startswith("_serf_"):
+            return None  # Serf's own (ping, keys, conflict): never shown to users
+        return json.dumps({
+            "ts": ts, "event": "query", "name": query.name, "payload": _b64(query.payload),
+            "ltime": query.ltime,
+        })
     kind = EVENT_NAMES.get(type(event))
     if kind is None:
         return None
@@ -128,6 +157,8 @@ def event_line(event: object, ts: float) -> str | None:
             "name": member.name,
             "addr": format_address(member.addr),
             "incarnation": member.incarnation,
+            "tags": decode_tags(member.meta),
+            "status": _SERF_STATUS[member.state],
         }
     )
 
@@ -147,8 +178,14 @@ def _serf_status_line(event: MemberReaped | MemberStatusChanged, ts: float) -> s
             "name": member.name,
             "addr": format_address(member.addr),
             "incarnation": None,
+            "tags": dict(member.tags),
+            "status": member.status.value,
         }
     )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -200,6 +237,14 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free one)",
     )
     agent.add_argument(
+        "--self-fence-after",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="leave and exit 75 once our health score stayed at its maximum this long"
+        " (0 = never, the default)",
+    )
+    agent.add_argument(
         "--leave-timeout",
         type=_seconds,
         default=5.0,
@@ -216,6 +261,25 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     agent.add_argument(
         "--rpc-auth", default="", metavar="TOKEN", help="token RPC clients must send (auth)"
     )
+    # Event handler scripts (Serf's -event-handler), run outside the protocol's loop.
+    agent.add_argument(
+        "--event-handler",
+        action="append",
+        default=[],
+        metavar="[FILTER=]SCRIPT",
+        help="run `sh -c SCRIPT` for each event FILTER passes (Serf's syntax; repeatable)",
+    )
+    agent.add_argument(
+        "--event-handler-timeout",
+        type=_seconds,
+        default=30.0,
+        help="seconds a handler script may run before its process group is killed",
+    )
+    # Serf's JSON configuration (`agent_config_file`); flags win; SIGHUP re-reads it.
+    agent.add_argument("--config-file", action="append", default=[], metavar="FILE",
+                       help="Serf JSON configuration file (repeatable)")
+    agent.add_argument("--config-dir", action="append", default=[], metavar="DIR",
+                       help="directory of Serf JSON configuration files (*.json, repeatable)")
     agent.add_argument(
         "--dead-node-reclaim-time",
         type=_seconds,
@@ -255,7 +319,8 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     agent.epilog = (
         "exit status: 0 left after SIGINT/SIGTERM, 1 join failed, 2 usage error,"
         " 3 cannot bind/resolve an address (--bind, --rpc-addr...), 4 stdout closed/full/broken,"
-        " 5 lost a name conflict (another member holds --name)"
+        " 5 lost a name conflict (another member holds --name),"
+        " 75 fenced itself (--self-fence-after)"
     )
     sub.add_parser("keygen", help="print a new base64 encryption key (32 bytes)")
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
@@ -423,8 +488,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from swimguard.rpc.cli import main as rpc_main
 
         return rpc_main(args_list)
-    parser, agent_parser = _build_parser()
-    args = parser.parse_args(args_list)
+    try:
+        args, agent_parser = _parse_args(args_list)
+    except ConfigFileError as exc:
+        print(f"swimguard agent: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     if args.command == "keygen":
         return _keygen()
     if not _stdout_usable():
@@ -445,6 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         agent, bind = _agent_from_args(args)
         rpc_addr = _rpc_addr_arg(args.rpc_addr)
+        args.handler_specs = _handler_specs(args.event_handler)
     except ValueError as exc:
         agent_parser.error(str(exc))
     except _CannotStart as exc:
@@ -457,6 +526,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run_agent(agent, bind, args, agent_parser, setup))
     finally:
         logging.getLogger().removeHandler(log_ring)
+
+
+def _parse_args(
+    argv: Sequence[str], *, reloading: bool = False
+) -> tuple[argparse.Namespace, argparse.ArgumentParser]:
+    """The command line over the defaults its `--config-file/--config-dir` set (flags win).
+
+    `reloading` (SIGHUP): name and bind stay what they were, so the files need not say them.
+    """
+    parser, agent_parser = _build_parser()
+    if argv and argv[0] == "agent":
+        pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        pre.add_argument("--config-file", action="append", default=[])
+        pre.add_argument("--config-dir", action="append", default=[])
+        wanted, _ = pre.parse_known_args(argv[1:])
+        defaults = load_config_files(wanted.config_file, wanted.config_dir)
+        agent_parser.set_defaults(**defaults)
+        for action in agent_parser._actions:  # argparse has no public way to relax required
+            if action.dest in defaults or reloading:
+                action.required = False
+    args = parser.parse_args(argv)
+    args.argv = list(argv)
+    return args, agent_parser
+
+
+def _reload(args: argparse.Namespace, handlers: EventHandlerRunner) -> None:
+    """SIGHUP, as Serf: re-read the configuration files; apply the log level and the event
+    handlers (what Serf reloads), keep everything else; a bad file changes nothing."""
+    try:
+        new, _ = _parse_args(args.argv, reloading=True)
+        specs = _handler_specs(new.event_handler)
+    except (ValueError, SystemExit) as exc:
+        log.error("SIGHUP: configuration not reloaded (kept the current one): %s", exc)
+        return
+    log.info(  # before the new level applies: the old one chose to hear it
+        "SIGHUP: reloaded the configuration: log level %s, %d event handlers",
+        new.log_level, len(specs),
+    )
+    logging.getLogger().setLevel(new.log_level)
+    handlers.replace(specs)
+
+
+def _handler_specs(texts: Sequence[str]) -> list[HandlerSpec]:
+    try:
+        return [parse_handler_spec(text) for text in texts]
+    except ValueError as exc:
+        raise ValueError(f"--event-handler {exc}") from None
 
 
 def _keygen() -> int:
@@ -619,7 +735,10 @@ def _agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
         name,
         bind=bind,
         advertise=advertise,
-        config=PROFILES[args.profile](dead_node_reclaim_time=args.dead_node_reclaim_time),
+        config=PROFILES[args.profile](
+            self_fence_after=args.self_fence_after,
+            dead_node_reclaim_time=args.dead_node_reclaim_time,
+        ),
         keyring=keyring,
         label=args.label,
         meta=meta,
@@ -664,26 +783,35 @@ class _EventOutput:
 
 
 async def _fan_out_events(
-    agent: Agent, output: _EventOutput, rpc: tuple[AgentBackend, RpcServer] | None
+    agent: Agent,
+    output: _EventOutput,
+    rpc: tuple[AgentBackend, RpcServer] | None,
+    handlers: EventHandlerRunner,
 ) -> None:
-    """The one consumer of `agent.events()`: JSON lines on stdout, and the RPC's streams."""
+    """The one consumer of `agent.events()`: JSON lines on stdout, the RPC's streams and
+    the handler scripts (never waited for), both fed the same Serf records."""
     printing = True
+    # Without RPC a backend of our own still turns events into Serf's records (statuses).
+    backend = rpc[0] if rpc is not None else AgentBackend(agent)
     async for event in agent.events():
+        fenced = isinstance(event, SelfFenced)
         if isinstance(event, EventsLost):
             log.warning("%d events lost (consumer too slow)", event.count)
             line = None
         else:
             line = event_line(event, time.time())
-        if rpc is not None:
-            backend, server = rpc
-            record = backend.observe(event)
-            if record is not None:
-                server.publish(record)
+        record = backend.observe(event)
+        if record is not None:
+            if rpc is not None:
+                rpc[1].publish(record)
+            handlers.publish(record)
         del event  # a user message may be 20 MiB: not held while we wait for the next
         if printing and line is not None and not output.write(line):
             printing = False
             if rpc is None:
                 return
+        if fenced:
+            output.end()  # the agent is leaving by itself: wake the main task
     if agent.lost_name_conflict:
         output.end()  # the agent stopped itself: wake the main task
 
@@ -704,6 +832,9 @@ async def _start_rpc(
     await server.start(*setup.address)
     log.info("RPC listening on %s", format_address(server.address))
     return backend, server
+
+
+_LOGGED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 
 
 async def _run_agent(
@@ -730,6 +861,14 @@ async def _run_agent(
     leaving: asyncio.Task[bool] | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    handlers = EventHandlerRunner(
+        args.handler_specs,
+        self_info=lambda: (agent.name, decode_tags(agent.local_member.meta)),
+        timeout=args.event_handler_timeout,
+    )
+    loop.add_signal_handler(signal.SIGHUP, _reload, args, handlers)
+    for sig in _LOGGED_SIGNALS:  # their default action would end us without a word
+        loop.add_signal_handler(sig, log.warning, "%s received: ignored", sig.name)
     status = ExitCode.OK
     output = _EventOutput(sys.stdout, stop)
     left_by_rpc = False
@@ -758,7 +897,7 @@ async def _run_agent(
         except OSError as exc:
             log.error("cannot start: --rpc-addr %s: %s", args.rpc_addr, exc.strerror or exc)
             return ExitCode.CANNOT_START
-        printer = asyncio.create_task(_fan_out_events(agent, output, rpc))
+        printer = asyncio.create_task(_fan_out_events(agent, output, rpc, handlers))
         log.info(
             "%s: bound to %s (UDP and TCP), advertising %s",
             agent.name,
@@ -784,6 +923,9 @@ async def _run_agent(
                 status = ExitCode.JOIN_FAILED
             if agent.lost_name_conflict:  # no leave: the name is the other member's now
                 status = ExitCode.NAME_CONFLICT
+            elif agent.self_fenced and agent.fence_leave is not None:  # it leaves by itself
+                status = ExitCode.SELF_FENCED
+                await agent.fence_leave
         if status == ExitCode.OK and not left_by_rpc:
             log.info("leaving")
             leaving = asyncio.create_task(agent.leave(leave_timeout))
@@ -799,6 +941,8 @@ async def _run_agent(
             await rpc[1].close()
             for reason, n in rpc[1].drops.items():
                 drops[f"rpc_{reason}"] = n
+        if handlers.dropped:
+            drops["event_handler_queue_full"] = handlers.dropped
         await agent.close()
         with contextlib.suppress(asyncio.CancelledError):
             await printer
@@ -810,8 +954,9 @@ async def _run_agent(
     finally:
         if rpc is not None:
             await rpc[1].close()
+        await handlers.close()
         await agent.close()
         await closing.aclose()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, *_LOGGED_SIGNALS):
             loop.remove_signal_handler(sig)
     return status

@@ -19,6 +19,7 @@ from types import TracebackType
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
+from swimguard.aio.agent_explain import AgentExplain
 from swimguard.aio.agent_members import AgentMembers
 from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
@@ -52,17 +53,16 @@ __all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentPersistence, AgentMetrics, AgentCoordinates, AgentMembers):
+class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, AgentMembers):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
-    One UDP socket and one TCP listener share the bound port (port 0 picks one
-    free for both). `advertise` defaults to the bound address (for a wildcard
-    bind, the host's outbound IP). Encryption: pass `keyring` (first key is
-    primary) and/or `label`. Metadata: raw `meta` bytes, or Serf `tags` (which
-    take precedence). With `serf_compat` (default), the agent speaks enough of
-    Serf that Serf agents see it join and leave properly; user messages whose
-    first byte is a Serf message type (0-9) are then handled by the Serf layer
-    (its events appear in `events()`) instead of surfacing as `UserMessage`.
+    One UDP socket and one TCP listener share the bound port (port 0 picks one free for
+    both). `advertise` defaults to the bound address (for a wildcard bind, the host's
+    outbound IP). Encryption: pass `keyring` (first key is primary) and/or `label`.
+    Metadata: raw `meta` bytes, or Serf `tags` (which take precedence). With `serf_compat`
+    (default), the agent speaks enough of Serf that Serf agents see it join and leave
+    properly; user messages whose first byte is a Serf message type (0-9) are then handled
+    by the Serf layer (its events in `events()`) instead of surfacing as `UserMessage`.
     Not thread-safe: use it from the event loop that entered it.
     """
 
