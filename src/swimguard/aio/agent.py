@@ -299,7 +299,7 @@ class Agent:
         # takes the next JoinCompleted.
         async with self._join_lock:
             waiter = self._router.expect_join(self._loop)
-            driver.input(lambda now: node.join(addrs, now=now))
+            driver.call(lambda now: node.join(addrs, now=now))
             try:
                 result = await asyncio.wait_for(asyncio.shield(waiter), limit)
             except TimeoutError:
@@ -320,7 +320,7 @@ class Agent:
         node, driver = self._running()
         assert self._loop is not None
         waiter = self._router.expect_leave(self._loop)
-        driver.input(lambda now: node.leave(now=now, timeout=timeout))
+        driver.call(lambda now: node.leave(now=now, timeout=timeout))
         try:
             result = await asyncio.wait_for(asyncio.shield(waiter), timeout + 1.0)
         except TimeoutError:
@@ -331,12 +331,14 @@ class Agent:
     def update_meta(self, meta: bytes) -> None:
         """Replace our metadata (at most 512 bytes) and gossip it."""
         node, driver = self._running()
-        self._meta = bytes(meta)
-        driver.input(lambda now: node.update_meta(self._meta, now=now))
+        new = bytes(meta)
+        driver.call(lambda now: node.update_meta(new, now=now))  # ValueError over the limit
+        self._meta = new
 
     def update_tags(self, tags: Mapping[str, str]) -> None:
         """Replace our Serf tags (encoded into metadata) and gossip them."""
-        meta = encode_tags(tags)
+        self._running()
+        meta = encode_tags(tags)  # ValueError (too large, not str) before anything changes
         self._tags = dict(tags)
         if isinstance(self._node, SerfNode):
             self._node.set_tags(tags)
@@ -346,19 +348,19 @@ class Agent:
         """Send a user message by UDP (memberlist's `SendBestEffort`)."""
         node, driver = self._running()
         addr, payload = literal_address(to), bytes(data)
-        driver.input(lambda now: node.send_best_effort(addr, payload, now=now))
+        driver.call(lambda now: node.send_best_effort(addr, payload, now=now))
 
     def send_reliable(self, to: str | Address, data: bytes) -> None:
         """Send a user message over TCP (memberlist's `SendReliable`); fire and forget."""
         node, driver = self._running()
         addr, payload = literal_address(to), bytes(data)
-        driver.input(lambda now: node.send_reliable(addr, payload, now=now))
+        driver.call(lambda now: node.send_reliable(addr, payload, now=now))
 
     def broadcast(self, data: bytes, key: str | None = None) -> None:
         """Gossip user bytes to every member, piggybacked; a `key` replaces older ones."""
         node, driver = self._running()
         payload = bytes(data)
-        driver.input(lambda now: node.broadcast(payload, now=now, key=key))
+        driver.call(lambda now: node.broadcast(payload, now=now, key=key))
 
     def user_event(self, name: str, payload: bytes = b"", *, coalesce: bool = True) -> None:
         """Gossip a Serf user event (seen by `serf monitor` / event handlers).
@@ -373,11 +375,13 @@ class Agent:
         data = bytes(payload)
         # Validated first: a too-large event raises here, not inside the driver.
         node.serf.check_user_event(name, data)
-        driver.input(lambda now: node.user_event(name, data, now=now, coalesce=coalesce))
+        driver.call(lambda now: node.user_event(name, data, now=now, coalesce=coalesce))
 
     # -- helpers ------------------------------------------------------------------
 
     def _running(self) -> tuple[DrivenNode, Driver]:
+        if self._closed:
+            raise UsageError("the agent is closed")
         if self._node is None or self._driver is None:
             raise UsageError("Agent not started (use `async with Agent(...)` or `await start()`)")
         return self._node, self._driver
