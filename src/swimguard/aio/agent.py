@@ -18,6 +18,7 @@ from types import TracebackType
 
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_event import AgentEvent, EventRouter
+from swimguard.aio.agent_messaging import AgentMessaging
 from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
@@ -27,7 +28,6 @@ from swimguard.aio.sockets import (
     bind_pair,
     default_advertise_host,
     is_ip,
-    literal_address,
     parse_address,
     resolve_host,
     resolve_reachable,
@@ -54,7 +54,7 @@ __all__ = [
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent:
+class Agent(AgentMessaging):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one
@@ -343,39 +343,6 @@ class Agent:
         if isinstance(self._node, SerfNode):
             self._node.set_tags(tags)
         self.update_meta(meta)
-
-    def send_best_effort(self, to: str | Address, data: bytes) -> None:
-        """Send a user message by UDP (memberlist's `SendBestEffort`)."""
-        node, driver = self._running()
-        addr, payload = literal_address(to), bytes(data)
-        driver.call(lambda now: node.send_best_effort(addr, payload, now=now))
-
-    def send_reliable(self, to: str | Address, data: bytes) -> None:
-        """Send a user message over TCP (memberlist's `SendReliable`); fire and forget."""
-        node, driver = self._running()
-        addr, payload = literal_address(to), bytes(data)
-        driver.call(lambda now: node.send_reliable(addr, payload, now=now))
-
-    def broadcast(self, data: bytes, key: str | None = None) -> None:
-        """Gossip user bytes to every member, piggybacked; a `key` replaces older ones."""
-        node, driver = self._running()
-        payload = bytes(data)
-        driver.call(lambda now: node.broadcast(payload, now=now, key=key))
-
-    def user_event(self, name: str, payload: bytes = b"", *, coalesce: bool = True) -> None:
-        """Gossip a Serf user event (seen by `serf monitor` / event handlers).
-
-        Uses the Serf layer's event clock, so Serf agents deduplicate it the way
-        they do their own. Needs `serf_compat`; `ValueError` above Serf's 512 bytes.
-        """
-        if not self._serf_compat:
-            raise UsageError("user_event() needs serf_compat=True")
-        node, driver = self._running()
-        assert isinstance(node, SerfNode)
-        data = bytes(payload)
-        # Validated first: a too-large event raises here, not inside the driver.
-        node.serf.check_user_event(name, data)
-        driver.call(lambda now: node.user_event(name, data, now=now, coalesce=coalesce))
 
     # -- helpers ------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ import collections
 
 from swimguard.aio.driver import NodeEvent
 from swimguard.aio.event_buffer import EventBuffer, EventsLost
-from swimguard.errors import UsageError
+from swimguard.aio.sockets import format_address
+from swimguard.errors import DeliveryError, UsageError
 from swimguard.protocol.events import (
     JoinCompleted,
     LeaveCompleted,
@@ -17,6 +18,7 @@ from swimguard.protocol.events import (
     MemberSuspected,
     MemberUpdated,
     NameConflict,
+    ReliableCompleted,
     UserMessage,
 )
 from swimguard.serf.events import (
@@ -73,6 +75,7 @@ class EventRouter:
         self.buffer = buffer
         self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
         self._leaves: list[asyncio.Future[LeaveCompleted]] = []
+        self._reliable: dict[int, asyncio.Future[None]] = {}
 
     def expect_join(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[JoinCompleted]:
         """A future for the next `JoinCompleted` (the node reports joins in call order)."""
@@ -84,6 +87,15 @@ class EventRouter:
         """A future for the next `LeaveCompleted` (every leave waiting takes it)."""
         waiter: asyncio.Future[LeaveCompleted] = loop.create_future()
         self._leaves.append(waiter)
+        return waiter
+
+    def expect_reliable(self, loop: asyncio.AbstractEventLoop, call: int) -> asyncio.Future[None]:
+        """A future for the end of `send_reliable` call `call`: None, or `DeliveryError`."""
+        waiter: asyncio.Future[None] = loop.create_future()
+        # Fire and forget stays allowed: a failure nobody awaits is not logged as an
+        # unretrieved exception (it is counted in drops["reliable_failed"]).
+        waiter.add_done_callback(_retrieve)
+        self._reliable[call] = waiter
         return waiter
 
     def route(self, event: NodeEvent) -> None:
@@ -99,6 +111,14 @@ class EventRouter:
                 if not leave_waiter.done():
                     leave_waiter.set_result(event)
             self._leaves.clear()
+        elif isinstance(event, ReliableCompleted):
+            sent = self._reliable.pop(event.call, None)
+            if sent is not None and not sent.done():
+                if event.error is None:
+                    sent.set_result(None)
+                else:
+                    where = format_address(event.to)
+                    sent.set_exception(DeliveryError(f"send_reliable to {where}: {event.error}"))
         elif isinstance(event, PUBLISHED):
             self.buffer.put(event)
 
@@ -108,7 +128,18 @@ class EventRouter:
         waiters = [*self._joins, *self._leaves]
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_exception(UsageError("agent closed"))
+                waiter.set_exception(UsageError("the agent is closed"))
+        for sent in self._reliable.values():
+            if not sent.done():
+                sent.set_exception(
+                    DeliveryError("the agent closed before the reliable message was delivered")
+                )
         self._joins.clear()
         self._leaves.clear()
+        self._reliable.clear()
         self.buffer.close()
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

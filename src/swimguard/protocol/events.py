@@ -6,6 +6,7 @@ import dataclasses
 
 from swimguard.protocol.hooks import MessageHook
 from swimguard.protocol.members import Member
+from swimguard.protocol.outgoing import Address
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,6 +91,20 @@ class LeaveCompleted:
     timed_out: bool
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReliableCompleted:
+    """The stream of `send_reliable` call `call` (the id it returned) ended.
+
+    `error` is None when the receiver read the message and closed the stream (memberlist's
+    receiver closes once it has read it); else why it failed: the connection could not be
+    made, broke, or did not finish within `Config.tcp_timeout`.
+    """
+
+    call: int
+    to: Address
+    error: str | None
+
+
 Event = (
     MemberJoined
     | MemberUpdated
@@ -102,6 +117,7 @@ Event = (
     | NameConflict
     | JoinCompleted
     | LeaveCompleted
+    | ReliableCompleted
 )
 
 

@@ -45,15 +45,12 @@ from swimguard.protocol.members import Member
 from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.serf.events import SerfBroadcast, SerfDirect, SerfEvent
 from swimguard.serf.layer import SerfLayer
-from swimguard.serf.messages import SerfMessageType
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["SerfNode", "SerfNodeEvent", "leave_intent_wait"]
 
 SerfNodeEvent = Event | SerfEvent
 """What `SerfNode.take_events()` returns: the node's events and the Serf layer's."""
-
-_SERF_TYPES = frozenset(int(t) for t in SerfMessageType)
 
 
 def leave_intent_wait(config: Config, timeout: float) -> float:
@@ -167,9 +164,10 @@ class SerfNode:
         self.node.send_best_effort(to, data, now=now)
         self._pump(now=now)
 
-    def send_reliable(self, to: Address, data: bytes, *, now: float) -> None:
-        self.node.send_reliable(to, data, now=now)
+    def send_reliable(self, to: Address, data: bytes, *, now: float) -> int:
+        call = self.node.send_reliable(to, data, now=now)
         self._pump(now=now)
+        return call
 
     def broadcast(self, data: bytes, key: str | None = None, *, now: float) -> None:
         self.node.broadcast(data, now=now, key=key)
@@ -264,9 +262,11 @@ class SerfNode:
             # The state hook merged it already; only the events it replayed go on.
             self._serf_out(serf.take_events(), now=now)
             return
-        if isinstance(event, UserMessage) and event.data and event.data[0] in _SERF_TYPES:
-            self._serf_out(serf.handle_user_message(event.data), now=now)
-            return
+        if isinstance(event, UserMessage):
+            claimed = serf.claim_user_message(event.data)
+            if claimed is not None:  # framed as Serf frames it; anything else is the user's
+                self._serf_out(claimed, now=now)
+                return
         if isinstance(event, MemberJoined | MemberUpdated):
             serf.note_member(event.member.name, "alive")
         elif isinstance(event, MemberLeft):
