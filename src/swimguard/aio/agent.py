@@ -22,7 +22,7 @@ from swimguard.aio.agent_messaging import AgentMessaging
 from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
-from swimguard.aio.event_buffer import EventBuffer, EventsLost
+from swimguard.aio.event_buffer import EventFanout, EventsLost
 from swimguard.aio.sockets import (
     DEFAULT_PORT,
     bind_pair,
@@ -116,7 +116,7 @@ class Agent(AgentMessaging):
         self._advertise: Address | None = None
         self._closed = False
         self._started = False
-        self._events: EventBuffer[AgentEvent] = EventBuffer(self.options.event_buffer)
+        self._events: EventFanout[AgentEvent] = EventFanout(self.options.event_buffer)
         self._router = EventRouter(self._events)
         self._join_lock = asyncio.Lock()
 
@@ -265,11 +265,15 @@ class Agent(AgentMessaging):
         A suspected member that refutes is reported by the core as
         `MemberUpdated` (state alive, higher incarnation).
 
-        One consumer: the buffer is shared and bounded (`AgentConfig.event_buffer`);
-        when the consumer falls behind, newer events are dropped and an
-        `EventsLost(count)` takes their place in the stream.
+        Several consumers may iterate at once, each over its own bounded buffer
+        (`AgentConfig.event_buffer`): the first call gets every event since the agent
+        was built, each later call the events from then on. When a consumer falls
+        behind, newer events are dropped from its buffer only and an `EventsLost(count)`
+        takes their place in its stream. A consumer's buffer goes when its iterator
+        ends (`break`, `aclose()`); one kept but not read fills up and counts its losses
+        in `drops["events_lost"]`.
         """
-        return self._events.__aiter__()
+        return self._events.subscribe()
 
     async def join(
         self,

@@ -6,7 +6,7 @@ import asyncio
 import collections
 
 from swimguard.aio.driver import NodeEvent
-from swimguard.aio.event_buffer import EventBuffer, EventsLost
+from swimguard.aio.event_buffer import EventSink, EventsLost
 from swimguard.aio.sockets import format_address
 from swimguard.errors import DeliveryError, UsageError
 from swimguard.protocol.events import (
@@ -71,7 +71,7 @@ that the node already merged)."""
 class EventRouter:
     """Hands each node event to the application's buffer or to the call waiting for it."""
 
-    def __init__(self, buffer: EventBuffer[AgentEvent]) -> None:
+    def __init__(self, buffer: EventSink[AgentEvent]) -> None:
         self.buffer = buffer
         self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
         self._leaves: list[asyncio.Future[LeaveCompleted]] = []

@@ -1,9 +1,11 @@
-"""A bounded, single-consumer event buffer that reports what it had to drop.
+"""Bounded event buffers that report what they had to drop, one per consumer.
 
 The core may emit bursts (a push/pull join brings hundreds of members at once)
 while the application reads slowly. Nothing in the driver may grow without
 bound, so when the buffer is full new events are dropped and counted; the
 consumer then receives one `EventsLost(count)` marking the gap, in order.
+`EventFanout` gives every consumer its own such buffer, so a slow or abandoned
+consumer costs the others nothing.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import asyncio
 import collections
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -102,3 +105,70 @@ class EventBuffer(Generic[T]):
     def _wake(self) -> None:
         if self._wakeup is not None:
             self._wakeup.set()
+
+
+class EventSink(Protocol[T_contra]):
+    """Where the agent puts events: `put` each, `close` at the end."""
+
+    def put(self, item: T_contra) -> object: ...
+
+    def close(self) -> None: ...
+
+
+class EventFanout(Generic[T]):
+    """One bounded `EventBuffer` per consumer; `put` offers each event to all of them.
+
+    The first consumer takes the buffer that has been filling since construction (so
+    it sees every event from the start); each later one gets a new buffer holding the
+    events from its subscription on. A consumer's buffer goes when its iterator ends
+    (exhausted, `aclose()`d, or collected after a `break`).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._first: EventBuffer[T] | None = EventBuffer(capacity)
+        self._buffers: list[EventBuffer[T]] = [self._first]
+        self._lost_by_gone = 0
+        self._closed = False
+
+    @property
+    def total_lost(self) -> int:
+        """Events dropped since creation, summed over every consumer's buffer."""
+        return self._lost_by_gone + sum(b.total_lost for b in self._buffers)
+
+    @property
+    def consumers(self) -> int:
+        """Buffers currently fed (the unclaimed first one included)."""
+        return len(self._buffers)
+
+    def put(self, item: T) -> None:
+        for buffer in self._buffers:
+            buffer.put(item)
+
+    def close(self) -> None:
+        """End every consumer's iteration once its buffered items are consumed."""
+        self._closed = True
+        for buffer in self._buffers:
+            buffer.close()
+
+    def subscribe(self) -> AsyncIterator[T | EventsLost]:
+        """A new consumer: an async iterator over its own buffer."""
+        buffer = self._first
+        self._first = None
+        if buffer is None:
+            buffer = EventBuffer(self._capacity)
+            if self._closed:
+                buffer.close()
+            else:
+                self._buffers.append(buffer)
+        return self._consume(buffer)
+
+    async def _consume(self, buffer: EventBuffer[T]) -> AsyncIterator[T | EventsLost]:
+        try:
+            async for item in buffer:
+                yield item
+                del item  # not pinned while we wait for the next one
+        finally:
+            if buffer in self._buffers:
+                self._buffers.remove(buffer)
+                self._lost_by_gone += buffer.total_lost
