@@ -23,6 +23,7 @@ from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
 from swimguard.aio.event_buffer import EventFanout, EventsLost
+from swimguard.aio.member_tags import with_tags
 from swimguard.aio.sockets import (
     DEFAULT_PORT,
     bind_pair,
@@ -35,7 +36,7 @@ from swimguard.aio.sockets import (
 )
 from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
-from swimguard.protocol.members import Member
+from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.names import check_local_name
 from swimguard.protocol.outgoing import Address
 from swimguard.serf import encode_tags
@@ -118,6 +119,7 @@ class Agent(AgentMessaging):
         self._started = False
         self._events: EventFanout[AgentEvent] = EventFanout(self.options.event_buffer)
         self._router = EventRouter(self._events)
+        self._router.tag_members = serf_compat
         self._join_lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------
@@ -132,7 +134,23 @@ class Agent(AgentMessaging):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        """Leave gracefully (within `AgentConfig.exit_leave_timeout`), then close."""
+        try:
+            if self._has_someone_to_tell() and self.options.exit_leave_timeout > 0:
+                await self.leave(self.options.exit_leave_timeout)
+        finally:
+            await self.close()
+
+    def _has_someone_to_tell(self) -> bool:
+        """Whether a leave would reach anyone: we are alive and know another live member."""
+        if self._closed or self._node is None:
+            return False
+        if self._node.local_member.state is not MemberState.ALIVE:
+            return False  # left already
+        return any(
+            m.state in (MemberState.ALIVE, MemberState.SUSPECT) and m.name != self.name
+            for m in self._node.members()
+        )
 
     async def start(self) -> None:
         """Bind the sockets and start the node (emits our own `MemberJoined`)."""
@@ -185,7 +203,10 @@ class Agent(AgentMessaging):
         log.debug("%s: listening on %s, advertising %s", self.name, self._bound, self._advertise)
 
     async def close(self) -> None:
-        """Stop at once without leaving (peers will detect us as failed); idempotent."""
+        """Stop at once without leaving (peers will detect us as failed); idempotent.
+
+        The hard stop: `async with` leaves gracefully first (`AgentConfig.exit_leave_timeout`).
+        """
         if self._closed:
             return
         self._closed = True
@@ -224,12 +245,14 @@ class Agent(AgentMessaging):
 
     @property
     def local_member(self) -> Member:
-        """Our own member record."""
-        return self._running()[0].local_member
+        """Our own member record (with `tags` when the agent runs Serf)."""
+        member = self._running()[0].local_member
+        return with_tags(member) if self._serf_compat else member
 
     def members(self) -> list[Member]:
-        """Every known member, in any state (alive, suspect, dead, left)."""
-        return self._running()[0].members()
+        """Every known member, in any state (alive, suspect, dead, left); `tags` with Serf."""
+        members = self._running()[0].members()
+        return [with_tags(m) for m in members] if self._serf_compat else members
 
     @property
     def health_score(self) -> int:

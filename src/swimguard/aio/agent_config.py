@@ -67,6 +67,11 @@ class AgentConfig:
     bind_attempts: int = 32
     """Tries at finding a port free for both UDP and TCP when binding port 0."""
 
+    exit_leave_timeout: float = 1.0
+    """Seconds leaving `async with Agent(...)` may spend on a graceful `leave()` before the
+    agent closes (peers then see the member left, not failed). Skipped when we already
+    left or know no other live member; 0 closes at once, like `close()`."""
+
     def __post_init__(self) -> None:
         positive_ints = (
             "max_streams",
@@ -91,6 +96,11 @@ class AgentConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"AgentConfig.{name} must be > 0 seconds, got {value!r}")
+        grace = self.exit_leave_timeout
+        if not isinstance(grace, int | float) or not 0 <= grace < float("inf"):
+            raise ValueError(
+                f"AgentConfig.exit_leave_timeout must be >= 0 seconds, got {grace!r}"
+            )
         share = self.outbound_stream_share
         if not isinstance(share, int | float) or not 0 <= share < 1:
             raise ValueError(f"AgentConfig.outbound_stream_share must be in [0, 1), got {share!r}")

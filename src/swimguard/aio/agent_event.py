@@ -7,6 +7,7 @@ import collections
 
 from swimguard.aio.driver import NodeEvent
 from swimguard.aio.event_buffer import EventSink, EventsLost
+from swimguard.aio.member_tags import with_tags_in
 from swimguard.aio.sockets import format_address
 from swimguard.errors import DeliveryError, UsageError
 from swimguard.protocol.events import (
@@ -76,6 +77,8 @@ class EventRouter:
         self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
         self._leaves: list[asyncio.Future[LeaveCompleted]] = []
         self._reliable: dict[int, asyncio.Future[None]] = {}
+        self.tag_members = False
+        """Fill `Member.tags` on the members of published events (the agent runs Serf)."""
 
     def expect_join(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[JoinCompleted]:
         """A future for the next `JoinCompleted` (the node reports joins in call order)."""
@@ -120,7 +123,7 @@ class EventRouter:
                     where = format_address(event.to)
                     sent.set_exception(DeliveryError(f"send_reliable to {where}: {event.error}"))
         elif isinstance(event, PUBLISHED):
-            self.buffer.put(event)
+            self.buffer.put(with_tags_in(event) if self.tag_members else event)
 
     def close(self) -> None:
         """Fail every waiting call and end the application's event stream."""
