@@ -62,10 +62,11 @@ class Agent(AgentMessaging):
     free for both). `advertise` defaults to the bound address (for a wildcard
     bind, the host's outbound IP). Encryption: pass `keyring` (first key is
     primary) and/or `label`. Metadata: raw `meta` bytes, or Serf `tags` (which
-    take precedence). With `serf_compat` (default), the agent speaks enough of
-    Serf that Serf agents see it join and leave properly; user messages whose
-    first byte is a Serf message type (0-9) are then handled by the Serf layer
-    (its events appear in `events()`) instead of surfacing as `UserMessage`.
+    take precedence; members then carry `Member.tags`). With `serf_compat`
+    (default), the agent speaks enough of Serf that Serf agents see it join and
+    leave properly; a user message that is a well-formed Serf message is then
+    handled by the Serf layer (its events appear in `events()`), anything else
+    surfaces as `UserMessage`. Leaving `async with` leaves gracefully, then closes.
 
     Not thread-safe: use it from the event loop that entered it.
     """
