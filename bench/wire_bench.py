@@ -2,7 +2,13 @@
 
 Encode and decode rates (operations per second, one thread, so one core) for a
 ping, an ack carrying a Serf coordinate, an alive, a CRC'd compound of 8
-gossip messages, and that compound compressed and encrypted (AES-256-GCM v1).
+gossip messages, that compound compressed and encrypted (AES-256-GCM v1), and
+a plain push/pull stream message carrying 1,000 and 10,000 member states
+(`encode_stream_message`, and one `StreamDecoder.feed` of the whole message).
+Push/pull rows are measured twice: "seen before" with the process-wide state
+memo warm, as in steady-state anti-entropy where nearly every member's state is
+unchanged since the last exchange, and "all new" with an empty memo per
+operation (a first contact: every state encoded or decoded, and remembered).
 Each figure is the median of `--runs` timed runs of about `--seconds` each.
 Runs are timed in process CPU time (`time.process_time`), i.e. per core even
 when the machine is shared; `--wall` times them by the wall clock instead.
@@ -11,6 +17,7 @@ when the machine is shared; `--wall` times them by the wall clock instead.
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import statistics
 import sys
@@ -23,12 +30,18 @@ from swimguard.wire import (
     Dead,
     Keyring,
     Ping,
+    PushNodeState,
+    PushPull,
+    PushPullHeader,
+    StreamDecoder,
     Suspect,
     decode_packet,
     encode_message,
     encode_packet,
+    encode_stream_message,
     make_compound,
 )
+from swimguard.wire.state_memo import SHARED_MEMO, StateMemo
 
 VSN = bytes((1, 5, 2, 2, 5, 5))
 ADDR = bytes((10, 0, 0, 1))
@@ -58,6 +71,40 @@ def _gossip() -> list[Alive | Suspect | Dead]:
     return out
 
 
+PUSH_PULL_SIZES = (1_000, 10_000)
+# Serf's tags as memberlist node meta: role, dc and the Serf protocol versions.
+SERF_META = b"\x83\xa4role\xa3web\xa2dc\xa3dc1\xa2id\xa8node-042"
+
+
+def push_pull(size: int) -> PushPull:
+    """A push/pull as a Serf member of a `size`-member cluster sends it: Serf tags
+    as meta, mostly alive members, some suspect, dead and left, a few without meta."""
+    states = tuple(
+        PushNodeState(
+            name=f"node-{i:05d}.dc1",
+            addr=bytes((10, (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF)),
+            port=7946,
+            incarnation=1 + i % 7,
+            state=(0, 0, 0, 0, 0, 0, 0, 1, 2, 3)[i % 10],
+            meta=None if i % 50 == 49 else SERF_META,
+            vsn=VSN,
+        )
+        for i in range(size)
+    )
+    header = PushPullHeader(nodes=size, user_state_len=24, join=False)
+    return PushPull(header, states, b"\x02" + bytes(range(23)))
+
+
+def _decode_stream(data: bytes, fresh: bool = False) -> object:
+    message = StreamDecoder(memo=StateMemo() if fresh else SHARED_MEMO).feed(data)
+    assert message is not None
+    return message
+
+
+def _encode_fresh(pp: PushPull) -> bytes:
+    return encode_stream_message(pp, memo=StateMemo())
+
+
 def cases() -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
     """(name, encode, decode) per benchmarked message."""
     ping = Ping(
@@ -81,12 +128,15 @@ def cases() -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
         compound = make_compound([encode_message(m) for m in gossip])
         return encode_packet(compound, compress=True, crc=True, keyring=KEYRING)
 
+    push_pulls = [(size, push_pull(size)) for size in PUSH_PULL_SIZES]
+    for _size, pp in push_pulls:
+        assert _decode_stream(encode_stream_message(pp)) == pp
     compound_bytes = encode_compound()
     sealed_bytes = encode_sealed()
     assert decode_packet(sealed_bytes, keyring=KEYRING) == gossip
     assert sealed_bytes[0] == 1  # encrypted ...
     assert KEYRING.decrypt(sealed_bytes)[5] == 9  # ... CRC'd and compressed
-    return [
+    out: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
         ("ping", lambda: encode_message(ping), lambda: decode_packet(ping_bytes)),
         ("ack", lambda: encode_message(ack), lambda: decode_packet(ack_bytes)),
         ("alive", lambda: encode_message(alive), lambda: decode_packet(alive_bytes)),
@@ -97,6 +147,23 @@ def cases() -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
             lambda: decode_packet(sealed_bytes, keyring=KEYRING),
         ),
     ]
+    for size, pp in push_pulls:
+        data = encode_stream_message(pp)
+        out.append(
+            (
+                f"push/pull({size:,}) seen before",
+                functools.partial(encode_stream_message, pp),
+                functools.partial(_decode_stream, data),
+            )
+        )
+        out.append(
+            (
+                f"push/pull({size:,}) all new",
+                functools.partial(_encode_fresh, pp),
+                functools.partial(_decode_stream, data, fresh=True),
+            )
+        )
+    return out
 
 
 def rate(
@@ -131,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure (median)")
     parser.add_argument("--seconds", type=float, default=0.3, help="length of one run")
     parser.add_argument("--wall", action="store_true", help="time by wall clock, not CPU time")
+    parser.add_argument("--only", default="", help="run only the cases whose name contains this")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.seconds <= 0:
         parser.error("--runs must be >= 1 and --seconds > 0")
@@ -140,11 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"one thread, median of {args.runs} runs of ~{args.seconds:g}s "
         f"({'wall clock' if args.wall else 'CPU time'})"
     )
-    print(f"{'message':<24} {'encode ops/s':>14} {'decode ops/s':>14}")
+    print(f"{'message':<28} {'encode ops/s':>14} {'decode ops/s':>14}")
     for name, encode, decode in cases():
+        if args.only not in name:
+            continue
         enc = rate(encode, args.runs, args.seconds, clock)
         dec = rate(decode, args.runs, args.seconds, clock)
-        print(f"{name:<24} {enc:>14,.0f} {dec:>14,.0f}")
+        print(f"{name:<28} {enc:>14,.0f} {dec:>14,.0f}")
     return 0
 
 

@@ -82,9 +82,11 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     """A flag or its value is wrong; nothing was started."""
     CANNOT_START = 3
-    """The `--bind`/`--advertise` address cannot be resolved or bound."""
+    """The `--bind`/`--advertise` (or `--metrics-addr`) address cannot be resolved or bound."""
     OUTPUT_FAILED = 4
     """stdout is closed, full or a broken pipe: events cannot be written."""
+    NAME_CONFLICT = 5
+    """Another member holds our name and Serf's vote went to it: we stopped, without leaving."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,6 +156,12 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--no-serf", action="store_true", help="plain memberlist: no Serf intents or state"
     )
     agent.add_argument(
+        "--metrics-addr",
+        type=_metrics_addr,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free one)",
+    )
+    agent.add_argument(
         "--leave-timeout",
         type=_seconds,
         default=5.0,
@@ -168,7 +176,8 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     agent.epilog = (
         "exit status: 0 left after SIGINT/SIGTERM, 1 join failed, 2 usage error,"
-        " 3 cannot bind/resolve the address, 4 stdout closed/full/broken"
+        " 3 cannot bind/resolve the address, 4 stdout closed/full/broken,"
+        " 5 lost a name conflict (another member holds --name)"
     )
     sub.add_parser("keygen", help="print a new base64 encryption key (32 bytes)")
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
@@ -182,6 +191,39 @@ def _version() -> str:
         from swimguard import __version__
 
         return __version__
+
+
+def _metrics_addr(text: str) -> Address:
+    """An argparse type: HOST:PORT for the metrics endpoint (the port is required)."""
+    try:
+        host, port = _address_arg("--metrics-addr", text, -1)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--metrics-addr ")) from None
+    if port < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: needs a port (HOST:PORT)")
+    return host, port
+
+
+async def _serve_metrics(
+    agent: Agent, args: argparse.Namespace, closing: contextlib.AsyncExitStack
+) -> None:
+    """Start `--metrics-addr`'s server, if asked, closed by `closing`; `_CannotStart` names
+    the flag."""
+    wanted: Address | None = args.metrics_addr
+    if wanted is None:
+        return
+    if not is_ip(wanted[0]):
+        loop = asyncio.get_running_loop()
+        wanted = await loop.run_in_executor(
+            None, _resolve, "--metrics-addr", format_address(wanted), wanted
+        )
+    try:
+        server = await agent.serve_metrics(wanted)
+    except OSError as exc:
+        raise _CannotStart(f"--metrics-addr: {exc.strerror or exc}") from None
+    closing.push_async_callback(server.close)
+    assert server.address is not None
+    log.info("metrics at http://%s/metrics", format_address(server.address))
 
 
 def _seconds(text: str) -> float:
@@ -395,6 +437,10 @@ class _EventOutput:
         self._failed = failed
         self.error: OSError | None = None
 
+    def end(self) -> None:
+        """Stop the agent's run (it has nothing more to say)."""
+        self._failed.set()
+
     def write(self, line: str) -> bool:
         """Write and flush one line; on failure report it once and return False."""
         if self.error is not None:
@@ -426,6 +472,8 @@ async def _print_events(agent: Agent, output: _EventOutput) -> None:
         del event  # a user message may be 20 MiB: not held while we wait for the next
         if line is not None and not output.write(line):
             return
+    if agent.lost_name_conflict:
+        output.end()  # the agent stopped itself: wake the main task
 
 
 async def _run_agent(
@@ -435,6 +483,7 @@ async def _run_agent(
     leave_timeout: float = args.leave_timeout
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    closing = contextlib.AsyncExitStack()  # what --metrics-addr started
     signals = 0
 
     def on_signal() -> None:
@@ -469,6 +518,11 @@ async def _run_agent(
             format_address(agent.advertise_address),
         )
         try:
+            await _serve_metrics(agent, args, closing)
+        except _CannotStart as exc:
+            log.error("cannot start: %s", exc)
+            return ExitCode.CANNOT_START
+        try:
             if seeds:
                 joined = await agent.join(list(seeds))
                 log.info("joined %d of %d seeds", joined, len(seeds))
@@ -477,6 +531,9 @@ async def _run_agent(
             status = ExitCode.JOIN_FAILED
         if status == ExitCode.OK:
             await stop.wait()
+            if agent.lost_name_conflict:  # no leave: the name is the other member's now
+                status = ExitCode.NAME_CONFLICT
+        if status == ExitCode.OK:
             log.info("leaving")
             leaving = asyncio.create_task(agent.leave(leave_timeout))
             try:
@@ -497,6 +554,7 @@ async def _run_agent(
             status = ExitCode.OUTPUT_FAILED
     finally:
         await agent.close()
+        await closing.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return status

@@ -190,6 +190,22 @@ def test_join_failure_exits_1(spawn: Callable[..., AgentProcess]) -> None:
     assert lonely.proc.wait(15) == 1
 
 
+def test_duplicate_name_newcomer_exits_5_and_the_original_stays(
+    spawn: Callable[..., AgentProcess],
+) -> None:
+    a = spawn("d1")
+    wait_until(lambda: bool(a.addr), 15, "d1 up")
+    b = spawn("d2", "--join", a.addr)
+    wait_until(lambda: a.saw("member-join", "d2"), 15, "d2 joined")
+    dup = spawn("d1", "--join", b.addr)
+    assert dup.proc.wait(30) == 5
+    assert dup.proc.stderr is not None
+    err = dup.proc.stderr.read()
+    assert "ERROR" in err
+    assert "minority in name conflict resolution" in err, err
+    assert a.proc.poll() is None  # the original keeps running
+
+
 def test_keygen_prints_a_32_byte_base64_key() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "swimguard", "keygen"], capture_output=True, text=True, check=True

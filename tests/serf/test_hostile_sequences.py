@@ -12,6 +12,7 @@ stream it emitted; and nothing may have raised or been counted as an internal er
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 from typing import Any
@@ -28,6 +29,7 @@ from swimguard.protocol.outgoing import Datagram, StreamSend
 from swimguard.protocol.transmit import COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD
 from swimguard.protocol.versions import verify_protocol
 from swimguard.serf import PushPull as SerfPushPull
+from swimguard.serf import QueryParams, QueryReceived, QueryRespondError
 from swimguard.serf import decode_message as serf_decode
 from swimguard.serf import encode_message as serf_encode
 from swimguard.wire.errors import DecodeError
@@ -210,6 +212,8 @@ steps = st.one_of(
     st.tuples(st.just("udp"), st.sampled_from(UDP_SEEDS)),
     st.tuples(st.just("tcp"), push_pull_stream()),
     st.tuples(st.just("tick"), st.sampled_from([0.1, 0.5, 2.0, 10.0, 40.0])),
+    # our own query (acked, relayed, answered by us) amid the hostile input
+    st.tuples(st.just("query"), st.sampled_from([0, 1, 3])),
 )
 
 
@@ -254,6 +258,15 @@ def run_sequence(sequence: list[tuple[str, Any]]) -> SerfNode:
             sn.datagram(value, now=now)
         elif kind == "tcp":
             sn.stream(value, now=now)
+        elif kind == "query":
+            params = QueryParams(request_ack=True, relay_factor=value, timeout=1.0)
+            sn.sn.query("q", b"hi", params, now=now)
+            sn.pump()
+            for event in sn.events:
+                if isinstance(event, QueryReceived) and event.query.name == "q":
+                    with contextlib.suppress(QueryRespondError):  # answered already
+                        sn.sn.respond(event.query, b"answer", now=now)
+            sn.pump()
         else:
             now += value
             sn.timeout(now=now)

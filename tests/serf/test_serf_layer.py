@@ -127,8 +127,12 @@ def test_query_filters() -> None:
     got = layer.handle_user_message(encode_message(Query(1, 2, filters=(tag_ok,), **base)))
     assert len(got) == 1
     assert layer.handle_user_message(encode_message(Query(1, 3, filters=(tag_bad,), **base))) == []
+    # RE2 evaluates what Python's `re` could not bound: no match here, and no drop
     assert layer.handle_user_message(encode_message(Query(1, 4, filters=(evil,), **base))) == []
-    assert layer.drops["query_filter_unsupported"] == 1
+    assert layer.drops["query_filter_unsupported"] == 0
+    bad = b"\x01" + msgpack.packb({b"Expr": b"(", b"Tag": b"role"})
+    assert layer.handle_user_message(encode_message(Query(1, 6, filters=(bad,), **base))) == []
+    assert layer.drops["query_filter_bad_regexp"] == 1
     # no-broadcast flag: not re-gossiped
     layer.take_outgoing()
     layer.handle_user_message(encode_message(Query(1, 5, flags=2, **base)))

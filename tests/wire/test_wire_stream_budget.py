@@ -86,11 +86,13 @@ def test_memory_grows_with_the_states_sent_not_with_the_header() -> None:
     sent_small = lie[: len(lie) // 8]
     tracemalloc.start()
     try:
-        small = StreamDecoder()
+        # Without the state memo: this measures what one stream holds (the memo's
+        # own bound is tested in test_wire_state_memo.py).
+        small = StreamDecoder(memo=None)
         base = tracemalloc.get_traced_memory()[0]
         small.feed(sent_small)
         held_small = tracemalloc.get_traced_memory()[0] - base
-        large = StreamDecoder()
+        large = StreamDecoder(memo=None)
         base = tracemalloc.get_traced_memory()[0]
         large.feed(lie)
         held_large = tracemalloc.get_traced_memory()[0] - base
@@ -110,16 +112,16 @@ def test_work_per_call_is_capped_and_resumes_to_the_same_message(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     decoded: list[int] = []
-    real = stream_module._decode_state
+    real = stream_module.decode_state
 
-    def counting(raw: object) -> PushNodeState:
+    def counting(entry: bytes) -> PushNodeState:
         decoded.append(1)
-        return real(raw)
+        return real(entry)
 
-    monkeypatch.setattr(stream_module, "_decode_state", counting)
+    monkeypatch.setattr(stream_module, "decode_state", counting)
     msg = push_pull(2000, user=b"u" * 5000)
     wire = encode_stream_message(msg)
-    decoder = StreamDecoder()
+    decoder = StreamDecoder(memo=None)  # every state decoded, none remembered
     work = 4096
     per_call: list[int] = []
     result = decoder.feed(wire, max_work=work)
@@ -172,7 +174,7 @@ def test_state_overhead_constant_matches_measured_memory() -> None:
     wire = encode_stream_message(push_pull(n))
     tracemalloc.start()
     try:
-        decoder = StreamDecoder()
+        decoder = StreamDecoder(memo=None)  # decoded states, not shared memo entries
         decoder.feed(wire[: len(wire) - 1])  # everything but the end: states held
         held = tracemalloc.get_traced_memory()[0]
     finally:

@@ -17,8 +17,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 
 from swimguard.aio.agent_config import AgentConfig
+from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
+from swimguard.aio.agent_keys import AgentKeys
 from swimguard.aio.agent_messaging import AgentMessaging
+from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
@@ -43,19 +46,13 @@ from swimguard.serf import encode_tags
 from swimguard.serf.node import SerfNode
 from swimguard.wire.encryption import Keyring
 
-__all__ = [
-    "DEFAULT_PORT",
-    "Agent",
-    "AgentEvent",
-    "EventsLost",
-    "NodeFactory",
-    "seed_family_problem",
-]
+__all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
+           "seed_family_problem"]
 
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentMessaging):
+class Agent(AgentMessaging, AgentKeys, AgentMetrics, AgentCoordinates):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one
@@ -119,7 +116,7 @@ class Agent(AgentMessaging):
         self._closed = False
         self._started = False
         self._events: EventFanout[AgentEvent] = EventFanout(self.options.event_buffer)
-        self._router = EventRouter(self._events)
+        self._router = EventRouter(self._events, self._event_filters())
         self._router.tag_members = serf_compat
         self._join_lock = asyncio.Lock()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Sequence
+from typing import Protocol
 
 from swimguard.aio.driver import NodeEvent
 from swimguard.aio.event_buffer import EventSink, EventsLost
@@ -25,12 +27,12 @@ from swimguard.protocol.events import (
 from swimguard.serf.events import (
     JoinIntentReceived,
     LeaveIntentReceived,
+    NameConflictResolved,
     QueryReceived,
-    QueryResponseReceived,
     UserEventReceived,
 )
 
-__all__ = ["PUBLISHED", "AgentEvent", "EventRouter"]
+__all__ = ["PUBLISHED", "AgentEvent", "EventFilter", "EventRouter"]
 
 AgentEvent = (
     MemberJoined
@@ -44,11 +46,13 @@ AgentEvent = (
     | LeaveIntentReceived
     | UserEventReceived
     | QueryReceived
-    | QueryResponseReceived
+    | NameConflictResolved
     | EventsLost
 )
 """What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`, the
-Serf events of `swimguard.serf` when `serf_compat` is on, and `EventsLost`."""
+Serf events of `swimguard.serf` when `serf_compat` is on (a `QueryReceived` comes with a
+working `respond()`; the acks and responses to our own queries go to their `QueryHandle`),
+and `EventsLost`."""
 
 PUBLISHED = (
     MemberJoined,
@@ -62,18 +66,31 @@ PUBLISHED = (
     LeaveIntentReceived,
     UserEventReceived,
     QueryReceived,
-    QueryResponseReceived,
+    NameConflictResolved,
 )
 """The node's events the application sees. The others are the agent's business (join and
 leave completions wake `join()`/`leave()`) or nobody's (ping round trips, push/pull state
 that the node already merged)."""
 
 
+class EventFilter(Protocol):
+    """A part of the agent that sees each node event first (queries, name conflicts)."""
+
+    def filter(self, event: NodeEvent) -> NodeEvent | None:
+        """The event to pass on (possibly replaced), or None when it was consumed."""
+
+    def close(self) -> None:
+        """The agent closed."""
+
+
 class EventRouter:
     """Hands each node event to the application's buffer or to the call waiting for it."""
 
-    def __init__(self, buffer: EventSink[AgentEvent]) -> None:
+    def __init__(
+        self, buffer: EventSink[AgentEvent], filters: Sequence[EventFilter] = ()
+    ) -> None:
         self.buffer = buffer
+        self._filters = tuple(filters)
         self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
         self._leaves: list[asyncio.Future[LeaveCompleted]] = []
         self._reliable: dict[int, asyncio.Future[None]] = {}
@@ -102,6 +119,11 @@ class EventRouter:
         return waiter
 
     def route(self, event: NodeEvent) -> None:
+        for part in self._filters:
+            routed = part.filter(event)
+            if routed is None:
+                return
+            event = routed
         if isinstance(event, JoinCompleted):
             # One event per join() call, in call order; a timed-out call's waiter
             # is cancelled but still takes its (late) event.
@@ -140,6 +162,8 @@ class EventRouter:
         self._joins.clear()
         self._leaves.clear()
         self._reliable.clear()
+        for part in self._filters:
+            part.close()
         self.buffer.close()
 
 

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.drop_log import DropLogger
+from swimguard.aio.event_tally import EventTally
 from swimguard.aio.listener import Listener
 from swimguard.aio.tcp import StreamManager
 from swimguard.aio.udp import UdpEndpoint
@@ -30,6 +31,7 @@ from swimguard.errors import UsageError
 from swimguard.protocol.api import NodeAPI
 from swimguard.protocol.events import Event
 from swimguard.protocol.outgoing import Address, Datagram, StreamClose, StreamOpen, StreamSend
+from swimguard.protocol.stats import TransportStats
 from swimguard.serf.events import SerfEvent
 from swimguard.serf.node import SerfNode
 
@@ -68,6 +70,8 @@ class Driver:
         self.node = node
         self.drops: collections.Counter[str] = collections.Counter()
         self.last_lag = 0.0
+        self.stats = TransportStats()
+        self.tally = EventTally()
         self._loop = loop
         self._name = name
         self._on_event = on_event
@@ -157,6 +161,7 @@ class Driver:
     def on_datagram(self, data: bytes, sender: Address) -> None:
         if self._closed:
             return
+        self.stats.udp_received_bytes += len(data)
         try:
             self.node.receive_datagram(data, sender, now=self.now())
         except Exception:
@@ -167,6 +172,7 @@ class Driver:
         """`StreamSink`: an inbound TCP connection from `peer`."""
         if self._closed:
             return
+        self.stats.tcp_accept += 1
         try:
             bind(self.node.stream_accepted(peer, now=self.now()))
         except Exception:
@@ -205,6 +211,7 @@ class Driver:
         now = self.now()
         lag = max(0.0, now - deadline)
         self.last_lag = lag
+        self.stats.loop_lag.observe(lag)
         try:
             node.report_loop_lag(lag, now=now)
             node.handle_timeout(now=now)
@@ -234,6 +241,7 @@ class Driver:
                 for effect in outgoing:
                     self._perform(effect)
                 for event in events:
+                    self.tally.count(event)
                     self._on_event(event)
         except Exception:
             self.drops["internal_error"] += 1
@@ -246,11 +254,15 @@ class Driver:
         streams = self._streams
         assert streams is not None
         assert self._udp is not None
+        stats = self.stats
         if isinstance(effect, Datagram):
+            stats.udp_sent_bytes += len(effect.data)
             self._udp.send(effect.to, effect.data)
         elif isinstance(effect, StreamSend):
+            stats.tcp_sent_bytes += len(effect.data)
             streams.send(effect.stream_id, effect.data)
         elif isinstance(effect, StreamOpen):
+            stats.tcp_connect += 1
             streams.open(effect.stream_id, effect.to)
         elif isinstance(effect, StreamClose):
             streams.close(effect.stream_id)

@@ -20,30 +20,62 @@ receive acks in time, so it would accuse healthy peers. Therefore:
 
 (The node additionally stops counting the stalled time against peers: in-flight
 probe and suspicion deadlines are pushed back by the lag; see `Node.report_loop_lag`.)
+
+Application rule (swimguard extension, `Node.report_health`). The application knows of
+slowness the protocol cannot see (a full disk, a saturated worker pool, GC pressure). A
+report of `points > 0` is evidence of the same kind as missed nacks: it raises the score
+by `points` (clamped) and then decays like any other evidence, one point per successful
+probe, so an application whose trouble lasts reports again (once per probe interval is
+enough). A report of 0 withdraws what is left of the application's points at once: the
+application knows when its trouble is over, unlike a peer's silence. Like lag debt, the
+application's points are capped by the score, never lowering it below what probes,
+refutations and loop lag put there.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["Awareness"]
+__all__ = ["Awareness", "check_app_score"]
+
+
+def check_app_score(score: object, max_multiplier: int) -> int:
+    """`score` if it is a valid application health score, else ValueError saying why."""
+    if isinstance(score, bool) or not isinstance(score, int):
+        raise ValueError(f"health score must be an int, got {score!r}")
+    if not 0 <= score < max_multiplier:
+        raise ValueError(f"health score {score} outside [0, {max_multiplier - 1}]")
+    return score
 
 
 class Awareness:
     """Health score in [0, max_multiplier - 1]; 0 is healthy."""
 
-    __slots__ = ("_debt", "_last_step", "_max", "score")
+    __slots__ = ("_app", "_debt", "_last_step", "_max", "score")
 
     def __init__(self, max_multiplier: int) -> None:
         self._max = max_multiplier
         self.score = 0
         self._debt = 0
+        self._app = 0
         self._last_step: float | None = None
 
     def apply_delta(self, delta: int) -> None:
         """Add `delta` to the score, clamping to [0, max_multiplier - 1]."""
         self.score = min(max(self.score + delta, 0), self._max - 1)
         self._debt = min(self._debt, self.score)
+        self._app = min(self._app, self.score)
+
+    def report_app(self, points: int) -> None:
+        """Apply the application rule: `points > 0` adds evidence, 0 withdraws the app's."""
+        if points > 0:
+            before = self.score
+            self.apply_delta(points)
+            self._app += self.score - before
+        elif self._app:
+            withdraw = self._app
+            self._app = 0
+            self.apply_delta(-withdraw)
 
     def scale_timeout(self, timeout: float) -> float:
         """`timeout * (score + 1)`."""
@@ -66,6 +98,11 @@ class Awareness:
                 self.apply_delta(-1)
                 self._last_step = now
         return False
+
+    @property
+    def app_points(self) -> int:
+        """Score points still attributed to the application's reports."""
+        return self._app
 
     @property
     def lag_debt(self) -> int:

@@ -14,7 +14,7 @@ picking "the longest that fits" is one bisection, with no scan of the whole queu
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from swimguard.protocol.scaling import retransmit_limit
 
@@ -74,6 +74,10 @@ class BroadcastQueue:
 
     def __len__(self) -> int:
         return len(self._by_serial)
+
+    def messages(self) -> Iterator[bytes]:
+        """Every queued message, in no particular order (for inspection: metrics)."""
+        return (item.msg for item in self._by_serial.values())
 
     def queue(
         self,

@@ -34,6 +34,7 @@ from swimguard.protocol.hooks import AliveHook, ConflictHook
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.names import name_problem
 from swimguard.protocol.scaling import suspicion_timeout
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.suspicion import Suspicion
 from swimguard.protocol.table import MemberRecord, MemberTable, SharedView
 from swimguard.protocol.timers import LEAVE_TIMEOUT, SuspicionTimeout, Timer
@@ -67,6 +68,7 @@ class Membership:
         self,
         config: Config,
         *,
+        stats: ProtocolStats,
         name: str,
         addr_bytes: bytes,
         port: int,
@@ -83,6 +85,7 @@ class Membership:
         now: float,
     ) -> None:
         self._config = config
+        self._stats = stats
         self._name = name
         self._addr_bytes = addr_bytes
         self._port = port
@@ -240,7 +243,7 @@ class Membership:
             return
         if is_local and a.incarnation < rec.incarnation:
             return
-        self._cancel_suspicion(a.node)
+        refuted = self._cancel_suspicion(a.node)
         old_state = rec.state
         old_meta = rec.meta
         if not bootstrap and is_local:
@@ -259,6 +262,10 @@ class Membership:
                 port=a.port,
                 now=now,
             )
+        stats = self._stats
+        stats.msg_alive += 1
+        if refuted and old_state is SUSPECT:
+            stats.suspicions_refuted += 1
         if old_state is DEAD or old_state is LEFT:
             self._events.append(MemberJoined(rec.snapshot()))
         elif old_meta != rec.meta or old_state is SUSPECT:
@@ -293,6 +300,8 @@ class Membership:
         cfg = self._config
         rec = self.table.set_state(rec, SUSPECT, s.incarnation, now=now)
         n = len(self.table)
+        self._stats.msg_suspect += 1
+        self._stats.suspicions_started += 1
         k = cfg.suspicion_mult - 2
         if n - 2 < k or not cfg.lha_suspicion:
             k = 0
@@ -310,13 +319,19 @@ class Membership:
         """The `SuspicionTimeout` timer: a suspect not refuted in time is dead."""
         susp = self.suspicions.pop(name, None)
         rec = self.table.get(name)
-        if susp is None or rec is None or rec.state is not SUSPECT:
+        if susp is not None and rec is not None and rec.state is SUSPECT:
+            self._stats.suspicions_confirmed += 1
+            if susp.k > 0 and susp.n < susp.k:  # Lifeguard wanted more confirmations
+                self._stats.degraded_timeout += 1
+        else:
             return
         self.dead_node(Dead(incarnation=rec.incarnation, node=name, from_=self._name), now=now)
 
-    def _cancel_suspicion(self, name: str) -> None:
+    def _cancel_suspicion(self, name: str) -> bool:
         if self.suspicions.pop(name, None) is not None:
             self._deadlines.cancel(SuspicionTimeout(name))
+            return True
+        return False
 
     def dead_node(self, d: Dead, *, now: float) -> None:
         """memberlist `deadNode`: `d.node` failed, or left (`from_` is itself)."""
@@ -341,6 +356,7 @@ class Membership:
         state = LEFT if d.node == d.from_ else DEAD
         rec = self.table.set_state(rec, state, d.incarnation, now=now)
         snap = rec.snapshot()
+        self._stats.msg_dead += 1
         self._events.append(MemberLeft(snap) if rec.state is LEFT else MemberFailed(snap))
 
     def _refute(self, rec: MemberRecord, accused: int, *, now: float) -> MemberRecord:
@@ -357,6 +373,7 @@ class Membership:
             inc = self.next_incarnation()
             if accused >= inc:
                 inc = self._skip_incarnation(accused - inc + 1)
+        self._stats.refutations += 1
         if self._config.lha_probe:
             self._awareness.apply_delta(1)
         return self._announce_self(rec, inc, now=now)
@@ -414,6 +431,17 @@ class Membership:
         for st in states:
             state = st.state
             if state == alive:
+                # alive_node's first test, before building its message: stale news of
+                # a known member (nearly every state of a push/pull) changes nothing.
+                rec = self.table.by_name.get(st.name)
+                if (
+                    rec is not None
+                    and st.incarnation <= rec.incarnation
+                    and st.port == rec.port
+                    and st.addr == rec.addr_bytes
+                    and st.name != me
+                ):
+                    continue
                 alive_msg = _new_alive(st.incarnation, st.name, st.addr, st.port, st.meta, st.vsn)
                 self.alive_node(alive_msg, now=now)
             elif state == left:

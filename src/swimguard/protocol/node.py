@@ -29,7 +29,7 @@ from typing import assert_never
 from swimguard.config import META_MAX_SIZE, Config
 from swimguard.errors import UsageError
 from swimguard.protocol.addresses import bytes_to_host, host_to_bytes, ip_allowed
-from swimguard.protocol.awareness import Awareness
+from swimguard.protocol.awareness import Awareness, check_app_score
 from swimguard.protocol.deadlines import Deadlines
 from swimguard.protocol.events import Event, deliver_user_message
 from swimguard.protocol.hooks import (
@@ -42,12 +42,13 @@ from swimguard.protocol.hooks import (
     PingHook,
     StateHook,
 )
-from swimguard.protocol.members import Member
+from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.names import check_local_name
 from swimguard.protocol.outgoing import Address, Outgoing
 from swimguard.protocol.probing import Prober
 from swimguard.protocol.scaling import push_pull_scale
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.streams import Streams
 from swimguard.protocol.table import MemberTable, SharedView
 from swimguard.protocol.timers import (
@@ -126,8 +127,11 @@ class Node:
         self._awareness = Awareness(config.awareness_max_multiplier)
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
+        self.stats = ProtocolStats()
+        """Protocol counters for metrics (the parts below bump them)."""
         self._tx = Transmitter(
             config,
+            stats=self.stats,
             name=name,
             table=self._table,
             rng=rng,
@@ -143,6 +147,7 @@ class Node:
         )
         self._membership = Membership(
             config,
+            stats=self.stats,
             name=name,
             addr_bytes=addr_bytes,
             port=port,
@@ -160,6 +165,7 @@ class Node:
         )
         self._streams = Streams(
             config,
+            stats=self.stats,
             name=name,
             rng=rng,
             table=self._table,
@@ -174,6 +180,7 @@ class Node:
         )
         self._prober = Prober(
             config,
+            stats=self.stats,
             name=name,
             addr_bytes=addr_bytes,
             port=port,
@@ -257,6 +264,35 @@ class Node:
     def broadcasts_queued(self) -> int:
         """Member broadcasts waiting for retransmission (memberlist `NumQueued`)."""
         return len(self._tx.member_q)
+
+    def count_by_state(self) -> Counter[MemberState]:
+        """How many members (ourselves included) are in each state; no snapshots made."""
+        return Counter(rec.state for rec in self._table.order)
+
+    @property
+    def user_broadcasts_queued(self) -> int:
+        """User broadcasts (Serf intents, events, queries) waiting to be gossiped."""
+        return len(self._tx.user_q)
+
+    def user_broadcasts_by_first_byte(self) -> Counter[int]:
+        """Queued user broadcasts by the first byte of their data (a Serf message type,
+        when the Serf layer queued them); one pass over the bounded queue."""
+        # Queued as an encoded user message: its type byte, then the application's bytes.
+        return Counter(msg[1] for msg in self._tx.user_q.messages() if len(msg) > 1)
+
+    def report_health(self, score: int, *, now: float) -> None:
+        """The application's own health: `score` > 0 raises the Lifeguard health score
+        like that many missed nacks (then decays as probes succeed); 0 withdraws what is
+        left of earlier reports. See `protocol.awareness` for the rule; `score` must be an
+        int in [0, awareness_max_multiplier - 1] (ValueError otherwise)."""
+        check_app_score(score, self.config.awareness_max_multiplier)
+        self.stats.health_reports += 1
+        self._awareness.report_app(score)
+
+    @property
+    def health_from_app(self) -> int:
+        """Points of `health_score` still owed to `report_health`."""
+        return self._awareness.app_points
 
     @property
     def refreshes(self) -> int:

@@ -28,6 +28,7 @@ from swimguard.protocol.hooks import PingHook
 from swimguard.protocol.members import MemberState
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.outgoing import Address
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.streams import Streams
 from swimguard.protocol.table import MemberRecord, MemberTable
 from swimguard.protocol.timers import (
@@ -80,6 +81,7 @@ class Prober:
         self,
         config: Config,
         *,
+        stats: ProtocolStats,
         name: str,
         addr_bytes: bytes,
         port: int,
@@ -95,6 +97,7 @@ class Prober:
         ping_hook: PingHook | None,
     ) -> None:
         self._config = config
+        self._stats = stats
         self._name = name
         self._addr_bytes = addr_bytes
         self._port = port
@@ -182,6 +185,8 @@ class Prober:
         cfg = self._config
         seq = self._next_seq()
         interval = self._probe_interval()
+        if interval > cfg.probe_interval:
+            self._stats.degraded_probe += 1
         probe = ProbeState(
             seq=seq,
             target=rec.name,
@@ -276,10 +281,12 @@ class Prober:
         if probe.tcp_stream is not None:
             self._streams.close_if_open(probe.tcp_stream)
         self._deadlines.set(PROBE_TICK, max(probe.start + cfg.probe_interval, now))
+        self._stats.probe_node.observe(now - probe.start)
         if success:
             if cfg.lha_probe:
                 self._awareness.apply_delta(-1)
             return
+        self._stats.probe_failed += 1
         if cfg.lha_probe:
             if probe.expected_nacks > 0:
                 self._awareness.apply_delta(max(0, probe.expected_nacks - probe.nacks))

@@ -37,6 +37,7 @@ from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.outgoing import Address, StreamClose, StreamOpen, StreamSend
 from swimguard.protocol.scaling import push_pull_scale
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.table import MemberTable
 from swimguard.protocol.timers import PUSH_PULL_TICK, StreamTimeout, Timer
 from swimguard.protocol.transmit import Transmitter
@@ -51,10 +52,22 @@ from swimguard.wire.messages import (
     PushPullHeader,
     maker_for,
 )
-from swimguard.wire.stream import PushPull, StreamDecoder, StreamMessage, UserStream
+from swimguard.wire.state_memo import STATE_ROW
+from swimguard.wire.stream import (
+    PushPull,
+    StreamDecoder,
+    StreamMessage,
+    UserStream,
+    encode_push_pull,
+)
 
 # MemberState -> push/pull State as a plain int (an enum's `.value` is slow in a loop over N).
 _WIRE_STATE: Final = {state: int(NodeState[state.name]) for state in MemberState}
+if any(state._value_ != wire for state, wire in _WIRE_STATE.items()):
+    raise AssertionError("MemberState values must be the push/pull State numbers")
+# local_state_bytes writes rows in this order.
+if STATE_ROW != ("addr", "incarnation", "meta", "name", "port", "state", "vsn"):
+    raise AssertionError(f"push/pull state rows changed order: {STATE_ROW}")
 # PushNodeState(name, addr, port, incarnation, state, meta, vsn), built once per member.
 _new_state = maker_for(PushNodeState)
 # push/pull State -> MemberState, for the merge hook (an unknown state shows as dead).
@@ -84,6 +97,7 @@ class StreamState:
     batch: int | None = None
     # TCP ping: called with the ack's sequence number, True if it is the awaited one.
     on_ack: Callable[[int], bool] | None = None
+    started: float = 0.0  # when we opened it (push/pull duration for metrics)
 
 
 @dataclasses.dataclass(slots=True)
@@ -102,6 +116,7 @@ class Streams:
         self,
         config: Config,
         *,
+        stats: ProtocolStats,
         name: str,
         rng: random.Random,
         table: MemberTable,
@@ -115,6 +130,7 @@ class Streams:
         message_hook: MessageHook | None,
     ) -> None:
         self._config = config
+        self._stats = stats
         self._name = name
         self._rng = rng
         self._table = table
@@ -219,32 +235,53 @@ class Streams:
 
     def local_state(self, join: bool) -> PushPull:
         """Our push/pull: every member's state and the hook's user state."""
-        wire_state = _WIRE_STATE
+        # `_value_` is the push/pull State (checked at import): a plain attribute,
+        # where `_WIRE_STATE[r.state]` would call Enum.__hash__ (Python code) per member.
         states = tuple(
             _new_state(
                 r.name,
                 r.addr_bytes,
                 r.port,
                 r.incarnation,
-                wire_state[r.state],
+                r.state._value_,
                 r.meta or None,
                 r.vsn,
             )
             for r in self._table.order
         )
-        user = b""
-        if self._state_hook is not None:
-            user = bytes(self._state_hook.local_state(join))
+        user = self._user_state(join)
         header = PushPullHeader(nodes=len(states), user_state_len=len(user), join=join)
         return PushPull(header=header, states=states, user_state=user)
+
+    def local_state_bytes(self, join: bool) -> bytes:
+        """`encode_stream_message(self.local_state(join))`, what we send: the member
+        table's values go to the encoder as rows, with no PushNodeState per member
+        (N of them per push/pull, nearly all unchanged since the last one)."""
+        rows = [
+            (r.addr_bytes, r.incarnation, r.meta or None, r.name, r.port, r.state._value_, r.vsn)
+            for r in self._table.order
+        ]
+        user = self._user_state(join)
+        header = PushPullHeader(nodes=len(rows), user_state_len=len(user), join=join)
+        return encode_push_pull(header, rows, user)
+
+    def _user_state(self, join: bool) -> bytes:
+        if self._state_hook is None:
+            return b""
+        return bytes(self._state_hook.local_state(join))
 
     def _start_push_pull(self, peer: Address, *, now: float, join: bool, batch: int | None) -> None:
         sid = self._new_stream_id()
         self.by_id[sid] = StreamState(
-            kind=StreamKind.PUSH_PULL, peer=peer, decoder=self._tx.decoder(), join=join, batch=batch
+            kind=StreamKind.PUSH_PULL,
+            peer=peer,
+            decoder=self._tx.decoder(),
+            join=join,
+            batch=batch,
+            started=now,
         )
         self._tx.emit(StreamOpen(sid, peer))
-        self._tx.emit(StreamSend(sid, self._tx.frame(self.local_state(join))))
+        self._tx.emit(StreamSend(sid, self._tx.frame(self.local_state_bytes(join))))
         self._deadlines.set(StreamTimeout(sid), now + self._config.tcp_timeout)
 
     def _merge_remote_state(self, pp: PushPull, *, now: float) -> str | None:
@@ -396,7 +433,7 @@ class Streams:
     def _handle_inbound(self, sid: int, st: StreamState, msg: StreamMessage, *, now: float) -> None:
         if isinstance(msg, PushPull):
             # Reply with our state before merging theirs (memberlist `handleConn`).
-            self._tx.emit(StreamSend(sid, self._tx.frame(self.local_state(msg.header.join))))
+            self._tx.emit(StreamSend(sid, self._tx.frame(self.local_state_bytes(msg.header.join))))
             self._tx.emit(StreamClose(sid))
             self._merge_remote_state(msg, now=now)
         elif isinstance(msg, Ping):
@@ -432,6 +469,7 @@ class Streams:
         if isinstance(msg, PushPull):
             error = self._merge_remote_state(msg, now=now)
             where = f"{st.peer[0]}:{st.peer[1]}"
+            self._stats.push_pull_node.observe(now - st.started)
             self._push_pull_done(st, None if error is None else f"{where}: {error}")
         elif isinstance(msg, ErrResp):
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: remote error: {msg.error}")

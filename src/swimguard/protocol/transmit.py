@@ -21,6 +21,7 @@ from swimguard.protocol.dissemination import BroadcastQueue
 from swimguard.protocol.hooks import BroadcastHook
 from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address, Datagram, Outgoing
+from swimguard.protocol.stats import ProtocolStats
 from swimguard.protocol.table import MemberRecord, MemberTable
 from swimguard.protocol.timers import GOSSIP_TICK, Timer
 from swimguard.wire.compound import MAX_PARTS_GO_022
@@ -56,6 +57,7 @@ class Transmitter:
         self,
         config: Config,
         *,
+        stats: ProtocolStats,
         name: str,
         table: MemberTable,
         rng: random.Random,
@@ -68,6 +70,7 @@ class Transmitter:
         now: float,
     ) -> None:
         self._config = config
+        self._stats = stats
         self._name = name
         self._table = table
         self._rng = rng
@@ -110,6 +113,7 @@ class Transmitter:
             self._gossip_idle = True
             return
         self._deadlines.set(GOSSIP_TICK, now + cfg.gossip_interval)
+        self._stats.gossip_rounds += 1
         me = self._name
         dead_time = cfg.gossip_to_the_dead_time
 
@@ -215,10 +219,10 @@ class Transmitter:
         rec = self._table.by_addr.get(to)
         return rec is not None and rec.reads_crc
 
-    def frame(self, msg: StreamMessage) -> bytes:
-        """`msg` framed for a stream."""
+    def frame(self, msg: StreamMessage | bytes) -> bytes:
+        """`msg` (or a message already encoded) framed for a stream."""
         return frame_stream(
-            encode_stream_message(msg),
+            msg if isinstance(msg, bytes) else encode_stream_message(msg),
             compress=self._compress,
             keyring=self._out_keyring,
             encryption_version=self._enc_version,

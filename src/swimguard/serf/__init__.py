@@ -14,6 +14,10 @@ from swimguard.serf.clock import LamportClock
 from swimguard.serf.events import (
     JoinIntentReceived,
     LeaveIntentReceived,
+    NameConflictResolved,
+    QueryAckReceived,
+    QueryEnd,
+    QueryFinished,
     QueryReceived,
     QueryResponseReceived,
     SerfBroadcast,
@@ -39,6 +43,7 @@ from swimguard.serf.messages import (
     decode_message,
     encode_message,
 )
+from swimguard.serf.query import QueryParams, QueryRespondError
 from swimguard.serf.tags import decode_tags, encode_tags
 
 __all__ = [
@@ -47,9 +52,15 @@ __all__ = [
     "LamportClock",
     "Leave",
     "LeaveIntentReceived",
+    "NameConflictResolved",
     "PushPull",
     "Query",
+    "QueryAckReceived",
+    "QueryEnd",
+    "QueryFinished",
+    "QueryParams",
     "QueryReceived",
+    "QueryRespondError",
     "QueryResponse",
     "QueryResponseReceived",
     "Relay",

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
+from collections.abc import Callable
 
-from swimguard.serf.messages import Query, QueryResponse
+from swimguard.errors import UsageError
+from swimguard.serf.messages import Query
 
 __all__ = [
     "JoinIntentReceived",
     "LeaveIntentReceived",
+    "NameConflictResolved",
+    "QueryAckReceived",
+    "QueryEnd",
+    "QueryFinished",
     "QueryReceived",
     "QueryResponseReceived",
     "SerfBroadcast",
@@ -50,17 +57,70 @@ class UserEventReceived:
 class QueryReceived:
     """A Serf query addressed to us (filters matched), seen for the first time.
 
-    Answer with `SerfLayer.respond(query, payload)` before `query.timeout_ns` runs out.
+    `deadline` is when answers stop being accepted (our clock; None if the layer was given
+    no time). From an `Agent`, `respond(payload)` answers it: once, before the deadline,
+    at most 1024 bytes encoded, else `QueryRespondError` with Serf's text. Pure code
+    answers with `SerfNode.respond(query, payload, now=)` instead.
     """
 
     query: Query
+    deadline: float | None = None
+    responder: Callable[[bytes], None] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
+
+    def respond(self, payload: bytes) -> None:
+        """Send our response to the originator (and through relays if it asked for them)."""
+        if self.responder is None:
+            raise UsageError("this QueryReceived has no responder (answer via SerfNode.respond)")
+        self.responder(bytes(payload))
+
+
+class QueryEnd(enum.Enum):
+    """Why a query we originated stopped collecting."""
+
+    DEADLINE = "deadline"
+    ALL_ANSWERED = "all_answered"
+    CLOSED = "closed"  # the agent closed first
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueryAckReceived:
+    """The first ack from `from_` to our query `ltime` (its Lamport time is its handle)."""
+
+    ltime: int
+    from_: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class QueryResponseReceived:
-    """An ack or response to a query (we never originate queries, so usually stray)."""
+    """The first response from `from_` to our query `ltime`."""
 
-    response: QueryResponse
+    ltime: int
+    from_: str
+    payload: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueryFinished:
+    """Our query `ltime` stopped collecting; nothing more about it follows."""
+
+    ltime: int
+    reason: QueryEnd
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NameConflictResolved:
+    """Serf's vote on a name another member also claims ended (`_serf_conflict`).
+
+    `matching` of `responses` members know the name at our address. Lost (`won` False):
+    like Serf, this member must stop (names must be unique); the `Agent` closes itself.
+    """
+
+    name: str
+    matching: int
+    responses: int
+    won: bool
 
 
 SerfEvent = (
@@ -68,7 +128,10 @@ SerfEvent = (
     | LeaveIntentReceived
     | UserEventReceived
     | QueryReceived
+    | QueryAckReceived
     | QueryResponseReceived
+    | QueryFinished
+    | NameConflictResolved
 )
 
 
@@ -89,6 +152,10 @@ class SerfDirect:
 
     to: tuple[str, int]
     data: bytes
+    # Also send `relay` (a Serf relay message wrapping `data`) through this many random
+    # live members: the originator asked for relays so that one lost path is not fatal.
+    relay_factor: int = 0
+    relay: bytes = b""
 
 
 SerfOutgoing = SerfBroadcast | SerfDirect

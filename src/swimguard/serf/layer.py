@@ -6,25 +6,31 @@ user-event/query dedup rings, and builds/merges the push/pull user state. The dr
 passes it memberlist user messages and push/pull state, broadcasts what it returns, and
 drains `take_outgoing()` (re-gossip, query acks) after every call.
 
-Serf's internal queries (`_serf_*`) are answered here and not reported as events: the
-key commands (`serf keys -install/-use/-remove/-list`) act on the `keyring` given to the
-layer (the same object the node encrypts with), `_serf_ping` needs only the ack.
+Serf's internal queries (`_serf_*`) are answered here (`internal_queries`) and not
+reported as events: the key commands (`serf keys -install/-use/-remove/-list`) act on the
+`keyring` given to the layer (the same object the node encrypts with), `_serf_ping` needs
+only the ack, `_serf_conflict` gets our view of the name (`member_view`).
 
-What is not done: originating queries, answering `_serf_conflict` (name conflicts),
-relaying our own responses (RelayFactor), and the 5-minute expiry of intents about
-unknown names (the table is bounded by size instead).
+Queries both ways: `originate` sends one (its acks, responses and end come out as
+events, bookkept by `query.QueryBook`), `respond` answers one we received (once, before
+its deadline, through relays when asked: `query.AnswerBook`). Tag filters are Go regexps,
+evaluated with RE2 (`google-re2`) as Serf does.
+
+What is not done: the 5-minute expiry of intents about unknown names (the table is
+bounded by size instead).
 """
 
 from __future__ import annotations
 
-import base64
 import collections
+import functools
 import ipaddress
-import re
-from collections.abc import Mapping
-from typing import Final, Literal
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal
 
 import msgpack
+import re2
 
 from swimguard.protocol.names import check_local_name, is_text, name_problem
 from swimguard.serf.clock import LamportClock
@@ -32,15 +38,24 @@ from swimguard.serf.events import (
     JoinIntentReceived,
     LeaveIntentReceived,
     QueryReceived,
-    QueryResponseReceived,
     SerfBroadcast,
     SerfDirect,
     SerfEvent,
     SerfOutgoing,
     UserEventReceived,
 )
+from swimguard.serf.internal_queries import (
+    CONFLICT_QUERY,
+    KEY_QUERY_NAMES,
+    KeyAnswer,
+    answer_conflict,
+    answer_key_query,
+    key_response_payload,
+)
 from swimguard.serf.messages import (
     EVENT_BUFFER,
+    U32,
+    ConflictMember,
     Join,
     Leave,
     PushPull,
@@ -57,6 +72,15 @@ from swimguard.serf.messages import (
     decode_message,
     encode_message,
 )
+from swimguard.serf.query import (
+    FILTER_NODE,
+    FILTER_TAG,
+    AnswerBook,
+    QueryBook,
+    QueryParams,
+    QueryRespondError,
+    encode_filters,
+)
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["MemberStatus", "SerfLayer"]
@@ -64,6 +88,7 @@ __all__ = ["MemberStatus", "SerfLayer"]
 # Serf agent's default UserEventSizeLimit (name + payload).
 USER_EVENT_SIZE_LIMIT: Final = 512
 QUERY_RESPONSE_SIZE_LIMIT: Final = 1024
+QUERY_SIZE_LIMIT: Final = 1024
 # Bound on names remembered with a status time: gossip may name anything.
 MAX_NAMES: Final = 65536
 # Bound on the UTF-8 bytes of those names (status map and left list each): both go out in
@@ -92,18 +117,15 @@ MAX_PER_SLOT: Final = 256
 # Bound on the event ring's name+payload bytes (it is resent in every push/pull). Serf caps
 # each event at 512 bytes, so a full ring of one event per slot needs 256 KiB.
 MAX_EVENT_BYTES: Final = 2 * 1024 * 1024
-_FILTER_NODE: Final = 0
-_FILTER_TAG: Final = 1
-# A quantified group, e.g. "(a+)+": Python's backtracking regexps can take exponential time on
-# those while Go's RE2 cannot, so such tag filters from the network are not evaluated.
-_NESTED_QUANTIFIER: Final = re.compile(r"\)\s*(?:[*+?]|\{\d)")
+# RE2 runs in linear time, but a long expression still costs memory to compile; Serf's
+# queries fit in 1024 bytes, so a longer one came from a stream and is not evaluated.
+_MAX_TAG_EXPR: Final = 1024
+_RE2_OPTIONS: Final = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad expression from the network is counted, not logged
 
 MemberStatus = Literal["alive", "left", "failed"]
 
 INTERNAL_PREFIX: Final = "_serf_"
-_KEY_QUERIES: Final = frozenset(
-    {"_serf_install-key", "_serf_use-key", "_serf_remove-key", "_serf_list-keys"}
-)
 
 
 class SerfLayer:
@@ -134,9 +156,15 @@ class SerfLayer:
         self._events: list[UserEvents | None] = [None] * EVENT_BUFFER
         self._event_bytes = 0
         self._queries: list[tuple[int, set[int]] | None] = [None] * EVENT_BUFFER
+        self.drops: collections.Counter[str] = collections.Counter()
+        self.originated = QueryBook(self.drops)
+        # Our view of a member by name (`_serf_conflict` answers); the node that owns the
+        # member table sets it. None: we know no one.
+        self.member_view: Callable[[str], ConflictMember | None] | None = None
+        self.answerable = AnswerBook()
         self._outgoing: list[SerfOutgoing] = []
         self._pending_events: list[SerfEvent] = []
-        self.drops: collections.Counter[str] = collections.Counter()
+        self._query_seq = 0
 
     # --- our own messages ----------------------------------------------------------------
 
@@ -171,15 +199,93 @@ class SerfLayer:
         if len(name.encode()) + len(payload) > USER_EVENT_SIZE_LIMIT:
             raise ValueError(f"user event larger than {USER_EVENT_SIZE_LIMIT} bytes")
 
-    def respond(self, query: Query, payload: bytes) -> SerfDirect:
-        """The response to `query`, to send (raises ValueError if too large or no reply address)."""
+    def respond(self, query: Query, payload: bytes, *, now: float | None = None) -> SerfDirect:
+        """The response to `query`, to send; raises `QueryRespondError` with Serf's text.
+
+        Once per query, before its deadline (`now` after it: refused), encoded at most
+        1024 bytes. The returned message carries the relay copy when the query asked for
+        relays; `SerfNode.respond` sends both.
+        """
+        self.answerable.check(query, now=now)
+        out = self._response(query, QueryResponse(query.ltime, query.id, self.name, 0, payload))
+        self.answerable.claim(query)
+        return out
+
+    def _response(self, query: Query, msg: QueryResponse) -> SerfDirect:
         reply_to = query.reply_to
         if reply_to is None:
-            raise ValueError("query carries no usable reply address")
-        data = encode_message(QueryResponse(query.ltime, query.id, self.name, 0, payload))
+            raise QueryRespondError("query carries no usable reply address")
+        data = encode_message(msg)
         if len(data) > QUERY_RESPONSE_SIZE_LIMIT:
-            raise ValueError(f"query response larger than {QUERY_RESPONSE_SIZE_LIMIT} bytes")
-        return SerfDirect(reply_to, data)
+            raise QueryRespondError(
+                "failed to respond to key query: response exceeds limit of "
+                f"{QUERY_RESPONSE_SIZE_LIMIT} bytes"
+            )
+        if query.relay_factor == 0:
+            return SerfDirect(reply_to, data)
+        relay = encode_message(Relay(query.addr, query.port, query.source_node, data))
+        if len(relay) > QUERY_RESPONSE_SIZE_LIMIT:
+            raise QueryRespondError(
+                "failed to respond to key query: relayed response exceeds limit of "
+                f"{QUERY_RESPONSE_SIZE_LIMIT} bytes"
+            )
+        return SerfDirect(reply_to, data, query.relay_factor, relay)
+
+    def originate(
+        self,
+        name: str,
+        payload: bytes,
+        params: QueryParams,
+        *,
+        addr: tuple[str, int],
+        timeout: float,
+        now: float,
+        members: int = 1,
+    ) -> int:
+        """Send a new query (Serf's `Query`); returns its Lamport time, the handle in events.
+
+        `addr` is where answers come back (our advertise address), `timeout` the resolved
+        timeout in seconds, `members` the live members now (bounds what is collected).
+        Raises ValueError as Serf refuses (too large, bad name). Handles the query locally
+        too (self-ack, self-delivery) and queues its broadcast.
+        """
+        if not is_text(name):
+            raise ValueError("query name is not valid Unicode text")
+        query = Query(
+            ltime=self.query_clock.time(),
+            id=self._next_query_id(),
+            name=name,
+            addr=ipaddress.ip_address(addr[0]).packed,
+            port=addr[1],
+            source_node=self.name,
+            payload=bytes(payload),
+            filters=encode_filters(params.filter_nodes, params.filter_tags),
+            flags=QueryFlag.ACK if params.request_ack else 0,
+            relay_factor=params.relay_factor,
+            timeout_ns=round(timeout * 1e9),
+        )
+        raw = encode_message(query)
+        if len(raw) > QUERY_SIZE_LIMIT:
+            raise ValueError(f"query exceeds limit of {QUERY_SIZE_LIMIT} bytes")
+        self.originated.open(query, params, now=now, timeout=timeout, members=members)
+        # Handled like a received one: it witnesses the clock (the next query gets the
+        # next time), queues the broadcast, acks and delivers to ourselves if we match.
+        self._pending_events.extend(self._on_query(query, raw, now))
+        return query.ltime
+
+    def expire(self, *, now: float) -> list[SerfEvent]:
+        """`QueryFinished` for our queries whose deadline has come."""
+        return self.originated.expire(now=now)
+
+    def next_deadline(self) -> float | None:
+        """When `expire` next has something to do."""
+        return self.originated.next_deadline()
+
+    def _next_query_id(self) -> int:
+        # Serf draws a random int31; only (LTime, ID) pairs must differ, and LTime already
+        # does between our queries. A counter mixed with our name keeps this pure.
+        self._query_seq = (self._query_seq + 1) & U32
+        return (zlib.crc32(self.name.encode()) + self._query_seq * 2654435761) & 0x7FFF_FFFF
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tags used to evaluate query tag filters (keep in step with our Meta)."""
@@ -200,14 +306,17 @@ class SerfLayer:
 
     # --- inbound ----------------------------------------------------------------------------
 
-    def claim_user_message(self, data: bytes) -> list[SerfEvent] | None:
+    def claim_user_message(
+        self, data: bytes, *, now: float | None = None
+    ) -> list[SerfEvent] | None:
         """A memberlist user message if it is Serf's: the Serf events it produced, else None.
 
         A message is Serf's only when it is framed as Serf frames the messages it sends
         as user messages: the type byte of a join or leave intent, a user event, a query,
         a query response or a relay, followed by a body that decodes as that message
         (Go's decoder, trailing bytes ignored). Anything else, `msgpack.packb(5)`
-        included, is the application's: None, and nothing is counted.
+        included, is the application's: None, and nothing is counted. `now` as for
+        `handle_user_message`.
         """
         if not data or data[0] not in _USER_MESSAGE_TYPES:
             return None
@@ -215,10 +324,13 @@ class SerfLayer:
             msg = decode_message(data)
         except SerfDecodeError:
             return None
-        return self._handle(msg, data)
+        return self._handle(msg, data, now)
 
-    def handle_user_message(self, data: bytes) -> list[SerfEvent]:
+    def handle_user_message(self, data: bytes, *, now: float | None = None) -> list[SerfEvent]:
         """Process one memberlist user message as Serf's; returns the Serf events it produced.
+
+        `now` dates received queries (their answer deadline) and responses to ours; the
+        driver always passes it.
 
         Bad or unknown messages are dropped and counted in `drops`; never raises.
         Re-gossip and acks are queued for `take_outgoing()`.
@@ -228,9 +340,9 @@ class SerfLayer:
         except SerfDecodeError as exc:
             self.drops["unknown_type" if "unknown Serf" in str(exc) else "malformed"] += 1
             return []
-        return self._handle(msg, data)
+        return self._handle(msg, data, now)
 
-    def _handle(self, msg: SerfMessage, data: bytes) -> list[SerfEvent]:
+    def _handle(self, msg: SerfMessage, data: bytes, now: float | None) -> list[SerfEvent]:
         problem = _message_problem(msg)
         if problem is not None:
             self.drops[problem] += 1
@@ -249,9 +361,12 @@ class SerfLayer:
                 events.append(UserEventReceived(msg.name, msg.payload, msg.ltime, msg.cc))
                 self._outgoing.append(SerfBroadcast(bytes(data)))
         elif isinstance(msg, Query):
-            events.extend(self._on_query(msg, data))
+            events.extend(self._on_query(msg, data, now))
         elif isinstance(msg, QueryResponse):
-            events.append(QueryResponseReceived(msg))
+            if now is None:
+                self.drops["query_response_unknown"] += 1
+            else:
+                events.extend(self.originated.on_response(msg, now=now))
         elif isinstance(msg, Relay):
             self._on_relay(msg)
         else:  # push/pull state has no business inside a user message
@@ -410,11 +525,11 @@ class SerfLayer:
         self._event_bytes += size
         return True
 
-    def _on_query(self, query: Query, raw: bytes) -> list[SerfEvent]:
+    def _on_query(self, query: Query, raw: bytes, now: float | None) -> list[SerfEvent]:
         """Serf's handleQuery: dedup, re-gossip, filter, automatic ack."""
         self.query_clock.witness(query.ltime)
-        now = self.query_clock.time()
-        if now > EVENT_BUFFER and query.ltime < now - EVENT_BUFFER:
+        current = self.query_clock.time()
+        if current > EVENT_BUFFER and query.ltime < current - EVENT_BUFFER:
             self.drops["query_too_old"] += 1
             return []
         idx = query.ltime % EVENT_BUFFER
@@ -438,62 +553,51 @@ class SerfLayer:
             return []
         if query.flags & QueryFlag.ACK:
             ack = QueryResponse(query.ltime, query.id, self.name, QueryFlag.ACK)
-            self._outgoing.append(SerfDirect(reply_to, encode_message(ack)))
+            try:
+                self._outgoing.append(self._response(query, ack))
+            except QueryRespondError:
+                self.drops["query_ack_size"] += 1
         if query.name.startswith(INTERNAL_PREFIX):
-            if query.name in _KEY_QUERIES:
-                response = self._key_query_response(query)
-                if response is None:
-                    self.drops["key_response_size"] += 1
-                else:
-                    self._outgoing.append(response)
+            response = self._internal_answer(query)
+            if response is not None:
+                self._outgoing.append(response)
             return []
-        return [QueryReceived(query)]
+        deadline = self.answerable.add(query, now=now)
+        return [QueryReceived(query, deadline)]
 
-    def _key_query_response(self, query: Query) -> SerfDirect | None:
-        """Serf's internal key commands, applied to `self.keyring`; answers like Go does."""
-        result, message = False, ""
-        keys: list[str] | None = None
-        primary = ""
-        ring = self.keyring
-        if ring is None:
-            message = (
-                "Keyring is empty (encryption not enabled)"
-                if query.name == "_serf_list-keys"
-                else "No keyring to modify (encryption not enabled)"
-            )
-        elif query.name == "_serf_list-keys":
-            keys = [base64.b64encode(k).decode() for k in ring.keys]
-            primary = base64.b64encode(ring.primary).decode()
-            result = True
-        else:
+    def _internal_answer(self, query: Query) -> SerfDirect | None:
+        """Our answer to an internal query, if it takes one (`_serf_ping` takes the ack)."""
+        op = KEY_QUERY_NAMES.get(query.name)
+        if op is not None:
+            answer = answer_key_query(op, query.payload, self.keyring)
+            response = self._key_response(query, answer)
+            if response is None:
+                self.drops["key_response_size"] += 1
+            return response
+        if query.name == CONFLICT_QUERY:
+            payload = answer_conflict(query.payload, self.name, self._member_view)
+            if payload is None:
+                return None
             try:
-                req = msgpack.unpackb(query.payload[1:], raw=True, strict_map_key=False)
-                key = req.get(b"Key") if isinstance(req, dict) else None
-                if not isinstance(key, bytes):
-                    raise ValueError("bad key request")
-                if query.name == "_serf_install-key":
-                    ring.add_key(key)
-                elif query.name == "_serf_use-key":
-                    ring.use_key(key)
-                else:
-                    ring.remove_key(key)
-                result = True
-            except (ValueError, TypeError) as exc:  # msgpack errors are ValueErrors
-                message = str(exc)
-        return self._key_response(query, keys, message, primary, result)
+                reply = QueryResponse(query.ltime, query.id, self.name, 0, payload)
+                return self._response(query, reply)
+            except QueryRespondError:
+                self.drops["conflict_response_size"] += 1
+        return None
 
-    def _key_response(
-        self, query: Query, keys: list[str] | None, message: str, primary: str, result: bool
-    ) -> SerfDirect | None:
+    def _member_view(self, name: str) -> ConflictMember | None:
+        return None if self.member_view is None else self.member_view(name)
+
+    def _key_response(self, query: Query, answer: KeyAnswer) -> SerfDirect | None:
+        keys = answer.keys
         total = 0 if keys is None else len(keys)
+        message = answer.message
         while True:
-            body = {"Keys": keys, "Message": message, "PrimaryKey": primary, "Result": result}
-            payload = bytes((SerfMessageType.KEY_RESPONSE,)) + msgpack.packb(
-                body, use_bin_type=False
-            )
+            payload = key_response_payload(keys, message, answer.primary, answer.result)
             try:
-                return self.respond(query, payload)
-            except ValueError:
+                response = QueryResponse(query.ltime, query.id, self.name, 0, payload)
+                return self._response(query, response)
+            except QueryRespondError:
                 if not keys:
                     return None
                 keys = keys[:-1]  # Go truncates the list until the response fits
@@ -509,11 +613,11 @@ class SerfLayer:
             except (ValueError, TypeError):
                 self.drops["query_filter"] += 1
                 return False
-            if raw[0] == _FILTER_NODE:
+            if raw[0] == FILTER_NODE:
                 names = body if isinstance(body, list) else []
                 if self.name.encode() not in names:
                     return False
-            elif raw[0] == _FILTER_TAG and isinstance(body, dict):
+            elif raw[0] == FILTER_TAG and isinstance(body, dict):
                 tag = body.get(b"Tag", b"")
                 expr = body.get(b"Expr", b"")
                 if not isinstance(tag, bytes) or not isinstance(expr, bytes):
@@ -527,15 +631,16 @@ class SerfLayer:
         return True
 
     def _tag_matches(self, tag: str, expr_raw: bytes) -> bool:
-        expr = expr_raw.decode("utf-8", "replace")
-        if len(expr) > 256 or _NESTED_QUANTIFIER.search(expr):
+        # Go's regexp.MatchString: RE2 syntax, unanchored, a missing tag matches as "".
+        if len(expr_raw) > _MAX_TAG_EXPR:
             self.drops["query_filter_unsupported"] += 1
             return False
         try:
-            return re.search(expr, self.tags.get(tag, "")) is not None
-        except (re.error, OverflowError):  # Overflow: a repeat count above what `re` takes
-            self.drops["query_filter_unsupported"] += 1
+            pattern = _compile_tag_filter(expr_raw)
+        except re2.error:
+            self.drops["query_filter_bad_regexp"] += 1
             return False
+        return pattern.search(self.tags.get(tag, "")) is not None
 
     def _on_relay(self, relay: Relay) -> None:
         # Serf only relays query responses; refuse to bounce anything else.
@@ -551,6 +656,12 @@ class SerfLayer:
             self.drops["relay_addr"] += 1
             return
         self._outgoing.append(SerfDirect((host, relay.dest_port), relay.inner))
+
+
+@functools.lru_cache(maxsize=128)
+def _compile_tag_filter(expr: bytes) -> Any:
+    """A tag filter, compiled once: an application sends the same filter with many queries."""
+    return re2.compile(expr.decode("utf-8", "replace"), _RE2_OPTIONS)
 
 
 def _entry_size(entry: UserEventEntry) -> int:

@@ -22,6 +22,7 @@ from swimguard.wire.errors import DecodeError
 
 __all__ = [
     "EVENT_BUFFER",
+    "ConflictMember",
     "Join",
     "Leave",
     "PushPull",
@@ -30,12 +31,15 @@ __all__ = [
     "QueryResponse",
     "Relay",
     "SerfDecodeError",
+    "SerfMemberStatus",
     "SerfMessage",
     "SerfMessageType",
     "UserEvent",
     "UserEventEntry",
     "UserEvents",
+    "decode_conflict_response",
     "decode_message",
+    "encode_conflict_response",
     "encode_message",
 ]
 
@@ -75,6 +79,29 @@ class QueryFlag(enum.IntFlag):
 
     ACK = 1
     NO_BROADCAST = 2
+
+
+class SerfMemberStatus(enum.IntEnum):
+    """Serf's `MemberStatus`, as a conflict response carries it."""
+
+    NONE = 0
+    ALIVE = 1
+    LEAVING = 2
+    LEFT = 3
+    FAILED = 4
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConflictMember:
+    """Serf's `Member`: one member's view of the contested name, in a conflict response."""
+
+    name: str
+    addr: bytes
+    port: int
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    status: int = SerfMemberStatus.NONE
+    protocol: tuple[int, int, int] = (0, 0, 0)  # min, max, cur
+    delegate: tuple[int, int, int] = (0, 0, 0)  # min, max, cur
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -446,3 +473,61 @@ def decode_message(data: bytes) -> SerfMessage:
     except (msgpack.OutOfData, ValueError, TypeError) as exc:  # FormatError etc. are ValueErrors
         raise SerfDecodeError(f"{kind.name}: bad msgpack: {exc}") from None
     return _decode_body(kind, _map(raw, kind.name))
+
+
+# --- the conflict response (type 6), which travels inside a query response's payload ---------
+
+
+def encode_conflict_response(member: ConflictMember | None) -> bytes:
+    """0x06 + Serf's `Member` (nil when the responder does not know the name)."""
+    if member is None:
+        return bytes((SerfMessageType.CONFLICT_RESPONSE,)) + _pack(None)
+    body = {
+        "Addr": member.addr,
+        "DelegateCur": member.delegate[2],
+        "DelegateMax": member.delegate[1],
+        "DelegateMin": member.delegate[0],
+        "Name": member.name,
+        "Port": member.port,
+        "ProtocolCur": member.protocol[2],
+        "ProtocolMax": member.protocol[1],
+        "ProtocolMin": member.protocol[0],
+        "Status": int(member.status),
+        "Tags": dict(member.tags),
+    }
+    return bytes((SerfMessageType.CONFLICT_RESPONSE,)) + _pack(body)
+
+
+def decode_conflict_response(data: bytes) -> ConflictMember | None:
+    """Decode 0x06 + `Member`; None for nil. `SerfDecodeError` for anything else."""
+    if not data or data[0] != SerfMessageType.CONFLICT_RESPONSE:
+        raise SerfDecodeError("not a conflict response")
+    try:
+        raw = msgpack.unpackb(data[1:], raw=True, strict_map_key=False)
+    except (ValueError, TypeError) as exc:  # trailing bytes, bad msgpack
+        raise SerfDecodeError(f"conflict response: bad msgpack: {exc}") from None
+    if raw is None:
+        return None
+    body = _map(raw, "conflict response")
+    tags_raw = _field(body, "Tags")
+    tags = {
+        _text(k, "Tags key"): _text(v, "Tags value")
+        for k, v in (_map(tags_raw, "Tags") if tags_raw is not None else {}).items()
+    }
+    return ConflictMember(
+        name=_str(body, "Name"),
+        addr=_bytes(body, "Addr") or b"",
+        port=_int(body, "Port", 0, U16),
+        tags=tags,
+        status=_int(body, "Status", I64_MIN, I64_MAX),
+        protocol=_triple(body, "Protocol"),
+        delegate=_triple(body, "Delegate"),
+    )
+
+
+def _triple(body: Mapping[Any, Any], prefix: str) -> tuple[int, int, int]:
+    return (
+        _int(body, f"{prefix}Min", 0, U8),
+        _int(body, f"{prefix}Max", 0, U8),
+        _int(body, f"{prefix}Cur", 0, U8),
+    )

@@ -20,10 +20,13 @@ through the driver:
   our leave intent first and starts the memberlist leave at a deadline a few gossip
   rounds later, so Serf peers show us as left, not failed.
 - The layer learns what memberlist decided about each member (for push/pull's left list).
+- Network coordinates: every ack we send carries our Vivaldi coordinate, and every
+  direct probe's ack (the ping hook) updates it and caches the peer's (`coordinates`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,20 +40,37 @@ from swimguard.protocol.events import (
     MemberJoined,
     MemberLeft,
     MemberUpdated,
+    NameConflict,
+    PingCompleted,
     RemoteState,
     UserMessage,
 )
 from swimguard.protocol.hooks import forward_hooks
-from swimguard.protocol.members import Member
+from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.outgoing import Address, Outgoing
-from swimguard.serf.events import SerfBroadcast, SerfDirect, SerfEvent
+from swimguard.serf.coordinate_exchange import CoordinateExchange
+from swimguard.serf.events import (
+    NameConflictResolved,
+    QueryAckReceived,
+    QueryFinished,
+    QueryResponseReceived,
+    SerfBroadcast,
+    SerfDirect,
+    SerfEvent,
+)
+from swimguard.serf.internal_queries import CONFLICT_QUERY, ConflictVote
 from swimguard.serf.layer import SerfLayer
+from swimguard.serf.messages import ConflictMember, Query, SerfMemberStatus
+from swimguard.serf.query import QueryParams, default_query_timeout
+from swimguard.serf.tags import decode_tags
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["SerfNode", "SerfNodeEvent", "leave_intent_wait"]
 
 SerfNodeEvent = Event | SerfEvent
 """What `SerfNode.take_events()` returns: the node's events and the Serf layer's."""
+
+_GONE = (MemberState.DEAD, MemberState.LEFT)
 
 
 def leave_intent_wait(config: Config, timeout: float) -> float:
@@ -62,17 +82,33 @@ def leave_intent_wait(config: Config, timeout: float) -> float:
 
 
 class _SerfHooks:
-    """The hooks handed to the node: Serf's push/pull state, the application's for the rest.
+    """The hooks handed to the node: Serf's push/pull state and coordinates, the application's
+    for the rest (its `notify_ping_complete` still hears every ping).
 
     Every other hook is the application's own method (`forward_hooks`), so the node's
     per-protocol checks see exactly what the application implements. An application that
     brings both `local_state` and `merge_remote_state` keeps push/pull state to itself.
     """
 
-    def __init__(self, serf: SerfLayer, user: object | None) -> None:
+    def __init__(
+        self, serf: SerfLayer, user: object | None, coordinates: CoordinateExchange
+    ) -> None:
         own = hasattr(user, "local_state") and hasattr(user, "merge_remote_state")
         self._state: Any = user if own else serf
+        self._coordinates = coordinates
+        # Serf peers read our coordinate from every ack; an application's own payload wins.
+        self._ack_payload: Any = getattr(user, "ack_payload", coordinates.ack_payload)
+        self._user_ping_complete: Any = getattr(user, "notify_ping_complete", None)
         forward_hooks(self, user)
+
+    def ack_payload(self) -> bytes:
+        payload: bytes = self._ack_payload()
+        return payload
+
+    def notify_ping_complete(self, member: Member, rtt: float, payload: bytes) -> None:
+        self._coordinates.ping_completed(member.name, rtt, payload)
+        if self._user_ping_complete is not None:
+            self._user_ping_complete(member, rtt, payload)
 
     def local_state(self, join: bool) -> bytes:
         state: bytes = self._state.local_state(join)
@@ -113,7 +149,15 @@ class SerfNode:
         node_factory: Callable[..., NodeAPI] | None = None,
     ) -> None:
         self.config = config
+        # Its own stream, seeded from the caller's without drawing from it.
+        self.coordinates = CoordinateExchange(
+            name, rng=random.Random(hash(rng.getstate()[1])), max_entries=config.max_members
+        )
         self.serf = SerfLayer(name, tags=tags, keyring=keyring)
+        self.serf.member_view = self._member_view
+        self._rng = rng
+        # The name conflict vote we run, if any: (query handle, tally).
+        self._conflict: tuple[int, ConflictVote] | None = None
         factory = node_factory or _default_factory
         self.node: NodeAPI = factory(
             config,
@@ -121,7 +165,7 @@ class SerfNode:
             advertise=advertise,
             rng=rng,
             now=now,
-            hooks=_SerfHooks(self.serf, hooks),
+            hooks=_SerfHooks(self.serf, hooks, self.coordinates),
             keyring=keyring,
             label=label,
         )
@@ -139,6 +183,33 @@ class SerfNode:
         """Gossip a Serf user event (ValueError above Serf's 512 bytes of name + payload)."""
         self.node.broadcast(self.serf.user_event(name, payload, coalesce=coalesce), now=now)
         self._pump(now=now)
+
+    def query(self, name: str, payload: bytes, params: QueryParams, *, now: float) -> int:
+        """Originate a Serf query; returns its handle (Lamport time) named in its events.
+
+        Acks, responses and the end come out of `take_events()` as `QueryAckReceived`,
+        `QueryResponseReceived` and `QueryFinished`. ValueError as Serf refuses it.
+        """
+        live = self.live_members()
+        timeout = params.timeout
+        if timeout is None:
+            timeout = default_query_timeout(self.config.gossip_interval, live)
+        addr = self.node.local_member.addr
+        handle = self.serf.originate(
+            name, payload, params, addr=addr, timeout=timeout, now=now, members=live
+        )
+        self._serf_out(self.serf.take_events(), now=now)
+        return handle
+
+    def respond(self, query: Query, payload: bytes, *, now: float) -> None:
+        """Answer a received query (`QueryRespondError` with Serf's text if refused)."""
+        out = self.serf.respond(query, payload, now=now)
+        self._send_direct(out, now=now)
+        self._pump(now=now)
+
+    def live_members(self) -> int:
+        """Memberlist's NumMembers: members not dead or left, ourselves included."""
+        return sum(1 for m in self.node.members() if m.state not in _GONE)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tags for query filters (the caller gossips the matching metadata)."""
@@ -204,14 +275,17 @@ class SerfNode:
             self.node.leave(now=now, timeout=max(0.0, leave_at[1] - now))
         self.node.handle_timeout(now=now)
         self._pump(now=now)
+        finished = self.serf.expire(now=now)
+        if finished:
+            self._serf_out(finished, now=now)
 
     # -- NodeAPI outputs -----------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        deadline = self.node.next_deadline()
-        if self._leave_at is not None and (deadline is None or self._leave_at[0] < deadline):
-            return self._leave_at[0]
-        return deadline
+        candidates = [self.node.next_deadline(), self.serf.next_deadline()]
+        if self._leave_at is not None:
+            candidates.append(self._leave_at[0])
+        return min((d for d in candidates if d is not None), default=None)
 
     def take_outgoing(self) -> list[Outgoing]:
         return self.node.take_outgoing()
@@ -236,6 +310,8 @@ class SerfNode:
         """The node's counters, then the Serf layer's prefixed with `serf_`."""
         counts = dict(self.node.drops)
         for reason, n in self.serf.drops.items():
+            counts[f"serf_{reason}"] = n
+        for reason, n in self.coordinates.drops.items():
             counts[f"serf_{reason}"] = n
         if self._regossip_too_large:
             counts["serf_regossip_too_large"] = self._regossip_too_large
@@ -263,22 +339,31 @@ class SerfNode:
             self._serf_out(serf.take_events(), now=now)
             return
         if isinstance(event, UserMessage):
-            claimed = serf.claim_user_message(event.data)
+            claimed = serf.claim_user_message(event.data, now=now)
             if claimed is not None:  # framed as Serf frames it; anything else is the user's
                 self._serf_out(claimed, now=now)
                 return
+        if isinstance(event, MemberJoined | MemberUpdated | MemberLeft | MemberFailed):
+            alive = isinstance(event, MemberJoined | MemberUpdated)
+            self.coordinates.note_member(event.member.name, alive=alive, now=now)
+        elif isinstance(event, PingCompleted):
+            self.coordinates.expire(now=now)  # once per probe: departures age out in time
         if isinstance(event, MemberJoined | MemberUpdated):
             serf.note_member(event.member.name, "alive")
         elif isinstance(event, MemberLeft):
             serf.note_member(event.member.name, "left")
         elif isinstance(event, MemberFailed):
             serf.note_member(event.member.name, "failed")
+        elif isinstance(event, NameConflict) and event.existing.name == serf.name:
+            self._start_conflict_vote(now=now)
         elif isinstance(event, JoinCompleted) and event.joined > 0:
             # Serf gossips its join intent once memberlist's join reached someone.
             self.node.broadcast(serf.join_intent(), now=now)
         self._events.append(event)
 
     def _serf_out(self, events: Sequence[SerfEvent], *, now: float) -> None:
+        if self._conflict is not None:
+            events = [e for e in events if not self._conflict_event(e)]
         self._events.extend(events)
         for out in self.serf.take_outgoing():
             if isinstance(out, SerfBroadcast):
@@ -289,4 +374,92 @@ class SerfNode:
                     # never send it either. Not ours to gossip: count, do not raise.
                     self._regossip_too_large += 1
             elif isinstance(out, SerfDirect):
-                self.node.send_best_effort(out.to, out.data, now=now)
+                self._send_direct(out, now=now)
+
+    def _send_direct(self, out: SerfDirect, *, now: float) -> None:
+        if out.to == self.node.local_member.addr:
+            # To ourselves (our own query's acks and answers): no round trip through the
+            # socket, where a full buffer could lose it.
+            self._serf_out(self.serf.handle_user_message(out.data, now=now), now=now)
+        else:
+            self.node.send_best_effort(out.to, out.data, now=now)
+        if out.relay_factor:
+            for addr in self._relay_targets(out.relay_factor):
+                self.node.send_best_effort(addr, out.relay, now=now)
+
+    # -- name conflicts (Serf's resolveNodeConflict) ---------------------------------------
+
+    def _start_conflict_vote(self, *, now: float) -> None:
+        """Another member claims our name: ask everyone where they know it to be."""
+        if self._conflict is not None:
+            return  # one vote at a time; every alive message of the other member repeats it
+        me = self.node.local_member
+        addr = _packed(me.addr[0])
+        handle = self.query(CONFLICT_QUERY, self.serf.name.encode(), QueryParams(), now=now)
+        self._conflict = (handle, ConflictVote(addr, me.addr[1]))
+
+    def _conflict_event(self, event: SerfEvent) -> bool:
+        """Count the vote's responses; True if `event` belongs to the vote (not passed on)."""
+        if self._conflict is None:
+            return False  # the vote ended earlier in the same batch of events
+        handle, vote = self._conflict
+        if not isinstance(event, QueryAckReceived | QueryResponseReceived | QueryFinished):
+            return False
+        if event.ltime != handle:
+            return False
+        if isinstance(event, QueryResponseReceived):
+            vote.add(event.payload)
+        elif isinstance(event, QueryFinished):
+            self._conflict = None
+            self._events.append(
+                NameConflictResolved(self.serf.name, vote.matching, vote.responses, vote.won)
+            )
+        return True
+
+    def _member_view(self, name: str) -> ConflictMember | None:
+        """Serf's `Member` for `name` from our table (for `_serf_conflict` answers)."""
+        # NodeAPI has no lookup by name, the real Node does: a query naming anyone must
+        # not cost a snapshot of the whole table.
+        find = getattr(self.node, "member", None)
+        if callable(find):
+            member = find(name)
+        else:
+            member = next((m for m in self.node.members() if m.name == name), None)
+        if not isinstance(member, Member):
+            return None
+        status = {
+            MemberState.LEFT: SerfMemberStatus.LEFT,
+            MemberState.DEAD: SerfMemberStatus.FAILED,
+        }.get(member.state, SerfMemberStatus.ALIVE)
+        vsn = member.vsn.ljust(6, b"\0")  # a peer may have sent fewer versions
+        return ConflictMember(
+            name=member.name,
+            addr=_packed(member.addr[0]),
+            port=member.addr[1],
+            tags=decode_tags(member.meta),
+            status=status,
+            protocol=(vsn[0], vsn[1], vsn[2]),
+            delegate=(vsn[3], vsn[4], vsn[5]),
+        )
+
+    def _relay_targets(self, count: int) -> list[Address]:
+        """Serf's relay choice: up to `count` random live members other than us that
+        speak memberlist protocol 5 (which forwards relays), only if the cluster has
+        more than `count` members."""
+        members = self.node.members()
+        if len(members) < count + 1:
+            return []
+        me = self.node.local_member.name
+        chosen: dict[str, Address] = {}
+        for _ in range(3 * count):
+            if len(chosen) >= count:
+                break
+            m = members[self._rng.randrange(len(members))]
+            if m.name == me or m.state in _GONE or len(m.vsn) < 2 or m.vsn[1] < 5:
+                continue
+            chosen[m.name] = m.addr
+        return list(chosen.values())
+
+
+def _packed(host: str) -> bytes:
+    return ipaddress.ip_address(host).packed

@@ -20,6 +20,7 @@ message never blocks an event loop in one piece.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Final
 
 import msgpack
@@ -49,11 +50,16 @@ from swimguard.wire.messages import (
     PushPullHeader,
     UserMsgHeader,
     body_from_map,
-    decoder_for,
     encode_body,
 )
-
-_decode_state = decoder_for(PushNodeState)
+from swimguard.wire.state_memo import (
+    SHARED_MEMO,
+    StateMemo,
+    decode_state,
+    encode_row,
+    encode_state,
+    state_from_map,
+)
 
 __all__ = [
     "DEFAULT_MAX_STREAM_BYTES",
@@ -62,6 +68,7 @@ __all__ = [
     "StreamDecoder",
     "StreamMessage",
     "UserStream",
+    "encode_push_pull",
     "encode_stream_message",
     "frame_stream",
 ]
@@ -73,9 +80,7 @@ _COMPRESS: Final = int(MessageType.COMPRESS)
 _FRAME_HEADER_LEN: Final = 5
 _INITIAL_BUFFER: Final = 4096
 _UNBOUNDED: Final = -1
-# Every memberlist peer encodes all seven push/pull state keys (Go's codec has no
-# omitempty); a state without these is not a member state, whatever else it holds.
-_STATE_KEYS: Final = frozenset((b"Name", b"Addr", b"Port", b"Incarnation", b"State"))
+_PUSH_PULL_TYPE: Final = bytes((MessageType.PUSH_PULL,))
 MIN_STATE_LEN: Final = 32
 """Fewer bytes than any state with those keys can take (the keys alone are 31). A
 header announcing more states than `max_bytes` could hold is refused at once."""
@@ -103,19 +108,22 @@ class UserStream:
 StreamMessage = PushPull | Ping | AckResp | UserStream | ErrResp
 
 
-def encode_stream_message(msg: StreamMessage) -> bytes:
+def encode_stream_message(msg: StreamMessage, *, memo: StateMemo | None = SHARED_MEMO) -> bytes:
     """Type byte + body (+ node states + raw user bytes) of a stream message.
 
-    `ValueError` if a PushPull header's counts disagree with its contents.
+    A push/pull's member states are encoded through `memo` (None: each one anew);
+    the bytes are the same either way. `ValueError` if a PushPull header's counts
+    disagree with its contents.
     """
     if isinstance(msg, PushPull):
         header = msg.header
         if header.nodes != len(msg.states) or header.user_state_len != len(msg.user_state):
             raise ValueError("push/pull header counts do not match its states and user state")
-        parts = [bytes((MessageType.PUSH_PULL,)), encode_body(header)]
-        parts.extend(encode_body(state) for state in msg.states)
-        parts.append(msg.user_state)
-        return b"".join(parts)
+        if memo is None:
+            states = b"".join(map(encode_state, msg.states))
+        else:
+            states = memo.encode(msg.states)
+        return b"".join((_PUSH_PULL_TYPE, encode_body(header), states, msg.user_state))
     if isinstance(msg, UserStream):
         head = encode_body(UserMsgHeader(user_msg_len=len(msg.data)))
         return bytes((MessageType.USER,)) + head + msg.data
@@ -126,6 +134,24 @@ def encode_stream_message(msg: StreamMessage) -> bytes:
     if isinstance(msg, ErrResp):
         return bytes((MessageType.ERR,)) + encode_body(msg)
     raise TypeError(f"not a stream message: {type(msg).__name__}")
+
+
+def encode_push_pull(
+    header: PushPullHeader,
+    rows: Sequence[tuple[object, ...]],
+    user_state: bytes,
+    *,
+    memo: StateMemo | None = SHARED_MEMO,
+) -> bytes:
+    """`encode_stream_message` of a push/pull whose member states are given as rows
+    (`state_memo.STATE_ROW` order), for a sender that holds the values elsewhere.
+
+    `ValueError` if the header's counts disagree with the rows and user state.
+    """
+    if header.nodes != len(rows) or header.user_state_len != len(user_state):
+        raise ValueError("push/pull header counts do not match its states and user state")
+    states = b"".join(map(encode_row, rows)) if memo is None else memo.encode_rows(rows)
+    return b"".join((_PUSH_PULL_TYPE, encode_body(header), states, user_state))
 
 
 def frame_stream(
@@ -154,9 +180,17 @@ def frame_stream(
 
 
 class _MessageReader:
-    """Incremental parser of one plain stream message (after its type byte)."""
+    """Incremental parser of one plain stream message (after its type byte).
 
-    def __init__(self, kind: int, max_bytes: int) -> None:
+    With a state memo, a member state after a memo hit is not unpacked: the
+    unpacker only skips over it (no objects built) and its exact bytes are looked
+    up; the memo knows most of them from earlier push/pulls (see `_read_states`).
+    Skipping checks no container limits, so an entry still incomplete when the
+    input runs out is also fed to a limit-checking unpacker (`_check_partial`): a
+    hostile header fails as soon as it arrives, exactly as if it had been unpacked.
+    """
+
+    def __init__(self, kind: int, max_bytes: int, memo: StateMemo | None) -> None:
         if kind not in _STREAM_TYPES:
             raise UnknownTypeError(f"message type {kind} not supported on a stream")
         self._kind = kind
@@ -167,12 +201,29 @@ class _MessageReader:
         self._want = -1  # raw bytes still expected; -1 until the header is read
         self._raw = bytearray()
         self._fed = 0
+        self._memo = memo
+        self._states_done = kind != MessageType.PUSH_PULL
+        # With a memo: the input from stream offset `_parts_base` on, while member
+        # states may follow (the entry being read, and within one feed those after
+        # it). Kept as received and joined only when an entry completes, so a large
+        # entry arriving in many reads is copied once, not once per read.
+        self._keep = not self._states_done and memo is not None
+        self._parts: list[bytes] = []
+        self._parts_base = 0
+        self._parts_len = 0
+        self._entry_start = 0  # stream offset of the next member state
+        self._checker: msgpack.Unpacker | None = None  # limits of an incomplete entry
+        self._checker_at = -1  # ... the entry's offset
+        self._checked = 0  # ... and how many of its bytes it has
+        self._skipping = True  # see _read_states
 
     @property
     def footprint(self) -> int:
         """Approximate bytes held: every byte fed (unparsed, or kept inside decoded
-        states and raw user bytes) plus the object overhead of each decoded state."""
-        return self._fed + len(self._states) * STATE_OVERHEAD
+        states and raw user bytes) plus the object overhead of each decoded state,
+        plus the copies of an incomplete member state."""
+        extra = 2 * self._parts_len
+        return self._fed + len(self._states) * STATE_OVERHEAD + extra
 
     def feed(self, data: bytes) -> StreamMessage | None:
         self._fed += len(data)
@@ -180,12 +231,54 @@ class _MessageReader:
             self._unpacker.feed(data)
         except msgpack.BufferFull:
             raise TooLargeError(f"stream message exceeds {self._max_bytes} bytes") from None
+        if self._keep and data:
+            self._parts.append(bytes(data))
+            self._parts_len += len(data)
         try:
             return self._step()
         except msgpack.OutOfData:
             return None
         except (msgpack.UnpackException, ValueError, TypeError) as exc:
             raise BodyError(f"stream: bad msgpack: {exc}") from None
+        finally:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop kept input before the next entry (once per feed, not per state)."""
+        cut = self._entry_start - self._parts_base
+        if not self._keep or cut <= 0:
+            return
+        parts = self._parts
+        while parts and cut >= len(parts[0]):
+            cut -= len(parts[0])
+            self._parts_base += len(parts[0])
+            self._parts_len -= len(parts[0])
+            del parts[0]
+        if cut and parts:  # a part holding the end of the last entry read
+            parts[0] = parts[0][cut:]
+            self._parts_base += cut
+            self._parts_len -= cut
+
+    def _kept(self) -> bytes:
+        """The kept input as one bytes object (joined once; it stays joined)."""
+        parts = self._parts
+        if len(parts) > 1:
+            parts[:] = [b"".join(parts)]
+        return parts[0] if parts else b""
+
+    def _kept_from(self, offset: int) -> bytes:
+        """Kept input from stream `offset` on, walking back from the newest read (the
+        limit checker asks for the reads since its last call: a few, however many an
+        open entry has taken so far)."""
+        need = self._parts_base + self._parts_len - offset
+        out = []
+        for part in reversed(self._parts):
+            if need <= 0:
+                break
+            out.append(part if len(part) <= need else part[len(part) - need :])
+            need -= len(part)
+        out.reverse()
+        return b"".join(out)
 
     def _step(self) -> StreamMessage | None:
         unpacker = self._unpacker
@@ -211,17 +304,15 @@ class _MessageReader:
                     )
                 self._want = self._check_len(header.user_state_len)
                 self._header = header
-        if self._header is not None:
-            states = self._states
-            nodes = self._header.nodes
-            keys = _STATE_KEYS
-            while len(states) < nodes:
-                raw = unpacker.unpack()
-                # Checked before building it: a stream of tiny non-states must fail
-                # on the first one, not cost memory until the announced count.
-                if type(raw) is not dict or not raw.keys() >= keys:
-                    raise BodyError(f"stream: push/pull entry {len(states)} is not a member state")
-                states.append(_decode_state(raw))
+                self._entry_start = unpacker.tell()
+        if self._header is not None and not self._states_done:
+            self._read_states()
+            # Every state is in: the rest is raw user bytes.
+            self._states_done = True
+            self._keep = False
+            self._parts = []
+            self._parts_len = 0
+            self._checker = None
         while self._want > len(self._raw):
             chunk = unpacker.read_bytes(self._want - len(self._raw))
             if not chunk:
@@ -230,6 +321,103 @@ class _MessageReader:
         if self._header is None:
             return UserStream(bytes(self._raw))
         return PushPull(self._header, tuple(self._states), bytes(self._raw))
+
+    def _read_states(self) -> None:
+        """Read member states until the announced count (`OutOfData` when input runs out).
+
+        Each entry is checked as it completes (a stream of tiny non-states fails on
+        the first one, not after costing memory until the announced count). With a
+        memo, an entry after a hit is only skipped over and looked up by its bytes;
+        an entry after a miss is unpacked at once (a cold push/pull costs little
+        more than without the memo) and remembered.
+        """
+        assert self._header is not None
+        states = self._states
+        nodes = self._header.nodes
+        unpacker = self._unpacker
+        unpack = unpacker.unpack
+        memo = self._memo
+        if memo is None:
+            while len(states) < nodes:
+                states.append(self._checked_state(unpack(), len(states)))
+            return
+        skip = unpacker.skip
+        tell = unpacker.tell
+        tail = b""  # the kept input, joined when the first entry completes
+        base = self._parts_base
+        end_of_tail = base
+        start = self._entry_start
+        skipping = self._skipping
+        lookup = memo.lookup
+        remember = memo.remember
+        decode = decode_state
+        from_map = state_from_map
+        try:
+            while len(states) < nodes:
+                if skipping:
+                    skip()
+                    end = tell()
+                    if end > end_of_tail:
+                        tail = self._kept()
+                        end_of_tail = base + len(tail)
+                    entry = tail[start - base : end - base]
+                    state = lookup(entry)
+                    if state is None:
+                        state = decode(entry)
+                        remember(entry, state)
+                        skipping = False
+                else:
+                    raw = unpack()
+                    end = tell()
+                    if end > end_of_tail:
+                        tail = self._kept()
+                        end_of_tail = base + len(tail)
+                    entry = tail[start - base : end - base]
+                    state = lookup(entry)
+                    if state is None:
+                        state = from_map(raw)
+                        remember(entry, state)
+                    else:
+                        skipping = True
+                states.append(state)
+                start = end
+        except msgpack.OutOfData:
+            if skipping:
+                self._check_partial(start)
+            raise
+        except BodyError as exc:
+            raise BodyError(f"stream: push/pull entry {len(states)}: {exc}") from None
+        finally:
+            self._entry_start = start
+            self._skipping = skipping
+
+    @staticmethod
+    def _checked_state(raw: object, index: int) -> PushNodeState:
+        try:
+            return state_from_map(raw)
+        except BodyError as exc:
+            raise BodyError(f"stream: push/pull entry {index}: {exc}") from None
+
+    def _check_partial(self, at: int) -> None:
+        """Apply the unpacker's limits to the incomplete entry at offset `at`.
+
+        Incremental: a later call for the same entry feeds only its new bytes, so a
+        large entry arriving in many reads costs its length once, not per read.
+        """
+        if self._checker is None or self._checker_at != at:
+            self._checker = _unpacker(self._max_bytes)
+            self._checker_at = at
+            self._checked = 0
+        checker = self._checker
+        new = self._kept_from(at + self._checked)
+        checker.feed(new)
+        self._checked += len(new)
+        try:
+            checker.unpack()
+        except msgpack.OutOfData:
+            return
+        # A whole object where skipping found none: cannot happen; fail safe.
+        raise BodyError("stream: push/pull entry disagrees with itself")
 
     def _check_len(self, value: int) -> int:
         if value < 0:
@@ -269,7 +457,8 @@ class StreamDecoder:
     max_work=n)` again (on a later loop turn) before expecting the message
     (`max_work=0` only buffers). Decrypting a whole frame stays one step (AES-GCM
     over at most `max_bytes`). `footprint` estimates the memory the decoder holds,
-    for a budget across streams.
+    for a budget across streams. Member states are decoded through `memo` (None:
+    each one anew), with the same result either way (see `state_memo`).
     """
 
     def __init__(
@@ -280,8 +469,10 @@ class StreamDecoder:
         verify_incoming: bool = True,
         max_bytes: int = DEFAULT_MAX_STREAM_BYTES,
         max_decompressed: int | None = None,
+        memo: StateMemo | None = SHARED_MEMO,
     ) -> None:
         """Configure security and bounds; see the class docstring."""
+        self._memo = memo
         self._keyring = keyring
         self._label = label
         self._verify_incoming = verify_incoming
@@ -377,7 +568,7 @@ class StreamDecoder:
                     budget = max(0, budget - max(1, len(chunk)))
                 if chunk and self._complete is None:
                     if self._whole_reader is None:
-                        self._whole_reader = _MessageReader(chunk[0], self._whole_limit)
+                        self._whole_reader = _MessageReader(chunk[0], self._whole_limit, self._memo)
                         chunk = chunk[1:]
                     message = self._whole_reader.feed(chunk)
                     if message is not None and source.exhausted:
@@ -445,7 +636,7 @@ class StreamDecoder:
                 if kind == _COMPRESS:
                     self._compressed = _unpacker(self._max_bytes)
                     return self._feed_compressed(rest)
-                self._reader = _MessageReader(kind, self._max_bytes)
+                self._reader = _MessageReader(kind, self._max_bytes, self._memo)
                 return self._reader.feed(rest)
         # stage "frame"
         if len(buf) < _FRAME_HEADER_LEN:
