@@ -73,7 +73,7 @@ META_LIMIT = 512
 
 
 class ExitCode(enum.IntEnum):
-    """Exit status of `swimguard` (documented in the README's CLI section)."""
+    """Exit status of `swimguard agent` (README's CLI section, docs/reference/cli.md)."""
 
     OK = 0
     """Left gracefully after SIGINT/SIGTERM (or `keygen`/`--version` done)."""
