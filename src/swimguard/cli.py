@@ -39,6 +39,7 @@ from typing import NoReturn, TextIO
 
 from swimguard.aio import Agent, EventsLost
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
+from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.sockets import format_address, is_ip, parse_address, resolve_host
 from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
@@ -167,6 +168,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         default=5.0,
         help="seconds to wait for the leave broadcast (>= 0)",
     )
+    _add_persist_flags(agent)
     agent.add_argument(
         "--log-level",
         default="INFO",
@@ -182,6 +184,92 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     sub.add_parser("keygen", help="print a new base64 encryption key (32 bytes)")
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
     return parser, agent
+
+
+def _add_persist_flags(agent: argparse.ArgumentParser) -> None:
+    """Serf's snapshot, rejoin, retry-join and keyring-file flags (`aio.agent_persist`)."""
+    agent.add_argument(
+        "--snapshot",
+        metavar="PATH",
+        help="Serf snapshot file: members and clocks kept across restarts; at start the"
+        " remembered members are rejoined and old user events/queries are not replayed",
+    )
+    agent.add_argument(
+        "--rejoin",
+        action="store_true",
+        help="with --snapshot: rejoin the remembered members even after a graceful leave",
+    )
+    agent.add_argument(
+        "--retry-join",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="seed to join in the background, retried until it works (repeatable)",
+    )
+    agent.add_argument(
+        "--retry-interval",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds between --retry-join attempts (default 30)",
+    )
+    agent.add_argument(
+        "--retry-max",
+        type=int,
+        default=0,
+        metavar="N",
+        help="retries of --retry-join before exiting with status 1 (default 0: forever)",
+    )
+    agent.add_argument(
+        "--keyring-file",
+        metavar="PATH",
+        help="Serf keyring file (JSON list of base64 keys, primary first): read at start"
+        " (created from --encrypt if missing), rewritten on every key install/use/remove",
+    )
+
+
+def _persist_options(args: argparse.Namespace) -> AgentConfig:
+    """The `AgentConfig` the persistence flags ask for (checked here: exit status 2)."""
+    if args.snapshot is not None and args.no_serf:
+        raise ValueError("--snapshot: snapshots are Serf's; drop --no-serf")
+    if args.rejoin and args.snapshot is None:
+        raise ValueError("--rejoin needs --snapshot")
+    if args.retry_max < 0:
+        raise ValueError(f"--retry-max: must be >= 0, got {args.retry_max}")
+    for seed in args.retry_join:
+        _address_arg("--retry-join", seed, DEFAULT_PORT)
+    return AgentConfig(
+        snapshot_path=args.snapshot,
+        rejoin_after_leave=args.rejoin,
+        keyring_file=args.keyring_file,
+    )
+
+
+def _start_retry_join(
+    agent: Agent, args: argparse.Namespace, stop: asyncio.Event
+) -> asyncio.Task[int] | None:
+    """`--retry-join` in the background; giving up (after `--retry-max`) stops the agent."""
+    if not args.retry_join:
+        return None
+    task = asyncio.create_task(
+        agent.retry_join(args.retry_join, interval=args.retry_interval, max_attempts=args.retry_max)
+    )
+
+    def gave_up(done: asyncio.Task[int]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            stop.set()  # wakes the main task, which exits with status 1
+
+    task.add_done_callback(gave_up)
+    return task
+
+
+def _retry_join_failed(task: asyncio.Task[int] | None) -> bool:
+    if task is None:
+        return False
+    if not task.done():
+        task.cancel()
+        return False
+    return not task.cancelled() and task.exception() is not None
 
 
 def _version() -> str:
@@ -423,6 +511,7 @@ def _agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
         meta=meta,
         tags=tags,
         serf_compat=not args.no_serf,
+        options=_persist_options(args),
     )
     return agent, bind
 
@@ -527,8 +616,11 @@ async def _run_agent(
         except JoinError as exc:
             log.error("join failed: %s", exc)
             status = ExitCode.JOIN_FAILED
+        retrying = _start_retry_join(agent, args, stop) if status == ExitCode.OK else None
         if status == ExitCode.OK:
             await stop.wait()
+            if _retry_join_failed(retrying):
+                status = ExitCode.JOIN_FAILED
             if agent.lost_name_conflict:  # no leave: the name is the other member's now
                 status = ExitCode.NAME_CONFLICT
         if status == ExitCode.OK:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from swimguard.serf import (
     Join,
     JoinIntentReceived,
+    KeyringChanged,
     Leave,
     LeaveIntentReceived,
     PushPull,
@@ -20,7 +21,9 @@ from swimguard.serf import (
     SerfDirect,
     SerfLayer,
     UserEvent,
+    UserEventEntry,
     UserEventReceived,
+    UserEvents,
     decode_message,
     encode_message,
 )
@@ -266,17 +269,20 @@ def test_serf_key_commands_act_on_the_shared_keyring() -> None:
     k1, k2 = bytes(range(32)), bytes(range(1, 33))
     ring = Keyring([k1])
     layer = SerfLayer("py", keyring=ring)
-    assert layer.handle_user_message(_key_query("_serf_install-key", k2, 1)) == []
+    # a change is reported (a keyring file is rewritten on it); a refusal is not
+    changed = layer.handle_user_message(_key_query("_serf_install-key", k2, 1))
+    assert changed == [KeyringChanged((k1, k2))]
     assert _key_reply(layer)[b"Result"] is True
     assert ring.keys == (k1, k2)
-    layer.handle_user_message(_key_query("_serf_use-key", k2, 2))
+    changed = layer.handle_user_message(_key_query("_serf_use-key", k2, 2))
+    assert changed == [KeyringChanged((k2, k1))]
     assert _key_reply(layer)[b"Result"] is True
     assert ring.primary == k2
-    layer.handle_user_message(_key_query("_serf_remove-key", k2, 3))
+    assert layer.handle_user_message(_key_query("_serf_remove-key", k2, 3)) == []
     body = _key_reply(layer)
     assert body[b"Result"] is False
     assert b"primary" in body[b"Message"]  # type: ignore[operator]
-    layer.handle_user_message(_key_query("_serf_list-keys", b"", 4))
+    assert layer.handle_user_message(_key_query("_serf_list-keys", b"", 4)) == []
     body = _key_reply(layer)
     assert body[b"Result"] is True
     assert body[b"Keys"] == [base64.b64encode(k).decode().encode() for k in (k2, k1)]
@@ -315,3 +321,55 @@ def test_event_ring_bytes_are_bounded() -> None:
     # a slot reused by a newer Lamport time frees its bytes
     layer.event_clock.witness(2000)
     assert layer.handle_user_message(encode_message(UserEvent(1 + 3 * 512, "e", big))) != []
+
+
+def test_restored_clocks_drop_events_and_queries_seen_before_the_restart() -> None:
+    layer = SerfLayer("py")
+    layer.restore_clocks(8, 7, 19)
+    assert (layer.member_clock.time(), layer.event_clock.time(), layer.query_clock.time()) == (
+        9,
+        8,
+        20,
+    )
+    old = encode_message(UserEvent(7, "deploy", b"v1"))
+    assert layer.handle_user_message(old) == []
+    assert layer.drops["event_before_restart"] == 1
+    assert layer.take_outgoing() == []  # not re-gossiped either
+    new = encode_message(UserEvent(8, "deploy", b"v2"))
+    assert layer.handle_user_message(new) == [UserEventReceived("deploy", b"v2", 8, False)]
+    assert layer.last_event_ltime == 8
+    old_query = Query(19, 1, "q", bytes([127, 0, 0, 1]), 7000, "a")
+    assert layer.handle_user_message(encode_message(old_query)) == []
+    assert layer.drops["query_before_restart"] == 1
+    new_query = Query(20, 1, "q", bytes([127, 0, 0, 1]), 7000, "a")
+    (received,) = layer.handle_user_message(encode_message(new_query), now=1.0)
+    assert isinstance(received, QueryReceived)
+    assert layer.last_query_ltime == 20
+    # a push/pull replaying the old event does not deliver it either
+    state = PushPull(
+        ltime=1,
+        status_ltimes={},
+        left_members=(),
+        event_ltime=8,
+        events=(UserEvents(7, (UserEventEntry("deploy", b"v1"),)),),
+        query_ltime=1,
+    )
+    layer.merge_remote_state(encode_message(state), join=True)
+    assert layer.take_events() == []
+
+
+_u64 = st.integers(0, (1 << 64) - 1)
+
+
+@given(_u64, _u64, _u64, st.lists(st.tuples(_u64, st.text(max_size=8)), max_size=8))
+def test_any_restored_clocks_keep_the_layer_encodable(
+    member: int, event: int, query: int, events: list[tuple[int, str]]
+) -> None:
+    # the values come from a file: anything a clock line may hold, up to 2^64 - 1
+    layer = SerfLayer("py")
+    layer.restore_clocks(member, event, query)
+    for ltime, name in events:
+        layer.handle_user_message(encode_message(UserEvent(ltime, name, b"")))
+    layer.user_event("mine", b"")
+    decode_message(layer.local_state(False))
+    assert layer.event_min_time == min(event + 1, (1 << 64) - 1)

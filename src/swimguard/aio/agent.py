@@ -19,10 +19,10 @@ from types import TracebackType
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
-from swimguard.aio.agent_keys import AgentKeys
 from swimguard.aio.agent_messaging import AgentMessaging
 from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node
+from swimguard.aio.agent_persist import AgentPersistence
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
 from swimguard.aio.event_buffer import EventFanout, EventsLost
@@ -52,7 +52,7 @@ __all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentMessaging, AgentKeys, AgentMetrics, AgentCoordinates):
+class Agent(AgentMessaging, AgentPersistence, AgentMetrics, AgentCoordinates):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one
@@ -160,6 +160,7 @@ class Agent(AgentMessaging, AgentKeys, AgentMetrics, AgentCoordinates):
         host, port = self._bind_request
         if not is_ip(host):
             host = await loop.run_in_executor(None, resolve_host, host)
+        await self._load_persistence()  # the keyring file's keys are the node's
         udp_sock, tcp_sock = bind_pair(
             host,
             port,
@@ -184,6 +185,7 @@ class Agent(AgentMessaging, AgentKeys, AgentMetrics, AgentCoordinates):
                 serf_compat=self._serf_compat,
                 factory=self._node_factory,
             )
+            await self._attach_persistence()  # the snapshot's clocks, before any input
             self._driver = Driver(
                 self._node,
                 loop,
@@ -193,6 +195,7 @@ class Agent(AgentMessaging, AgentKeys, AgentMetrics, AgentCoordinates):
                 drops_for_log=lambda: self.drops,
             )
             await self._driver.open(udp_sock, tcp_sock, self.options)
+            self._start_rejoin()
         except BaseException:
             udp_sock.close()
             tcp_sock.close()
@@ -210,6 +213,7 @@ class Agent(AgentMessaging, AgentKeys, AgentMetrics, AgentCoordinates):
         self._closed = True
         if self._driver is not None:
             await self._driver.aclose()
+        await self._close_persistence()
         self._router.close()
         # The UDP transport closes its socket on a later loop turn; let it (and any
         # late callback) run, or the socket would outlive the agent.
@@ -344,6 +348,7 @@ class Agent(AgentMessaging, AgentKeys, AgentMetrics, AgentCoordinates):
         """
         node, driver = self._running()
         assert self._loop is not None
+        await self._persist_leave()
         waiter = self._router.expect_leave(self._loop)
         driver.call(lambda now: node.leave(now=now, timeout=timeout))
         try:

@@ -2,7 +2,8 @@
 
 Protocol timing lives in `swimguard.config.Config`; this holds only what a real
 network needs: buffer sizes and the bounds that stop a misbehaving peer from
-holding resources (connection count, write buffers, connection lifetime).
+holding resources (connection count, write buffers, connection lifetime), and the
+files a real agent keeps across restarts (Serf's snapshot and keyring file).
 """
 
 from __future__ import annotations
@@ -71,6 +72,19 @@ class AgentConfig:
     """Seconds leaving `async with Agent(...)` may spend on a graceful `leave()` before the
     agent closes (peers then see the member left, not failed). Skipped when we already
     left or know no other live member; 0 closes at once, like `close()`."""
+
+    # -- files kept across restarts (`aio.agent_persist`) --
+
+    snapshot_path: str | None = None
+    """Serf's snapshot file (`--snapshot`): members and clocks appended as they change;
+    at start the remembered members are rejoined and old events are not replayed."""
+
+    rejoin_after_leave: bool = False
+    """Serf's `--rejoin`: rejoin the snapshot's members even after a graceful leave."""
+
+    keyring_file: str | None = None
+    """Serf's keyring file (`--keyring-file`): JSON list of base64 keys, primary first;
+    read at start, rewritten after every key change made by a key query."""
 
     def __post_init__(self) -> None:
         positive_ints = (

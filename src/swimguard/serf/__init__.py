@@ -13,6 +13,7 @@ from __future__ import annotations
 from swimguard.serf.clock import LamportClock
 from swimguard.serf.events import (
     JoinIntentReceived,
+    KeyringChanged,
     LeaveIntentReceived,
     NameConflictResolved,
     QueryAckReceived,
@@ -49,6 +50,7 @@ from swimguard.serf.tags import decode_tags, encode_tags
 __all__ = [
     "Join",
     "JoinIntentReceived",
+    "KeyringChanged",
     "LamportClock",
     "Leave",
     "LeaveIntentReceived",

@@ -11,6 +11,7 @@ from swimguard.serf.messages import Query
 
 __all__ = [
     "JoinIntentReceived",
+    "KeyringChanged",
     "LeaveIntentReceived",
     "NameConflictResolved",
     "QueryAckReceived",
@@ -123,6 +124,16 @@ class NameConflictResolved:
     won: bool
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyringChanged:
+    """A key query we answered (`serf keys -install/-use/-remove`) changed our keyring.
+
+    `keys` is the new keyring, primary first: what a keyring file must now hold.
+    """
+
+    keys: tuple[bytes, ...]
+
+
 SerfEvent = (
     JoinIntentReceived
     | LeaveIntentReceived
@@ -132,6 +143,7 @@ SerfEvent = (
     | QueryResponseReceived
     | QueryFinished
     | NameConflictResolved
+    | KeyringChanged
 )
 
 

@@ -36,6 +36,7 @@ from swimguard.protocol.names import check_local_name, is_text, name_problem
 from swimguard.serf.clock import LamportClock
 from swimguard.serf.events import (
     JoinIntentReceived,
+    KeyringChanged,
     LeaveIntentReceived,
     QueryReceived,
     SerfBroadcast,
@@ -48,6 +49,7 @@ from swimguard.serf.internal_queries import (
     CONFLICT_QUERY,
     KEY_QUERY_NAMES,
     KeyAnswer,
+    KeyOp,
     answer_conflict,
     answer_key_query,
     key_response_payload,
@@ -147,6 +149,14 @@ class SerfLayer:
         self.member_clock = LamportClock(1)
         self.event_clock = LamportClock(1)
         self.query_clock = LamportClock(1)
+        # Serf's eventMinTime/queryMinTime: older user events and queries were seen before
+        # a restart (the snapshot says so) and are dropped, not replayed (`restore_clocks`).
+        self.event_min_time = 0
+        self.query_min_time = 0
+        # The newest user event and query accepted (ours and internal queries included):
+        # what a snapshot records as `event-clock:` / `query-clock:`.
+        self.last_event_ltime = 0
+        self.last_query_ltime = 0
         self.leaving = False
         # name -> (status LTime, last accepted intent), most recently updated last.
         self._status: dict[str, tuple[int, Literal["join", "leave"]]] = {name: (0, "join")}
@@ -286,6 +296,18 @@ class SerfLayer:
         # does between our queries. A counter mixed with our name keeps this pure.
         self._query_seq = (self._query_seq + 1) & U32
         return (zlib.crc32(self.name.encode()) + self._query_seq * 2654435761) & 0x7FFF_FFFF
+
+    def restore_clocks(self, member: int, event: int, query: int) -> None:
+        """Resume from a snapshot's `clock:`, `event-clock:` and `query-clock:` values.
+
+        The clocks witness them, and user events and queries up to those times are from
+        before the restart: they are dropped from now on, so none is delivered twice.
+        """
+        self.member_clock.witness(member)
+        self.event_clock.witness(event)
+        self.query_clock.witness(query)
+        self.event_min_time = min(event + 1, _U64)
+        self.query_min_time = min(query + 1, _U64)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tags used to evaluate query tag filters (keep in step with our Meta)."""
@@ -497,6 +519,9 @@ class SerfLayer:
     def _record_event(self, msg: UserEvent) -> bool:
         """Serf's handleUserEvent dedup; True if the event is new."""
         self.event_clock.witness(msg.ltime)
+        if msg.ltime < self.event_min_time:
+            self.drops["event_before_restart"] += 1
+            return False
         now = self.event_clock.time()
         if now > EVENT_BUFFER and msg.ltime < now - EVENT_BUFFER:
             self.drops["event_too_old"] += 1
@@ -523,11 +548,15 @@ class SerfLayer:
             self._event_bytes -= freed
             self._events[idx] = UserEvents(msg.ltime, (entry,))
         self._event_bytes += size
+        self.last_event_ltime = max(self.last_event_ltime, msg.ltime)
         return True
 
     def _on_query(self, query: Query, raw: bytes, now: float | None) -> list[SerfEvent]:
         """Serf's handleQuery: dedup, re-gossip, filter, automatic ack."""
         self.query_clock.witness(query.ltime)
+        if query.ltime < self.query_min_time:
+            self.drops["query_before_restart"] += 1
+            return []
         current = self.query_clock.time()
         if current > EVENT_BUFFER and query.ltime < current - EVENT_BUFFER:
             self.drops["query_too_old"] += 1
@@ -547,6 +576,7 @@ class SerfLayer:
             self._outgoing.append(SerfBroadcast(bytes(raw)))
         if not self._filters_match(query.filters or ()):
             return []
+        self.last_query_ltime = max(self.last_query_ltime, query.ltime)
         reply_to = query.reply_to
         if reply_to is None:
             self.drops["query_reply_addr"] += 1
@@ -558,32 +588,36 @@ class SerfLayer:
             except QueryRespondError:
                 self.drops["query_ack_size"] += 1
         if query.name.startswith(INTERNAL_PREFIX):
-            response = self._internal_answer(query)
+            response, events = self._internal_answer(query)
             if response is not None:
                 self._outgoing.append(response)
-            return []
+            return events
         deadline = self.answerable.add(query, now=now)
         return [QueryReceived(query, deadline)]
 
-    def _internal_answer(self, query: Query) -> SerfDirect | None:
-        """Our answer to an internal query, if it takes one (`_serf_ping` takes the ack)."""
+    def _internal_answer(self, query: Query) -> tuple[SerfDirect | None, list[SerfEvent]]:
+        """Our answer to an internal query, if it takes one (`_serf_ping` takes the ack),
+        and `KeyringChanged` when a key command changed our keyring."""
         op = KEY_QUERY_NAMES.get(query.name)
         if op is not None:
             answer = answer_key_query(op, query.payload, self.keyring)
             response = self._key_response(query, answer)
             if response is None:
                 self.drops["key_response_size"] += 1
-            return response
+            changed: list[SerfEvent] = []
+            if answer.result and op is not KeyOp.LIST and self.keyring is not None:
+                changed.append(KeyringChanged(self.keyring.keys))
+            return response, changed
         if query.name == CONFLICT_QUERY:
             payload = answer_conflict(query.payload, self.name, self._member_view)
             if payload is None:
-                return None
+                return None, []
             try:
                 reply = QueryResponse(query.ltime, query.id, self.name, 0, payload)
-                return self._response(query, reply)
+                return self._response(query, reply), []
             except QueryRespondError:
                 self.drops["conflict_response_size"] += 1
-        return None
+        return None, []
 
     def _member_view(self, name: str) -> ConflictMember | None:
         return None if self.member_view is None else self.member_view(name)
