@@ -161,7 +161,8 @@ class SwimguardKind(Kind):
 
     def argv(self, name: str, ports: Sequence[int], seed: str | None, run_dir: Path) -> list[str]:
         cmd = [self.python, "-m", "swimguard", "agent", "--name", name,
-               "--bind", f"{LOOPBACK}:{ports[0]}", "--profile", "lan"]  # fmt: skip
+               "--bind", f"{LOOPBACK}:{ports[0]}", "--profile", "lan",
+               "--rpc-addr", ""]  # fmt: skip
         if seed:
             cmd += ["--join", seed]
         return cmd + self.extra

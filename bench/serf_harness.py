@@ -479,6 +479,9 @@ class Cluster:
             "--log-level",
             log_level,
         ]
+        if "--rpc-addr" not in extra:
+            # Several agents share this host: none may take Serf's default RPC port 7373.
+            argv += ["--rpc-addr", ""]
         for j in join:
             argv += ["--join", j]
         if encrypt:

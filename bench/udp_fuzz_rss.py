@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = free_ports(1)[0]
     child = subprocess.Popen(
         [sys.executable, "-m", "swimguard", "agent", "--name", "victim",
-         "--bind", f"{LOOPBACK}:{port}", "--log-level", "ERROR"],
+         "--bind", f"{LOOPBACK}:{port}", "--log-level", "ERROR", "--rpc-addr", ""],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:

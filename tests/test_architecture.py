@@ -33,7 +33,12 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "serf": {"protocol", "wire", "config", "errors"},
     "aio": {"serf", "protocol", "wire", "config", "errors"},
     "sim": {"serf", "protocol", "wire", "config", "errors"},
-    "cli": {"aio", "sim", "serf", "protocol", "wire", "config", "errors", "__init__", "allocator"},
+    # Serf's agent RPC serves an agent (the CLI wires an aio Agent to it).
+    "rpc": {"serf", "protocol", "wire", "config", "errors"},
+    "cli": {
+        "aio", "rpc", "sim", "serf", "protocol", "wire", "config", "errors", "__init__",
+        "allocator",
+    },
     "allocator": set(),  # process-wide malloc tuning, for the CLI only
     "demo": {"errors", "config"},
     # The package root re-exports the public names lazily (importlib by string at run time,

@@ -1,4 +1,5 @@
-"""Command line: `swimguard agent`, `swimguard keygen`, `swimguard sim`.
+"""Command line: `swimguard agent`, `swimguard keygen`, `swimguard sim`, and Serf's RPC
+commands (`swimguard members|join|leave|event|tags|monitor|info`, in `swimguard.rpc.cli`).
 
 `swimguard agent` runs one node and prints one JSON object per line on stdout
 for every membership event, its own join included:
@@ -25,6 +26,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import enum
 import importlib.metadata
 import json
@@ -34,7 +36,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
 from swimguard.aio import Agent, EventsLost
@@ -51,6 +53,8 @@ from swimguard.protocol.events import (
     MemberUpdated,
 )
 from swimguard.protocol.outgoing import Address
+from swimguard.rpc import DEFAULT_RPC_ADDR, AgentBackend, LogRing, RpcServer
+from swimguard.rpc.cli import COMMANDS as RPC_COMMANDS
 from swimguard.serf import encode_tags
 from swimguard.wire.encryption import Keyring
 
@@ -170,6 +174,16 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     _add_persist_flags(agent)
     agent.add_argument(
+        "--rpc-addr",
+        default=DEFAULT_RPC_ADDR,
+        metavar="HOST:PORT",
+        help=f"Serf agent RPC address for the serf CLI and Serf clients (default"
+        f" {DEFAULT_RPC_ADDR}, as serf; \"\" disables it)",
+    )
+    agent.add_argument(
+        "--rpc-auth", default="", metavar="TOKEN", help="token RPC clients must send (auth)"
+    )
+    agent.add_argument(
         "--log-level",
         default="INFO",
         type=str.upper,
@@ -178,11 +192,15 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     agent.epilog = (
         "exit status: 0 left after SIGINT/SIGTERM, 1 join failed, 2 usage error,"
-        " 3 cannot bind/resolve the address, 4 stdout closed/full/broken,"
+        " 3 cannot bind/resolve an address (--bind, --rpc-addr...), 4 stdout closed/full/broken,"
         " 5 lost a name conflict (another member holds --name)"
     )
     sub.add_parser("keygen", help="print a new base64 encryption key (32 bytes)")
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
+    for command in RPC_COMMANDS:
+        sub.add_parser(
+            command, help=f"serf {command} through an agent's RPC (-rpc-addr)", add_help=False
+        )
     return parser, agent
 
 
@@ -326,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         return sim_main(args_list[1:])
+    if args_list and args_list[0] in RPC_COMMANDS:
+        from swimguard.rpc.cli import main as rpc_main
+
+        return rpc_main(args_list)
     parser, agent_parser = _build_parser()
     args = parser.parse_args(args_list)
     if args.command == "keygen":
@@ -347,12 +369,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return_large_buffers_to_the_system()
     try:
         agent, bind = _agent_from_args(args)
+        rpc_addr = _rpc_addr_arg(args.rpc_addr)
     except ValueError as exc:
         agent_parser.error(str(exc))
     except _CannotStart as exc:
         log.error("cannot start: %s", exc)
         return ExitCode.CANNOT_START
-    return asyncio.run(_run_agent(agent, bind, args, agent_parser))
+    log_ring = LogRing()  # `serf monitor` replays what was logged since here
+    logging.getLogger().addHandler(log_ring)
+    setup = _RpcSetup(rpc_addr, log_ring)
+    try:
+        return asyncio.run(_run_agent(agent, bind, args, agent_parser, setup))
+    finally:
+        logging.getLogger().removeHandler(log_ring)
 
 
 def _keygen() -> int:
@@ -379,6 +408,22 @@ def _discard_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+def _rpc_addr_arg(text: str) -> Address | None:
+    """`--rpc-addr`: None when empty (no RPC), else the address (port 7373 if omitted)."""
+    if not text.strip():
+        return None
+    host, port = _address_arg("--rpc-addr", text, 7373)
+    if not is_ip(host):
+        host = _resolve("--rpc-addr", text, (host, port))[0]
+    return host, port
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RpcSetup:
+    address: Address | None
+    log_ring: LogRing
 
 
 class _CannotStart(Exception):
@@ -549,22 +594,55 @@ class _EventOutput:
         return True
 
 
-async def _print_events(agent: Agent, output: _EventOutput) -> None:
+async def _fan_out_events(
+    agent: Agent, output: _EventOutput, rpc: tuple[AgentBackend, RpcServer] | None
+) -> None:
+    """The one consumer of `agent.events()`: JSON lines on stdout, and the RPC's streams."""
+    printing = True
     async for event in agent.events():
         if isinstance(event, EventsLost):
             log.warning("%d events lost (consumer too slow)", event.count)
             line = None
         else:
             line = event_line(event, time.time())
+        if rpc is not None:
+            backend, server = rpc
+            record = backend.observe(event)
+            if record is not None:
+                server.publish(record)
         del event  # a user message may be 20 MiB: not held while we wait for the next
-        if line is not None and not output.write(line):
-            return
+        if printing and line is not None and not output.write(line):
+            printing = False
+            if rpc is None:
+                return
     if agent.lost_name_conflict:
         output.end()  # the agent stopped itself: wake the main task
 
 
+async def _start_rpc(
+    agent: Agent, args: argparse.Namespace, setup: _RpcSetup, on_leave: Callable[[], None]
+) -> tuple[AgentBackend, RpcServer] | None:
+    """The RPC server, listening (None if `--rpc-addr ""`); OSError names the address."""
+    if setup.address is None:
+        return None
+    tags = dict(item.partition("=")[::2] for item in args.tag)
+    backend = AgentBackend(
+        agent, tags=tags, leave_timeout=args.leave_timeout, encrypted=bool(args.encrypt)
+    )
+    server = RpcServer(
+        backend, auth_key=args.rpc_auth, log_ring=setup.log_ring, on_leave=on_leave
+    )
+    await server.start(*setup.address)
+    log.info("RPC listening on %s", format_address(server.address))
+    return backend, server
+
+
 async def _run_agent(
-    agent: Agent, bind: Address, args: argparse.Namespace, usage: argparse.ArgumentParser
+    agent: Agent,
+    bind: Address,
+    args: argparse.Namespace,
+    usage: argparse.ArgumentParser,
+    rpc_setup: _RpcSetup,
 ) -> int:
     seeds: Sequence[str] = args.join
     leave_timeout: float = args.leave_timeout
@@ -585,6 +663,15 @@ async def _run_agent(
         loop.add_signal_handler(sig, on_signal)
     status = ExitCode.OK
     output = _EventOutput(sys.stdout, stop)
+    left_by_rpc = False
+
+    def on_rpc_leave() -> None:
+        # Serf's `leave` command: the graceful leave is done; shut down as Serf does.
+        nonlocal left_by_rpc
+        left_by_rpc = True
+        stop.set()
+
+    rpc: tuple[AgentBackend, RpcServer] | None = None
     try:
         try:
             await agent.start()
@@ -597,7 +684,12 @@ async def _run_agent(
             shown = args.bind if args.bind == wanted else f"{args.bind} ({wanted})"
             log.error("cannot start: --bind %s: %s", shown, detail)
             return ExitCode.CANNOT_START
-        printer = asyncio.create_task(_print_events(agent, output))
+        try:
+            rpc = await _start_rpc(agent, args, rpc_setup, on_rpc_leave)
+        except OSError as exc:
+            log.error("cannot start: --rpc-addr %s: %s", args.rpc_addr, exc.strerror or exc)
+            return ExitCode.CANNOT_START
+        printer = asyncio.create_task(_fan_out_events(agent, output, rpc))
         log.info(
             "%s: bound to %s (UDP and TCP), advertising %s",
             agent.name,
@@ -623,7 +715,7 @@ async def _run_agent(
                 status = ExitCode.JOIN_FAILED
             if agent.lost_name_conflict:  # no leave: the name is the other member's now
                 status = ExitCode.NAME_CONFLICT
-        if status == ExitCode.OK:
+        if status == ExitCode.OK and not left_by_rpc:
             log.info("leaving")
             leaving = asyncio.create_task(agent.leave(leave_timeout))
             try:
@@ -634,6 +726,10 @@ async def _run_agent(
             # Let the printer write what the leave produced, then stop it.
             await asyncio.sleep(0)
         drops = agent.drops
+        if rpc is not None:
+            await rpc[1].close()
+            for reason, n in rpc[1].drops.items():
+                drops[f"rpc_{reason}"] = n
         await agent.close()
         with contextlib.suppress(asyncio.CancelledError):
             await printer
@@ -643,6 +739,8 @@ async def _run_agent(
         if output.error is not None and status == ExitCode.OK:
             status = ExitCode.OUTPUT_FAILED
     finally:
+        if rpc is not None:
+            await rpc[1].close()
         await agent.close()
         await closing.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):

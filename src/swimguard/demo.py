@@ -68,7 +68,8 @@ class Demo:
 
     async def spawn(self, name: str, seed: str | None) -> Child:
         cmd = [sys.executable, "-m", "swimguard", "agent", "--name", name,
-               "--bind", "127.0.0.1:0", "--profile", PROFILE, "--log-level", "WARNING"]
+               "--bind", "127.0.0.1:0", "--profile", PROFILE, "--log-level", "WARNING",
+               "--rpc-addr", ""]
         if seed:
             cmd += ["--join", seed]
         proc = await asyncio.create_subprocess_exec(

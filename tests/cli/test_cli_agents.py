@@ -30,7 +30,8 @@ class AgentProcess:
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "swimguard", "agent", "--name", name,
-             "--bind", "127.0.0.1:0", "--profile", "local", "--log-level", "WARNING", *extra],
+             "--bind", "127.0.0.1:0", "--profile", "local", "--log-level", "WARNING",
+             "--rpc-addr", "", *extra],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -224,7 +225,8 @@ def test_keygen_prints_a_32_byte_base64_key() -> None:
 )
 def test_bad_arguments_exit_2(bad: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "swimguard", "agent", "--name", "x", "--bind", "127.0.0.1:0", *bad],
+        [sys.executable, "-m", "swimguard", "agent", "--name", "x", "--bind", "127.0.0.1:0",
+         "--rpc-addr", "", *bad],
         capture_output=True,
         text=True,
         timeout=30,
@@ -235,7 +237,8 @@ def test_bad_arguments_exit_2(bad: list[str]) -> None:
 
 def test_bind_failure_exits_3_with_a_message() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "swimguard", "agent", "--name", "x", "--bind", "192.0.2.1:7946"],
+        [sys.executable, "-m", "swimguard", "agent", "--name", "x", "--bind", "192.0.2.1:7946",
+         "--rpc-addr", ""],
         capture_output=True,
         text=True,
         timeout=30,

@@ -21,7 +21,7 @@ from swimguard.cli import ExitCode
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 AGENT = [sys.executable, "-m", "swimguard", "agent", "--name", "x", "--bind", "127.0.0.1:0",
-         "--log-level", "WARNING"]
+         "--log-level", "WARNING", "--rpc-addr", ""]
 
 
 def run_agent(*extra: str) -> subprocess.CompletedProcess[str]:
@@ -111,7 +111,8 @@ def test_a_bind_without_port_uses_7946_and_says_so() -> None:
     # Like Serf's -bind: the port defaults to 7946 and the bound address is logged at
     # start. Whether 127.0.0.2:7946 is free or not, the address named is the same.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "swimguard", "agent", "--name", "x", "--bind", "127.0.0.2"],
+        [sys.executable, "-m", "swimguard", "agent", "--name", "x", "--bind", "127.0.0.2",
+         "--rpc-addr", ""],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None
@@ -133,7 +134,7 @@ def test_a_value_refused_by_the_agent_becomes_one_usage_line(
         raise ValueError("member name is 70000 bytes; the limit is 512")
 
     monkeypatch.setattr(Agent, "start", refuse_at_start)
-    status = cli.main(["agent", "--name", "n" * 70, "--bind", "127.0.0.1:0"])
+    status = cli.main(["agent", "--name", "n" * 70, "--bind", "127.0.0.1:0", "--rpc-addr", ""])
     assert status == ExitCode.USAGE
     err = capsys.readouterr().err
     assert one_line(err) == (
@@ -145,7 +146,7 @@ def test_a_value_refused_by_the_agent_becomes_one_usage_line(
 
     monkeypatch.setattr(cli, "Agent", refuse)
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["agent", "--name", "x", "--bind", "127.0.0.1:0"])
+        cli.main(["agent", "--name", "x", "--bind", "127.0.0.1:0", "--rpc-addr", ""])
     assert exit_info.value.code == ExitCode.USAGE
     assert "Agent name must not be empty" in one_line(capsys.readouterr().err)
 

@@ -29,6 +29,8 @@ AGENT = [
     "127.0.0.1:0",
     "--log-level",
     "WARNING",
+    "--rpc-addr",
+    "",  # several agents run at once: none takes serf's default RPC port
 ]
 
 

@@ -18,7 +18,8 @@ from swimguard.cli import ExitCode
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 AGENT = [sys.executable, "-m", "swimguard", "agent", "--bind", "127.0.0.1:0",
-         "--profile", "local", "--log-level", "WARNING", "--leave-timeout", "1"]
+         "--profile", "local", "--log-level", "WARNING", "--leave-timeout", "1",
+         "--rpc-addr", ""]
 
 
 def clean_failure(stderr: str) -> str:
