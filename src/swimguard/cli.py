@@ -370,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         agent, bind = _agent_from_args(args)
         rpc_addr = _rpc_addr_arg(args.rpc_addr)
+        if rpc_addr is None and args.rpc_auth:
+            # The token itself is a secret: named, never echoed.
+            raise ValueError("--rpc-auth: there is no RPC to protect (--rpc-addr is empty)")
     except ValueError as exc:
         agent_parser.error(str(exc))
     except _CannotStart as exc:

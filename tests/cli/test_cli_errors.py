@@ -58,6 +58,8 @@ def one_line(stderr: str) -> str:
         (["--profile", "moon"], ["--profile", "moon"]),
         (["--log-level", "loud"], ["--log-level", "LOUD"]),
         (["--metrics-addr", "127.0.0.1"], ["--metrics-addr", "127.0.0.1", "no port"]),
+        (["--rpc-addr", "", "--rpc-auth", "s3cret"], ["--rpc-auth", "--rpc-addr is empty"]),
+        (["--rpc-addr", "::1:0"], ["--rpc-addr", "::1:0", "brackets"]),
         (["--metrics-addr", "::1:0"], ["--metrics-addr", "::1:0", "[::1:0]:PORT", "[::1]:0"]),
     ],
 )
@@ -71,6 +73,7 @@ def test_usage_errors_are_one_line_naming_flag_and_value(
     assert line.startswith("swimguard agent: error: ")
     for text in named:
         assert text in line
+    assert "s3cret" not in line  # a token is named by its flag, never shown
 
 
 def test_missing_flags_and_commands_are_usage_errors() -> None:
