@@ -87,7 +87,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     """A flag or its value is wrong; nothing was started."""
     CANNOT_START = 3
-    """The `--bind`/`--advertise` (or `--metrics-addr`) address cannot be resolved or bound."""
+    """A `--bind`/`--advertise`/`--rpc-addr`/`--metrics-addr` address cannot resolve or bind."""
     OUTPUT_FAILED = 4
     """stdout is closed, full or a broken pipe: events cannot be written."""
     NAME_CONFLICT = 5
