@@ -21,7 +21,7 @@ from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
 from swimguard.aio.agent_messaging import AgentMessaging
 from swimguard.aio.agent_metrics import AgentMetrics
-from swimguard.aio.agent_node import NodeFactory, build_node
+from swimguard.aio.agent_node import NodeFactory, build_node, leave_would_reach_anyone
 from swimguard.aio.agent_persist import AgentPersistence
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
@@ -39,7 +39,7 @@ from swimguard.aio.sockets import (
 )
 from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
-from swimguard.protocol.members import Member, MemberState
+from swimguard.protocol.members import Member
 from swimguard.protocol.names import check_local_name
 from swimguard.protocol.outgoing import Address
 from swimguard.serf import encode_tags
@@ -134,21 +134,12 @@ class Agent(AgentMessaging, AgentPersistence, AgentMetrics, AgentCoordinates):
     ) -> None:
         """Leave gracefully (within `AgentConfig.exit_leave_timeout`), then close."""
         try:
-            if self._has_someone_to_tell() and self.options.exit_leave_timeout > 0:
-                await self.leave(self.options.exit_leave_timeout)
+            grace, node = self.options.exit_leave_timeout, self._node
+            reachable = node is not None and not self._closed and leave_would_reach_anyone(node)
+            if grace > 0 and reachable:
+                await self.leave(grace)
         finally:
             await self.close()
-
-    def _has_someone_to_tell(self) -> bool:
-        """Whether a leave would reach anyone: we are alive and know another live member."""
-        if self._closed or self._node is None:
-            return False
-        if self._node.local_member.state is not MemberState.ALIVE:
-            return False  # left already
-        return any(
-            m.state in (MemberState.ALIVE, MemberState.SUSPECT) and m.name != self.name
-            for m in self._node.members()
-        )
 
     async def start(self) -> None:
         """Bind the sockets and start the node (emits our own `MemberJoined`)."""
