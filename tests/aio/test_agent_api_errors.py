@@ -68,3 +68,14 @@ def test_every_call_on_a_closed_agent_says_it_is_closed() -> None:
                 call()
 
     asyncio.run(main())
+
+
+def test_a_leave_timeout_that_is_not_a_finite_duration_raises() -> None:
+    async def main() -> None:
+        async with Agent("a", config=Config.local()) as a:
+            for bad in (-1.0, float("inf"), float("nan")):
+                with pytest.raises(ValueError, match="leave timeout"):
+                    await a.leave(bad)
+            assert a.local_member.state.name == "ALIVE"  # nothing was started
+
+    asyncio.run(main())

@@ -335,8 +335,10 @@ class Agent(AgentMessaging, AgentPersistence, AgentMetrics, AgentCoordinates):
 
         With `serf_compat`, the node first gossips Serf's leave intent for a few gossip
         rounds, so Serf agents show us as left, not failed. The agent keeps running
-        (answering probes) until closed.
+        (answering probes) until closed. ValueError for a negative or non-finite `timeout`.
         """
+        if not 0 <= timeout < float("inf"):  # NaN fails this too
+            raise ValueError(f"leave timeout must be finite seconds >= 0, got {timeout!r}")
         node, driver = self._running()
         assert self._loop is not None
         await self._persist_leave()
