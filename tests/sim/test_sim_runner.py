@@ -168,3 +168,23 @@ def test_lifeguard_without_matplotlib_stops_before_the_work_and_names_the_extra(
     assert main([*argv, "--no-plot"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "results.csv", "results.json", "results.partial.jsonl", "summary.md"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--members", "2"], "--members 2: must be at least 3"),
+        (["--duration", "-5"], "--duration -5: must be a finite"),
+        (["--duration", "inf"], "--duration inf: must be a finite"),
+        (["--seeds", "0"], "--seeds 0: must be at least 1"),
+        (["--jobs", "0"], "--jobs 0: must be at least 1"),
+    ],
+)
+def test_lifeguard_numbers_out_of_range_are_one_usage_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], named: str
+) -> None:
+    argv = ["lifeguard", "--quiet", "--no-plot", "--out", str(tmp_path / "lg"), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"swimguard sim lifeguard: error: {named}" + err.split(named, 1)[1]
+    assert err.count("\n") == 1

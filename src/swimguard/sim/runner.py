@@ -185,14 +185,27 @@ def _plot_unavailable(command: str, args: argparse.Namespace) -> bool:
     return False
 
 
+def _lifeguard_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the study's numbers, naming the flag and the value; None if fine."""
+    if args.members < 3:
+        return f"--members {args.members}: must be at least 3"
+    if not 0 < args.duration < math.inf:
+        return f"--duration {args.duration:g}: must be a finite number of virtual seconds > 0"
+    if args.seeds < 1:
+        return f"--seeds {args.seeds}: must be at least 1"
+    if args.jobs < 1:
+        return f"--jobs {args.jobs}: must be at least 1"
+    if args.slow_on[1] <= 0:
+        return "--slow-on: must allow episodes longer than 0 s"
+    return None
+
+
 def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if _plot_unavailable("lifeguard", args):
         return 2
-    if args.members < 3:
-        print("--members must be at least 3", file=sys.stderr)
-        return 2
-    if args.slow_on[1] <= 0:
-        print("--slow-on must allow episodes longer than 0 s", file=sys.stderr)
+    problem = _lifeguard_problem(args)
+    if problem is not None:
+        print(f"swimguard sim lifeguard: error: {problem}", file=sys.stderr)
         return 2
     model = AnomalyModel(slow=args.slow, on=args.slow_on, off=args.slow_off)
     specs = [
