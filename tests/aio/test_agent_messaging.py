@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 
+import msgpack
 import pytest
 
 from swimguard.aio import Agent
@@ -94,5 +95,19 @@ def test_unknown_names_and_oversized_messages_raise_before_anything_is_sent() ->
                 a.send_reliable("a", os.urandom(5000))  # random: compression cannot help
             assert a.open_connections == 0
             assert not a.drops
+
+    asyncio.run(main())
+
+
+def test_a_payload_starting_with_a_serf_type_byte_reaches_the_user() -> None:
+    async def main() -> None:
+        config = Config.local()
+        async with Agent("a", config=config) as a, Agent("b", config=config) as b:
+            await b.join([a.advertise_address])
+            received = asyncio.create_task(first_message(b, 2))
+            a.send_best_effort("b", msgpack.packb(5))  # b"\x05": Serf's query-response byte
+            await a.send_reliable("b", b"\x01not a join intent")
+            assert sorted(await received) == [b"\x01not a join intent", b"\x05"]
+            assert not any(reason.startswith("serf_") for reason in b.drops)
 
     asyncio.run(main())
