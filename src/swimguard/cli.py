@@ -51,6 +51,7 @@ from swimguard.protocol.events import (
     MemberLeft,
     MemberSuspected,
     MemberUpdated,
+    SelfFenced,
 )
 from swimguard.protocol.outgoing import Address
 from swimguard.rpc import DEFAULT_RPC_ADDR, AgentBackend, LogRing, RpcServer
@@ -92,6 +93,9 @@ class ExitCode(enum.IntEnum):
     """stdout is closed, full or a broken pipe: events cannot be written."""
     NAME_CONFLICT = 5
     """Another member holds our name and Serf's vote went to it: we stopped, without leaving."""
+    SELF_FENCED = 75
+    """`--self-fence-after`: our health stayed at its maximum that long; we left gracefully.
+    75 is sysexits' EX_TEMPFAIL: a temporary failure, restart and try again."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -167,6 +171,14 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free one)",
     )
     agent.add_argument(
+        "--self-fence-after",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="leave and exit 75 once our health score stayed at its maximum this long"
+        " (0 = never, the default)",
+    )
+    agent.add_argument(
         "--leave-timeout",
         type=_seconds,
         default=5.0,
@@ -193,7 +205,8 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     agent.epilog = (
         "exit status: 0 left after SIGINT/SIGTERM, 1 join failed, 2 usage error,"
         " 3 cannot bind/resolve an address (--bind, --rpc-addr...), 4 stdout closed/full/broken,"
-        " 5 lost a name conflict (another member holds --name)"
+        " 5 lost a name conflict (another member holds --name),"
+        " 75 fenced itself (--self-fence-after)"
     )
     sub.add_parser("keygen", help="print a new base64 encryption key (32 bytes)")
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
@@ -553,7 +566,7 @@ def _agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
         name,
         bind=bind,
         advertise=advertise,
-        config=PROFILES[args.profile](),
+        config=PROFILES[args.profile](self_fence_after=args.self_fence_after),
         keyring=keyring,
         label=args.label,
         meta=meta,
@@ -603,6 +616,7 @@ async def _fan_out_events(
     """The one consumer of `agent.events()`: JSON lines on stdout, and the RPC's streams."""
     printing = True
     async for event in agent.events():
+        fenced = isinstance(event, SelfFenced)
         if isinstance(event, EventsLost):
             log.warning("%d events lost (consumer too slow)", event.count)
             line = None
@@ -618,6 +632,8 @@ async def _fan_out_events(
             printing = False
             if rpc is None:
                 return
+        if fenced:
+            output.end()  # the agent is leaving by itself: wake the main task
     if agent.lost_name_conflict:
         output.end()  # the agent stopped itself: wake the main task
 
@@ -718,6 +734,9 @@ async def _run_agent(
                 status = ExitCode.JOIN_FAILED
             if agent.lost_name_conflict:  # no leave: the name is the other member's now
                 status = ExitCode.NAME_CONFLICT
+            elif agent.self_fenced and agent.fence_leave is not None:  # it leaves by itself
+                status = ExitCode.SELF_FENCED
+                await agent.fence_leave
         if status == ExitCode.OK and not left_by_rpc:
             log.info("leaving")
             leaving = asyncio.create_task(agent.leave(leave_timeout))

@@ -122,6 +122,17 @@ class Config:
     """Members the table holds at most (any state, ourselves included); an alive about a
     new member beyond it is dropped (`table_full`). memberlist has no limit, so one peer
     could grow our memory without bound with invented members (each ~1 KiB here)."""
+    explain_members: int = 256
+    """Members whose decisions we remember for `explain` (suspicions, confirmations, deaths,
+    last probe results); recording one more forgets the one recorded longest ago, so memory
+    stays bounded whatever the cluster size (0 = remember nothing)."""
+    self_fence_after: float = 0.0
+    """Self-fencing (0 = off): once our health score has stayed at its maximum
+    (`awareness_max_multiplier - 1`) this many seconds, leave the cluster gracefully and emit
+    `SelfFenced`. A member that slow for that long harms the cluster more than its absence
+    would; a supervisor can restart it. One point below the maximum still counts (one ack
+    got through between two stalls); two points below start the wait again. Needs
+    `awareness_max_multiplier >= 2`."""
     max_inbound_stream_memory: int = 64 * 1024 * 1024
     """Memory (bytes, estimated: input held plus decoded member states) all inbound
     streams may hold together while they arrive; above it the largest is closed and
@@ -138,6 +149,7 @@ class Config:
             "dead_node_reclaim_time",
             "loop_lag_threshold",
             "slow_refresh_interval",
+            "self_fence_after",
         )
         _check_int(self, "protocol_version", PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX)
         for name in ("delegate_protocol_min", "delegate_protocol_max", "delegate_protocol_version"):
@@ -166,6 +178,13 @@ class Config:
         _check_int(self, "max_stream_bytes", 1024, 1 << 31)
         _check_int(self, "max_user_broadcasts", 1, 1 << 24)
         _check_int(self, "max_members", 2, 1 << 24)
+        _check_int(self, "explain_members", 0, 1 << 20)
+        if self.self_fence_after > 0 and self.awareness_max_multiplier < 2:
+            raise ValueError(
+                "Config.self_fence_after: needs awareness_max_multiplier >= 2 (a health score "
+                "that can rise), got awareness_max_multiplier="
+                f"{self.awareness_max_multiplier}"
+            )
         if not isinstance(self.cidrs_allowed, tuple):
             raise ValueError(
                 f"Config.cidrs_allowed: must be a tuple of CIDR strings, got {self.cidrs_allowed!r}"

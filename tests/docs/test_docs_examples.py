@@ -28,6 +28,7 @@ PAGES = {
     "simulate.py": "tutorials/simulator.md",
     "wire_roundtrip.py": None,  # its output holds random sizes; it asserts by itself
     "coordinates.py": None,  # loopback RTTs vary from run to run; it asserts by itself
+    "explain.py": "reference/explain.md",
     "snapshots.py": "howto/snapshots.md",
 }
 

@@ -7,35 +7,38 @@ from node_helpers import add_members, make_node
 
 from swimguard.config import Config
 from swimguard.protocol.awareness import Awareness
+from swimguard.protocol.history import HealthCause
+
+PROBE = HealthCause.PROBE_FAILED  # the cause does not change the arithmetic
 
 
 def test_a_report_adds_points_that_decay_like_other_evidence() -> None:
     a = Awareness(8)
-    a.report_app(3)
+    a.report_app(3, now=0.0)
     assert (a.score, a.app_points) == (3, 3)
-    a.apply_delta(-1)  # a successful probe
+    a.apply_delta(-1, cause=PROBE, now=0.0)  # a successful probe
     assert (a.score, a.app_points) == (2, 2)
-    a.report_app(1)  # trouble lasts: the application reports again
+    a.report_app(1, now=0.0)  # trouble lasts: the application reports again
     assert (a.score, a.app_points) == (3, 3)
 
 
 def test_zero_withdraws_only_the_applications_points() -> None:
     a = Awareness(8)
-    a.apply_delta(2)  # missed nacks
-    a.report_app(3)
+    a.apply_delta(2, cause=PROBE, now=0.0)  # missed nacks
+    a.report_app(3, now=0.0)
     assert (a.score, a.app_points) == (5, 3)
-    a.report_app(0)
+    a.report_app(0, now=0.0)
     assert (a.score, a.app_points) == (2, 0)
-    a.report_app(0)  # nothing left to withdraw
+    a.report_app(0, now=0.0)  # nothing left to withdraw
     assert a.score == 2
 
 
 def test_clamped_points_are_not_owed() -> None:
     a = Awareness(8)
-    a.apply_delta(5)
-    a.report_app(7)  # only 2 fit under the ceiling of 7
+    a.apply_delta(5, cause=PROBE, now=0.0)
+    a.report_app(7, now=0.0)  # only 2 fit under the ceiling of 7
     assert (a.score, a.app_points) == (7, 2)
-    a.report_app(0)
+    a.report_app(0, now=0.0)
     assert a.score == 5
 
 

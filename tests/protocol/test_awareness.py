@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from swimguard.protocol.awareness import Awareness
+from swimguard.protocol.history import HealthCause
+
+PROBE = HealthCause.PROBE_FAILED  # the cause does not change the arithmetic
 
 AWARENESS_TABLE = [
     (0, 0, 1.0), (-1, 0, 1.0), (-10, 0, 1.0), (1, 1, 2.0), (-1, 0, 1.0), (10, 7, 8.0),
@@ -16,7 +19,7 @@ AWARENESS_TABLE = [
 def test_memberlist_awareness_table() -> None:
     a = Awareness(8)
     for i, (delta, score, timeout) in enumerate(AWARENESS_TABLE):
-        a.apply_delta(delta)
+        a.apply_delta(delta, cause=PROBE, now=float(i))
         assert a.score == score, i
         assert a.scale_timeout(1.0) == timeout, i
 
@@ -58,13 +61,13 @@ def test_on_time_firing_pays_back_lag_debt_once_per_period() -> None:
 
 def test_lag_debt_never_removes_probe_penalties() -> None:
     a = Awareness(8)
-    a.apply_delta(2)  # two failed probes
+    a.apply_delta(2, cause=PROBE, now=0.0)  # two failed probes
     _report(a, 0.4, 0.0)  # +1 from lag
     assert a.score == 3
     for t in (1.0, 2.0, 3.0, 4.0):
         _report(a, 0.0, t)
     assert a.score == 2
-    a.apply_delta(-5)
+    a.apply_delta(-5, cause=PROBE, now=0.0)
     assert a.lag_debt == 0
 
 

@@ -224,6 +224,13 @@ def check_encodable(sn: SerfNode, seen: int) -> int:
     for member in node.members():
         assert name_problem(member.name) is None
         assert len(member.meta) <= META_MAX_SIZE
+        # What explain kept of hostile input is plain JSON, names included.
+        story = node.explain(member.name, now=0.0)
+        assert story is not None
+        json.dumps(story.to_dict(), allow_nan=False)
+        if story.suspicion is not None:
+            names = [story.suspicion.accuser, *(c.by for c in story.suspicion.confirmations)]
+            assert all(name_problem(n) is None for n in names)
     for join in (False, True):
         pp = node._streams.local_state(join)
         framed = frame_stream(encode_stream_message(pp), compress=True, keyring=None)

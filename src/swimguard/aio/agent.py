@@ -19,6 +19,7 @@ from types import TracebackType
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
+from swimguard.aio.agent_explain import AgentExplain
 from swimguard.aio.agent_messaging import AgentMessaging
 from swimguard.aio.agent_metrics import AgentMetrics
 from swimguard.aio.agent_node import NodeFactory, build_node, leave_would_reach_anyone
@@ -52,7 +53,7 @@ __all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentMessaging, AgentPersistence, AgentMetrics, AgentCoordinates):
+class Agent(AgentMessaging, AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
     One UDP socket and one TCP listener share the bound port (port 0 picks one
@@ -285,9 +286,9 @@ class Agent(AgentMessaging, AgentPersistence, AgentMetrics, AgentCoordinates):
         (`AgentConfig.event_buffer`): the first call gets every event since the agent
         was built, each later call the events from then on. When a consumer falls
         behind, newer events are dropped from its buffer only and an `EventsLost(count)`
-        takes their place in its stream. A consumer's buffer goes when its iterator
-        ends (`break`, `aclose()`); one kept but not read fills up and counts its losses
-        in `drops["events_lost"]`.
+        takes their place in its stream. When a consumer stops (`break`, `aclose()`),
+        the next `events()` call takes its buffer over and goes on where it stopped; a
+        buffer nobody reads fills up and counts its losses in `drops["events_lost"]`.
         """
         return self._events.subscribe()
 

@@ -22,6 +22,7 @@ from swimguard.protocol.events import (
     MemberUpdated,
     NameConflict,
     ReliableCompleted,
+    SelfFenced,
     UserMessage,
 )
 from swimguard.serf.events import (
@@ -47,9 +48,11 @@ AgentEvent = (
     | UserEventReceived
     | QueryReceived
     | NameConflictResolved
+    | SelfFenced
     | EventsLost
 )
-"""What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`, the
+"""What `Agent.events()` yields: membership events, `UserMessage`, `NameConflict`,
+`SelfFenced` (once, when `Config.self_fence_after` fenced us: the agent is leaving), the
 Serf events of `swimguard.serf` when `serf_compat` is on (a `QueryReceived` comes with a
 working `respond()`; the acks and responses to our own queries go to their `QueryHandle`),
 and `EventsLost`."""
@@ -67,6 +70,7 @@ PUBLISHED = (
     UserEventReceived,
     QueryReceived,
     NameConflictResolved,
+    SelfFenced,
 )
 """The node's events the application sees. The others are the agent's business (join and
 leave completions wake `join()`/`leave()`) or nobody's (ping round trips, push/pull state

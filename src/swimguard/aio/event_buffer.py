@@ -118,27 +118,29 @@ class EventSink(Protocol[T_contra]):
 class EventFanout(Generic[T]):
     """One bounded `EventBuffer` per consumer; `put` offers each event to all of them.
 
-    The first consumer takes the buffer that has been filling since construction (so
-    it sees every event from the start); each later one gets a new buffer holding the
-    events from its subscription on. A consumer's buffer goes when its iterator ends
-    (exhausted, `aclose()`d, or collected after a `break`).
+    The first consumer takes the buffer that has been filling since construction (so it
+    sees every event from the start). When a consumer stops (its iterator exhausted,
+    `aclose()`d, or collected after a `break`), its buffer becomes the spare: it keeps
+    filling, and the next consumer takes it over and goes on where the last one stopped,
+    as with one shared stream. A consumer that finds no spare gets a new buffer holding
+    the events from its subscription on.
     """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._first: EventBuffer[T] | None = EventBuffer(capacity)
-        self._buffers: list[EventBuffer[T]] = [self._first]
+        self._spare: EventBuffer[T] | None = EventBuffer(capacity)
+        self._buffers: list[EventBuffer[T]] = [self._spare]
         self._lost_by_gone = 0
         self._closed = False
 
     @property
     def total_lost(self) -> int:
-        """Events dropped since creation, summed over every consumer's buffer."""
+        """Events dropped since creation, summed over every buffer (the spare's included)."""
         return self._lost_by_gone + sum(b.total_lost for b in self._buffers)
 
     @property
     def consumers(self) -> int:
-        """Buffers currently fed (the unclaimed first one included)."""
+        """Buffers currently fed (the spare included)."""
         return len(self._buffers)
 
     def put(self, item: T) -> None:
@@ -153,22 +155,55 @@ class EventFanout(Generic[T]):
 
     def subscribe(self) -> AsyncIterator[T | EventsLost]:
         """A new consumer: an async iterator over its own buffer."""
-        buffer = self._first
-        self._first = None
+        buffer = self._spare
+        self._spare = None
         if buffer is None:
             buffer = EventBuffer(self._capacity)
             if self._closed:
                 buffer.close()
             else:
                 self._buffers.append(buffer)
-        return self._consume(buffer)
+        return _Consumer(self, buffer)
 
-    async def _consume(self, buffer: EventBuffer[T]) -> AsyncIterator[T | EventsLost]:
-        try:
-            async for item in buffer:
-                yield item
-                del item  # not pinned while we wait for the next one
-        finally:
-            if buffer in self._buffers:
-                self._buffers.remove(buffer)
-                self._lost_by_gone += buffer.total_lost
+    def release(self, buffer: EventBuffer[T]) -> None:
+        """A consumer stopped: its buffer becomes the spare, or goes if there is one."""
+        if buffer not in self._buffers:
+            return
+        if self._spare is None and not self._closed:
+            self._spare = buffer
+        else:
+            self._buffers.remove(buffer)
+            self._lost_by_gone += buffer.total_lost
+
+
+class _Consumer(Generic[T]):
+    """One consumer's iterator. Released when exhausted, `aclose()`d or collected: not an
+    async generator, whose `finally` asyncio runs only loop turns later (or never, for
+    one never iterated), so a consumer that stops hands its buffer back at once."""
+
+    def __init__(self, fan: EventFanout[T], buffer: EventBuffer[T]) -> None:
+        self._fan = fan
+        self._buffer: EventBuffer[T] | None = buffer
+
+    def __aiter__(self) -> _Consumer[T]:
+        return self
+
+    async def __anext__(self) -> T | EventsLost:
+        if self._buffer is None:
+            raise StopAsyncIteration
+        item = await self._buffer.get()
+        if item is None:
+            self.release()
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._buffer is not None:
+            self._fan.release(self._buffer)
+            self._buffer = None
+
+    def __del__(self) -> None:
+        self.release()

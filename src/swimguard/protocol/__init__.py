@@ -57,6 +57,7 @@ from swimguard.protocol.events import (
     NameConflict,
     PingCompleted,
     RemoteState,
+    SelfFenced,
     UserMessage,
 )
 from swimguard.protocol.members import Member, MemberState
@@ -88,6 +89,7 @@ __all__ = [
     "Outgoing",
     "PingCompleted",
     "RemoteState",
+    "SelfFenced",
     "StreamClose",
     "StreamOpen",
     "StreamSend",

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import math
 
+from swimguard.protocol.history import HealthCause, History
+
 __all__ = ["Awareness", "check_app_score"]
 
 
@@ -51,31 +53,48 @@ def check_app_score(score: object, max_multiplier: int) -> int:
 class Awareness:
     """Health score in [0, max_multiplier - 1]; 0 is healthy."""
 
-    __slots__ = ("_app", "_debt", "_last_step", "_max", "score")
+    __slots__ = ("_app", "_debt", "_history", "_last_step", "_max", "at_max_since", "score")
 
-    def __init__(self, max_multiplier: int) -> None:
+    def __init__(self, max_multiplier: int, history: History | None = None) -> None:
         self._max = max_multiplier
+        self._history = history
         self.score = 0
         self._debt = 0
         self._app = 0
         self._last_step: float | None = None
+        self.at_max_since: float | None = None
+        """Since when the score has been at its maximum (a positive one), allowing one point
+        below it; None once it fell further. One successful probe (-1) between two stalls
+        or failures is no recovery; a second one in a row is (see `protocol.fencing`)."""
 
-    def apply_delta(self, delta: int) -> None:
-        """Add `delta` to the score, clamping to [0, max_multiplier - 1]."""
-        self.score = min(max(self.score + delta, 0), self._max - 1)
-        self._debt = min(self._debt, self.score)
-        self._app = min(self._app, self.score)
+    def apply_delta(self, delta: int, *, cause: HealthCause, now: float) -> None:
+        """Add `delta` to the score, clamping to [0, max_multiplier - 1]; a change is
+        recorded in the history with its `cause`."""
+        before = self.score
+        score = self.score = min(max(before + delta, 0), self._max - 1)
+        self._debt = min(self._debt, score)
+        self._app = min(self._app, score)
+        if score == before:
+            return
+        top = self._max - 1
+        if score == top:
+            if self.at_max_since is None:
+                self.at_max_since = now
+        elif score < max(top - 1, 1):
+            self.at_max_since = None
+        if self._history is not None:
+            self._history.health_changed(cause, score - before, score, now=now)
 
-    def report_app(self, points: int) -> None:
+    def report_app(self, points: int, *, now: float) -> None:
         """Apply the application rule: `points > 0` adds evidence, 0 withdraws the app's."""
         if points > 0:
             before = self.score
-            self.apply_delta(points)
+            self.apply_delta(points, cause=HealthCause.APP_REPORT, now=now)
             self._app += self.score - before
         elif self._app:
             withdraw = self._app
             self._app = 0
-            self.apply_delta(-withdraw)
+            self.apply_delta(-withdraw, cause=HealthCause.APP_WITHDRAWN, now=now)
 
     def scale_timeout(self, timeout: float) -> float:
         """`timeout * (score + 1)`."""
@@ -86,7 +105,7 @@ class Awareness:
         """Apply the loop-lag rule; returns True when `lag` counted as a stall."""
         if lag > threshold:
             before = self.score
-            self.apply_delta(max(1, math.ceil(lag / unit)))
+            self.apply_delta(max(1, math.ceil(lag / unit)), cause=HealthCause.LOOP_LAG, now=now)
             self._debt += self.score - before
             self._last_step = now
             return True
@@ -95,7 +114,7 @@ class Awareness:
                 self._last_step = now
             elif now - self._last_step >= decay_period:
                 self._debt -= 1
-                self.apply_delta(-1)
+                self.apply_delta(-1, cause=HealthCause.LAG_RECOVERED, now=now)
                 self._last_step = now
         return False
 

@@ -105,6 +105,18 @@ class ReliableCompleted:
     error: str | None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SelfFenced:
+    """Our health score stayed at its maximum `after` seconds (since `since`): this member
+    is too slow to judge others or answer in time (`Config.self_fence_after`). The node
+    keeps running; its driver leaves the cluster gracefully (a Serf node gossips its leave
+    intent first) and may stop the process so that a supervisor restarts it."""
+
+    score: int
+    since: float
+    after: float
+
+
 Event = (
     MemberJoined
     | MemberUpdated
@@ -118,6 +130,7 @@ Event = (
     | JoinCompleted
     | LeaveCompleted
     | ReliableCompleted
+    | SelfFenced
 )
 
 

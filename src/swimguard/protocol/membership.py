@@ -30,6 +30,14 @@ from swimguard.protocol.events import (
     MemberUpdated,
     NameConflict,
 )
+from swimguard.protocol.history import (
+    DeathStory,
+    HealthCause,
+    History,
+    SuspicionEnd,
+    SuspicionSource,
+    SuspicionStory,
+)
 from swimguard.protocol.hooks import AliveHook, ConflictHook
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.names import name_problem
@@ -77,6 +85,7 @@ class Membership:
         deadlines: Deadlines[Timer],
         tx: Transmitter,
         awareness: Awareness,
+        history: History,
         events: list[Event],
         drops: Counter[str],
         allowed_nets: tuple[IPNetwork, ...],
@@ -95,6 +104,7 @@ class Membership:
         self._deadlines = deadlines
         self._tx = tx
         self._awareness = awareness
+        self._history = history
         self._events = events
         self._drops = drops
         self._allowed_nets = allowed_nets
@@ -243,8 +253,9 @@ class Membership:
             return
         if is_local and a.incarnation < rec.incarnation:
             return
-        refuted = self._cancel_suspicion(a.node)
+        refuted = self._cancel_suspicion(a.node, SuspicionEnd.REFUTED, now=now)
         old_state = rec.state
+        old_inc = rec.incarnation
         old_meta = rec.meta
         if not bootstrap and is_local:
             if a.incarnation == rec.incarnation and meta == rec.meta and vsn == rec.vsn:
@@ -262,6 +273,8 @@ class Membership:
                 port=a.port,
                 now=now,
             )
+        if old_state is not ALIVE or rec.incarnation != old_inc:
+            self._history.state_changed(a.node, ALIVE, rec.incarnation, now=now)
         stats = self._stats
         stats.msg_alive += 1
         if refuted and old_state is SUSPECT:
@@ -273,8 +286,12 @@ class Membership:
             # consumer that saw MemberSuspected would believe it suspect forever.
             self._events.append(MemberUpdated(rec.snapshot()))
 
-    def suspect_node(self, s: Suspect, *, now: float) -> None:
-        """memberlist `suspectNode`: an accusation, or a confirmation of a running suspicion."""
+    def suspect_node(
+        self, s: Suspect, *, now: float, source: SuspicionSource = SuspicionSource.GOSSIP
+    ) -> None:
+        """memberlist `suspectNode`: an accusation, or a confirmation of a running suspicion.
+
+        `source` says how the accusation reached us, for `explain`."""
         rec = self.table.get(s.node)
         if rec is None or s.incarnation < rec.incarnation:
             return
@@ -286,6 +303,9 @@ class Membership:
         susp = self.suspicions.get(s.node)
         if susp is not None:
             if susp.confirm(s.from_):
+                hist = self._history.get(s.node)
+                if hist is not None and hist.suspicion is not None:
+                    hist.suspicion.confirm(s.from_, now=now)
                 self._tx.broadcast_member(s.node, s, now=now)
                 # Already overdue (memberlist fires at once): due now, never in the past,
                 # so a driver does not mistake the gap for loop lag.
@@ -306,12 +326,20 @@ class Membership:
         if n - 2 < k or not cfg.lha_suspicion:
             k = 0
         min_ = suspicion_timeout(cfg.suspicion_mult, n, cfg.probe_interval)
+        multiplier = 1
         if cfg.health_scaled_suspicion:
             # Our own slowness (not the suspect's) is what a high score means: wait longer.
             min_ = self._awareness.scale_timeout(min_)
+            multiplier = self._awareness.score + 1
         max_ = cfg.suspicion_max_timeout_mult * min_ if cfg.lha_suspicion else min_
         susp = Suspicion(s.from_, k, min_, max_, now=now)
         self.suspicions[s.node] = susp
+        hist = self._history.of(s.node)
+        if hist is not None:
+            hist.suspicion = SuspicionStory(
+                s.from_, source, s.incarnation, now, n, multiplier, k, min_, max_
+            )
+        self._history.state_changed(s.node, SUSPECT, s.incarnation, now=now)
         self._deadlines.set(SuspicionTimeout(s.node), susp.deadline)
         self._events.append(MemberSuspected(rec.snapshot()))
 
@@ -325,15 +353,23 @@ class Membership:
                 self._stats.degraded_timeout += 1
         else:
             return
-        self.dead_node(Dead(incarnation=rec.incarnation, node=name, from_=self._name), now=now)
+        self._end_story(name, SuspicionEnd.EXPIRED, now=now)
+        dead = Dead(incarnation=rec.incarnation, node=name, from_=self._name)
+        self.dead_node(dead, now=now, expired_after=susp.timeout)
 
-    def _cancel_suspicion(self, name: str) -> bool:
+    def _end_story(self, name: str, how: SuspicionEnd, *, now: float) -> None:
+        hist = self._history.get(name)
+        if hist is not None and hist.suspicion is not None:
+            hist.suspicion.end(how, now=now)
+
+    def _cancel_suspicion(self, name: str, how: SuspicionEnd, *, now: float) -> bool:
         if self.suspicions.pop(name, None) is not None:
             self._deadlines.cancel(SuspicionTimeout(name))
+            self._end_story(name, how, now=now)
             return True
         return False
 
-    def dead_node(self, d: Dead, *, now: float) -> None:
+    def dead_node(self, d: Dead, *, now: float, expired_after: float | None = None) -> None:
         """memberlist `deadNode`: `d.node` failed, or left (`from_` is itself)."""
         rec = self.table.get(d.node)
         if rec is None or d.incarnation < rec.incarnation:
@@ -343,7 +379,7 @@ class Membership:
             if problem is not None:
                 self._drops[problem.value] += 1
                 return
-        self._cancel_suspicion(d.node)
+        self._cancel_suspicion(d.node, SuspicionEnd.DEAD_NEWS, now=now)
         if rec.dead_or_left:
             return
         if d.node == self._name:
@@ -355,6 +391,10 @@ class Membership:
             self._tx.broadcast_member(d.node, d, now=now)
         state = LEFT if d.node == d.from_ else DEAD
         rec = self.table.set_state(rec, state, d.incarnation, now=now)
+        hist = self._history.of(d.node)
+        if hist is not None:
+            hist.death = DeathStory(state, d.from_, d.incarnation, now, expired_after)
+        self._history.state_changed(d.node, state, d.incarnation, now=now)
         snap = rec.snapshot()
         self._stats.msg_dead += 1
         self._events.append(MemberLeft(snap) if rec.state is LEFT else MemberFailed(snap))
@@ -375,7 +415,7 @@ class Membership:
                 inc = self._skip_incarnation(accused - inc + 1)
         self._stats.refutations += 1
         if self._config.lha_probe:
-            self._awareness.apply_delta(1)
+            self._awareness.apply_delta(1, cause=HealthCause.REFUTATION, now=now)
         return self._announce_self(rec, inc, now=now)
 
     def maybe_refresh(self, *, now: float) -> None:
@@ -450,7 +490,7 @@ class Membership:
             elif state in (suspect, dead):
                 # A remote "dead" only makes us suspect (we verify ourselves).
                 accused = Suspect(incarnation=st.incarnation, node=st.name, from_=me)
-                self.suspect_node(accused, now=now)
+                self.suspect_node(accused, now=now, source=SuspicionSource.PUSH_PULL)
             else:
                 self._drops["bad_state"] += 1
 

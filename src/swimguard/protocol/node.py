@@ -32,6 +32,9 @@ from swimguard.protocol.addresses import bytes_to_host, host_to_bytes, ip_allowe
 from swimguard.protocol.awareness import Awareness, check_app_score
 from swimguard.protocol.deadlines import Deadlines
 from swimguard.protocol.events import Event, deliver_user_message
+from swimguard.protocol.explain import Explanation, explain
+from swimguard.protocol.fencing import SelfFencing
+from swimguard.protocol.history import History
 from swimguard.protocol.hooks import (
     AliveHook,
     BroadcastHook,
@@ -61,6 +64,7 @@ from swimguard.protocol.timers import (
     ProbeTimeout,
     PushPullTick,
     RelayTimeout,
+    SelfFence,
     StreamTimeout,
     SuspicionTimeout,
     Timer,
@@ -124,10 +128,17 @@ class Node:
         self._drops: Counter[str] = Counter()
         self._table = MemberTable()
         self._deadlines: Deadlines[Timer] = Deadlines()
-        self._awareness = Awareness(config.awareness_max_multiplier)
+        self._history = History(config.explain_members)
+        self._awareness = Awareness(config.awareness_max_multiplier, self._history)
         self.stalls = 0
         """How many loop-lag reports counted as a stall."""
         self.stats = ProtocolStats()
+        self._fencing = SelfFencing(
+            config.self_fence_after,
+            awareness=self._awareness,
+            deadlines=self._deadlines,
+            events=self._events,
+        )
         """Protocol counters for metrics (the parts below bump them)."""
         self._tx = Transmitter(
             config,
@@ -156,6 +167,7 @@ class Node:
             deadlines=self._deadlines,
             tx=self._tx,
             awareness=self._awareness,
+            history=self._history,
             events=self._events,
             drops=self._drops,
             allowed_nets=self._allowed_nets,
@@ -191,6 +203,7 @@ class Node:
             membership=self._membership,
             streams=self._streams,
             awareness=self._awareness,
+            history=self._history,
             events=self._events,
             drops=self._drops,
             ping_hook=hooks if isinstance(hooks, PingHook) else None,
@@ -225,6 +238,23 @@ class Node:
     def next_deadline(self) -> float | None:
         """When `handle_timeout` must next be called (may be in the past: call it now)."""
         return self._deadlines.next_deadline()
+
+    def explain(self, name: str, *, now: float) -> Explanation | None:
+        """Why member `name` is in its state (`protocol.explain`); None if unknown."""
+        rec = self._table.get(name)
+        if rec is None:
+            return None
+        awareness = self._awareness
+        return explain(
+            rec,
+            now=now,
+            config=self.config,
+            history=self._history,
+            running=self._membership.suspicions.get(name),
+            is_self=name == self.name,
+            health_score=awareness.score,
+            at_max_since=awareness.at_max_since,
+        )
 
     def members(self) -> list[Member]:
         """Every known member in any state, ourselves included."""
@@ -287,7 +317,8 @@ class Node:
         int in [0, awareness_max_multiplier - 1] (ValueError otherwise)."""
         check_app_score(score, self.config.awareness_max_multiplier)
         self.stats.health_reports += 1
-        self._awareness.report_app(score)
+        self._awareness.report_app(score, now=now)
+        self._fencing.watch(now=now)
 
     @property
     def health_from_app(self) -> int:
@@ -412,6 +443,7 @@ class Node:
             unit=cfg.probe_timeout,
             decay_period=cfg.probe_interval,
         )
+        self._fencing.watch(now=now)
         if not stalled:
             return
         self.stalls += 1
@@ -425,8 +457,9 @@ class Node:
         while True:
             timer = deadlines.pop_due(now=now)
             if timer is None:
-                return
+                break
             self._fire(timer, now=now)
+        self._fencing.watch(now=now)  # probes ended: the score may have moved
 
     def _fire(self, timer: Timer, *, now: float) -> None:
         match timer:
@@ -448,6 +481,9 @@ class Node:
                 self._streams.stream_timeout(stream_id, now=now)
             case LeaveTimeout():
                 self._membership.leave_timeout()
+            case SelfFence():
+                if not self._membership.has_left:  # gone already: nothing to fence
+                    self._fencing.fire(now=now)
             case _:
                 assert_never(timer)
 
@@ -500,3 +536,4 @@ class Node:
         if messages:
             # We still hear our peers, however late: refute ahead.
             membership.maybe_refresh(now=now)
+            self._fencing.watch(now=now)  # a refutation raises the score

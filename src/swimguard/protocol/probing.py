@@ -24,6 +24,13 @@ from swimguard.protocol.addresses import bytes_to_host
 from swimguard.protocol.awareness import Awareness
 from swimguard.protocol.deadlines import Deadlines
 from swimguard.protocol.events import Event, PingCompleted
+from swimguard.protocol.history import (
+    HealthCause,
+    History,
+    ProbeKind,
+    ProbeResult,
+    SuspicionSource,
+)
 from swimguard.protocol.hooks import PingHook
 from swimguard.protocol.members import MemberState
 from swimguard.protocol.membership import Membership
@@ -59,9 +66,11 @@ class ProbeState:
     direct_deadline: float
     deadline: float
     indirect: bool = False
+    relays: int = 0
     expected_nacks: int = 0
     nacks: int = 0
     tcp_stream: int | None = None
+    tcp_tried: bool = False
     tcp_ok: bool = False
 
 
@@ -92,6 +101,7 @@ class Prober:
         membership: Membership,
         streams: Streams,
         awareness: Awareness,
+        history: History,
         events: list[Event],
         drops: Counter[str],
         ping_hook: PingHook | None,
@@ -108,6 +118,7 @@ class Prober:
         self._membership = membership
         self._streams = streams
         self._awareness = awareness
+        self._history = history
         self._events = events
         self._drops = drops
         self._ping_hook = ping_hook
@@ -218,12 +229,14 @@ class Prober:
         target = self._table.get(probe.target)
         if target is None:
             return
+        self._history.probed(target.name, ProbeResult(ProbeKind.DIRECT, False, now, None))
         me = self._name
         peers = self._table.k_random(
             cfg.indirect_checks,
             self._rng,
             lambda r: r.name == me or r.name == probe.target or r.state is not ALIVE,
         )
+        probe.relays = len(peers)
         for peer in peers:
             nack = peer.answers_nacks
             if nack:
@@ -242,19 +255,28 @@ class Prober:
         if not cfg.disable_tcp_pings and target.answers_tcp_ping:
             ping = self.own_ping(probe.seq, target.name)
             deadline = max(probe.deadline, now)
+            probe.tcp_tried = True
             probe.tcp_stream = self._streams.open_tcp_ping(
                 target.address, ping, deadline, self._tcp_acked
             )
 
-    def _tcp_acked(self, seq: int) -> bool:
+    def _tcp_acked(self, seq: int, now: float) -> bool:
         probe = self.probe
         if probe is None or probe.seq != seq:
             return False
         probe.tcp_ok = True
         probe.tcp_stream = None
+        result = ProbeResult(ProbeKind.TCP, True, now, now - probe.start)
+        self._history.probed(probe.target, result)
         return True
 
     def _probe_acked(self, probe: ProbeState, payload: bytes | None, *, now: float) -> None:
+        # After the direct stage an ack may still be the direct one, late; it has the same
+        # sequence number, so it counts as the indirect stage's (as memberlist counts it).
+        kind = ProbeKind.INDIRECT if probe.indirect else ProbeKind.DIRECT
+        self._history.probed(probe.target, ProbeResult(
+            kind, True, now, now - probe.start, probe.relays, probe.expected_nacks, probe.nacks
+        ))
         if not probe.indirect:
             rec = self._table.get(probe.target)
             if rec is not None:
@@ -271,6 +293,13 @@ class Prober:
         probe = self.probe
         if probe is None:
             return
+        if probe.tcp_ok and probe.indirect:
+            # Only TCP got through: UDP to (or from) the target is broken, a gray failure
+            # that `explain` should show, though the probe counts as a success.
+            self._history.probed(probe.target, ProbeResult(
+                ProbeKind.INDIRECT, False, now, None,
+                probe.relays, probe.expected_nacks, probe.nacks,
+            ))
         self._finish_probe(probe, now=now, success=probe.tcp_ok)
 
     def _finish_probe(self, probe: ProbeState, *, now: float, success: bool) -> None:
@@ -284,16 +313,27 @@ class Prober:
         self._stats.probe_node.observe(now - probe.start)
         if success:
             if cfg.lha_probe:
-                self._awareness.apply_delta(-1)
+                self._awareness.apply_delta(-1, cause=HealthCause.PROBE_OK, now=now)
             return
         self._stats.probe_failed += 1
+        # Without an indirect stage (probe_timeout == probe_interval) the direct one failed.
+        kind = ProbeKind.INDIRECT if probe.indirect else ProbeKind.DIRECT
+        self._history.probed(probe.target, ProbeResult(
+            kind, False, now, None, probe.relays, probe.expected_nacks, probe.nacks
+        ))
+        if probe.tcp_tried:
+            self._history.probed(probe.target, ProbeResult(ProbeKind.TCP, False, now, None))
         if cfg.lha_probe:
+            awareness = self._awareness
             if probe.expected_nacks > 0:
-                self._awareness.apply_delta(max(0, probe.expected_nacks - probe.nacks))
+                missed = max(0, probe.expected_nacks - probe.nacks)
+                awareness.apply_delta(missed, cause=HealthCause.MISSED_NACKS, now=now)
             else:
-                self._awareness.apply_delta(1)
+                awareness.apply_delta(1, cause=HealthCause.PROBE_FAILED, now=now)
         self._membership.suspect_node(
-            Suspect(incarnation=probe.incarnation, node=probe.target, from_=self._name), now=now
+            Suspect(incarnation=probe.incarnation, node=probe.target, from_=self._name),
+            now=now,
+            source=SuspicionSource.PROBE,
         )
 
     def handle_ping(self, ping: Ping, sender: Address) -> None:

@@ -95,8 +95,9 @@ class StreamState:
     decoder: StreamDecoder
     join: bool = False
     batch: int | None = None
-    # TCP ping: called with the ack's sequence number, True if it is the awaited one.
-    on_ack: Callable[[int], bool] | None = None
+    # TCP ping: called with the ack's sequence number and arrival time, True if it is the
+    # awaited one.
+    on_ack: Callable[[int, float], bool] | None = None
     started: float = 0.0  # when we opened it (push/pull duration for metrics)
 
 
@@ -194,7 +195,7 @@ class Streams:
         return sid
 
     def open_tcp_ping(
-        self, to: Address, ping: Ping, deadline: float, on_ack: Callable[[int], bool]
+        self, to: Address, ping: Ping, deadline: float, on_ack: Callable[[int, float], bool]
     ) -> int:
         """Open the TCP fallback ping `ping` to `to`; returns its stream id."""
         sid = self._new_stream_id()
@@ -462,7 +463,8 @@ class Streams:
             return
         if st.kind is StreamKind.TCP_PING:
             # The probe that opened it decides whether the ack is the one it waits for.
-            acked = st.on_ack is not None and isinstance(msg, AckResp) and st.on_ack(msg.seq_no)
+            on_ack = st.on_ack
+            acked = on_ack is not None and isinstance(msg, AckResp) and on_ack(msg.seq_no, now)
             if not acked:
                 self._drops["bad_tcp_ack"] += 1
             return

@@ -18,6 +18,7 @@ __all__ = [
     "PROBE_TICK",
     "PROBE_TIMEOUT",
     "PUSH_PULL_TICK",
+    "SELF_FENCE",
     "GossipTick",
     "LeaveTimeout",
     "ProbeIndirect",
@@ -25,6 +26,7 @@ __all__ = [
     "ProbeTimeout",
     "PushPullTick",
     "RelayTimeout",
+    "SelfFence",
     "StreamTimeout",
     "SuspicionTimeout",
     "Timer",
@@ -62,6 +64,11 @@ class LeaveTimeout:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SelfFence:
+    """Our health score has been at its maximum for `Config.self_fence_after` seconds."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SuspicionTimeout:
     """The suspicion about `name` expired: declare it dead."""
 
@@ -89,6 +96,7 @@ Timer = (
     | GossipTick
     | PushPullTick
     | LeaveTimeout
+    | SelfFence
     | SuspicionTimeout
     | RelayTimeout
     | StreamTimeout
@@ -100,3 +108,4 @@ PROBE_TIMEOUT: Final = ProbeTimeout()
 GOSSIP_TICK: Final = GossipTick()
 PUSH_PULL_TICK: Final = PushPullTick()
 LEAVE_TIMEOUT: Final = LeaveTimeout()
+SELF_FENCE: Final = SelfFence()

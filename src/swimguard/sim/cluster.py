@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from swimguard.protocol.api import NodeAPI, NodeFactory
-from swimguard.protocol.events import Event, LeaveCompleted
+from swimguard.protocol.events import Event, LeaveCompleted, SelfFenced
 from swimguard.protocol.members import Member
 from swimguard.protocol.outgoing import Address, Datagram, StreamClose, StreamOpen, StreamSend
 from swimguard.sim.clock import EventQueue, VirtualClock
@@ -193,6 +193,9 @@ class SimCluster:
                     if type(event) is LeaveCompleted:
                         self._stop(m, LEFT)
                         return
+            elif m.state == UP and any(type(event) is SelfFenced for event in events):
+                # As the agent does: a fenced member leaves gracefully, then stops.
+                self.at(now, self.leave, m.name)
         if not m.up:
             return
         deadline = node.next_deadline()
