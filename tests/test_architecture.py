@@ -35,9 +35,13 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "sim": {"serf", "protocol", "wire", "config", "errors"},
     # Serf's agent RPC serves an agent (the CLI wires an aio Agent to it).
     "rpc": {"serf", "protocol", "wire", "config", "errors"},
+    # Serf's event handler scripts: fed agent events, filtered with the RPC's filters.
+    "agent_handlers": {"rpc", "serf", "protocol", "errors"},
+    # Serf's JSON agent configuration files, read into the CLI's flag defaults.
+    "agent_config_file": set(),
     "cli": {
-        "aio", "rpc", "sim", "serf", "protocol", "wire", "config", "errors", "__init__",
-        "allocator",
+        "agent_config_file", "agent_handlers", "aio", "rpc", "sim", "serf", "protocol", "wire",
+        "config", "errors", "__init__", "allocator",
     },
     "allocator": set(),  # process-wide malloc tuning, for the CLI only
     "demo": {"errors", "config"},

@@ -8,7 +8,8 @@ for every membership event, its own join included:
      "addr": "127.0.0.1:7946", "incarnation": 1}
 
 Logs go to stderr. SIGINT or SIGTERM makes the agent leave gracefully and
-exit 0 (a second signal skips the wait).
+exit 0 (a second signal skips the wait); SIGHUP reloads the configuration files'
+log level and event handlers, as Serf; SIGUSR1/SIGUSR2 are logged and ignored.
 
 Every input mistake is one line on stderr naming the flag and the value, and
 exit status 2; each runtime failure has its own status (`ExitCode`, listed in
@@ -39,6 +40,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
+from swimguard.agent_config_file import ConfigFileError, load_config_files
+from swimguard.agent_handlers import EventHandlerRunner, HandlerSpec, parse_handler_spec
 from swimguard.aio import Agent, EventsLost
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
 from swimguard.aio.agent_config import AgentConfig
@@ -53,10 +56,12 @@ from swimguard.protocol.events import (
     MemberUpdated,
     SelfFenced,
 )
+from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address
 from swimguard.rpc import DEFAULT_RPC_ADDR, AgentBackend, LogRing, RpcServer
 from swimguard.rpc.cli import COMMANDS as RPC_COMMANDS
-from swimguard.serf import encode_tags
+from swimguard.serf import decode_tags, encode_tags
+from swimguard.serf.events import QueryReceived, UserEventReceived
 from swimguard.wire.encryption import Keyring
 
 __all__ = ["ExitCode", "event_line", "main"]
@@ -105,8 +110,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+_SERF_STATUS = {
+    MemberState.ALIVE: "alive",
+    MemberState.SUSPECT: "alive",  # suspicion is invisible to Serf
+    MemberState.DEAD: "failed",
+    MemberState.LEFT: "left",
+}
+
+
 def event_line(event: object, ts: float) -> str | None:
-    """The JSON line for a membership event, or None for other events."""
+    """The JSON line for a membership, user or (application) query event; None for others.
+
+    Member lines keep their first five keys and add Serf's `tags` and `status`.
+    """
+    if isinstance(event, UserEventReceived):
+        return json.dumps({
+            "ts": ts, "event": "user", "name": event.name, "payload": _b64(event.payload),
+            "ltime": event.ltime, "coalesce": event.coalesce,
+        })
+    if isinstance(event, QueryReceived):
+        query = event.query
+        if query.name.startswith("_serf_"):
+            return None  # Serf's own (ping, keys, conflict): never shown to users
+        return json.dumps({
+            "ts": ts, "event": "query", "name": query.name, "payload": _b64(query.payload),
+            "ltime": query.ltime,
+        })
     kind = EVENT_NAMES.get(type(event))
     if kind is None:
         return None
@@ -118,8 +147,14 @@ def event_line(event: object, ts: float) -> str | None:
             "name": member.name,
             "addr": format_address(member.addr),
             "incarnation": member.incarnation,
+            "tags": decode_tags(member.meta),
+            "status": _SERF_STATUS[member.state],
         }
     )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -195,6 +230,25 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     agent.add_argument(
         "--rpc-auth", default="", metavar="TOKEN", help="token RPC clients must send (auth)"
     )
+    # Event handler scripts (Serf's -event-handler), run outside the protocol's loop.
+    agent.add_argument(
+        "--event-handler",
+        action="append",
+        default=[],
+        metavar="[FILTER=]SCRIPT",
+        help="run `sh -c SCRIPT` for each event FILTER passes (Serf's syntax; repeatable)",
+    )
+    agent.add_argument(
+        "--event-handler-timeout",
+        type=_seconds,
+        default=30.0,
+        help="seconds a handler script may run before its process group is killed",
+    )
+    # Serf's JSON configuration (`agent_config_file`); flags win; SIGHUP re-reads it.
+    agent.add_argument("--config-file", action="append", default=[], metavar="FILE",
+                       help="Serf JSON configuration file (repeatable)")
+    agent.add_argument("--config-dir", action="append", default=[], metavar="DIR",
+                       help="directory of Serf JSON configuration files (*.json, repeatable)")
     agent.add_argument(
         "--log-level",
         default="INFO",
@@ -361,8 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from swimguard.rpc.cli import main as rpc_main
 
         return rpc_main(args_list)
-    parser, agent_parser = _build_parser()
-    args = parser.parse_args(args_list)
+    try:
+        args, agent_parser = _parse_args(args_list)
+    except ConfigFileError as exc:
+        print(f"swimguard agent: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     if args.command == "keygen":
         return _keygen()
     if not _stdout_usable():
@@ -386,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rpc_addr is None and args.rpc_auth:
             # The token itself is a secret: named, never echoed.
             raise ValueError("--rpc-auth: there is no RPC to protect (--rpc-addr is empty)")
+        args.handler_specs = _handler_specs(args.event_handler)
     except ValueError as exc:
         agent_parser.error(str(exc))
     except _CannotStart as exc:
@@ -398,6 +456,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run_agent(agent, bind, args, agent_parser, setup))
     finally:
         logging.getLogger().removeHandler(log_ring)
+
+
+def _parse_args(
+    argv: Sequence[str], *, reloading: bool = False
+) -> tuple[argparse.Namespace, argparse.ArgumentParser]:
+    """The command line over the defaults its `--config-file/--config-dir` set (flags win).
+
+    `reloading` (SIGHUP): name and bind stay what they were, so the files need not say them.
+    """
+    parser, agent_parser = _build_parser()
+    if argv and argv[0] == "agent":
+        pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        pre.add_argument("--config-file", action="append", default=[])
+        pre.add_argument("--config-dir", action="append", default=[])
+        wanted, _ = pre.parse_known_args(argv[1:])
+        defaults = load_config_files(wanted.config_file, wanted.config_dir)
+        agent_parser.set_defaults(**defaults)
+        for action in agent_parser._actions:  # argparse has no public way to relax required
+            if action.dest in defaults or reloading:
+                action.required = False
+    args = parser.parse_args(argv)
+    args.argv = list(argv)
+    return args, agent_parser
+
+
+def _reload(args: argparse.Namespace, handlers: EventHandlerRunner) -> None:
+    """SIGHUP, as Serf: re-read the configuration files; apply the log level and the event
+    handlers (what Serf reloads), keep everything else; a bad file changes nothing."""
+    try:
+        new, _ = _parse_args(args.argv, reloading=True)
+        specs = _handler_specs(new.event_handler)
+    except (ValueError, SystemExit) as exc:
+        log.error("SIGHUP: configuration not reloaded (kept the current one): %s", exc)
+        return
+    log.info(  # before the new level applies: the old one chose to hear it
+        "SIGHUP: reloaded the configuration: log level %s, %d event handlers",
+        new.log_level, len(specs),
+    )
+    logging.getLogger().setLevel(new.log_level)
+    handlers.replace(specs)
+
+
+def _handler_specs(texts: Sequence[str]) -> list[HandlerSpec]:
+    try:
+        return [parse_handler_spec(text) for text in texts]
+    except ValueError as exc:
+        raise ValueError(f"--event-handler {exc}") from None
 
 
 def _keygen() -> int:
@@ -611,10 +716,16 @@ class _EventOutput:
 
 
 async def _fan_out_events(
-    agent: Agent, output: _EventOutput, rpc: tuple[AgentBackend, RpcServer] | None
+    agent: Agent,
+    output: _EventOutput,
+    rpc: tuple[AgentBackend, RpcServer] | None,
+    handlers: EventHandlerRunner,
 ) -> None:
-    """The one consumer of `agent.events()`: JSON lines on stdout, and the RPC's streams."""
+    """The one consumer of `agent.events()`: JSON lines on stdout, the RPC's streams and
+    the handler scripts (never waited for), both fed the same Serf records."""
     printing = True
+    # Without RPC a backend of our own still turns events into Serf's records (statuses).
+    backend = rpc[0] if rpc is not None else AgentBackend(agent)
     async for event in agent.events():
         fenced = isinstance(event, SelfFenced)
         if isinstance(event, EventsLost):
@@ -622,11 +733,11 @@ async def _fan_out_events(
             line = None
         else:
             line = event_line(event, time.time())
-        if rpc is not None:
-            backend, server = rpc
-            record = backend.observe(event)
-            if record is not None:
-                server.publish(record)
+        record = backend.observe(event)
+        if record is not None:
+            if rpc is not None:
+                rpc[1].publish(record)
+            handlers.publish(record)
         del event  # a user message may be 20 MiB: not held while we wait for the next
         if printing and line is not None and not output.write(line):
             printing = False
@@ -656,6 +767,9 @@ async def _start_rpc(
     return backend, server
 
 
+_LOGGED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+
 async def _run_agent(
     agent: Agent,
     bind: Address,
@@ -680,6 +794,14 @@ async def _run_agent(
     leaving: asyncio.Task[bool] | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    handlers = EventHandlerRunner(
+        args.handler_specs,
+        self_info=lambda: (agent.name, decode_tags(agent.local_member.meta)),
+        timeout=args.event_handler_timeout,
+    )
+    loop.add_signal_handler(signal.SIGHUP, _reload, args, handlers)
+    for sig in _LOGGED_SIGNALS:  # their default action would end us without a word
+        loop.add_signal_handler(sig, log.warning, "%s received: ignored", sig.name)
     status = ExitCode.OK
     output = _EventOutput(sys.stdout, stop)
     left_by_rpc = False
@@ -708,7 +830,7 @@ async def _run_agent(
         except OSError as exc:
             log.error("cannot start: --rpc-addr %s: %s", args.rpc_addr, exc.strerror or exc)
             return ExitCode.CANNOT_START
-        printer = asyncio.create_task(_fan_out_events(agent, output, rpc))
+        printer = asyncio.create_task(_fan_out_events(agent, output, rpc, handlers))
         log.info(
             "%s: bound to %s (UDP and TCP), advertising %s",
             agent.name,
@@ -752,6 +874,8 @@ async def _run_agent(
             await rpc[1].close()
             for reason, n in rpc[1].drops.items():
                 drops[f"rpc_{reason}"] = n
+        if handlers.dropped:
+            drops["event_handler_queue_full"] = handlers.dropped
         await agent.close()
         with contextlib.suppress(asyncio.CancelledError):
             await printer
@@ -763,8 +887,9 @@ async def _run_agent(
     finally:
         if rpc is not None:
             await rpc[1].close()
+        await handlers.close()
         await agent.close()
         await closing.aclose()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, *_LOGGED_SIGNALS):
             loop.remove_signal_handler(sig)
     return status

@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-KEYS = {"ts", "event", "name", "addr", "incarnation"}
+KEYS = {"ts", "event", "name", "addr", "incarnation", "tags", "status"}
 EVENTS = {"member-join", "member-leave", "member-failed", "member-update", "member-suspect"}
 
 

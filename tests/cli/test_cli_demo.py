@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -9,8 +10,11 @@ import sys
 import pytest
 
 from swimguard.cli import event_line
-from swimguard.protocol.events import MemberFailed, MemberJoined, UserMessage
+from swimguard.protocol.events import MemberFailed, MemberJoined, MemberUpdated, UserMessage
 from swimguard.protocol.members import Member, MemberState
+from swimguard.serf import encode_tags
+from swimguard.serf.events import QueryReceived, UserEventReceived
+from swimguard.serf.messages import Query
 
 
 @pytest.mark.integration
@@ -31,11 +35,36 @@ def test_demo_runs_the_scenario_and_exits_0() -> None:
 
 
 def test_event_line_has_exactly_the_documented_keys() -> None:
-    member = Member("a", ("::1", 7946), 3, MemberState.DEAD)
+    member = Member("a", ("::1", 7946), 3, MemberState.DEAD, meta=encode_tags({"role": "db"}))
     line = event_line(MemberFailed(member), 12.5)
     assert line == (
         '{"ts": 12.5, "event": "member-failed", "name": "a", "addr": "[::1]:7946", '
-        '"incarnation": 3}'
+        '"incarnation": 3, "tags": {"role": "db"}, "status": "failed"}'
     )
     assert event_line(MemberJoined(member), 1.0) is not None
     assert event_line(UserMessage(b"x"), 1.0) is None
+
+
+def test_event_line_status_is_serfs() -> None:
+    statuses = {
+        state: json.loads(event_line(MemberUpdated(Member("a", ("h", 1), 1, state)), 1.0) or "")
+        for state in MemberState
+    }
+    assert {s: line["status"] for s, line in statuses.items()} == {
+        MemberState.ALIVE: "alive", MemberState.SUSPECT: "alive",
+        MemberState.DEAD: "failed", MemberState.LEFT: "left",
+    }
+    assert statuses[MemberState.ALIVE]["tags"] == {"role": ""}  # a memberlist peer, as in Serf
+
+
+def test_event_lines_for_user_events_and_queries() -> None:
+    user = event_line(UserEventReceived("deploy", b"\x00v1", 7, True), 2.0)
+    assert user == (
+        '{"ts": 2.0, "event": "user", "name": "deploy", "payload": "AHYx", "ltime": 7, '
+        '"coalesce": true}'
+    )
+    query = event_line(QueryReceived(Query(4, 99, "ping", payload=b"hi")), 3.0)
+    assert query == (
+        '{"ts": 3.0, "event": "query", "name": "ping", "payload": "aGk=", "ltime": 4}'
+    )
+    assert event_line(QueryReceived(Query(4, 99, "_serf_ping")), 3.0) is None
