@@ -7,7 +7,6 @@ import asyncio
 import sys
 
 from swimguard import Agent, Config
-from swimguard.serf import decode_tags
 
 
 async def main(seed: str, bind: str) -> None:
@@ -16,7 +15,7 @@ async def main(seed: str, bind: str) -> None:
         print(f"joined via {joined} seed(s)")
         for member in sorted(agent.members(), key=lambda m: m.name):
             host, port = member.addr
-            tags = decode_tags(member.meta)
+            tags = member.tags
             print(f"{member.name:10} {host}:{port:<6} {member.state.name:7} {tags}")
         graceful = await agent.leave(timeout=5.0)  # Serf shows us as "left", not "failed"
         print(f"left gracefully: {graceful}")

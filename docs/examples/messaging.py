@@ -18,7 +18,7 @@ async def main() -> None:
         # The first byte must not be 0x00-0x09 while serf_compat is on (see "Messaging limits").
         a.broadcast(b"hello everyone")
         a.send_best_effort(b.advertise_address, b"hello by UDP")
-        a.send_reliable(b.advertise_address, b"hello by TCP")
+        await a.send_reliable("b", b"hello by TCP")  # a name works too; DeliveryError if lost
         got = set()
         async for event in events:
             if isinstance(event, UserMessage):

@@ -10,7 +10,7 @@ async def main() -> None:
     config = Config.local()  # memberlist's "local" timing; Config.lan() is the default
     async with Agent("a", bind="127.0.0.1:0", config=config) as a, \
             Agent("b", bind="127.0.0.1:0", config=config) as b:
-        events = a.events()  # one consumer per agent: a bounded buffer from the start
+        events = a.events()  # the first consumer: a bounded buffer from the start
         await b.join([a.bound_address])  # push/pull with the seed; JoinError if none answers
         async for event in events:
             if isinstance(event, MemberJoined):

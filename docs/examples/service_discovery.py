@@ -4,7 +4,6 @@ import asyncio
 
 from swimguard import Agent, Config, Member, MemberState
 from swimguard.protocol.events import MemberJoined, MemberUpdated
-from swimguard.serf import decode_tags
 
 
 def services(members: list[Member], role: str) -> list[str]:
@@ -12,7 +11,7 @@ def services(members: list[Member], role: str) -> list[str]:
     return sorted(
         f"{m.name}@{m.addr[0]}:{m.addr[1]}"
         for m in members
-        if m.state is MemberState.ALIVE and decode_tags(m.meta).get("role") == role
+        if m.state is MemberState.ALIVE and m.tags is not None and m.tags.get("role") == role
     )
 
 
@@ -37,7 +36,7 @@ async def main() -> None:
         web1.update_tags({"role": "web", "version": "2"})
         async for event in events:
             if isinstance(event, MemberUpdated) and event.member.name == "web1":
-                print("web1 now:", decode_tags(event.member.meta))
+                print("web1 now:", event.member.tags)
                 break
 
 

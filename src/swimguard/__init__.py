@@ -24,6 +24,8 @@ _EXPORTS = {
     "SwimError": "swimguard.errors",
     "JoinError": "swimguard.errors",
     "UsageError": "swimguard.errors",
+    "DeliveryError": "swimguard.errors",
+    "UnknownMemberError": "swimguard.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -33,8 +35,10 @@ if TYPE_CHECKING:
     from swimguard.aio import AgentConfig as AgentConfig
     from swimguard.aio import EventsLost as EventsLost
     from swimguard.config import Config as Config
+    from swimguard.errors import DeliveryError as DeliveryError
     from swimguard.errors import JoinError as JoinError
     from swimguard.errors import SwimError as SwimError
+    from swimguard.errors import UnknownMemberError as UnknownMemberError
     from swimguard.errors import UsageError as UsageError
     from swimguard.protocol.members import Member as Member
     from swimguard.protocol.members import MemberState as MemberState

@@ -92,7 +92,7 @@ META_LIMIT = 512
 
 
 class ExitCode(enum.IntEnum):
-    """Exit status of `swimguard` (documented in the README's CLI section)."""
+    """Exit status of `swimguard agent` (README's CLI section, docs/reference/cli.md)."""
 
     OK = 0
     """Left gracefully after SIGINT/SIGTERM (or `keygen`/`--version` done)."""
@@ -101,7 +101,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     """A flag or its value is wrong; nothing was started."""
     CANNOT_START = 3
-    """The `--bind`/`--advertise` (or `--metrics-addr`) address cannot be resolved or bound."""
+    """A `--bind`/`--advertise`/`--rpc-addr`/`--metrics-addr` address cannot resolve or bind."""
     OUTPUT_FAILED = 4
     """stdout is closed, full or a broken pipe: events cannot be written."""
     NAME_CONFLICT = 5
@@ -434,12 +434,9 @@ def _version() -> str:
 def _metrics_addr(text: str) -> Address:
     """An argparse type: HOST:PORT for the metrics endpoint (the port is required)."""
     try:
-        host, port = _address_arg("--metrics-addr", text, -1)
+        return _address_arg("--metrics-addr", text, None)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--metrics-addr ")) from None
-    if port < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: needs a port (HOST:PORT)")
-    return host, port
 
 
 async def _serve_metrics(
@@ -447,14 +444,9 @@ async def _serve_metrics(
 ) -> None:
     """Start `--metrics-addr`'s server, if asked, closed by `closing`; `_CannotStart` names
     the flag."""
-    wanted: Address | None = args.metrics_addr
+    wanted: Address | None = args.metrics_addr  # resolved by _agent_from_args
     if wanted is None:
         return
-    if not is_ip(wanted[0]):
-        loop = asyncio.get_running_loop()
-        wanted = await loop.run_in_executor(
-            None, _resolve, "--metrics-addr", format_address(wanted), wanted
-        )
     try:
         server = await agent.serve_metrics(wanted)
     except OSError as exc:
@@ -513,6 +505,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         agent, bind = _agent_from_args(args)
         rpc_addr = _rpc_addr_arg(args.rpc_addr)
+        if rpc_addr is None and args.rpc_auth:
+            # The token itself is a secret: named, never echoed.
+            raise ValueError("--rpc-auth: there is no RPC to protect (--rpc-addr is empty)")
         args.handler_specs = _handler_specs(args.event_handler)
     except ValueError as exc:
         agent_parser.error(str(exc))
@@ -636,14 +631,17 @@ def _stdout_usable() -> bool:
     return True
 
 
-def _address_arg(flag: str, text: str, default_port: int) -> Address:
-    """Parse a HOST[:PORT] flag value; ValueError names the flag and the value."""
+def _address_arg(flag: str, text: str, default_port: int | None) -> Address:
+    """Parse a HOST[:PORT] flag value (`default_port` None: the port is required);
+    ValueError names the flag and the value."""
     stripped = text.strip()
     if stripped.count(":") > 1 and not stripped.startswith("["):
         # "::1:0" is a valid IPv6 address *and* looks like host ::1 port 0: refuse to guess.
+        whole = f"[{stripped}]:{'PORT' if default_port is None else default_port}"
+        head, _, last = stripped.rpartition(":")
         raise ValueError(
-            f"{flag} {text!r}: write an IPv6 address in brackets, e.g. [{stripped}] or"
-            f" [{stripped}]:{default_port or DEFAULT_PORT}"
+            f"{flag} {text!r}: write an IPv6 address in brackets: {whole}, or [{head}]:{last}"
+            " if the last part is the port"
         )
     try:
         host, port = parse_address(stripped, default_port=default_port)
@@ -726,6 +724,9 @@ def _agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
     # Resolve here, so that a failure names the flag it came from.
     bind = _resolve("--bind", args.bind, bind_addr)
     advertise = _resolve("--advertise", args.advertise, advertise_addr) if advertise_addr else None
+    metrics: Address | None = getattr(args, "metrics_addr", None)
+    if metrics is not None and not is_ip(metrics[0]):  # before anything starts, like --bind
+        args.metrics_addr = _resolve("--metrics-addr", format_address(metrics), metrics)
     for text, (host, _) in zip(args.join, seeds, strict=True):
         # Seed names are resolved by join(), which prefers a reachable address.
         problem = seed_family_problem(bind[0], host) if is_ip(host) else None

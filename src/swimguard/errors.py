@@ -19,3 +19,11 @@ class UsageError(SwimError):
 
 class JoinError(SwimError):
     """No seed answered a join attempt."""
+
+
+class UnknownMemberError(UsageError):
+    """A member name was given where an address is accepted, and no such member is known."""
+
+
+class DeliveryError(SwimError):
+    """A reliable message did not reach its receiver (connect failure, reset, timeout)."""

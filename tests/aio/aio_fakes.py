@@ -94,10 +94,11 @@ class FakeNode:
         self.inputs.append(("send_best_effort", to, data, now))
         self.outgoing.append(Datagram(to, data))
 
-    def send_reliable(self, to: Address, data: bytes, *, now: float) -> None:
+    def send_reliable(self, to: Address, data: bytes, *, now: float) -> int:
         self.inputs.append(("send_reliable", to, data, now))
         sid = next(self._ids)
         self.outgoing += [StreamOpen(sid, to), StreamSend(sid, data)]
+        return sid
 
     def broadcast(self, data: bytes, key: str | None = None, *, now: float) -> None:
         self.inputs.append(("broadcast", data, now, key))

@@ -205,9 +205,9 @@ def test_after_close_query_and_respond_raise_and_open_queries_end() -> None:
             received = await anext(events)
         await agent.close()
         assert (await handle.wait()).finished is QueryEnd.CLOSED
-        with pytest.raises(UsageError, match="agent closed"):
+        with pytest.raises(UsageError, match="the agent is closed"):
             received.respond(b"late")
-        with pytest.raises(UsageError, match="agent closed"):
+        with pytest.raises(UsageError, match="the agent is closed"):
             agent.query("q")
 
     asyncio.run(body())

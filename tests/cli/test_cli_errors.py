@@ -57,6 +57,10 @@ def one_line(stderr: str) -> str:
         (["--encrypt", "not base64!"], ["--encrypt", "base64"]),
         (["--profile", "moon"], ["--profile", "moon"]),
         (["--log-level", "loud"], ["--log-level", "LOUD"]),
+        (["--metrics-addr", "127.0.0.1"], ["--metrics-addr", "127.0.0.1", "no port"]),
+        (["--rpc-addr", "", "--rpc-auth", "s3cret"], ["--rpc-auth", "--rpc-addr is empty"]),
+        (["--rpc-addr", "::1:0"], ["--rpc-addr", "::1:0", "brackets"]),
+        (["--metrics-addr", "::1:0"], ["--metrics-addr", "::1:0", "[::1:0]:PORT", "[::1]:0"]),
     ],
 )
 def test_usage_errors_are_one_line_naming_flag_and_value(
@@ -69,6 +73,7 @@ def test_usage_errors_are_one_line_naming_flag_and_value(
     assert line.startswith("swimguard agent: error: ")
     for text in named:
         assert text in line
+    assert "s3cret" not in line  # a token is named by its flag, never shown
 
 
 def test_missing_flags_and_commands_are_usage_errors() -> None:
@@ -147,3 +152,12 @@ def test_a_value_refused_by_the_agent_becomes_one_usage_line(
         cli.main(["agent", "--name", "x", "--bind", "127.0.0.1:0", "--rpc-addr", ""])
     assert exit_info.value.code == ExitCode.USAGE
     assert "Agent name must not be empty" in one_line(capsys.readouterr().err)
+
+
+def test_an_unresolvable_metrics_host_exits_3_before_the_agent_starts() -> None:
+    result = run_agent("--metrics-addr", "foo.invalid:1")
+    assert result.returncode == ExitCode.CANNOT_START
+    assert result.stdout == ""  # not even our own member-join: nothing was started
+    line = one_line(result.stderr)
+    assert "--metrics-addr foo.invalid:1" in line
+    assert "cannot resolve 'foo.invalid'" in line

@@ -140,6 +140,7 @@ def test_snapshot_files_are_interchangeable_with_serf(cluster: Cluster, tmp_path
             await until_serf_status(a, "p1", "alive", 15)
             await until(lambda: f"alive: a {a.addr}" in ours.read_text(), 15, "a recorded")
             port = p1.bound_address[1]
+            await p1.close()  # a crash (leaving `async with` would leave gracefully)
         await until_serf_status(a, "p1", "failed", 30)
         serf_p1 = cluster.start_serf("p1", port=port, extra=[f"-snapshot={ours}"])
         await until_serf_status(a, "p1", "alive", 30, "serf p1 rejoined from our file")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from node_helpers import (
     IP,
@@ -31,11 +33,17 @@ from swimguard.protocol import (
     StreamSend,
     UserMessage,
 )
+from swimguard.protocol.events import ReliableCompleted
 from swimguard.protocol.node import Node
 from swimguard.protocol.outgoing import Address, Outgoing
-from swimguard.wire.messages import AckResp, IndirectPingReq, NackResp, Ping, Suspect
+from swimguard.wire.messages import AckResp, ErrResp, IndirectPingReq, NackResp, Ping, Suspect
 from swimguard.wire.packet import Message, UserData
-from swimguard.wire.stream import StreamDecoder, UserStream
+from swimguard.wire.stream import (
+    StreamDecoder,
+    UserStream,
+    encode_stream_message,
+    frame_stream,
+)
 
 B = addr_of("b")
 
@@ -427,17 +435,37 @@ def test_send_best_effort_and_reliable() -> None:
     assert StreamDecoder().feed(out[1].data) == UserStream(b"big")
     assert len(out) == 2  # the receiver closes once it has read it
     sid = out[0].stream_id
+    node.take_events()
     node.stream_closed(sid, now=0.1)  # EOF: delivered
     assert not node.drops
-    node.send_reliable(B, b"lost", now=1.0)
+    assert node.take_events() == [ReliableCompleted(sid, B, None)]
+    call = node.send_reliable(B, b"lost", now=1.0)
     sid = node.take_outgoing()[0].stream_id  # type: ignore[union-attr]
+    assert call == sid
     node.stream_closed(sid, now=1.1, error="connection refused")
     assert node.drops["reliable_failed"] == 1
-    node.send_reliable(B, b"hung", now=2.0)
-    sid = node.take_outgoing()[0].stream_id  # type: ignore[union-attr]
+    assert node.take_events() == [ReliableCompleted(sid, B, "connection refused")]
+    call = node.send_reliable(B, b"hung", now=2.0)
+    node.take_outgoing()
     node.handle_timeout(now=12.0)
-    assert StreamClose(sid) in node.take_outgoing()
+    assert StreamClose(call) in node.take_outgoing()
     assert node.drops["reliable_failed"] == 2
+    assert ReliableCompleted(call, B, "timeout") in node.take_events()
+    # memberlist answers a stream it could not read with an error: not delivered.
+    call = node.send_reliable(B, b"refused", now=13.0)
+    node.take_outgoing()
+    node.stream_data(call, frame_stream(encode_stream_message(ErrResp(error="bad label")),
+                                        compress=False, keyring=None), now=13.1)
+    assert node.take_events() == [ReliableCompleted(call, B, "the receiver answered: bad label")]
+    assert node.take_outgoing() == [StreamClose(call)]
+    assert node.drops["reliable_failed"] == 3
+
+
+def test_send_reliable_refuses_a_message_over_the_stream_limit() -> None:
+    node = make_node(config=Config.lan(max_stream_bytes=4096))
+    with pytest.raises(ValueError, match=r"Config.max_stream_bytes\) is 4096"):
+        node.send_reliable(B, random.Random(1).randbytes(5000), now=0.0)  # incompressible
+    assert node.take_outgoing() == []
 
 
 def test_bad_datagrams_are_counted_not_raised() -> None:

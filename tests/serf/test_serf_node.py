@@ -9,7 +9,9 @@ import msgpack
 from swimguard.config import Config
 from swimguard.protocol.events import JoinCompleted, LeaveCompleted, MemberJoined, UserMessage
 from swimguard.protocol.outgoing import Address, Datagram, StreamOpen, StreamSend
-from swimguard.serf import SerfLayer, UserEventReceived
+from swimguard.serf import JoinIntentReceived, SerfLayer, UserEventReceived
+from swimguard.serf.messages import Join as SerfJoin
+from swimguard.serf.messages import encode_message as serf_encode
 from swimguard.serf.node import SerfNode, leave_intent_wait
 from swimguard.wire.packet import UserData, encode_message, encode_packet
 
@@ -78,12 +80,23 @@ def test_leave_gossips_the_intent_first_and_starts_the_memberlist_leave_at_a_dea
     assert LeaveCompleted(timed_out=False) in sn.take_events()
 
 
-def test_serf_drops_are_prefixed_and_bad_serf_messages_are_not_events() -> None:
+def test_only_messages_framed_as_serf_frames_them_are_serf_s() -> None:
     sn = serf_node()
     sn.take_events()
-    sn.receive_datagram(user_packet(b"\x05\xc1"), PEER, now=1.0)  # a user event, not msgpack
+    # A Serf type byte followed by something that is not that Serf message: the user's.
+    for data in (b"\x05\xc1", msgpack.packb(5), b"\x03" + msgpack.packb([1, 2]), b"\x02{}",
+                 b"\x07" + msgpack.packb({"Key": b"k"}), b"\x00", b"\x09\x00"):
+        sn.receive_datagram(user_packet(data), PEER, now=1.0)
+        assert sn.take_events() == [UserMessage(data)], data
+    assert not sn.drops
+    # A Serf-framed join intent is Serf's; one with a name Serf would refuse is dropped
+    # and counted with the layer's prefix.
+    sn.receive_datagram(user_packet(serf_encode(SerfJoin(5, "b"))), PEER, now=1.0)
+    assert sn.take_events() == [JoinIntentReceived("b", 5)]
+    sn.receive_datagram(user_packet(serf_encode(SerfJoin(6, ""))), PEER, now=1.0)
     assert sn.take_events() == []
-    assert sn.drops["serf_malformed"] == 1
+    assert len(sn.drops) == 1
+    assert next(iter(sn.drops)).startswith("serf_")
 
 
 def test_an_application_that_brings_its_own_state_keeps_push_pull_to_itself() -> None:

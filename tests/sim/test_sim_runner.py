@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,43 @@ def test_slow_episode_lengths_are_options(
         assert main(["lifeguard", "--out", str(out), "--slow-on", bad]) == 2
         assert "MIN" in capsys.readouterr().err
     assert main(["lifeguard", "--out", str(out), "--slow-on", "0,0", "--quiet"]) == 2
+
+
+def test_lifeguard_without_matplotlib_stops_before_the_work_and_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` fails
+    out = tmp_path / "lg"
+    argv = ["lifeguard", "--members", "8", "--anomalies", "1", "--duration", "20"]
+    argv += ["--seeds", "1", "--configs", "swim", "--quiet", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "pip install 'swimguard[sim]'" in err
+    assert "--no-plot" in err
+    assert not out.exists()  # nothing was run
+    assert main(["lifeguard-report", "--out", str(out)]) == 2
+    # --no-plot: the tables, and no plot.
+    assert main([*argv, "--no-plot"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "results.csv", "results.json", "results.partial.jsonl", "summary.md"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--members", "2"], "--members 2: must be at least 3"),
+        (["--duration", "-5"], "--duration -5: must be a finite"),
+        (["--duration", "inf"], "--duration inf: must be a finite"),
+        (["--seeds", "0"], "--seeds 0: must be at least 1"),
+        (["--jobs", "0"], "--jobs 0: must be at least 1"),
+    ],
+)
+def test_lifeguard_numbers_out_of_range_are_one_usage_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], named: str
+) -> None:
+    argv = ["lifeguard", "--quiet", "--no-plot", "--out", str(tmp_path / "lg"), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"swimguard sim lifeguard: error: {named}" + err.split(named, 1)[1]
+    assert err.count("\n") == 1

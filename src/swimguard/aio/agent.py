@@ -21,18 +21,19 @@ from swimguard.aio.agent_coords import AgentCoordinates
 from swimguard.aio.agent_event import AgentEvent, EventRouter
 from swimguard.aio.agent_explain import AgentExplain
 from swimguard.aio.agent_members import AgentMembers
+from swimguard.aio.agent_messaging import AgentMessaging
 from swimguard.aio.agent_metrics import AgentMetrics
-from swimguard.aio.agent_node import NodeFactory, build_node
+from swimguard.aio.agent_node import NodeFactory, build_node, leave_would_reach_anyone
 from swimguard.aio.agent_persist import AgentPersistence
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
-from swimguard.aio.event_buffer import EventBuffer, EventsLost
+from swimguard.aio.event_buffer import EventFanout, EventsLost
+from swimguard.aio.member_tags import with_tags
 from swimguard.aio.sockets import (
     DEFAULT_PORT,
     bind_pair,
     default_advertise_host,
     is_ip,
-    literal_address,
     parse_address,
     resolve_host,
     resolve_reachable,
@@ -53,16 +54,20 @@ __all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
 log = logging.getLogger("swimguard.agent")
 
 
-class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, AgentMembers):
+class Agent(
+    AgentMessaging, AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, AgentMembers
+):
     """A cluster member on real sockets: `async with Agent("a", bind="127.0.0.1:0") as a:`.
 
-    One UDP socket and one TCP listener share the bound port (port 0 picks one free for
-    both). `advertise` defaults to the bound address (for a wildcard bind, the host's
-    outbound IP). Encryption: pass `keyring` (first key is primary) and/or `label`.
-    Metadata: raw `meta` bytes, or Serf `tags` (which take precedence). With `serf_compat`
-    (default), the agent speaks enough of Serf that Serf agents see it join and leave
-    properly; user messages whose first byte is a Serf message type (0-9) are then handled
-    by the Serf layer (its events in `events()`) instead of surfacing as `UserMessage`.
+    One UDP socket and one TCP listener share the bound port (port 0 picks one
+    free for both). `advertise` defaults to the bound address (for a wildcard
+    bind, the host's outbound IP). Encryption: pass `keyring` (first key is
+    primary) and/or `label`. Metadata: raw `meta` bytes, or Serf `tags` (which
+    take precedence; members then carry `Member.tags`). With `serf_compat`
+    (default), the agent speaks enough of Serf that Serf agents see it join and
+    leave properly; a user message that is a well-formed Serf message is then
+    handled by the Serf layer (its events appear in `events()`), anything else
+    surfaces as `UserMessage`. Leaving `async with` leaves gracefully, then closes.
     Not thread-safe: use it from the event loop that entered it.
     """
 
@@ -113,8 +118,9 @@ class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, Agen
         self._advertise: Address | None = None
         self._closed = False
         self._started = False
-        self._events: EventBuffer[AgentEvent] = EventBuffer(self.options.event_buffer)
+        self._events: EventFanout[AgentEvent] = EventFanout(self.options.event_buffer)
         self._router = EventRouter(self._events, self._event_filters())
+        self._router.tag_members = serf_compat
         self._join_lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------
@@ -129,7 +135,14 @@ class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, Agen
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        """Leave gracefully (within `AgentConfig.exit_leave_timeout`), then close."""
+        try:
+            grace, node = self.options.exit_leave_timeout, self._node
+            reachable = node is not None and not self._closed and leave_would_reach_anyone(node)
+            if grace > 0 and reachable:
+                await self.leave(grace)
+        finally:
+            await self.close()
 
     async def start(self) -> None:
         """Bind the sockets and start the node (emits our own `MemberJoined`)."""
@@ -186,7 +199,10 @@ class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, Agen
         log.debug("%s: listening on %s, advertising %s", self.name, self._bound, self._advertise)
 
     async def close(self) -> None:
-        """Stop at once without leaving (peers will detect us as failed); idempotent."""
+        """Stop at once without leaving (peers will detect us as failed); idempotent.
+
+        The hard stop: `async with` leaves gracefully first (`AgentConfig.exit_leave_timeout`).
+        """
         if self._closed:
             return
         self._closed = True
@@ -226,12 +242,14 @@ class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, Agen
 
     @property
     def local_member(self) -> Member:
-        """Our own member record."""
-        return self._running()[0].local_member
+        """Our own member record (with `tags` when the agent runs Serf)."""
+        member = self._running()[0].local_member
+        return with_tags(member) if self._serf_compat else member
 
     def members(self) -> list[Member]:
-        """Every known member, in any state (alive, suspect, dead, left)."""
-        return self._running()[0].members()
+        """Every known member, in any state (alive, suspect, dead, left); `tags` with Serf."""
+        members = self._running()[0].members()
+        return [with_tags(m) for m in members] if self._serf_compat else members
 
     @property
     def health_score(self) -> int:
@@ -267,11 +285,15 @@ class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, Agen
         A suspected member that refutes is reported by the core as
         `MemberUpdated` (state alive, higher incarnation).
 
-        One consumer: the buffer is shared and bounded (`AgentConfig.event_buffer`);
-        when the consumer falls behind, newer events are dropped and an
-        `EventsLost(count)` takes their place in the stream.
+        Several consumers may iterate at once, each over its own bounded buffer
+        (`AgentConfig.event_buffer`): the first call gets every event since the agent
+        was built, each later call the events from then on. When a consumer falls
+        behind, newer events are dropped from its buffer only and an `EventsLost(count)`
+        takes their place in its stream. When a consumer stops (`break`, `aclose()`),
+        the next `events()` call takes its buffer over and goes on where it stopped; a
+        buffer nobody reads fills up and counts its losses in `drops["events_lost"]`.
         """
-        return self._events.__aiter__()
+        return self._events.subscribe()
 
     async def join(
         self,
@@ -301,7 +323,7 @@ class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, Agen
         # JoinCompleted has no call id: joins run one at a time, each takes the next one.
         async with self._join_lock:
             waiter = self._router.expect_join(self._loop)
-            driver.input(lambda now: self._join_input(addrs, replay, now))
+            driver.call(lambda now: self._join_input(addrs, replay, now))
             try:
                 result = await asyncio.wait_for(asyncio.shield(waiter), limit)
             except TimeoutError:
@@ -317,13 +339,15 @@ class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, Agen
 
         With `serf_compat`, the node first gossips Serf's leave intent for a few gossip
         rounds, so Serf agents show us as left, not failed. The agent keeps running
-        (answering probes) until closed.
+        (answering probes) until closed. ValueError for a negative or non-finite `timeout`.
         """
+        if not 0 <= timeout < float("inf"):  # NaN fails this too
+            raise ValueError(f"leave timeout must be finite seconds >= 0, got {timeout!r}")
         node, driver = self._running()
         assert self._loop is not None
         await self._persist_leave()
         waiter = self._router.expect_leave(self._loop)
-        driver.input(lambda now: node.leave(now=now, timeout=timeout))
+        driver.call(lambda now: node.leave(now=now, timeout=timeout))
         try:
             result = await asyncio.wait_for(asyncio.shield(waiter), timeout + 1.0)
         except TimeoutError:
@@ -334,53 +358,24 @@ class Agent(AgentExplain, AgentPersistence, AgentMetrics, AgentCoordinates, Agen
     def update_meta(self, meta: bytes) -> None:
         """Replace our metadata (at most 512 bytes) and gossip it."""
         node, driver = self._running()
-        self._meta = bytes(meta)
-        driver.input(lambda now: node.update_meta(self._meta, now=now))
+        new = bytes(meta)
+        driver.call(lambda now: node.update_meta(new, now=now))  # ValueError over the limit
+        self._meta = new
 
     def update_tags(self, tags: Mapping[str, str]) -> None:
         """Replace our Serf tags (encoded into metadata) and gossip them."""
-        meta = encode_tags(tags)
+        self._running()
+        meta = encode_tags(tags)  # ValueError (too large, not str) before anything changes
         self._tags = dict(tags)
         if isinstance(self._node, SerfNode):
             self._node.set_tags(tags)
         self.update_meta(meta)
 
-    def send_best_effort(self, to: str | Address, data: bytes) -> None:
-        """Send a user message by UDP (memberlist's `SendBestEffort`)."""
-        node, driver = self._running()
-        addr, payload = literal_address(to), bytes(data)
-        driver.input(lambda now: node.send_best_effort(addr, payload, now=now))
-
-    def send_reliable(self, to: str | Address, data: bytes) -> None:
-        """Send a user message over TCP (memberlist's `SendReliable`); fire and forget."""
-        node, driver = self._running()
-        addr, payload = literal_address(to), bytes(data)
-        driver.input(lambda now: node.send_reliable(addr, payload, now=now))
-
-    def broadcast(self, data: bytes, key: str | None = None) -> None:
-        """Gossip user bytes to every member, piggybacked; a `key` replaces older ones."""
-        node, driver = self._running()
-        payload = bytes(data)
-        driver.input(lambda now: node.broadcast(payload, now=now, key=key))
-
-    def user_event(self, name: str, payload: bytes = b"", *, coalesce: bool = True) -> None:
-        """Gossip a Serf user event (seen by `serf monitor` / event handlers).
-
-        Uses the Serf layer's event clock, so Serf agents deduplicate it the way
-        they do their own. Needs `serf_compat`; `ValueError` above Serf's 512 bytes.
-        """
-        if not self._serf_compat:
-            raise UsageError("user_event() needs serf_compat=True")
-        node, driver = self._running()
-        assert isinstance(node, SerfNode)
-        data = bytes(payload)
-        # Validated first: a too-large event raises here, not inside the driver.
-        node.serf.check_user_event(name, data)
-        driver.input(lambda now: node.user_event(name, data, now=now, coalesce=coalesce))
-
     # -- helpers ------------------------------------------------------------------
 
     def _running(self) -> tuple[DrivenNode, Driver]:
+        if self._closed:
+            raise UsageError("the agent is closed")
         if self._node is None or self._driver is None:
             raise UsageError("Agent not started (use `async with Agent(...)` or `await start()`)")
         return self._node, self._driver

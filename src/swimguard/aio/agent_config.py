@@ -80,6 +80,11 @@ class AgentConfig:
     does (`swimguard.serf.coalesce.SERF_AGENT_COALESCE`: 3 s / 1 s). None (the
     default, as Serf the library) delivers every event at once."""
 
+    exit_leave_timeout: float = 1.0
+    """Seconds leaving `async with Agent(...)` may spend on a graceful `leave()` before the
+    agent closes (peers then see the member left, not failed). Skipped when we already
+    left or know no other live member; 0 closes at once, like `close()`."""
+
     # -- files kept across restarts (`aio.agent_persist`) --
 
     snapshot_path: str | None = None
@@ -117,6 +122,11 @@ class AgentConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"AgentConfig.{name} must be > 0 seconds, got {value!r}")
+        grace = self.exit_leave_timeout
+        if not isinstance(grace, int | float) or not 0 <= grace < float("inf"):
+            raise ValueError(
+                f"AgentConfig.exit_leave_timeout must be >= 0 seconds, got {grace!r}"
+            )
         share = self.outbound_stream_share
         if not isinstance(share, int | float) or not 0 <= share < 1:
             raise ValueError(f"AgentConfig.outbound_stream_share must be in [0, 1), got {share!r}")

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from swimguard.aio.driver import NodeEvent
-from swimguard.aio.event_buffer import EventBuffer, EventsLost
-from swimguard.errors import UsageError
+from swimguard.aio.event_buffer import EventSink, EventsLost
+from swimguard.aio.member_tags import with_tags_in
+from swimguard.aio.sockets import format_address
+from swimguard.errors import DeliveryError, UsageError
 from swimguard.protocol.events import (
     JoinCompleted,
     LeaveCompleted,
@@ -20,6 +22,7 @@ from swimguard.protocol.events import (
     MemberUpdated,
     NameConflict,
     NameHeldElsewhere,
+    ReliableCompleted,
     SelfFenced,
     UserMessage,
 )
@@ -32,7 +35,14 @@ from swimguard.serf.events import (
 )
 from swimguard.serf.status import MemberReaped, MemberStatusChanged
 
-__all__ = ["PUBLISHED", "AgentEvent", "EventFilter", "EventRouter"]
+__all__ = [
+    "PUBLISHED",
+    "AgentEvent",
+    "EventFilter",
+    "EventRouter",
+    "MemberReaped",
+    "MemberStatusChanged",
+]
 
 AgentEvent = (
     MemberJoined
@@ -95,15 +105,16 @@ class EventFilter(Protocol):
 class EventRouter:
     """Hands each node event to the application's buffer or to the call waiting for it."""
 
-    def __init__(
-        self, buffer: EventBuffer[AgentEvent], filters: Sequence[EventFilter] = ()
-    ) -> None:
+    def __init__(self, buffer: EventSink[AgentEvent], filters: Sequence[EventFilter] = ()) -> None:
         self.buffer = buffer
         self._filters = tuple(filters)
         self._joins: collections.deque[asyncio.Future[JoinCompleted]] = collections.deque()
         self._leaves: list[asyncio.Future[LeaveCompleted]] = []
         # What a running join learnt: a seed holds our name at another address.
         self._held: NameHeldElsewhere | None = None
+        self._reliable: dict[int, asyncio.Future[None]] = {}
+        self.tag_members = False
+        """Fill `Member.tags` on the members of published events (the agent runs Serf)."""
 
     def expect_join(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[JoinCompleted]:
         """A future for the next `JoinCompleted` (the node reports joins in call order)."""
@@ -115,6 +126,15 @@ class EventRouter:
         """A future for the next `LeaveCompleted` (every leave waiting takes it)."""
         waiter: asyncio.Future[LeaveCompleted] = loop.create_future()
         self._leaves.append(waiter)
+        return waiter
+
+    def expect_reliable(self, loop: asyncio.AbstractEventLoop, call: int) -> asyncio.Future[None]:
+        """A future for the end of `send_reliable` call `call`: None, or `DeliveryError`."""
+        waiter: asyncio.Future[None] = loop.create_future()
+        # Fire and forget stays allowed: a failure nobody awaits is not logged as an
+        # unretrieved exception (it is counted in drops["reliable_failed"]).
+        waiter.add_done_callback(_retrieve)
+        self._reliable[call] = waiter
         return waiter
 
     def route(self, event: NodeEvent) -> None:
@@ -138,8 +158,16 @@ class EventRouter:
                 if not leave_waiter.done():
                     leave_waiter.set_result(event)
             self._leaves.clear()
+        elif isinstance(event, ReliableCompleted):
+            sent = self._reliable.pop(event.call, None)
+            if sent is not None and not sent.done():
+                if event.error is None:
+                    sent.set_result(None)
+                else:
+                    where = format_address(event.to)
+                    sent.set_exception(DeliveryError(f"send_reliable to {where}: {event.error}"))
         elif isinstance(event, PUBLISHED):
-            self.buffer.put(event)
+            self.buffer.put(with_tags_in(event) if self.tag_members else event)
 
     def _refused(self, event: JoinCompleted) -> JoinCompleted:
         """The join's result, failed if a seed holds our name elsewhere: its members
@@ -162,9 +190,20 @@ class EventRouter:
         waiters = [*self._joins, *self._leaves]
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_exception(UsageError("agent closed"))
+                waiter.set_exception(UsageError("the agent is closed"))
+        for sent in self._reliable.values():
+            if not sent.done():
+                sent.set_exception(
+                    DeliveryError("the agent closed before the reliable message was delivered")
+                )
         self._joins.clear()
         self._leaves.clear()
+        self._reliable.clear()
         for part in self._filters:
             part.close()
         self.buffer.close()
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -11,11 +11,12 @@ from swimguard.aio.driver import DrivenNode
 from swimguard.config import Config
 from swimguard.protocol.api import NodeAPI
 from swimguard.protocol.hooks import forward_hooks
+from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address
 from swimguard.serf.node import SerfNode
 from swimguard.wire.encryption import Keyring
 
-__all__ = ["NodeFactory", "build_node"]
+__all__ = ["NodeFactory", "build_node", "leave_would_reach_anyone"]
 
 NodeFactory = Callable[..., NodeAPI]
 """Builds the node: called as `factory(config, name=, advertise=, rng=, now=, hooks=,
@@ -88,3 +89,12 @@ def build_node(
             **kwargs,
         )
     return node_factory(config, **kwargs)
+
+
+def leave_would_reach_anyone(node: DrivenNode) -> bool:
+    """Whether a graceful leave would tell anyone: we are alive and know another live member."""
+    me = node.local_member
+    if me.state is not MemberState.ALIVE:
+        return False  # left already
+    live = (MemberState.ALIVE, MemberState.SUSPECT)
+    return any(m.state in live and m.name != me.name for m in node.members())

@@ -97,7 +97,7 @@ class QueryDesk:
     def check_open(self) -> None:
         """Raise `UsageError` once the agent has closed (nothing would be sent or heard)."""
         if self.closed:
-            raise UsageError("agent closed")
+            raise UsageError("the agent is closed")
 
     def register(self, handle: QueryHandle) -> None:
         self._open[handle.ltime] = handle

@@ -19,6 +19,7 @@ import collections
 import logging
 import socket
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.drop_log import DropLogger
@@ -26,6 +27,7 @@ from swimguard.aio.event_tally import EventTally
 from swimguard.aio.listener import Listener
 from swimguard.aio.tcp import StreamManager
 from swimguard.aio.udp import UdpEndpoint
+from swimguard.errors import UsageError
 from swimguard.protocol.api import NodeAPI
 from swimguard.protocol.events import Event
 from swimguard.protocol.outgoing import Address, Datagram, StreamClose, StreamOpen, StreamSend
@@ -35,6 +37,8 @@ from swimguard.serf.node import SerfNode, SerfNodeEvent
 __all__ = ["DrivenNode", "Driver", "NodeEvent"]
 
 log = logging.getLogger("swimguard.agent")
+
+T = TypeVar("T")
 
 DrivenNode = NodeAPI | SerfNode
 """A node the driver can drive: a plain `NodeAPI` or a `SerfNode` (which adds Serf events)."""
@@ -135,6 +139,20 @@ class Driver:
         except Exception:  # a core bug must not kill the socket callbacks
             self._internal_error()
         self.drain()
+
+    def call(self, call: Callable[[float], T]) -> T:
+        """An API call: `call(now)`, then drain; what the node raises reaches the caller.
+
+        Unlike the socket inputs, a refusal here (a value over a limit) is the caller's
+        mistake and must be raised where it was made, not counted and logged. The node
+        validates before it changes state, so a refused call leaves it as it was.
+        """
+        if self._closed:
+            raise UsageError("the agent is closed")
+        try:
+            return call(self.now())
+        finally:
+            self.drain()
 
     # The socket callbacks below call the node directly (no closure, no helper), so one
     # datagram crosses as few frames as possible on its way to the node and back out.

@@ -1,9 +1,11 @@
-"""A bounded, single-consumer event buffer that reports what it had to drop.
+"""Bounded event buffers that report what they had to drop, one per consumer.
 
 The core may emit bursts (a push/pull join brings hundreds of members at once)
 while the application reads slowly. Nothing in the driver may grow without
 bound, so when the buffer is full new events are dropped and counted; the
 consumer then receives one `EventsLost(count)` marking the gap, in order.
+`EventFanout` gives every consumer its own such buffer, so a slow or abandoned
+consumer costs the others nothing.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import asyncio
 import collections
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -102,3 +105,105 @@ class EventBuffer(Generic[T]):
     def _wake(self) -> None:
         if self._wakeup is not None:
             self._wakeup.set()
+
+
+class EventSink(Protocol[T_contra]):
+    """Where the agent puts events: `put` each, `close` at the end."""
+
+    def put(self, item: T_contra) -> object: ...
+
+    def close(self) -> None: ...
+
+
+class EventFanout(Generic[T]):
+    """One bounded `EventBuffer` per consumer; `put` offers each event to all of them.
+
+    The first consumer takes the buffer that has been filling since construction (so it
+    sees every event from the start). When a consumer stops (its iterator exhausted,
+    `aclose()`d, or collected after a `break`), its buffer becomes the spare: it keeps
+    filling, and the next consumer takes it over and goes on where the last one stopped,
+    as with one shared stream. A consumer that finds no spare gets a new buffer holding
+    the events from its subscription on.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._spare: EventBuffer[T] | None = EventBuffer(capacity)
+        self._buffers: list[EventBuffer[T]] = [self._spare]
+        self._lost_by_gone = 0
+        self._closed = False
+
+    @property
+    def total_lost(self) -> int:
+        """Events dropped since creation, summed over every buffer (the spare's included)."""
+        return self._lost_by_gone + sum(b.total_lost for b in self._buffers)
+
+    @property
+    def consumers(self) -> int:
+        """Buffers currently fed (the spare included)."""
+        return len(self._buffers)
+
+    def put(self, item: T) -> None:
+        for buffer in self._buffers:
+            buffer.put(item)
+
+    def close(self) -> None:
+        """End every consumer's iteration once its buffered items are consumed."""
+        self._closed = True
+        for buffer in self._buffers:
+            buffer.close()
+
+    def subscribe(self) -> AsyncIterator[T | EventsLost]:
+        """A new consumer: an async iterator over its own buffer."""
+        buffer = self._spare
+        self._spare = None
+        if buffer is None:
+            buffer = EventBuffer(self._capacity)
+            if self._closed:
+                buffer.close()
+            else:
+                self._buffers.append(buffer)
+        return _Consumer(self, buffer)
+
+    def release(self, buffer: EventBuffer[T]) -> None:
+        """A consumer stopped: its buffer becomes the spare, or goes if there is one."""
+        if buffer not in self._buffers:
+            return
+        if self._spare is None and not self._closed:
+            self._spare = buffer
+        else:
+            self._buffers.remove(buffer)
+            self._lost_by_gone += buffer.total_lost
+
+
+class _Consumer(Generic[T]):
+    """One consumer's iterator. Released when exhausted, `aclose()`d or collected: not an
+    async generator, whose `finally` asyncio runs only loop turns later (or never, for
+    one never iterated), so a consumer that stops hands its buffer back at once."""
+
+    def __init__(self, fan: EventFanout[T], buffer: EventBuffer[T]) -> None:
+        self._fan = fan
+        self._buffer: EventBuffer[T] | None = buffer
+
+    def __aiter__(self) -> _Consumer[T]:
+        return self
+
+    async def __anext__(self) -> T | EventsLost:
+        if self._buffer is None:
+            raise StopAsyncIteration
+        item = await self._buffer.get()
+        if item is None:
+            self.release()
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._buffer is not None:
+            self._fan.release(self._buffer)
+            self._buffer = None
+
+    def __del__(self) -> None:
+        self.release()

@@ -24,8 +24,10 @@ Behaviour follows memberlist 0.2.2. Known differences (all wire-compatible):
   any bytes), meta at most 512 bytes; anything else is dropped and counted.
 * Past incarnation 0xFFFFFFFF our own incarnation restarts at 1 (memberlist wraps to 0,
   which its peers never accept again; see `Membership._refute`).
-* `update_meta()` and `send_reliable()` report nothing back (memberlist's
-  UpdateNode waits for the broadcast; SendReliable returns the dial error).
+* `update_meta()` reports nothing back (memberlist's UpdateNode waits for the
+  broadcast). `send_reliable()` returns a call id and reports the stream's end as
+  `ReliableCompleted` (memberlist's SendReliable returns the dial and write error;
+  this also reports a timeout or an error reply).
 * Not implemented: DisableTcpPingsForNode, `Memberlist.Ping` (an on-demand
   ping API), go-metrics (dropped inputs are counted in `Node.drops` instead).
 * Idle gossip rounds are skipped: with nothing queued the gossip timer sleeps

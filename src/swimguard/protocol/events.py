@@ -6,6 +6,7 @@ import dataclasses
 
 from swimguard.protocol.hooks import MessageHook
 from swimguard.protocol.members import Member, MemberState
+from swimguard.protocol.outgoing import Address
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -114,6 +115,20 @@ class NameHeldElsewhere:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ReliableCompleted:
+    """The stream of `send_reliable` call `call` (the id it returned) ended.
+
+    `error` is None when the receiver read the message and closed the stream (memberlist's
+    receiver closes once it has read it); else why it failed: the connection could not be
+    made, broke, or did not finish within `Config.tcp_timeout`.
+    """
+
+    call: int
+    to: Address
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SelfFenced:
     """Our health score stayed at its maximum `after` seconds (since `since`): this member
     is too slow to judge others or answer in time (`Config.self_fence_after`). The node
@@ -138,6 +153,7 @@ Event = (
     | JoinCompleted
     | LeaveCompleted
     | NameHeldElsewhere
+    | ReliableCompleted
     | SelfFenced
 )
 

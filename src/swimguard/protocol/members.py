@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
 
 from swimguard.protocol.outgoing import Address
 
@@ -19,7 +20,15 @@ class MemberState(enum.Enum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Member:
-    """An immutable snapshot of one member."""
+    """An immutable snapshot of one member.
+
+    `tags` are the member's Serf tags, decoded from `meta`, on every member an `Agent`
+    that runs Serf (`serf_compat`, the default) hands out: `member.tags["role"]`. A
+    member without Serf tags reads as `{"role": <meta as text>}`, as Serf reads it. None
+    where nobody decoded them (a plain memberlist agent, the core, the simulator). They
+    are derived from `meta`, so they take no part in comparisons (nor in `repr`, which
+    recorded simulation traces digest).
+    """
 
     name: str
     addr: Address
@@ -27,3 +36,4 @@ class Member:
     state: MemberState
     meta: bytes = b""
     vsn: bytes = bytes((1, 5, 2, 2, 5, 5))
+    tags: Mapping[str, str] | None = dataclasses.field(default=None, compare=False, repr=False)

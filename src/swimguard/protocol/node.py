@@ -382,13 +382,15 @@ class Node:
         payload = encode_message(UserData(bytes(data)))
         self._tx.send_raw(to, payload, self._tx.crc_for_address(to))
 
-    def send_reliable(self, to: Address, data: bytes, *, now: float) -> None:
-        """A user message over a stream (memberlist `SendReliable`).
+    def send_reliable(self, to: Address, data: bytes, *, now: float) -> int:
+        """A user message over a stream (memberlist `SendReliable`); returns its call id.
 
-        The receiver closes the stream once it has read the message; a connect
-        failure, reset or `tcp_timeout` is counted in `drops` ("reliable_failed").
+        The receiver closes the stream once it has read the message: `ReliableCompleted`
+        (with that id) then reports success; a connect failure, reset or `tcp_timeout`
+        reports its error there and is counted in `drops` ("reliable_failed"). ValueError
+        above `Config.max_stream_bytes`.
         """
-        self._streams.send_reliable(to, bytes(data), now=now)
+        return self._streams.send_reliable(to, bytes(data), now=now)
 
     def broadcast(self, data: bytes, key: str | None = None, *, now: float) -> None:
         """Queue a user broadcast piggybacked on gossip; a `key` replaces the queued one."""

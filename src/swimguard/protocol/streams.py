@@ -25,7 +25,13 @@ from typing import Final
 from swimguard.config import Config
 from swimguard.protocol.addresses import bytes_to_host
 from swimguard.protocol.deadlines import Deadlines
-from swimguard.protocol.events import Event, JoinCompleted, RemoteState, deliver_user_message
+from swimguard.protocol.events import (
+    Event,
+    JoinCompleted,
+    ReliableCompleted,
+    RemoteState,
+    deliver_user_message,
+)
 from swimguard.protocol.hooks import MergeHook, MessageHook, StateHook
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.membership import Membership
@@ -166,14 +172,27 @@ class Streams:
         for seed in seeds:
             self._start_push_pull(seed, now=now, join=True, batch=batch_id)
 
-    def send_reliable(self, to: Address, data: bytes, *, now: float) -> None:
-        """Open a stream to `to` carrying one user message."""
+    def send_reliable(self, to: Address, data: bytes, *, now: float) -> int:
+        """Open a stream to `to` carrying one user message; `ReliableCompleted` when it ends.
+
+        Returns the stream id, which the `ReliableCompleted` event carries as `call`.
+        Raises ValueError, before anything is opened, for a message the receiver's
+        stream limit (`Config.max_stream_bytes`) would refuse.
+        """
+        framed = self._tx.frame(UserStream(data))
+        limit = self._config.max_stream_bytes
+        if len(framed) > limit:
+            raise ValueError(
+                f"reliable message of {len(data)} bytes is {len(framed)} bytes framed;"
+                f" the stream limit (Config.max_stream_bytes) is {limit}"
+            )
         sid = self._new_stream_id()
         decoder = self._tx.decoder()
         self.by_id[sid] = StreamState(kind=StreamKind.USER_OUT, peer=to, decoder=decoder)
         self._tx.emit(StreamOpen(sid, to))
-        self._tx.emit(StreamSend(sid, self._tx.frame(UserStream(data))))
+        self._tx.emit(StreamSend(sid, framed))
         self._deadlines.set(StreamTimeout(sid), now + self._config.tcp_timeout)
+        return sid
 
     def open_tcp_ping(
         self, to: Address, ping: Ping, deadline: float, on_ack: Callable[[int, float], bool]
@@ -326,7 +345,7 @@ class Streams:
             if st.kind is StreamKind.INBOUND:
                 self._tx.emit(StreamSend(stream_id, self._tx.frame(ErrResp(error=str(exc)))))
             self.close(stream_id)
-            self._stream_failed(st, f"decode: {exc}", now=now)
+            self._stream_failed(stream_id, st, f"decode: {exc}", now=now)
             return False
         if msg is None:
             if st.kind is StreamKind.INBOUND:
@@ -342,7 +361,7 @@ class Streams:
                 self._tx.emit(StreamClose(stream_id))
                 raise
         else:
-            self._handle_reply(st, msg, now=now)
+            self._handle_reply(stream_id, st, msg, now=now)
         return False
 
     def _enforce_stream_memory(self) -> None:
@@ -376,8 +395,9 @@ class Streams:
         if st.kind is StreamKind.USER_OUT:
             if error is not None:  # a plain EOF is the receiver's "got it"
                 self._drops["reliable_failed"] += 1
+            self._events.append(ReliableCompleted(stream_id, st.peer, error))
             return
-        self._stream_failed(st, error or "closed before reply", now=now)
+        self._stream_failed(stream_id, st, error or "closed before reply", now=now)
 
     def stream_timeout(self, stream_id: int, *, now: float) -> None:
         """The `StreamTimeout` timer: the stream took too long."""
@@ -387,7 +407,7 @@ class Streams:
         if st.kind is StreamKind.INBOUND:
             self._drops["stream_timeout"] += 1
         self.close(stream_id)
-        self._stream_failed(st, "timeout", now=now)
+        self._stream_failed(stream_id, st, "timeout", now=now)
 
     def close_if_open(self, stream_id: int) -> None:
         """Close our stream `stream_id` unless it is already closed."""
@@ -403,9 +423,10 @@ class Streams:
         if not reply_first:
             self._tx.emit(StreamClose(stream_id))
 
-    def _stream_failed(self, st: StreamState, error: str, *, now: float) -> None:
+    def _stream_failed(self, stream_id: int, st: StreamState, error: str, *, now: float) -> None:
         if st.kind is StreamKind.USER_OUT:
             self._drops["reliable_failed"] += 1
+            self._events.append(ReliableCompleted(stream_id, st.peer, error))
         elif st.kind is StreamKind.PUSH_PULL:
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: {error}")
         # A failed TCP ping simply leaves probe.tcp_ok False.
@@ -430,9 +451,15 @@ class Streams:
             self._drops["unexpected_stream_message"] += 1
             self._tx.emit(StreamClose(sid))
 
-    def _handle_reply(self, st: StreamState, msg: StreamMessage, *, now: float) -> None:
+    def _handle_reply(
+        self, stream_id: int, st: StreamState, msg: StreamMessage, *, now: float
+    ) -> None:
         if st.kind is StreamKind.USER_OUT:
-            self._drops["unexpected_stream_message"] += 1  # nobody answers a user message
+            # Nobody answers a user message, except with an error (memberlist replies
+            # ErrResp to a stream it could not read): the message did not arrive.
+            self._drops["unexpected_stream_message"] += 1
+            detail = msg.error if isinstance(msg, ErrResp) else type(msg).__name__
+            self._stream_failed(stream_id, st, f"the receiver answered: {detail}", now=now)
             return
         if st.kind is StreamKind.TCP_PING:
             # The probe that opened it decides whether the ack is the one it waits for.

@@ -176,7 +176,12 @@ class Transmitter:
         """Queue a user broadcast (`Node.broadcast`); the oldest go beyond the limit."""
         msg = encode_message(UserData(data))
         if len(msg) + COMPOUND_OVERHEAD + COMPOUND_HEADER_OVERHEAD > self.budget:
-            raise ValueError(f"broadcast of {len(data)} bytes cannot fit in one packet")
+            framing = COMPOUND_OVERHEAD + COMPOUND_HEADER_OVERHEAD + len(msg) - len(data)
+            room = self.budget - framing
+            raise ValueError(
+                f"broadcast of {len(data)} bytes cannot fit in one packet (at most {room} bytes"
+                " with this config's udp_buffer_size, label and encryption)"
+            )
         self.user_q.queue(msg, name=key)
         if self._gossip_idle:
             self._wake_gossip(now=now)

@@ -100,6 +100,19 @@ MAX_NAME_TABLE_BYTES: Final = 4 * 1024 * 1024
 # Per-name cost counted against it: the name plus a msgpack header and a Lamport time.
 _NAME_OVERHEAD: Final = 12
 _U64: Final = (1 << 64) - 1
+# The types Serf sends as memberlist user messages (its delegate's NotifyMsg reads no
+# other); push/pull state, conflict and key messages travel elsewhere.
+_USER_MESSAGE_TYPES: Final = frozenset(
+    int(t)
+    for t in (
+        SerfMessageType.LEAVE,
+        SerfMessageType.JOIN,
+        SerfMessageType.USER_EVENT,
+        SerfMessageType.QUERY,
+        SerfMessageType.QUERY_RESPONSE,
+        SerfMessageType.RELAY,
+    )
+)
 # Bound on distinct events (queries) kept per Lamport time: real clusters see a handful; a
 # hostile push/pull could otherwise make each dedup check scan an unbounded list.
 MAX_PER_SLOT: Final = 256
@@ -349,8 +362,28 @@ class SerfLayer:
 
     # --- inbound ----------------------------------------------------------------------------
 
+    def claim_user_message(
+        self, data: bytes, *, now: float | None = None
+    ) -> list[SerfEvent] | None:
+        """A memberlist user message if it is Serf's: the Serf events it produced, else None.
+
+        A message is Serf's only when it is framed as Serf frames the messages it sends
+        as user messages: the type byte of a join or leave intent, a user event, a query,
+        a query response or a relay, followed by a body that decodes as that message
+        (Go's decoder, trailing bytes ignored). Anything else, `msgpack.packb(5)`
+        included, is the application's: None, and nothing is counted. `now` as for
+        `handle_user_message`.
+        """
+        if not data or data[0] not in _USER_MESSAGE_TYPES:
+            return None
+        try:
+            msg = decode_message(data)
+        except SerfDecodeError:
+            return None
+        return self._handle(msg, data, now)
+
     def handle_user_message(self, data: bytes, *, now: float | None = None) -> list[SerfEvent]:
-        """Process one memberlist user message; returns the Serf events it produced.
+        """Process one memberlist user message as Serf's; returns the Serf events it produced.
 
         `now` dates received queries (their answer deadline) and responses to ours; the
         driver always passes it.
@@ -363,6 +396,9 @@ class SerfLayer:
         except SerfDecodeError as exc:
             self.drops["unknown_type" if "unknown Serf" in str(exc) else "malformed"] += 1
             return []
+        return self._handle(msg, data, now)
+
+    def _handle(self, msg: SerfMessage, data: bytes, now: float | None) -> list[SerfEvent]:
         problem = _message_problem(msg)
         if problem is not None:
             self.drops[problem] += 1

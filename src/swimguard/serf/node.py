@@ -64,7 +64,7 @@ from swimguard.serf.events import (
 )
 from swimguard.serf.internal_queries import CONFLICT_QUERY, ConflictVote
 from swimguard.serf.layer import SerfLayer
-from swimguard.serf.messages import ConflictMember, Query, SerfMemberStatus, SerfMessageType
+from swimguard.serf.messages import ConflictMember, Query, SerfMemberStatus
 from swimguard.serf.query import QueryParams, default_query_timeout
 from swimguard.serf.status import (
     MemberReaped,
@@ -83,7 +83,6 @@ SerfNodeEvent = Event | SerfEvent | StatusEvent
 """What `SerfNode.take_events()` returns: the node's events, the Serf layer's and the
 status table's (`MemberStatusChanged`, `MemberReaped`)."""
 
-_SERF_TYPES = frozenset(int(t) for t in SerfMessageType)
 _GONE = (MemberState.DEAD, MemberState.LEFT)
 
 
@@ -282,9 +281,10 @@ class SerfNode:
         self.node.send_best_effort(to, data, now=now)
         self._pump(now=now)
 
-    def send_reliable(self, to: Address, data: bytes, *, now: float) -> None:
-        self.node.send_reliable(to, data, now=now)
+    def send_reliable(self, to: Address, data: bytes, *, now: float) -> int:
+        call = self.node.send_reliable(to, data, now=now)
         self._pump(now=now)
+        return call
 
     def broadcast(self, data: bytes, key: str | None = None, *, now: float) -> None:
         self.node.broadcast(data, now=now, key=key)
@@ -407,9 +407,11 @@ class SerfNode:
             # The state hook merged it already; only the events it replayed go on.
             self._serf_out(serf.take_events(), now=now)
             return
-        if isinstance(event, UserMessage) and event.data and event.data[0] in _SERF_TYPES:
-            self._serf_out(serf.handle_user_message(event.data, now=now), now=now)
-            return
+        if isinstance(event, UserMessage):
+            claimed = serf.claim_user_message(event.data, now=now)
+            if claimed is not None:  # framed as Serf frames it; anything else is the user's
+                self._serf_out(claimed, now=now)
+                return
         if isinstance(event, MemberJoined | MemberUpdated | MemberLeft | MemberFailed):
             alive = isinstance(event, MemberJoined | MemberUpdated)
             self.coordinates.note_member(event.member.name, alive=alive, now=now)

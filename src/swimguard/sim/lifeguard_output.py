@@ -167,8 +167,10 @@ def plot(results: Sequence[RunResult], path: Path) -> None:
     plt.close(fig)
 
 
-def write_all(out: Path, results: Sequence[RunResult], meta: Mapping[str, Any]) -> list[Path]:
-    """Write every output file into `out` and return their paths."""
+def write_all(
+    out: Path, results: Sequence[RunResult], meta: Mapping[str, Any], *, plot_png: bool = True
+) -> list[Path]:
+    """Write every output file into `out` (the plot unless `plot_png` is False); their paths."""
     out.mkdir(parents=True, exist_ok=True)
     rows = [dataclasses.asdict(r) for r in results]
     csv_path = out / "results.csv"
@@ -195,6 +197,8 @@ def write_all(out: Path, results: Sequence[RunResult], meta: Mapping[str, Any]) 
     )
     md_path = out / "summary.md"
     md_path.write_text(summary_markdown(results, meta))
+    if not plot_png:
+        return [csv_path, json_path, md_path]
     png_path = out / "lifeguard.png"
     plot(results, png_path)
     return [csv_path, json_path, md_path, png_path]

@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     lg.add_argument("--quiet", action="store_true", help="no progress bar")
     lg.add_argument(
+        "--no-plot",
+        action="store_true",
+        help="write the tables only, no lifeguard.png (which needs matplotlib: the sim extra)",
+    )
+    lg.add_argument(
         "--resume",
         action="store_true",
         help="reuse the runs already in OUT (results.partial.jsonl or results.json); runs are "
@@ -152,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild the outputs from OUT/results.partial.jsonl of an interrupted run",
     )
     rep.add_argument("--out", type=Path, required=True)
+    rep.add_argument("--no-plot", action="store_true", help="write the tables only")
 
     run = sub.add_parser("run", help="run a scenario file and report what each member saw")
     run.add_argument("scenario", type=Path)
@@ -160,12 +166,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def _plot_unavailable(command: str, args: argparse.Namespace) -> bool:
+    """Say so (one line) when the plot is wanted but matplotlib is not installed.
+
+    Checked before any work: a study runs for minutes and must not die at its last step.
+    """
+    if args.no_plot:
+        return False
+    try:
+        import matplotlib  # noqa: F401 - only whether it can be imported
+    except ImportError:
+        print(
+            f"swimguard sim {command}: error: the plot needs matplotlib: install the sim extra"
+            " (pip install 'swimguard[sim]'), or pass --no-plot to write the tables only",
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
+def _lifeguard_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the study's numbers, naming the flag and the value; None if fine."""
     if args.members < 3:
-        print("--members must be at least 3", file=sys.stderr)
-        return 2
+        return f"--members {args.members}: must be at least 3"
+    if not 0 < args.duration < math.inf:
+        return f"--duration {args.duration:g}: must be a finite number of virtual seconds > 0"
+    if args.seeds < 1:
+        return f"--seeds {args.seeds}: must be at least 1"
+    if args.jobs < 1:
+        return f"--jobs {args.jobs}: must be at least 1"
     if args.slow_on[1] <= 0:
-        print("--slow-on must allow episodes longer than 0 s", file=sys.stderr)
+        return "--slow-on: must allow episodes longer than 0 s"
+    return None
+
+
+def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if _plot_unavailable("lifeguard", args):
+        return 2
+    problem = _lifeguard_problem(args)
+    if problem is not None:
+        print(f"swimguard sim lifeguard: error: {problem}", file=sys.stderr)
         return 2
     model = AnomalyModel(slow=args.slow, on=args.slow_on, off=args.slow_off)
     specs = [
@@ -229,7 +269,7 @@ def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "command": "swimguard sim " + " ".join(argv),
         "wall_s": round(time.perf_counter() - started, 1),
     }
-    paths = write_all(args.out, results, meta)
+    paths = write_all(args.out, results, meta, plot_png=not args.no_plot)
     print(summary_markdown(results, meta))
     for path in paths:
         print(f"wrote {path}")
@@ -252,6 +292,9 @@ def load_partial(path: Path) -> list[RunResult]:
 def _lifeguard_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from swimguard.sim.lifeguard_output import summary_markdown, write_all
 
+    if _plot_unavailable("lifeguard-report", args):
+        return 2
+
     partial = args.out / "results.partial.jsonl"
     try:
         results = load_partial(partial)
@@ -270,7 +313,7 @@ def _lifeguard_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "command": "swimguard sim " + " ".join(argv) + " (rebuilt from an interrupted run)",
         "runs": len(results),
     }
-    write_all(args.out, results, meta)
+    write_all(args.out, results, meta, plot_png=not args.no_plot)
     print(summary_markdown(results, meta))
     return 0
 
