@@ -295,11 +295,12 @@ class SerfLayer:
         """
         if not is_text(name):
             raise ValueError("query name is not valid Unicode text")
+        reply_ip = ipaddress.ip_address(addr[0]).packed
         query = Query(
             ltime=self.query_clock.time(),
-            id=self._next_query_id(),
+            id=self._next_query_id(reply_ip + (addr[1] & 0xFFFF).to_bytes(2, "big")),
             name=name,
-            addr=ipaddress.ip_address(addr[0]).packed,
+            addr=reply_ip,
             port=addr[1],
             source_node=self.name,
             payload=bytes(payload),
@@ -325,11 +326,15 @@ class SerfLayer:
         """When `expire` next has something to do."""
         return self.originated.next_deadline()
 
-    def _next_query_id(self) -> int:
+    def _next_query_id(self, reply_to: bytes) -> int:
         # Serf draws a random int31; only (LTime, ID) pairs must differ, and LTime already
-        # does between our queries. A counter mixed with our name keeps this pure.
+        # does between our queries. A counter mixed with our name keeps this pure. The
+        # reply address goes in too: the two claimants of a name conflict share the name
+        # and vote at once with the same LTime, and equal ids would make each peer answer
+        # only whichever vote reached it first (seen in the simulator).
         self._query_seq = (self._query_seq + 1) & U32
-        return (zlib.crc32(self.name.encode()) + self._query_seq * 2654435761) & 0x7FFF_FFFF
+        base = zlib.crc32(self.name.encode() + reply_to)
+        return (base + self._query_seq * 2654435761) & 0x7FFF_FFFF
 
     def restore_clocks(self, member: int, event: int, query: int) -> None:
         """Resume from a snapshot's `clock:`, `event-clock:` and `query-clock:` values.
