@@ -31,7 +31,7 @@ from swimguard.serf import (
     QueryReceived,
     QueryResponseReceived,
 )
-from swimguard.serf.messages import QueryResponse
+from swimguard.serf.messages import QueryFlag, QueryResponse
 from swimguard.serf.node import SerfNode
 from swimguard.sim.cluster import SimCluster, SimMember, address_for
 from swimguard.sim.invariants import attach_all, check_converged
@@ -205,13 +205,15 @@ def test_without_expected_responders_a_query_runs_to_its_deadline() -> None:
 
 
 def _count_book_calls(node: SerfNode) -> collections.Counter[str]:
-    """How many responses reached the originator's book per responder (before dedup)."""
+    """How many responses (not acks) reached the originator's book per responder, before
+    its dedup."""
     calls: collections.Counter[str] = collections.Counter()
     book = node.serf.originated
     inner = book.on_response
 
     def counting(msg: QueryResponse, *, now: float) -> list[object]:
-        calls[msg.from_] += 1
+        if not msg.flags & QueryFlag.ACK:
+            calls[msg.from_] += 1
         return inner(msg, now=now)  # type: ignore[return-value]
 
     book.on_response = counting  # type: ignore[method-assign,assignment]
@@ -268,6 +270,25 @@ def test_relays_duplicate_every_response_yet_each_is_counted_once() -> None:
     # On a clean network a responder's direct copy and its relayed copies all arrive
     # (those after the early finish are unknown to the book, so counted as such).
     assert sum(calls.values()) > len(got)
+
+
+def test_under_general_loss_acks_and_responses_stay_single_and_the_query_ends_once() -> None:
+    c, log, _ = query_cluster(10, 56, link=LinkModel(loss=0.1))
+    calls = _count_book_calls(serf_of(c, "m4"))
+    params = QueryParams(request_ack=True, relay_factor=2, timeout=5.0)
+    handle = originate(c, "m4", "who-all", params)
+    c.run_for(6.0)
+    heard = receivers(c, log, "who-all")
+    acks = answers(log, "m4", QueryAckReceived, handle)
+    got = answers(log, "m4", QueryResponseReceived, handle)
+    assert len(acks) == len(set(acks))
+    assert len(got) == len(set(got))
+    assert set(acks) <= heard
+    assert set(got) <= heard
+    assert len(got) >= 8  # at 10 % loss on every link, most answers make it
+    assert calls.total() > len(calls)  # relayed duplicates did reach the book
+    ((_, reason),) = finished(log, "m4", handle)
+    assert reason is QueryEnd.DEADLINE  # no `expected`: it collects until the deadline
 
 
 class StopOnLostVote:
