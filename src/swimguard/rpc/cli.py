@@ -1,4 +1,5 @@
-"""`swimguard members|join|leave|event|tags|monitor|info`: Serf's CLI commands over the RPC.
+"""`swimguard members|join|leave|event|tags|monitor|info`: Serf's CLI commands over the RPC
+(and `explain`, ours: `swimguard.rpc.explain_cmd`).
 
 Each command takes serf's flags (`-rpc-addr`, `-rpc-auth`, `-format text|json`; `--flag`
 works too, and so does `SERF_RPC_ADDR`/`SERF_RPC_AUTH`) and prints what `serf` prints, so
@@ -18,10 +19,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final, NoReturn
 
 from swimguard.rpc.client import Client, MemberInfo, RpcClientError, StreamEvent
+from swimguard.rpc.explain_cmd import run_explain
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS: Final = ("members", "join", "leave", "event", "tags", "monitor", "info")
+COMMANDS: Final = ("members", "join", "leave", "event", "tags", "monitor", "info", "explain")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +49,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser = _Parser(prog=f"swimguard {command}", allow_abbrev=False)
     _flag(parser, "rpc-addr", default=os.environ.get("SERF_RPC_ADDR", "127.0.0.1:7373"))
     _flag(parser, "rpc-auth", default=os.environ.get("SERF_RPC_AUTH", ""))
-    if command in ("members", "info"):
+    if command in ("members", "info", "explain"):
         _flag(parser, "format", choices=["text", "json"], default="text")
     if command == "members":
         _flag(parser, "detailed", action="store_true")
@@ -67,6 +69,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         _flag(parser, "delete", action="append", default=[], metavar="KEY")
     elif command == "monitor":
         _flag(parser, "log-level", default="INFO")
+    elif command == "explain":
+        parser.add_argument("name")
     return parser
 
 
@@ -240,6 +244,7 @@ _RUN: Final[dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any,
     "tags": _tags,
     "monitor": _monitor,
     "info": _info,
+    "explain": run_explain,
 }
 
 

@@ -285,6 +285,12 @@ class Client:
         """Answer a query this connection's stream delivered (`StreamEvent.id`)."""
         await self._call("respond", {"ID": query_id, "Payload": payload})
 
+    async def explain(self, name: str) -> dict[str, Any]:
+        """Why member `name` is in its state (a swimguard agent's `explain`, not Serf's):
+        `Explanation.to_dict()`. RpcClientError for an unknown member, or from a serf agent."""
+        body = await self._call("explain", {"Name": name}, has_body=True)
+        return dict(body or {})
+
     async def stats(self) -> dict[str, dict[str, str]]:
         body = await self._call("stats", has_body=True)
         return {k: dict(v) for k, v in (body or {}).items() if isinstance(v, dict)}
