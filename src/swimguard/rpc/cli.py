@@ -20,6 +20,7 @@ from typing import Any, Final, NoReturn
 
 from swimguard.rpc.client import Client, MemberInfo, RpcClientError, StreamEvent
 from swimguard.rpc.explain_cmd import run_explain
+from swimguard.rpc.watch import add_watch_flags, run_watch
 
 __all__ = ["COMMANDS", "main"]
 
@@ -57,6 +58,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         _flag(parser, "name", default="")
         _flag(parser, "role", default="")
         _flag(parser, "tag", action="append", default=[], metavar="KEY=REGEXP")
+        add_watch_flags(parser)
     elif command == "join":
         _flag(parser, "replay", action="store_true")
         parser.add_argument("addresses", nargs="+")
@@ -115,6 +117,11 @@ async def _members(client: Client, args: argparse.Namespace) -> int:
         tags[key] = value
     if args.role:
         tags["role"] = args.role
+    if args.watch:
+        return await run_watch(
+            client, lambda: client.members(name=args.name, status=args.status, tags=tags),
+            interval=args.interval, count=args.count,
+        )
     members = await client.members(name=args.name, status=args.status, tags=tags)
     if args.format == "json":
         listed = [_member_json(m) for m in members] or None

@@ -285,12 +285,6 @@ class Client:
         """Answer a query this connection's stream delivered (`StreamEvent.id`)."""
         await self._call("respond", {"ID": query_id, "Payload": payload})
 
-    async def explain(self, name: str) -> dict[str, Any]:
-        """Why member `name` is in its state (a swimguard agent's `explain`, not Serf's):
-        `Explanation.to_dict()`. RpcClientError for an unknown member, or from a serf agent."""
-        body = await self._call("explain", {"Name": name}, has_body=True)
-        return dict(body or {})
-
     async def stats(self) -> dict[str, dict[str, str]]:
         body = await self._call("stats", has_body=True)
         return {k: dict(v) for k, v in (body or {}).items() if isinstance(v, dict)}
@@ -324,6 +318,16 @@ class Client:
             await self._unsubscribe(seq)
 
     # -- plumbing ---------------------------------------------------------------------
+
+    async def explain(self, name: str) -> dict[str, Any]:
+        """Why member `name` is in its state (a swimguard agent's `explain`, not Serf's):
+        `Explanation.to_dict()`. RpcClientError for an unknown member; a serf agent does
+        not know the command and hangs up (RpcClientError too)."""
+        return await self.request("explain", {"Name": name})
+
+    async def request(self, command: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Any command that answers with a body, untyped (RpcClientError on its error)."""
+        return dict(await self._call(command, body, has_body=True) or {})
 
     async def _subscribe(self, command: str, body: dict[str, Any]) -> tuple[int, _Subscription]:
         sub = _Subscription()
