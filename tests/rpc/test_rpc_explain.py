@@ -10,11 +10,13 @@ import sys
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rpc_support import AgentProcess, FakeBackend, RawClient, run, serve
 
 from swimguard.rpc import BackendError
 from swimguard.rpc.client import Client, RpcClientError
-from swimguard.rpc.explain_cmd import explain_story
+from swimguard.rpc.explain_cmd import explain_story, stats_health
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -137,3 +139,27 @@ def test_story_of_a_suspected_member_says_who_and_why() -> None:
     assert "confirmed by d 1.0 s ago" in story
     assert "expires in 2.0 s" in story
     assert "last direct probe failed 2.5 s ago" in story
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(),
+                     st.binary())
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+_FIELDS = st.sampled_from([
+    "name", "now", "is_self", "state", "incarnation", "since", "health_score", "health_max",
+    "at_max_since", "fence_at", "health_changes", "suspicion", "death", "probes", "changes",
+    "delta", "at", "rtt", "confirmations", "ended", "deadline", "timeout", "why",
+])
+
+
+@given(st.dictionaries(_FIELDS, _VALUES | st.dictionaries(_FIELDS, _VALUES, max_size=6)
+                       | st.lists(st.dictionaries(_FIELDS, _VALUES, max_size=6), max_size=3),
+                       max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_a_hostile_reply_reads_as_a_story_never_an_exception(data: dict[str, Any]) -> None:
+    story = explain_story(data)
+    assert all(c.isprintable() for line in story.splitlines() for c in line)
+    stats_health(data)  # strings or empty, never an exception
