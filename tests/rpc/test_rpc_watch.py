@@ -13,8 +13,8 @@ import pytest
 from rich.console import Console
 from rpc_support import AgentProcess, run
 
-from swimguard.rpc.client import Client
-from swimguard.rpc.watch import WatchRow, coordinate_from_wire, render
+from swimguard.rpc.client import Client, MemberInfo
+from swimguard.rpc.watch import MemberView, WatchRow, coordinate_from_wire, render
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -142,3 +142,56 @@ def test_agent_strings_are_text_not_markup() -> None:
     out = console.export_text()
     assert "[bold]x[/bold]" in out
     assert "a=[red]b" in out
+
+
+class _SerfLikeClient:
+    """A serf agent as the view sees it: no `health` in stats, coordinates unknown."""
+
+    def __init__(self) -> None:
+        self.members: list[MemberInfo] = []
+        self.explained: list[str] = []
+
+    async def stats(self) -> dict[str, dict[str, str]]:
+        return {"agent": {"name": "s"}}
+
+    async def request(self, command: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert command == "get-coordinate"
+        return {"Ok": False, "Coord": {}}
+
+    async def explain(self, name: str) -> dict[str, Any]:
+        self.explained.append(name)
+        raise AssertionError("explain sent to a serf agent")
+
+
+def _info(name: str, status: str) -> MemberInfo:
+    return MemberInfo(name, "127.0.0.1", 7946, status, {}, (1, 5, 2), (2, 5, 4))
+
+
+def test_without_explain_the_last_change_is_when_the_view_saw_it() -> None:
+    client = _SerfLikeClient()
+    view = MemberView()
+
+    async def members() -> list[MemberInfo]:
+        return list(client.members)
+
+    async def refresh(now: float) -> dict[str, WatchRow]:
+        _, rows = await view.refresh(client, members, now=now)  # type: ignore[arg-type]
+        return {row.member: row for row in rows}
+
+    async def body() -> None:
+        client.members = [_info("s", "alive"), _info("p", "alive")]
+        first = await refresh(100.0)
+        assert first["p"].last_change == "-"  # not seen change yet: unknown
+        assert first["p"].health == "-"
+        assert first["p"].rtt == "-"
+        assert (await refresh(130.0))["p"].last_change == "30s ago"
+        client.members = [_info("s", "alive"), _info("p", "failed")]
+        assert (await refresh(140.0))["p"].last_change == "0s ago"
+        assert (await refresh(260.0))["p"].last_change == "2m ago"
+        client.members = [_info("s", "alive")]
+        await refresh(270.0)  # p forgotten: if it comes back, its change is unknown again
+        client.members = [_info("s", "alive"), _info("p", "alive")]
+        assert (await refresh(280.0))["p"].last_change == "-"
+        assert client.explained == []
+
+    run(body)

@@ -33,6 +33,9 @@ __all__ = ["MemberView", "WatchRow", "add_watch_flags", "render", "run_watch"]
 
 MAX_EXPLAINED: Final = 64
 """Members `explain`ed per refresh (one request each); the rest show no health."""
+MAX_COORDINATES: Final = 256
+"""Members whose coordinate is asked per refresh; the rest show no RTT (a refresh of a
+large cluster stays a bounded number of requests)."""
 _MAX_DIMENSIONS: Final = 64
 _PLAIN_WIDTH: Final = 200
 """Console width when stdout is not a terminal, so rows are not wrapped for a reader."""
@@ -87,6 +90,16 @@ def _rtt(ours: Coordinate | None, theirs: Coordinate | None) -> str:
     return f"{rtt * 1000:.2f} ms" if math.isfinite(rtt) else "-"
 
 
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _ago(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f}s ago"
@@ -139,7 +152,9 @@ class MemberView:
                     if "closed" in str(exc):
                         raise
                     # Unknown to the core (a left member is listed a while longer).
-            theirs = None if m.name == own else await _coordinate(client, m.name)
+            theirs = None
+            if m.name != own and index < MAX_COORDINATES:
+                theirs = await _coordinate(client, m.name)
             rows.append(WatchRow(
                 member=_clean(m.name) + (" (us)" if m.name == own else ""),
                 state=_clean(m.status),
@@ -161,9 +176,9 @@ class MemberView:
             self._seen[m.name] = (m.status, now)
             seen = None if seen is None else (m.status, now)
         if explanation is not None:
-            since, then = explanation.get("since"), explanation.get("now")
-            if isinstance(since, int | float) and isinstance(then, int | float):
-                return _ago(max(0.0, float(then) - float(since)))
+            since, then = _finite(explanation.get("since")), _finite(explanation.get("now"))
+            if since is not None and then is not None:
+                return _ago(max(0.0, then - since))
             return "since start"
         return "-" if seen is None else _ago(now - seen[1])
 
