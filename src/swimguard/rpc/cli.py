@@ -1,5 +1,4 @@
-"""`swimguard members|join|leave|event|tags|monitor|info`: Serf's CLI commands over the RPC
-(and `explain`, ours: `swimguard.rpc.explain_cmd`).
+"""`swimguard members|join|leave|event|tags|monitor|info`: Serf's CLI commands over the RPC.
 
 Each command takes serf's flags (`-rpc-addr`, `-rpc-auth`, `-format text|json`; `--flag`
 works too, and so does `SERF_RPC_ADDR`/`SERF_RPC_AUTH`) and prints what `serf` prints, so
@@ -24,7 +23,7 @@ from swimguard.rpc.watch import add_watch_flags, run_watch
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS: Final = ("members", "join", "leave", "event", "tags", "monitor", "info", "explain")
+COMMANDS: Final = ("members", "join", "leave", "event", "tags", "monitor", "info")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +58,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         _flag(parser, "role", default="")
         _flag(parser, "tag", action="append", default=[], metavar="KEY=REGEXP")
         add_watch_flags(parser)
+    elif command == "explain":
+        parser.add_argument("name")
     elif command == "join":
         _flag(parser, "replay", action="store_true")
         parser.add_argument("addresses", nargs="+")
@@ -71,8 +72,6 @@ def _parser(command: str) -> argparse.ArgumentParser:
         _flag(parser, "delete", action="append", default=[], metavar="KEY")
     elif command == "monitor":
         _flag(parser, "log-level", default="INFO")
-    elif command == "explain":
-        parser.add_argument("name")
     return parser
 
 
@@ -244,6 +243,7 @@ async def _monitor(client: Client, args: argparse.Namespace) -> int:
 
 
 _RUN: Final[dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any, int]]]] = {
+    "explain": run_explain,
     "members": _members,
     "join": _join,
     "leave": _leave,
@@ -251,8 +251,11 @@ _RUN: Final[dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any,
     "tags": _tags,
     "monitor": _monitor,
     "info": _info,
-    "explain": run_explain,
 }
+
+
+OWN_COMMANDS: Final = ("explain",)
+"""Ours, beside serf's: `explain` (`swimguard.rpc.explain_cmd`); members' `-watch` is a flag."""
 
 
 async def _run(command: str, args: argparse.Namespace) -> int:
