@@ -309,4 +309,3 @@ def test_serf_rtt_through_our_agent(cluster: Cluster) -> None:
     unknown = serf_cli(rpc, "rtt", "ghost", check=False)
     assert unknown.returncode == 1
     assert unknown.stdout == serf_cli(s.rpc_port, "rtt", "ghost", check=False).stdout
-
