@@ -4,9 +4,13 @@ table per refresh), Ctrl-C, and the parts that read untrusted replies."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import pty
 import signal
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -195,3 +199,41 @@ def test_without_explain_the_last_change_is_when_the_view_saw_it() -> None:
         assert client.explained == []
 
     run(body)
+
+
+def test_on_a_terminal_the_table_is_redrawn_live_and_ctrl_c_exits_0(pair: Any) -> None:
+    a, _ = pair
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(_watch(a, "-interval", "0.1"), stdin=subprocess.DEVNULL,
+                            stdout=terminal, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TERM": "xterm", "COLUMNS": "120"})
+    os.close(terminal)
+    output = bytearray()
+    first_table = threading.Event()
+
+    def drain() -> None:
+        # Keep reading to the end: a full terminal buffer would block the redraws.
+        with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
+            while chunk := os.read(controller, 65536):
+                output.extend(chunk)
+                if b"wa (us)" in output:
+                    first_table.set()
+        first_table.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        first_table.wait()
+        assert b"wa (us)" in output, bytes(output)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        reader.join(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(controller)
+    seen = bytes(output)
+    assert proc.returncode == 0
+    assert "Traceback" not in err
+    assert b"\x1b[" in seen  # drawn with terminal control sequences, not printed plain
