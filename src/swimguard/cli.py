@@ -59,7 +59,8 @@ from swimguard.protocol.events import (
 from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address
 from swimguard.rpc import DEFAULT_RPC_ADDR, AgentBackend, LogRing, RpcServer
-from swimguard.rpc.cli import COMMANDS as RPC_COMMANDS
+from swimguard.rpc.cli import COMMANDS as SERF_RPC_COMMANDS
+from swimguard.rpc.cli import OWN_COMMANDS as OWN_RPC_COMMANDS
 from swimguard.serf import decode_tags, encode_tags
 from swimguard.serf.coalesce import SERF_AGENT_COALESCE
 from swimguard.serf.events import QueryReceived, UserEventReceived
@@ -324,7 +325,9 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     sub.add_parser("keygen", help="print a new base64 encryption key (32 bytes)")
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
-    for command in RPC_COMMANDS:
+    sub.add_parser("explain", help="why a member is in its state, from an agent's RPC",
+                   add_help=False)
+    for command in SERF_RPC_COMMANDS:
         sub.add_parser(
             command, help=f"serf {command} through an agent's RPC (-rpc-addr)", add_help=False
         )
@@ -476,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         return sim_main(args_list[1:])
-    if args_list and args_list[0] in RPC_COMMANDS:
+    if args_list and args_list[0] in (*SERF_RPC_COMMANDS, *OWN_RPC_COMMANDS):
         from swimguard.rpc.cli import main as rpc_main
 
         return rpc_main(args_list)

@@ -76,7 +76,8 @@ def test_serf_info_event_tags_join_monitor_leave_against_our_agent(cluster: Clus
 
     info = serf_cli(rpc, "info").stdout
     sections = [line[:-1] for line in info.splitlines() if line and not line[0].isspace()]
-    assert sections == ["agent", "event_handlers", "runtime", "serf", "tags"]
+    # Serf's sections, and ours (`health`), which serf prints like any other.
+    assert sections == ["agent", "event_handlers", "health", "runtime", "serf", "tags"]
     assert "\tname = py" in info
     as_json = json.loads(serf_cli(rpc, "info", "-format=json").stdout)
     assert as_json["agent"] == {"name": "py"}

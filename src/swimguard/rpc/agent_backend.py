@@ -16,6 +16,7 @@ from swimguard.protocol.names import name_problem
 from swimguard.rpc.backend import BackendError, KeyCommand, KeyResult, QueryItemKind
 from swimguard.rpc.codec import sorted_map
 from swimguard.rpc.event_filter import EventKind, StreamRecord
+from swimguard.rpc.explain_cmd import stats_health
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
 from swimguard.rpc.server import user_record
 from swimguard.serf import encode_tags
@@ -327,6 +328,25 @@ class AgentBackend:
         except (ValueError, UsageError) as exc:  # QueryRespondError: Serf's text
             raise BackendError(str(exc)) from None
 
+    def explain(self, name: str) -> Mapping[str, object] | None:
+        explain = getattr(self._agent, "explain", None)
+        if not callable(explain):
+            raise BackendError("this agent cannot explain its members")
+        try:
+            explanation = explain(name)
+        except UsageError as exc:  # a custom node_factory: no history to explain from
+            raise BackendError(str(exc)) from None
+        return explanation.to_dict() if explanation is not None else None
+
+    def _health(self) -> dict[str, dict[str, str]]:
+        # Ours, beside Serf's sections: serf clients read `stats` as maps of strings and
+        # look up only the sections they know, so one more is harmless.
+        try:
+            health = stats_health(self.explain(self.name))
+        except BackendError:
+            return {}
+        return {"health": health} if health else {}
+
     def stats(self) -> dict[str, dict[str, str]]:
         members = self._agent.members()
         failed = sum(1 for m in members if m.state is MemberState.DEAD)
@@ -361,4 +381,5 @@ class AgentBackend:
             },
             "tags": dict(self._tags),
             "event_handlers": {},
+            **self._health(),
         }

@@ -104,3 +104,8 @@ class RpcBackend(Protocol):
     def respond(self, query: object, payload: bytes) -> None:
         """Answer a query a stream record carried; BackendError if too large."""
         ...
+
+    def explain(self, name: str) -> Mapping[str, object] | None:
+        """Ours: why `name` is in its state (`Explanation.to_dict()`); None if unknown,
+        BackendError if this agent cannot explain."""
+        ...

@@ -18,6 +18,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final, NoReturn
 
 from swimguard.rpc.client import Client, MemberInfo, RpcClientError, StreamEvent
+from swimguard.rpc.explain_cmd import run_explain
+from swimguard.rpc.watch import add_watch_flags, run_watch
 
 __all__ = ["COMMANDS", "main"]
 
@@ -47,7 +49,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser = _Parser(prog=f"swimguard {command}", allow_abbrev=False)
     _flag(parser, "rpc-addr", default=os.environ.get("SERF_RPC_ADDR", "127.0.0.1:7373"))
     _flag(parser, "rpc-auth", default=os.environ.get("SERF_RPC_AUTH", ""))
-    if command in ("members", "info"):
+    if command in ("members", "info", "explain"):
         _flag(parser, "format", choices=["text", "json"], default="text")
     if command == "members":
         _flag(parser, "detailed", action="store_true")
@@ -55,6 +57,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
         _flag(parser, "name", default="")
         _flag(parser, "role", default="")
         _flag(parser, "tag", action="append", default=[], metavar="KEY=REGEXP")
+        add_watch_flags(parser)
+    elif command == "explain":
+        parser.add_argument("name")
     elif command == "join":
         _flag(parser, "replay", action="store_true")
         parser.add_argument("addresses", nargs="+")
@@ -111,6 +116,11 @@ async def _members(client: Client, args: argparse.Namespace) -> int:
         tags[key] = value
     if args.role:
         tags["role"] = args.role
+    if args.watch:
+        return await run_watch(
+            client, lambda: client.members(name=args.name, status=args.status, tags=tags),
+            interval=args.interval, count=args.count,
+        )
     members = await client.members(name=args.name, status=args.status, tags=tags)
     if args.format == "json":
         listed = [_member_json(m) for m in members] or None
@@ -233,6 +243,7 @@ async def _monitor(client: Client, args: argparse.Namespace) -> int:
 
 
 _RUN: Final[dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any, int]]]] = {
+    "explain": run_explain,
     "members": _members,
     "join": _join,
     "leave": _leave,
@@ -241,6 +252,10 @@ _RUN: Final[dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any,
     "monitor": _monitor,
     "info": _info,
 }
+
+
+OWN_COMMANDS: Final = ("explain",)
+"""Ours, beside serf's: `explain` (`swimguard.rpc.explain_cmd`); members' `-watch` is a flag."""
 
 
 async def _run(command: str, args: argparse.Namespace) -> int:

@@ -319,6 +319,16 @@ class Client:
 
     # -- plumbing ---------------------------------------------------------------------
 
+    async def explain(self, name: str) -> dict[str, Any]:
+        """Why member `name` is in its state (a swimguard agent's `explain`, not Serf's):
+        `Explanation.to_dict()`. RpcClientError for an unknown member; a serf agent does
+        not know the command and hangs up (RpcClientError too)."""
+        return await self.request("explain", {"Name": name})
+
+    async def request(self, command: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Any command that answers with a body, untyped (RpcClientError on its error)."""
+        return dict(await self._call(command, body, has_body=True) or {})
+
     async def _subscribe(self, command: str, body: dict[str, Any]) -> tuple[int, _Subscription]:
         sub = _Subscription()
         seq = await self._send(command, body, has_body=False, subscription=sub)

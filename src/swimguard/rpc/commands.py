@@ -1,4 +1,5 @@
-"""The 20 commands of Serf's agent RPC, what each request carries and the exact error texts."""
+"""The 20 commands of Serf's agent RPC (and our `explain`), what each request carries and
+the exact error texts."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class Command(enum.StrEnum):
     LIST_KEYS = "list-keys"
     STATS = "stats"
     GET_COORDINATE = "get-coordinate"
+    EXPLAIN = "explain"
+    """Ours, not Serf's: why a member is in its state (`swimguard.rpc.explain_cmd`)."""
 
 
 _S, _B, _BOOL = FieldType.STR, FieldType.BYTES, FieldType.BOOL
@@ -66,6 +69,7 @@ BODIES: Final[Mapping[Command, Mapping[str, FieldType]]] = {
     Command.USE_KEY: {"Key": _S},
     Command.REMOVE_KEY: {"Key": _S},
     Command.GET_COORDINATE: {"Node": _S},
+    Command.EXPLAIN: {"Name": _S},
 }
 """Each command that takes a body, with its fields; the others are a header alone."""
 

@@ -26,6 +26,7 @@ from swimguard.rpc.coalesce import MemberEventCoalescer, UserEventCoalescer
 from swimguard.rpc.codec import FrameReader, ProtocolViolation, decode_body, pack, sorted_map
 from swimguard.rpc.commands import BODIES, IPC_VERSION, Command, RpcError
 from swimguard.rpc.event_filter import EventFilter, EventKind, StreamRecord, parse_event_filter
+from swimguard.rpc.explain_cmd import UNKNOWN_MEMBER
 from swimguard.rpc.log_ring import LogLevel, LogRing
 from swimguard.rpc.members import RpcMember
 
@@ -638,6 +639,18 @@ class _Connection:
         else:
             await self.reply(seq, body={"Coord": dict(coord), "Ok": True})
 
+    async def explain(self, seq: int, body: dict[str, Any]) -> None:
+        """Ours: the agent's explanation of a member (always with a body, as Serf's replies)."""
+        try:
+            data = self.server.backend.explain(body["Name"])
+        except BackendError as exc:
+            await self.reply(seq, str(exc), {})
+            return
+        if data is None:
+            await self.reply(seq, UNKNOWN_MEMBER.format(body["Name"]), {})
+        else:
+            await self.reply(seq, body=data)
+
 
 _C = _Connection
 HANDLERS: Final[Mapping[Command, _Handler]] = {
@@ -661,6 +674,7 @@ HANDLERS: Final[Mapping[Command, _Handler]] = {
     Command.LIST_KEYS: _C.keys,
     Command.STATS: _C.stats,
     Command.GET_COORDINATE: _C.get_coordinate,
+    Command.EXPLAIN: _C.explain,
 }
 """What each command does; every `Command` has an entry (checked by the tests)."""
 
