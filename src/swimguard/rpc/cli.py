@@ -1,5 +1,7 @@
 """`swimguard members|join|leave|event|tags|monitor|info`: Serf's CLI commands over the RPC.
 
+(`force-leave|query|keys|rtt|reachability` live in `cli_cluster`.)
+
 Each command takes serf's flags (`-rpc-addr`, `-rpc-auth`, `-format text|json`; `--flag`
 works too, and so does `SERF_RPC_ADDR`/`SERF_RPC_AUTH`) and prints what `serf` prints, so
 scripts written for `serf members` work with `swimguard members`, against a swimguard or a
@@ -17,11 +19,14 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final, NoReturn
 
+from swimguard.rpc import cli_cluster
 from swimguard.rpc.client import Client, MemberInfo, RpcClientError, StreamEvent
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS: Final = ("members", "join", "leave", "event", "tags", "monitor", "info")
+COMMANDS: Final = (
+    "members", "join", "leave", "event", "tags", "monitor", "info", *cli_cluster.COMMANDS
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,6 +72,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         _flag(parser, "delete", action="append", default=[], metavar="KEY")
     elif command == "monitor":
         _flag(parser, "log-level", default="INFO")
+    cli_cluster.add_flags(parser, command, _flag)
     return parser
 
 
@@ -240,6 +246,7 @@ _RUN: Final[dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any,
     "tags": _tags,
     "monitor": _monitor,
     "info": _info,
+    **cli_cluster.RUN,
 }
 
 
