@@ -142,12 +142,16 @@ class KeyReport:
         messages = raw.get("Messages") if isinstance(raw.get("Messages"), dict) else {}
         return cls(
             error=error,
-            keys={str(k): int(v) for k, v in (keys or {}).items() if isinstance(v, int)},
+            keys={str(k): v for k, v in (keys or {}).items() if _is_int(v)},
             messages={str(k): str(v) for k, v in (messages or {}).items()},
             num_nodes=_int(raw.get("NumNodes")),
             num_resp=_int(raw.get("NumResp")),
             num_err=_int(raw.get("NumErr")),
         )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _int(value: object) -> int:
@@ -164,7 +168,8 @@ def _coordinate(raw: object) -> Coordinate | None:
     if not isinstance(vec, list) or not all(isinstance(x, numbers) for x in (*vec, *parts)):
         return None
     error, adjustment, height = (float(x) for x in parts)  # type: ignore[arg-type]
-    return Coordinate(tuple(float(x) for x in vec), error, adjustment, height)
+    coord = Coordinate(tuple(float(x) for x in vec), error, adjustment, height)
+    return coord if coord.is_finite() else None
 
 
 class _Subscription:
