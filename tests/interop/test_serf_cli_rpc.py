@@ -406,3 +406,27 @@ def test_swimguard_rtt_and_query_responses_like_serf(cluster: Cluster) -> None:
             "Ack from 'py'", "Ack from 's'"
         ]
         assert lines[-2:] == ["Total Acks: 2", "Total Responses: 1"]
+
+
+def test_swimguard_keys_rotate_an_encrypted_cluster_like_serf(cluster: Cluster) -> None:
+    """A key rotation step by step in an encrypted mixed cluster: at each step `swimguard
+    keys` and `serf keys`, each through the serf agent's RPC and ours, print the same lines
+    and exit alike (install, use and remove are idempotent, so repeating a step is safe)."""
+    first = "QHOYjmYlxSCBhdfiolhC4ryzXgnlEQ5jT+ix6qtU6cY="
+    second = "HvY8ubRZMgafUOWvrOadwOckVa1wN3QWAo46FVKbVN8="
+    s = cluster.start_serf("s", encrypt=first)
+    rpc = free_port()
+    cluster.start_swim("py", [s.addr], encrypt=first, extra=["--rpc-addr", f"127.0.0.1:{rpc}"])
+    wait_for(lambda: "py" in serf_cli(s.rpc_port, "members", "-status=alive").stdout,
+             20, 0.2, "s sees py alive")
+    steps = [["-list"], ["-install", second], ["-list"], ["-use", second], ["-remove", first],
+             ["-list"], ["-remove", second], ["-use", first]]
+    for step in steps:
+        seen = set()
+        for port in (s.rpc_port, rpc):
+            for done in (serf_cli(port, "keys", *step, check=False),
+                         _swimguard_cli_status(port, "keys", *step)):
+                seen.add((done.returncode, tuple(_lines(done.stdout))))
+        assert len(seen) == 1, (step, seen)
+    # The last step failed (that key is no longer installed), the same on every node.
+    assert next(iter(seen))[0] == 1
