@@ -7,6 +7,7 @@ import argparse
 
 import pytest
 
+from swimguard.rpc.cli import main
 from swimguard.rpc.cli_cluster import _go_json, parse_duration
 from swimguard.rpc.client import KeyReport, _coordinate
 
@@ -57,3 +58,28 @@ def test_coordinates_that_cannot_be_used_read_as_none() -> None:
     assert _coordinate({**good, "Height": "1"}) is None
     assert _coordinate([1, 2]) is None
     assert _coordinate({**good, "Error": float("nan")}) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "first_line"),
+    [
+        (["force-leave"], "A node name must be specified to force leave."),
+        (["force-leave", "a", "b"], "A node name must be specified to force leave."),
+        (["query"], "A query name must be specified."),
+        (["query", "n", "p", "extra"],
+         "Too many command line arguments. Only a name and payload must be specified."),
+        (["rtt"], "One or two node names must be specified"),
+        (["rtt", "a", "b", "c"], "One or two node names must be specified"),
+        (["keys", "-list", "-install", "x"],
+         "Only one of -install, -use, -remove, or -list allowed"),
+        (["keys"], "Usage: swimguard keys [-install=KEY | -use=KEY | -remove=KEY | -list]"),
+    ],
+)
+def test_argument_errors_are_serfs_and_come_before_connecting(
+    argv: list[str], first_line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Port 1 refuses connections: a connection attempt would print another error.
+    assert main([*argv[:1], "-rpc-addr=127.0.0.1:1", *argv[1:]]) == 1
+    out = capsys.readouterr()
+    assert out.out.splitlines()[0] == first_line
+    assert out.err == ""

@@ -272,6 +272,10 @@ def main(argv: Sequence[str]) -> int:
     except ValueError:
         print(f"swimguard {command}: error: -rpc-addr {args.rpc_addr!r}: expected HOST:PORT")
         return 1
+    complaint = cli_cluster.usage_error(command, args)
+    if complaint is not None:
+        print(complaint)
+        return 1
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_run(command, args))
     return 0

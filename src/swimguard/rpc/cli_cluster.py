@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from swimguard.rpc.client import Client, KeyReport, RpcClientError
 
-__all__ = ["COMMANDS", "RUN", "add_flags", "parse_duration"]
+__all__ = ["COMMANDS", "RUN", "add_flags", "parse_duration", "usage_error"]
 
 COMMANDS: Final = ("force-leave", "query", "keys", "rtt", "reachability")
 
@@ -66,7 +66,7 @@ def add_flags(
     """`command`'s own flags and arguments (`flag` adds a `-name`/`--name` flag)."""
     if command == "force-leave":
         flag(parser, "prune", action="store_true")
-        parser.add_argument("node")
+        parser.add_argument("node", nargs="*")
     elif command == "query":
         flag(parser, "format", choices=["text", "json"], default="text")
         flag(parser, "node", action="append", default=[], metavar="NAME")
@@ -74,22 +74,43 @@ def add_flags(
         flag(parser, "timeout", type=parse_duration, default=0.0)
         flag(parser, "no-ack", action="store_true")
         flag(parser, "relay-factor", type=int, default=0)
-        parser.add_argument("name")
-        parser.add_argument("payload", nargs="?")
+        parser.add_argument("words", nargs="*", metavar="NAME [PAYLOAD]")
     elif command == "keys":
         flag(parser, "install", default="")
         flag(parser, "use", default="")
         flag(parser, "remove", default="")
         flag(parser, "list", action="store_true")
     elif command == "rtt":
-        parser.add_argument("nodes", nargs="+", metavar="NODE")
+        parser.add_argument("nodes", nargs="*", metavar="NODE")
     elif command == "reachability":
         flag(parser, "verbose", action="store_true")
 
 
+def usage_error(command: str, args: argparse.Namespace) -> str | None:
+    """serf's complaint about `command`'s arguments, checked before it connects; None if
+    they are fine. (Where serf then prints its usage text, `--help` has ours.)"""
+    if command == "force-leave" and len(args.node) != 1:
+        return "A node name must be specified to force leave."
+    if command == "query":
+        if not args.words:
+            return "A query name must be specified."
+        if len(args.words) > 2:
+            return "Too many command line arguments. Only a name and payload must be specified."
+    if command == "rtt" and not 1 <= len(args.nodes) <= 2:
+        return "One or two node names must be specified"
+    if command == "keys":
+        chosen = [name for name in ("install", "use", "remove", "list") if getattr(args, name)]
+        if len(chosen) > 1:
+            return "Only one of -install, -use, -remove, or -list allowed"
+        if not chosen:
+            return "Usage: swimguard keys [-install=KEY | -use=KEY | -remove=KEY | -list]"
+    return None
+
+
 async def _force_leave(client: Client, args: argparse.Namespace) -> int:
     try:
-        await client.force_leave(args.node, prune=args.prune)
+        (node,) = args.node
+        await client.force_leave(node, prune=args.prune)
     except RpcClientError as exc:
         print(f"Error force leaving: {exc}")
         return 1
@@ -123,9 +144,10 @@ async def _query(client: Client, args: argparse.Namespace) -> int:
     if not 0 <= args.relay_factor <= 255:
         print("Relay factor must be between 0 and 255")
         return 1
-    payload = args.payload.encode() if args.payload is not None else None
+    name, *rest = args.words
+    payload = rest[0].encode() if rest else None
     answers = client.query(
-        args.name, payload, filter_nodes=args.node, filter_tags=tags,
+        name, payload, filter_nodes=args.node, filter_tags=tags,
         request_ack=not args.no_ack, relay_factor=args.relay_factor, timeout=args.timeout,
     ).__aiter__()
     acks: list[str] = []
@@ -143,7 +165,7 @@ async def _query(client: Client, args: argparse.Namespace) -> int:
             print(f"Error sending query: {exc}")
             return 1
         if not started and text:
-            print(f"Query '{args.name}' dispatched", flush=True)
+            print(f"Query '{name}' dispatched", flush=True)
         started = True
         if answer is None:
             break
@@ -189,15 +211,6 @@ def _print_failures(report: KeyReport) -> None:
 async def _keys(client: Client, args: argparse.Namespace) -> int:
     from swimguard.rpc.cli import _columns  # lazy: cli imports this module
 
-    chosen = [name for name in ("install", "use", "remove") if getattr(args, name)]
-    if args.list:
-        chosen.append("list")
-    if len(chosen) != 1:
-        if chosen:
-            print("Only one of -install, -use, -remove, or -list allowed")
-        else:
-            print("Usage: swimguard keys [-install=KEY | -use=KEY | -remove=KEY | -list]")
-        return 1
     if args.list:
         print("==> Asking all members for installed keys...", flush=True)
         report = await client.list_keys()
@@ -210,7 +223,7 @@ async def _keys(client: Client, args: argparse.Namespace) -> int:
         rows = [[key, f"[{num}/{report.num_nodes}]"] for key, num in sorted(report.keys.items())]
         print(_columns(rows))
         return 0
-    (op,) = chosen
+    op = next(name for name in ("install", "use", "remove") if getattr(args, name))
     announce, success, failure = _KEY_WORDS[op]
     key = str(getattr(args, op))
     print(f"==> {announce}", flush=True)
@@ -231,9 +244,6 @@ def _go_quote(text: str) -> str:
 
 async def _rtt(client: Client, args: argparse.Namespace) -> int:
     nodes = list(args.nodes)
-    if len(nodes) > 2:
-        print("One or two node names must be specified")
-        return 1
     if len(nodes) == 1:
         # The second node defaults to the agent itself, whose name `stats` tells.
         nodes.append((await client.stats()).get("agent", {}).get("name", ""))
