@@ -309,3 +309,125 @@ def test_serf_rtt_through_our_agent(cluster: Cluster) -> None:
     unknown = serf_cli(rpc, "rtt", "ghost", check=False)
     assert unknown.returncode == 1
     assert unknown.stdout == serf_cli(s.rpc_port, "rtt", "ghost", check=False).stdout
+
+
+def _swimguard_cli_status(rpc_port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    command, *rest = args
+    return subprocess.run(
+        [sys.executable, "-m", "swimguard", command, f"-rpc-addr=127.0.0.1:{rpc_port}", *rest],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+
+
+def _timings_masked(text: str) -> str:
+    """rtt estimates and reachability's query times differ from run to run: mask the figures."""
+    return re.sub(r"\d+\.\d+ (ms|sec)", r"N \1", text)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["query", "-timeout=1s", "hello", "hi"],
+        ["query", "-no-ack", "-timeout=500ms", "hello"],
+        ["query", "-format=json", "-timeout=1s", "-node=s", "hello"],
+        ["query", "-format=json", "-no-ack", "-timeout=1s", "-tag", "role=web", "hello"],
+        ["query", "_serf_conflict", "x"],
+        ["query", "-relay-factor=300", "x"],
+        ["reachability"],
+        ["reachability", "-verbose"],
+        ["keys", "-list"],
+        ["keys", "-install", "QHOYjmYlxSCBhdfiolhC4ryzXgnlEQ5jT+ix6qtU6cY="],
+        ["keys", "-use", "QHOYjmYlxSCBhdfiolhC4ryzXgnlEQ5jT+ix6qtU6cY="],
+        ["keys", "-remove", "QHOYjmYlxSCBhdfiolhC4ryzXgnlEQ5jT+ix6qtU6cY="],
+        ["keys", "-install", "!!notbase64"],
+        ["keys", "-list", "-remove", "x"],
+        ["rtt", "ghost"],
+        ["rtt", "s", "ghost"],
+        ["force-leave", "ghost"],
+        ["force-leave", "-prune", "ghost"],
+    ],
+)
+def test_swimguard_cluster_commands_print_what_serf_prints(
+    cluster: Cluster, args: list[str]
+) -> None:
+    """`swimguard query|keys|rtt|reachability|force-leave` against a serf agent's RPC and
+    against ours: the same exit status and output as Debian's `serf` with the same flags."""
+    s, _, rpc = _mixed(cluster)
+    for port in (s.rpc_port, rpc):
+        ours = _swimguard_cli_status(port, *args)
+        theirs = serf_cli(port, *args, check=False)
+        assert ours.returncode == theirs.returncode, (port, ours, theirs)
+        assert ours.stderr == "", ours.stderr
+        if "-format=json" in args:
+            assert json.loads(ours.stdout) == json.loads(theirs.stdout), port
+        else:
+            assert _lines(_timings_masked(ours.stdout)) == _lines(
+                _timings_masked(theirs.stdout)
+            ), port
+
+
+def test_swimguard_rtt_and_query_responses_like_serf(cluster: Cluster) -> None:
+    """`swimguard rtt` estimates from the same coordinates as `serf rtt`, and `swimguard
+    query` prints a handler's response (trailing newline dropped) as serf does."""
+    s, _, rpc = _mixed(cluster)
+
+    def estimated(port: int, *nodes: str) -> str:
+        out = serf_cli(port, "rtt", *nodes, check=False)
+        return out.stdout if out.returncode == 0 else ""
+
+    for port, other, me in ((rpc, "s", "py"), (s.rpc_port, "py", "s")):
+        wait_for(lambda p=port, o=other: estimated(p, o), 30, 0.2, f"{me} knows {other}'s")
+        ours = _swimguard_cli_status(port, "rtt", other)
+        assert ours.returncode == 0, ours
+        assert re.fullmatch(rf"Estimated {other} <-> {me} rtt: \d+\.\d{{3}} ms\n", ours.stdout)
+        both = _swimguard_cli_status(port, "rtt", me, other).stdout
+        assert both.startswith(f"Estimated {me} <-> {other} rtt: "), both
+
+    async def answer_one() -> None:
+        async with Client("127.0.0.1", rpc) as client, client.stream("query:ping-app") as events:
+            ready.set()
+            async for event in events:
+                await client.respond(event.id, b"pong <py>\n")
+                return
+
+    for port in (s.rpc_port, rpc):
+        ready = threading.Event()
+        worker = threading.Thread(target=lambda: asyncio.run(answer_one()))
+        worker.start()
+        try:
+            assert ready.wait(30)
+            text = _swimguard_cli_status(port, "query", "-timeout=2s", "ping-app", "hi")
+        finally:
+            worker.join(60)
+        assert text.returncode == 0, text
+        lines = text.stdout.splitlines()
+        assert lines[0] == "Query 'ping-app' dispatched"
+        assert "Response from 'py': pong <py>" in lines
+        assert sorted(ln for ln in lines if ln.startswith("Ack from")) == [
+            "Ack from 'py'", "Ack from 's'"
+        ]
+        assert lines[-2:] == ["Total Acks: 2", "Total Responses: 1"]
+
+
+def test_swimguard_keys_rotate_an_encrypted_cluster_like_serf(cluster: Cluster) -> None:
+    """A key rotation step by step in an encrypted mixed cluster: at each step `swimguard
+    keys` and `serf keys`, each through the serf agent's RPC and ours, print the same lines
+    and exit alike (install, use and remove are idempotent, so repeating a step is safe)."""
+    first = "QHOYjmYlxSCBhdfiolhC4ryzXgnlEQ5jT+ix6qtU6cY="
+    second = "HvY8ubRZMgafUOWvrOadwOckVa1wN3QWAo46FVKbVN8="
+    s = cluster.start_serf("s", encrypt=first)
+    rpc = free_port()
+    cluster.start_swim("py", [s.addr], encrypt=first, extra=["--rpc-addr", f"127.0.0.1:{rpc}"])
+    wait_for(lambda: "py" in serf_cli(s.rpc_port, "members", "-status=alive").stdout,
+             20, 0.2, "s sees py alive")
+    steps = [["-list"], ["-install", second], ["-list"], ["-use", second], ["-remove", first],
+             ["-list"], ["-remove", second], ["-use", first]]
+    for step in steps:
+        seen = set()
+        for port in (s.rpc_port, rpc):
+            for done in (serf_cli(port, "keys", *step, check=False),
+                         _swimguard_cli_status(port, "keys", *step)):
+                seen.add((done.returncode, tuple(_lines(done.stdout))))
+        assert len(seen) == 1, (step, seen)
+    # The last step failed (that key is no longer installed), the same on every node.
+    assert next(iter(seen))[0] == 1

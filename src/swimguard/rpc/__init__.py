@@ -9,7 +9,14 @@ for what is supported.
 
 from swimguard.rpc.agent_backend import AgentBackend
 from swimguard.rpc.backend import BackendError, RpcBackend
-from swimguard.rpc.client import Client, MemberInfo, QueryAnswer, RpcClientError, StreamEvent
+from swimguard.rpc.client import (
+    Client,
+    KeyReport,
+    MemberInfo,
+    QueryAnswer,
+    RpcClientError,
+    StreamEvent,
+)
 from swimguard.rpc.commands import Command, RpcError
 from swimguard.rpc.log_ring import LogLevel, LogRing
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
@@ -23,6 +30,7 @@ __all__ = [
     "BackendError",
     "Client",
     "Command",
+    "KeyReport",
     "LogLevel",
     "LogRing",
     "MemberDirectory",

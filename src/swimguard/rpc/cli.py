@@ -1,5 +1,7 @@
 """`swimguard members|join|leave|event|tags|monitor|info`: Serf's CLI commands over the RPC.
 
+(`force-leave|query|keys|rtt|reachability` live in `cli_cluster`.)
+
 Each command takes serf's flags (`-rpc-addr`, `-rpc-auth`, `-format text|json`; `--flag`
 works too, and so does `SERF_RPC_ADDR`/`SERF_RPC_AUTH`) and prints what `serf` prints, so
 scripts written for `serf members` work with `swimguard members`, against a swimguard or a
@@ -17,13 +19,16 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final, NoReturn
 
+from swimguard.rpc import cli_cluster
 from swimguard.rpc.client import Client, MemberInfo, RpcClientError, StreamEvent
 from swimguard.rpc.explain_cmd import run_explain
 from swimguard.rpc.watch import add_watch_flags, run_watch
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS: Final = ("members", "join", "leave", "event", "tags", "monitor", "info")
+COMMANDS: Final = (
+    "members", "join", "leave", "event", "tags", "monitor", "info", *cli_cluster.COMMANDS
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +77,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         _flag(parser, "delete", action="append", default=[], metavar="KEY")
     elif command == "monitor":
         _flag(parser, "log-level", default="INFO")
+    cli_cluster.add_flags(parser, command, _flag)
     return parser
 
 
@@ -251,6 +257,7 @@ _RUN: Final[dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any,
     "tags": _tags,
     "monitor": _monitor,
     "info": _info,
+    **cli_cluster.RUN,
 }
 
 
@@ -279,6 +286,10 @@ def main(argv: Sequence[str]) -> int:
         _split_address(args.rpc_addr)
     except ValueError:
         print(f"swimguard {command}: error: -rpc-addr {args.rpc_addr!r}: expected HOST:PORT")
+        return 1
+    complaint = cli_cluster.usage_error(command, args)
+    if complaint is not None:
+        print(complaint)
         return 1
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_run(command, args))

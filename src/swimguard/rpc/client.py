@@ -26,8 +26,9 @@ from types import TracebackType
 from typing import Any, Final
 
 from swimguard.rpc.codec import FrameReader, ProtocolViolation, pack
+from swimguard.serf.coordinate import Coordinate
 
-__all__ = ["Client", "MemberInfo", "QueryAnswer", "RpcClientError", "StreamEvent"]
+__all__ = ["Client", "KeyReport", "MemberInfo", "QueryAnswer", "RpcClientError", "StreamEvent"]
 
 RECORD_QUEUE: Final = 1024
 _HEADER_ONLY_ERRORS: Final = frozenset(
@@ -116,6 +117,59 @@ class QueryAnswer:
     type: str
     from_: str
     payload: bytes | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyReport:
+    """What the cluster answered to a key command (Serf's KeyResponse), error included.
+
+    Serf sends the per-node messages even when the command failed, and `serf keys` prints
+    them, so a failure is a report with `error` set rather than an exception.
+    """
+
+    error: str
+    keys: Mapping[str, int]
+    """list-keys only: each key and how many members hold it."""
+    messages: Mapping[str, str]
+    num_nodes: int
+    num_resp: int
+    num_err: int
+
+    @classmethod
+    def from_wire(cls, error: str, raw: Mapping[str, Any] | None) -> KeyReport:
+        raw = raw or {}
+        keys = raw.get("Keys") if isinstance(raw.get("Keys"), dict) else {}
+        messages = raw.get("Messages") if isinstance(raw.get("Messages"), dict) else {}
+        return cls(
+            error=error,
+            keys={str(k): v for k, v in (keys or {}).items() if _is_int(v)},
+            messages={str(k): str(v) for k, v in (messages or {}).items()},
+            num_nodes=_int(raw.get("NumNodes")),
+            num_resp=_int(raw.get("NumResp")),
+            num_err=_int(raw.get("NumErr")),
+        )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _coordinate(raw: object) -> Coordinate | None:
+    """A `get-coordinate` Coord map, or None when it is not one a distance can use."""
+    if not isinstance(raw, dict):
+        return None
+    vec = raw.get("Vec")
+    parts = (raw.get("Error"), raw.get("Adjustment"), raw.get("Height"))
+    numbers = (int, float)
+    if not isinstance(vec, list) or not all(isinstance(x, numbers) for x in (*vec, *parts)):
+        return None
+    error, adjustment, height = (float(x) for x in parts)  # type: ignore[arg-type]
+    coord = Coordinate(tuple(float(x) for x in vec), error, adjustment, height)
+    return coord if coord.is_finite() else None
 
 
 class _Subscription:
@@ -252,7 +306,7 @@ class Client:
     async def query(
         self,
         name: str,
-        payload: bytes = b"",
+        payload: bytes | None = b"",
         *,
         filter_nodes: Sequence[str] = (),
         filter_tags: Mapping[str, str] | None = None,
@@ -260,7 +314,11 @@ class Client:
         relay_factor: int = 0,
         timeout: float = 0.0,  # noqa: ASYNC109 - the query's own deadline, sent to the agent
     ) -> AsyncIterator[QueryAnswer]:
-        """Send a query; yields its acks and responses until the agent says it is done."""
+        """Send a query; yields its acks and responses until the agent says it is done.
+
+        `payload=None` sends nil, which Serf tells apart from b"" (only a nil-payload
+        `_serf_ping` is allowed through the RPC).
+        """
         request = {
             "FilterNodes": list(filter_nodes) or None,
             "FilterTags": dict(filter_tags or {}),
@@ -284,6 +342,32 @@ class Client:
     async def respond(self, query_id: int, payload: bytes) -> None:
         """Answer a query this connection's stream delivered (`StreamEvent.id`)."""
         await self._call("respond", {"ID": query_id, "Payload": payload})
+
+    async def install_key(self, key: str) -> KeyReport:
+        """Install a base64 key on every member (`serf keys -install`)."""
+        return await self._key_command("install-key", key)
+
+    async def use_key(self, key: str) -> KeyReport:
+        """Make an installed key the primary one on every member."""
+        return await self._key_command("use-key", key)
+
+    async def remove_key(self, key: str) -> KeyReport:
+        return await self._key_command("remove-key", key)
+
+    async def list_keys(self) -> KeyReport:
+        """Each member's installed keys, counted per key."""
+        return await self._key_command("list-keys", None)
+
+    async def get_coordinate(self, node: str) -> Coordinate | None:
+        """`node`'s network coordinate as the agent knows it, None if it has none."""
+        body = await self._call("get-coordinate", {"Node": node}, has_body=True) or {}
+        return _coordinate(body.get("Coord")) if body.get("Ok") is True else None
+
+    async def _key_command(self, command: str, key: str | None) -> KeyReport:
+        body = None if key is None else {"Key": key}
+        seq = await self._send(command, body, has_body=True)
+        error, reply = await self._wait_raw(seq)
+        return KeyReport.from_wire(error, reply)
 
     async def stats(self) -> dict[str, dict[str, str]]:
         body = await self._call("stats", has_body=True)
@@ -374,14 +458,18 @@ class Client:
         return seq
 
     async def _wait(self, seq: int) -> dict[str, Any] | None:
-        pending = self._pending[seq]
-        try:
-            error, body = await pending.future
-        finally:
-            self._pending.pop(seq, None)
+        error, body = await self._wait_raw(seq)
         if error:
             raise RpcClientError(error)
         return body
+
+    async def _wait_raw(self, seq: int) -> tuple[str, dict[str, Any] | None]:
+        """The reply's error text and body, without raising on the error."""
+        pending = self._pending[seq]
+        try:
+            return await pending.future
+        finally:
+            self._pending.pop(seq, None)
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         frames = FrameReader(_DEFAULT_MAX_OBJECT)
