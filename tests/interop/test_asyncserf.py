@@ -79,4 +79,7 @@ def test_asyncserf_session_reads_our_agent_as_a_serf_agent(
         # As against serf: asyncserf times out waiting, yet the agent applied the tag.
         assert report["tags"] == "timeout", me
         assert report["agent_tags"]["ver"] == "2", me
-    assert reports["py"]["stats_sections"] == reports["s"]["stats_sections"]
+    # Serf's sections, plus our documented `health` extension (docs/reference/rpc.md).
+    ours = [s for s in reports["py"]["stats_sections"] if s != "health"]
+    assert ours == reports["s"]["stats_sections"]
+    assert "health" in reports["py"]["stats_sections"]
