@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+from bench.serf_harness import free_port
 
 from swimguard.rpc import BackendError, LogRing, RpcLimits, RpcMember, RpcServer, SerfStatus
 from swimguard.rpc.backend import KeyResult, QueryItemKind
@@ -181,21 +182,6 @@ async def serve(backend: Any, *, auth_key: str = "", log_ring: LogRing | None = 
     server = RpcServer(backend, auth_key=auth_key, log_ring=log_ring, limits=limits)
     await server.start("127.0.0.1", 0)
     return server
-
-
-def free_port() -> int:
-    """A port free for TCP and UDP on 127.0.0.1 (agents bind both on their gossip port)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                    udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 class AgentProcess:
