@@ -23,7 +23,7 @@ from swimguard.aio.agent_explain import AgentExplain
 from swimguard.aio.agent_members import AgentMembers
 from swimguard.aio.agent_messaging import AgentMessaging
 from swimguard.aio.agent_metrics import AgentMetrics
-from swimguard.aio.agent_node import NodeFactory, build_node, leave_would_reach_anyone
+from swimguard.aio.agent_node import build_node, leave_would_reach_anyone
 from swimguard.aio.agent_persist import AgentPersistence
 from swimguard.aio.driver import DrivenNode, Driver
 from swimguard.aio.drop_log import DropLogger
@@ -41,6 +41,7 @@ from swimguard.aio.sockets import (
 )
 from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
+from swimguard.protocol.api import NodeBuilder
 from swimguard.protocol.members import Member
 from swimguard.protocol.names import check_local_name
 from swimguard.protocol.outgoing import Address
@@ -48,8 +49,7 @@ from swimguard.serf import encode_tags
 from swimguard.serf.node import SerfNode
 from swimguard.wire.encryption import Keyring
 
-__all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "NodeFactory",
-           "seed_family_problem"]
+__all__ = ["DEFAULT_PORT", "Agent", "AgentEvent", "EventsLost", "seed_family_problem"]
 
 log = logging.getLogger("swimguard.agent")
 
@@ -86,7 +86,7 @@ class Agent(
         hooks: object | None = None,
         options: AgentConfig | None = None,
         rng: random.Random | None = None,
-        node_factory: NodeFactory | None = None,
+        node_factory: NodeBuilder | None = None,
     ) -> None:
         check_local_name(name)  # BadNameError (a ValueError) before any socket is bound
         self.name = name

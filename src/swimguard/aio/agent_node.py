@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.driver import DrivenNode
 from swimguard.config import Config
-from swimguard.protocol.api import NodeAPI
+from swimguard.protocol.api import NodeBuilder, build_protocol_node
 from swimguard.protocol.hooks import forward_hooks
 from swimguard.protocol.members import MemberState
 from swimguard.protocol.outgoing import Address
 from swimguard.serf.node import SerfNode
 from swimguard.wire.encryption import Keyring
 
-__all__ = ["NodeFactory", "build_node", "leave_would_reach_anyone"]
-
-NodeFactory = Callable[..., NodeAPI]
-"""Builds the node: called as `factory(config, name=, advertise=, rng=, now=, hooks=,
-keyring=, label=)`; the default is `swimguard.protocol.Node`."""
+__all__ = ["build_node", "leave_would_reach_anyone"]
 
 
 class _MetaHooks:
@@ -43,13 +39,6 @@ class _MetaHooks:
         return bytes(user_meta(limit)) if callable(user_meta) else b""
 
 
-def _default_factory(config: Config, **kwargs: Any) -> NodeAPI:
-    from swimguard.protocol.node import Node  # late: importing the core costs
-
-    node: NodeAPI = Node(config, **kwargs)
-    return node
-
-
 def build_node(
     config: Config,
     *,
@@ -63,7 +52,7 @@ def build_node(
     label: bytes,
     serf_tags: Mapping[str, str] | None,
     serf_compat: bool,
-    factory: NodeFactory | None,
+    factory: NodeBuilder | None,
     options: AgentConfig | None = None,
 ) -> DrivenNode:
     """The node an agent drives; `meta` (if any) is what it announces at start.
@@ -78,7 +67,7 @@ def build_node(
         "keyring": keyring,
         "label": label,
     }
-    node_factory = factory or _default_factory
+    node_factory = factory or build_protocol_node
     if serf_compat:
         return SerfNode(
             config,

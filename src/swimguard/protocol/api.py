@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from swimguard.protocol.events import Event
 from swimguard.protocol.members import Member
 from swimguard.protocol.outgoing import Address, Outgoing
 
-__all__ = ["NodeAPI", "NodeFactory"]
+if TYPE_CHECKING:
+    from swimguard.config import Config
+    from swimguard.wire.encryption import Keyring
+
+__all__ = ["NodeAPI", "NodeBuilder", "NodeFactory", "build_protocol_node"]
 
 
 class NodeAPI(Protocol):
@@ -62,3 +66,34 @@ class NodeFactory(Protocol):
     def __call__(
         self, name: str, advertise: Address, rng: random.Random, /, *, now: float
     ) -> NodeAPI: ...
+
+
+class NodeBuilder(Protocol):
+    """Builds the protocol node inside a host that owns the config and the node's options.
+
+    The `Agent` (`node_factory=`) and `SerfNode` (its inner node) build through one; the
+    default is `swimguard.protocol.Node` itself. A `NodeFactory` is what a host hands the
+    simulator instead: these same options already bound, one call per member.
+    """
+
+    def __call__(
+        self,
+        config: Config,
+        /,
+        *,
+        name: str,
+        advertise: Address,
+        rng: random.Random,
+        now: float,
+        hooks: object | None,
+        keyring: Keyring | None,
+        label: bytes,
+    ) -> NodeAPI: ...
+
+
+def build_protocol_node(config: Config, /, **options: Any) -> NodeAPI:
+    """The default `NodeBuilder`: `swimguard.protocol.Node` itself."""
+    from swimguard.protocol.node import Node  # late: the core costs imports its hosts may skip
+
+    node: NodeAPI = Node(config, **options)
+    return node

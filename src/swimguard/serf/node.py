@@ -29,11 +29,11 @@ from __future__ import annotations
 import collections
 import ipaddress
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from swimguard.config import Config
-from swimguard.protocol.api import NodeAPI
+from swimguard.protocol.api import NodeAPI, NodeBuilder, build_protocol_node
 from swimguard.protocol.events import (
     Event,
     JoinCompleted,
@@ -131,13 +131,6 @@ class _SerfHooks:
         self._state.merge_remote_state(data, join)
 
 
-def _default_factory(config: Config, **kwargs: Any) -> NodeAPI:
-    from swimguard.protocol.node import Node  # late: protocol.node imports much
-
-    node: NodeAPI = Node(config, **kwargs)
-    return node
-
-
 class SerfNode:
     """A member speaking memberlist and enough of Serf for Serf agents to see it properly.
 
@@ -164,7 +157,7 @@ class SerfNode:
         keyring: Keyring | None = None,
         label: bytes = b"",
         tags: Mapping[str, str] | None = None,
-        node_factory: Callable[..., NodeAPI] | None = None,
+        node_factory: NodeBuilder | None = None,
         status_times: StatusTimes | None = None,
         coalesce: Coalesce | None = None,
     ) -> None:
@@ -185,7 +178,7 @@ class SerfNode:
         self._rng = rng
         # The name conflict vote we run, if any: (query handle, tally).
         self._conflict: tuple[int, ConflictVote] | None = None
-        factory = node_factory or _default_factory
+        factory = node_factory or build_protocol_node
         self.node: NodeAPI = factory(
             config,
             name=name,
