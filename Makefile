@@ -36,7 +36,8 @@ test-fast: venv
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
 
-# The fast suite runs against the built wheel on every supported CPython (.ci/test-pythons).
+# The fast suite runs against the built wheel on the oldest and newest supported CPython, a
+# smoke test of the wheel on each (.ci/test-pythons).
 test: venv serf lint docs
 	BUILD_PY=$(BIN)/python .ci/test-pythons
 	$(BIN)/python -m pytest -q -m slow
