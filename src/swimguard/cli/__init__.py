@@ -46,12 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from swimguard.sim.runner import main as sim_main
 
         return sim_main(args_list[1:])
-    from swimguard.rpc.cli import COMMANDS, OWN_COMMANDS
+    if args_list and args_list[0] not in ("agent", "keygen"):
+        # Each side imports only its own: the RPC client commands never load the agent.
+        from swimguard.rpc.cli import COMMANDS, OWN_COMMANDS
 
-    if args_list and args_list[0] in (*COMMANDS, *OWN_COMMANDS):
-        from swimguard.rpc.cli import main as rpc_main
+        if args_list[0] in (*COMMANDS, *OWN_COMMANDS):
+            from swimguard.rpc.cli import main as rpc_main
 
-        return rpc_main(args_list)
+            return rpc_main(args_list)
     from swimguard.cli.agent_command import run
 
     return run(args_list)

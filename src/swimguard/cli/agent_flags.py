@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import math
 from collections.abc import Sequence
 from typing import NoReturn
@@ -15,7 +14,6 @@ from swimguard.cli.exit_codes import ExitCode
 from swimguard.config import Config
 from swimguard.protocol.outgoing import Address
 from swimguard.rpc import DEFAULT_RPC_ADDR
-from swimguard.rpc.cli import COMMANDS as SERF_RPC_COMMANDS
 from swimguard.serf.status import DAY
 
 __all__ = ["META_LIMIT", "PROFILES", "build_parser", "parse_args"]
@@ -33,12 +31,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    """The top-level parser and the `agent` subcommand's (whose errors name it)."""
+def build_parser(
+    rpc_commands: Sequence[str] | None = None,
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The top-level parser and the `agent` subcommand's (whose errors name it).
+
+    `rpc_commands`: the RPC subcommands to list (None: all of them, for `--help` and the
+    usage errors that name every choice; `()` when the command is already known to be
+    `agent` or `keygen`, so that the agent does not load the RPC client to list them).
+    """
+    if rpc_commands is None:
+        from swimguard.rpc.cli import COMMANDS
+
+        rpc_commands = COMMANDS
     parser = _Parser(
         prog="swimguard", description="SWIM + Lifeguard membership, memberlist-compatible."
     )
-    parser.add_argument("--version", action="version", version=f"swimguard {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
 
     agent = sub.add_parser("agent", help="run one cluster member; events as JSON lines on stdout")
@@ -171,7 +180,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     sub.add_parser("sim", help="simulator commands (see `swimguard sim --help`)", add_help=False)
     sub.add_parser("explain", help="why a member is in its state, from an agent's RPC",
                    add_help=False)
-    for command in SERF_RPC_COMMANDS:
+    for command in rpc_commands:
         sub.add_parser(
             command, help=f"serf {command} through an agent's RPC (-rpc-addr)", add_help=False
         )
@@ -227,7 +236,7 @@ def parse_args(
 
     `reloading` (SIGHUP): name and bind stay what they were, so the files need not say them.
     """
-    parser, agent_parser = build_parser()
+    parser, agent_parser = build_parser(() if argv and argv[0] in ("agent", "keygen") else None)
     if argv and argv[0] == "agent":
         pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
         pre.add_argument("--config-file", action="append", default=[])
@@ -243,7 +252,25 @@ def parse_args(
     return args, agent_parser
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: argparse's, but the version is looked up only when asked for (it needs
+    importlib.metadata, which brings zipfile, email and csv into every agent otherwise)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show program's version number and exit")
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+        values: object, option_string: str | None = None,
+    ) -> None:
+        print(f"swimguard {_version()}")
+        parser.exit()
+
+
 def _version() -> str:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("swimguard")
     except importlib.metadata.PackageNotFoundError:  # running from a source tree
