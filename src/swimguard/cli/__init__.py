@@ -21,8 +21,9 @@ restart it with working output instead of running a member nobody hears.
 
 The package holds one concept per module: `agent_flags` (the parser), `agent_options`
 (flags -> `Agent`), `addresses`, `agent_command` (lifecycle, signals, exit status),
-`event_lines`, `event_output`, `keygen`, `exit_codes`. `main` only dispatches, and imports
-the module of the subcommand it runs: `swimguard members` starts without the agent.
+`event_lines`, `event_output`, `keygen`, `exit_codes`, and `members_command` (the plain
+`members` listing without asyncio). `main` only dispatches, and imports the module of the
+subcommand it runs: `swimguard members` starts without the agent.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from swimguard.sim.runner import main as sim_main
 
         return sim_main(args_list[1:])
+    if args_list and args_list[0] == "members":
+        from swimguard.cli.members_command import run_members
+
+        status = run_members(args_list[1:])
+        if status is not None:
+            return status
     if args_list and args_list[0] not in ("agent", "keygen"):
         # Each side imports only its own: the RPC client commands never load the agent.
         from swimguard.rpc.cli import COMMANDS, OWN_COMMANDS
