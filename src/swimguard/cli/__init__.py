@@ -29,14 +29,19 @@ subcommand it runs: `swimguard members` starts without the agent.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from swimguard.cli.exit_codes import ExitCode
+
+# `typing` (and the `re` it imports) is not loaded at run time: `swimguard members` starts
+# without them. Type checkers take any `TYPE_CHECKING` as true (the idiom of PEP 781).
+TYPE_CHECKING = False
 
 __all__ = ["ExitCode", "event_line", "main"]
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     from swimguard.cli.event_lines import event_line as event_line
 
 

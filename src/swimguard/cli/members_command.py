@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
 
-from swimguard.rpc.codec import FrameReader, pack
+import msgpack
+
+# No `typing` (nor the `re` it loads) at run time; type checkers take TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any, Final
 
 __all__ = ["run_members"]
 
@@ -98,12 +102,14 @@ def _list(flags: Mapping[str, Any]) -> str | None:
         requests.append(("auth", {"AuthKey": flags["rpc-auth"]}, False))
     filters = {"Name": flags["name"], "Status": flags["status"], "Tags": tags}
     requests.append(("members-filtered", filters, True))
-    with socket.create_connection(address) as sock:
+    # As bytes, the host skips Python's IDNA codec (and the unicodedata it loads); a name
+    # that is not ASCII is the general command's.
+    with socket.create_connection((address[0].encode("ascii"), address[1])) as sock:
         replies = _Replies(sock)
         body: object = None
         # One request at a time, each answered before the next, as the general client does.
         for seq, (command, request, has_body) in enumerate(requests):
-            sock.sendall(pack({"Command": command, "Seq": seq}) + pack(request))
+            sock.sendall(_pack({"Command": command, "Seq": seq}) + _pack(request))
             header = replies.next()
             if not isinstance(header, dict) or header.get("Seq") != seq or header.get("Error"):
                 return None
@@ -119,22 +125,33 @@ def _list(flags: Mapping[str, Any]) -> str | None:
     return _columns([member.row(detailed=flags["detailed"]) for member in members])
 
 
+def _pack(obj: object) -> bytes:
+    """New-spec msgpack, as `swimguard.rpc.codec.pack` (not imported: it loads `typing`)."""
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
+
+
 class _Replies:
-    """The agent's msgpack objects, one after the other, from a blocking socket."""
+    """The agent's msgpack objects, one after the other, from a blocking socket; decoded
+    as the general client's `FrameReader` does (bounded; any decoding error ends the call,
+    and the general command reports it)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._frames = FrameReader(_MAX_REPLY)
-        self._ready: list[object] = []
+        self._unpacker = msgpack.Unpacker(
+            raw=False, strict_map_key=False, max_buffer_size=_MAX_REPLY, unicode_errors="strict"
+        )
 
     def next(self) -> object:
-        while not self._ready:
+        while True:
+            try:
+                return self._unpacker.unpack()
+            except msgpack.OutOfData:
+                pass
             data = self._sock.recv(65536)
             if not data:
                 raise ConnectionError("connection closed by the agent")
-            self._frames.feed(data)
-            self._ready.extend(self._frames.objects())
-        return self._ready.pop(0)
+            self._unpacker.feed(data)
 
 
 class _Member:

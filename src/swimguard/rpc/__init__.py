@@ -10,7 +10,10 @@ for what is supported.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# `typing` (and the `re` it imports) is not loaded at run time: `swimguard members` starts
+# without them. Type checkers take any `TYPE_CHECKING` as true (the idiom of PEP 781).
+TYPE_CHECKING = False
 
 # Each public name and the module that defines it: imported on first use (PEP 562), so
 # that importing one submodule does not load the whole package.
@@ -36,6 +39,8 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from swimguard.rpc.agent_backend import AgentBackend as AgentBackend
     from swimguard.rpc.backend import BackendError as BackendError
     from swimguard.rpc.backend import RpcBackend as RpcBackend
