@@ -6,8 +6,6 @@ The public names are imported lazily so that `import swimguard.wire` or
 
 from __future__ import annotations
 
-import importlib
-
 # `typing` (and the `re` it imports) is not loaded at run time: `swimguard members` starts
 # without them. Type checkers take any `TYPE_CHECKING` as true (the idiom of PEP 781).
 TYPE_CHECKING = False
@@ -53,6 +51,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    import importlib  # on first use: `swimguard members` never needs it
+
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'swimguard' has no attribute {name!r}")

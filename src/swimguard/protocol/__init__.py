@@ -45,7 +45,6 @@ broadcast queue (`Config.max_user_broadcasts`) and bounded inbound streams.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 # Each public name and the module that defines it: imported on first use (PEP 562), so
@@ -129,6 +128,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    import importlib  # on first use: `swimguard members` never needs it
+
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

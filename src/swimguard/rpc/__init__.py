@@ -9,8 +9,6 @@ for what is supported.
 
 from __future__ import annotations
 
-import importlib
-
 # `typing` (and the `re` it imports) is not loaded at run time: `swimguard members` starts
 # without them. Type checkers take any `TYPE_CHECKING` as true (the idiom of PEP 781).
 TYPE_CHECKING = False
@@ -86,6 +84,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    import importlib  # on first use: `swimguard members` never needs it
+
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,6 @@ only `DecodeError` subclasses, whose `reason` labels the drop counters.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 # Each public name and the module that defines it: imported on first use (PEP 562), so
@@ -147,6 +146,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    import importlib  # on first use: `swimguard members` never needs it
+
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
