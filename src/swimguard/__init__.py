@@ -6,8 +6,9 @@ The public names are imported lazily so that `import swimguard.wire` or
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+# `typing` (and the `re` it imports) is not loaded at run time: `swimguard members` starts
+# without them. Type checkers take any `TYPE_CHECKING` as true (the idiom of PEP 781).
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from swimguard.aio import Agent as Agent
     from swimguard.aio import AgentConfig as AgentConfig
     from swimguard.aio import EventsLost as EventsLost
@@ -48,6 +51,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    import importlib  # on first use: `swimguard members` never needs it
+
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'swimguard' has no attribute {name!r}")

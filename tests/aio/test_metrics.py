@@ -17,10 +17,10 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from swimguard import cli
 from swimguard.aio import Agent
 from swimguard.aio.event_tally import FLAP_TIMEOUT, EventTally
 from swimguard.aio.metrics import MAX_REQUEST_HEAD, MetricsServer
+from swimguard.cli.agent_flags import build_parser
 from swimguard.config import Config
 from swimguard.errors import UsageError
 from swimguard.protocol.events import (
@@ -330,7 +330,7 @@ def test_event_tally_counts_serf_style_and_flaps_within_the_timeout() -> None:
 def _no_rpc() -> list[str]:
     # An agent that serves Serf's RPC does so on 7373 by default: off, so that these agents
     # can run beside others (the flag exists once the agent has an RPC server).
-    _, agent_parser = cli._build_parser()
+    _, agent_parser = build_parser()
     flags = {flag for action in agent_parser._actions for flag in action.option_strings}
     return ["--rpc-addr", ""] if "--rpc-addr" in flags else []
 

@@ -16,7 +16,7 @@ import pytest
 
 from swimguard import cli
 from swimguard.aio import Agent
-from swimguard.cli import ExitCode
+from swimguard.cli import ExitCode, agent_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -147,7 +147,7 @@ def test_a_value_refused_by_the_agent_becomes_one_usage_line(
     def refuse(*args: object, **kwargs: object) -> None:
         raise ValueError("Agent name must not be empty")
 
-    monkeypatch.setattr(cli, "Agent", refuse)
+    monkeypatch.setattr(agent_options, "Agent", refuse)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["agent", "--name", "x", "--bind", "127.0.0.1:0", "--rpc-addr", ""])
     assert exit_info.value.code == ExitCode.USAGE

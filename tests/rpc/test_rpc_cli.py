@@ -9,7 +9,8 @@ import sys
 import pytest
 from rpc_support import AgentProcess, RawClient, run
 
-from swimguard.cli import ExitCode, _build_parser
+from swimguard.cli import ExitCode
+from swimguard.cli.agent_flags import build_parser
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -66,7 +67,7 @@ def test_rpc_auth_and_leave_through_the_port_stop_the_agent() -> None:
 
 
 def test_rpc_defaults_are_serfs() -> None:
-    parser, _ = _build_parser()
+    parser, _ = build_parser()
     args = parser.parse_args(["agent", "--name", "x", "--bind", "127.0.0.1:0"])
     assert args.rpc_addr == "127.0.0.1:7373"
     assert args.rpc_auth == ""

@@ -45,32 +45,60 @@ broadcast queue (`Config.max_user_broadcasts`) and bounded inbound streams.
 
 from __future__ import annotations
 
-from swimguard.protocol.events import (
-    Event,
-    JoinCompleted,
-    LeaveCompleted,
-    MemberFailed,
-    MemberJoined,
-    MemberLeft,
-    MemberSuspected,
-    MemberUpdated,
-    NameConflict,
-    NameHeldElsewhere,
-    PingCompleted,
-    RemoteState,
-    SelfFenced,
-    UserMessage,
-)
-from swimguard.protocol.members import Member, MemberState
-from swimguard.protocol.node import Node
-from swimguard.protocol.outgoing import (
-    Address,
-    Datagram,
-    Outgoing,
-    StreamClose,
-    StreamOpen,
-    StreamSend,
-)
+from typing import TYPE_CHECKING, Any
+
+# Each public name and the module that defines it: imported on first use (PEP 562), so
+# that importing one submodule does not load the whole package.
+_EXPORTS: dict[str, str] = {
+    "Event": "swimguard.protocol.events",
+    "JoinCompleted": "swimguard.protocol.events",
+    "LeaveCompleted": "swimguard.protocol.events",
+    "MemberFailed": "swimguard.protocol.events",
+    "MemberJoined": "swimguard.protocol.events",
+    "MemberLeft": "swimguard.protocol.events",
+    "MemberSuspected": "swimguard.protocol.events",
+    "MemberUpdated": "swimguard.protocol.events",
+    "NameConflict": "swimguard.protocol.events",
+    "NameHeldElsewhere": "swimguard.protocol.events",
+    "PingCompleted": "swimguard.protocol.events",
+    "RemoteState": "swimguard.protocol.events",
+    "SelfFenced": "swimguard.protocol.events",
+    "UserMessage": "swimguard.protocol.events",
+    "Member": "swimguard.protocol.members",
+    "MemberState": "swimguard.protocol.members",
+    "Node": "swimguard.protocol.node",
+    "Address": "swimguard.protocol.outgoing",
+    "Datagram": "swimguard.protocol.outgoing",
+    "Outgoing": "swimguard.protocol.outgoing",
+    "StreamClose": "swimguard.protocol.outgoing",
+    "StreamOpen": "swimguard.protocol.outgoing",
+    "StreamSend": "swimguard.protocol.outgoing",
+}
+
+if TYPE_CHECKING:
+    from swimguard.protocol.events import Event as Event
+    from swimguard.protocol.events import JoinCompleted as JoinCompleted
+    from swimguard.protocol.events import LeaveCompleted as LeaveCompleted
+    from swimguard.protocol.events import MemberFailed as MemberFailed
+    from swimguard.protocol.events import MemberJoined as MemberJoined
+    from swimguard.protocol.events import MemberLeft as MemberLeft
+    from swimguard.protocol.events import MemberSuspected as MemberSuspected
+    from swimguard.protocol.events import MemberUpdated as MemberUpdated
+    from swimguard.protocol.events import NameConflict as NameConflict
+    from swimguard.protocol.events import NameHeldElsewhere as NameHeldElsewhere
+    from swimguard.protocol.events import PingCompleted as PingCompleted
+    from swimguard.protocol.events import RemoteState as RemoteState
+    from swimguard.protocol.events import SelfFenced as SelfFenced
+    from swimguard.protocol.events import UserMessage as UserMessage
+    from swimguard.protocol.members import Member as Member
+    from swimguard.protocol.members import MemberState as MemberState
+    from swimguard.protocol.node import Node as Node
+    from swimguard.protocol.outgoing import Address as Address
+    from swimguard.protocol.outgoing import Datagram as Datagram
+    from swimguard.protocol.outgoing import Outgoing as Outgoing
+    from swimguard.protocol.outgoing import StreamClose as StreamClose
+    from swimguard.protocol.outgoing import StreamOpen as StreamOpen
+    from swimguard.protocol.outgoing import StreamSend as StreamSend
 
 __all__ = [
     "Address",
@@ -97,3 +125,18 @@ __all__ = [
     "StreamSend",
     "UserMessage",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    import importlib  # on first use: `swimguard members` never needs it
+
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain global lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -19,15 +19,14 @@ import asyncio
 import dataclasses
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final
-
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, Final
 
 from swimguard.rpc.client import Client, MemberInfo, RpcClientError
 from swimguard.serf.coordinate import Coordinate, estimate_rtt
+
+if TYPE_CHECKING:
+    # rich is imported by `-watch` only: every other `members` run starts without it.
+    from rich.table import Table
 
 __all__ = ["MemberView", "WatchRow", "add_watch_flags", "render", "run_watch"]
 
@@ -185,6 +184,9 @@ class MemberView:
 
 def render(own: str, rows: Sequence[WatchRow]) -> Table:
     """The table of one refresh."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=Text(f"members seen by {own}"), title_justify="left")
     for column in ("member", "state", "health", "rtt", "tags", "last change"):
         table.add_column(column, overflow="fold")
@@ -219,6 +221,9 @@ async def run_watch(
     count: int,
 ) -> int:
     """Refresh every `interval` seconds, `count` times (0: until interrupted)."""
+    from rich.console import Console
+    from rich.live import Live
+
     loop = asyncio.get_running_loop()
     console = Console()
     view = MemberView()
