@@ -62,6 +62,48 @@ def test_connections_beyond_the_limit_are_closed_and_counted() -> None:
     run(body)
 
 
+def test_idle_connections_give_their_slot_to_a_new_client() -> None:
+    async def body() -> None:
+        server = await serve(
+            FakeBackend([member("a", 1)]), auth_key="t", limits=RpcLimits(max_connections=3)
+        )
+        admitted = await RawClient.connect(server.address)
+        idle = await RawClient.connect(server.address)
+        no_token = await RawClient.connect(server.address)
+        try:
+            await admitted.handshake()
+            assert await admitted.call("auth", 1, {"AuthKey": "t"}) == [{"Error": "", "Seq": 1}]
+            await no_token.handshake()  # shook hands, but no token: not admitted either
+            # At the limit: the oldest connection not admitted (idle) makes room.
+            newcomer = await RawClient.connect(server.address)
+            await newcomer.handshake()
+            assert await idle.closed()
+            assert server.drops["connections_evicted"] == 1
+            # Then the one without a token; the admitted client is never evicted.
+            late = await RawClient.connect(server.address)
+            assert await no_token.closed()
+            assert server.drops["connections_evicted"] == 2
+            await late.handshake()
+            for client in (newcomer, late):
+                assert await client.call("auth", 1, {"AuthKey": "t"}) == [
+                    {"Error": "", "Seq": 1}
+                ]
+            # Every slot is admitted now: a fourth is refused, nobody is evicted.
+            refused = await RawClient.connect(server.address)
+            assert await refused.closed()
+            assert server.drops["connections_refused"] == 1
+            assert server.drops["connections_evicted"] == 2
+            assert await admitted.call("members", 2, replies=2)
+            for client in (newcomer, late, refused):
+                await client.aclose()
+        finally:
+            for client in (admitted, idle, no_token):
+                await client.aclose()
+            await server.close()
+
+    run(body)
+
+
 def test_a_client_that_does_not_read_its_stream_loses_records_not_our_memory() -> None:
     async def body() -> None:
         server = await serve(FakeBackend([member("a", 1)]), limits=RpcLimits(queue_records=16))
@@ -209,6 +251,25 @@ def test_a_connection_that_never_shakes_hands_is_closed() -> None:
             await _still_serves(server)  # the one slot is free again
         finally:
             await idle.aclose()
+            await server.close()
+
+    run(body)
+
+
+def test_a_connection_that_never_sends_its_token_is_closed() -> None:
+    async def body() -> None:
+        server = await serve(
+            FakeBackend([member("a", 1)]), auth_key="t", limits=RpcLimits(handshake_timeout=1.0)
+        )
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            bad = await client.call("auth", 1, {"AuthKey": "guess"})
+            assert bad == [{"Error": "Invalid authentication token", "Seq": 1}]
+            assert await client.closed()  # waits for the server's timer, however long
+            assert server.drops["handshake_timeouts"] == 1
+        finally:
+            await client.aclose()
             await server.close()
 
     run(body)

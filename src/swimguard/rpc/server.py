@@ -42,7 +42,10 @@ class RpcLimits:
     """Bounds on what clients may make the server hold."""
 
     max_connections: int = 64
-    """Connections beyond this are closed at once (counted as `connections_refused`)."""
+    """Connections held at once. At the limit a new connection takes the slot of the
+    oldest one still without a handshake (or auth, when a token is set), which is closed
+    (`connections_evicted`), so idle sockets cannot lock clients out; if every slot is a
+    client that shook hands, the new one is closed at once (`connections_refused`)."""
     queue_records: int = 1024
     """Stream/monitor records waiting to be sent per connection; more are dropped."""
     max_request_bytes: int = 1024 * 1024
@@ -55,8 +58,8 @@ class RpcLimits:
     """Queries one connection may hold open for `respond` (the oldest is dropped beyond),
     and queries it may have running that it sent itself (more are refused)."""
     handshake_timeout: float = 30.0
-    """Seconds a new connection has to complete its handshake; else it is closed (counted
-    as `handshake_timeouts`), so idle sockets cannot hold every connection slot."""
+    """Seconds a new connection has to complete its handshake (and auth, when a token is
+    set); else it is closed (counted as `handshake_timeouts`)."""
 
 
 class _Closed(Exception):
@@ -114,7 +117,8 @@ class RpcServer:
         self.limits = limits if limits is not None else RpcLimits()
         self.drops: collections.Counter[str] = collections.Counter()
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        # In arrival order: the oldest connection not yet admitted is the one evicted.
+        self._connections: dict[_Connection, None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._address: tuple[str, int] | None = None
@@ -209,12 +213,12 @@ class RpcServer:
             conn.publish(record, body)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._connections) >= self.limits.max_connections:
+        if len(self._connections) >= self.limits.max_connections and not self._evict():
             self.drops["connections_refused"] += 1
             writer.close()
             return
         conn = _Connection(self, reader, writer)
-        self._connections.add(conn)
+        self._connections[conn] = None
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -226,9 +230,19 @@ class RpcServer:
             if not self._closing:
                 raise
         finally:
-            self._connections.discard(conn)
+            self._connections.pop(conn, None)
             if task is not None:
                 self._tasks.discard(task)
+
+    def _evict(self) -> bool:
+        """Close the oldest connection not yet admitted; False if every one is."""
+        victim = next((c for c in self._connections if not c.admitted), None)
+        if victim is None:
+            return False
+        self.drops["connections_evicted"] += 1
+        del self._connections[victim]  # its slot is free now, though its task ends later
+        victim.hang_up()
+        return True
 
     def _deliver_log(self, conn: _Connection, seq: int) -> Callable[[str], None]:
         loop = self._loop
@@ -273,6 +287,11 @@ class _Connection:
         self.outbox: collections.deque[bytes] = collections.deque()
         self.outbox_ready = asyncio.Event()
         self.closing = False
+
+    @property
+    def admitted(self) -> bool:
+        """Shook hands and, when the server wants a token, sent the right one."""
+        return self.version != 0 and self.authenticated
 
     # -- outgoing ----------------------------------------------------------------------
 
@@ -344,7 +363,7 @@ class _Connection:
     # -- incoming ----------------------------------------------------------------------
 
     def _handshake_expired(self) -> None:
-        if self.version == 0 and not self.closing:
+        if not self.admitted and not self.closing:
             self.server.drops["handshake_timeouts"] += 1
             self.hang_up()
 
@@ -354,7 +373,7 @@ class _Connection:
             self.server.limits.handshake_timeout, self._handshake_expired
         )
         try:
-            while True:
+            while not self.closing:
                 await self._serve_one()
         except _Closed:
             pass
