@@ -16,7 +16,6 @@ from swimguard.protocol.names import name_problem
 from swimguard.rpc.backend import BackendError, KeyCommand, KeyResult, QueryItemKind
 from swimguard.rpc.codec import sorted_map
 from swimguard.rpc.event_filter import EventKind, StreamRecord
-from swimguard.rpc.explain_cmd import stats_health
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
 from swimguard.rpc.server import user_record
 from swimguard.serf import encode_tags
@@ -338,15 +337,6 @@ class AgentBackend:
             raise BackendError(str(exc)) from None
         return explanation.to_dict() if explanation is not None else None
 
-    def _health(self) -> dict[str, dict[str, str]]:
-        # Ours, beside Serf's sections: serf clients read `stats` as maps of strings and
-        # look up only the sections they know, so one more is harmless.
-        try:
-            health = stats_health(self.explain(self.name))
-        except BackendError:
-            return {}
-        return {"health": health} if health else {}
-
     def stats(self) -> dict[str, dict[str, str]]:
         members = self._agent.members()
         failed = sum(1 for m in members if m.state is MemberState.DEAD)
@@ -380,6 +370,7 @@ class AgentBackend:
                 **self._coordinate_resets(),
             },
             "tags": dict(self._tags),
+            # Serf's five sections exactly (`serf info` prints every section it gets):
+            # our health facts are in `explain`, which `swimguard info` also asks.
             "event_handlers": {},
-            **self._health(),
         }
