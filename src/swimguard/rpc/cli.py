@@ -299,6 +299,10 @@ def main(argv: Sequence[str]) -> int:
     if complaint is not None:
         print(complaint)
         return 1
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         return asyncio.run(_run(command, args))
-    return 0
+    except KeyboardInterrupt:
+        status, last_words = cli_cluster.INTERRUPTED.get(command, (0, None))
+        if last_words is not None:
+            print(last_words)
+        return status
