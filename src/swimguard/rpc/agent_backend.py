@@ -16,6 +16,7 @@ from swimguard.protocol.names import name_problem
 from swimguard.rpc.backend import BackendError, KeyCommand, KeyResult, QueryItemKind
 from swimguard.rpc.codec import sorted_map
 from swimguard.rpc.event_filter import EventKind, StreamRecord
+from swimguard.rpc.join_errors import multierror, seed_failures
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
 from swimguard.rpc.server import user_record
 from swimguard.serf import encode_tags
@@ -186,13 +187,19 @@ class AgentBackend:
     async def join(self, addresses: Sequence[str], *, replay: bool) -> int:
         # memberlist's `name/host:port` form: the name is only a hint; the address decides.
         seeds = [a.rpartition("/")[2] for a in addresses]
-        if not seeds:
-            return 0
-        try:
-            # Serf's Replay flag: without it, user events from before the join are ignored.
-            return await self._agent.join(seeds, replay=replay)
-        except (JoinError, ValueError, UsageError) as exc:
-            raise BackendError(f"1 error occurred:\n\t* {exc}\n\n") from None
+        # One seed at a time, as memberlist: a bad one is one error line, the others are
+        # still tried, and any success clears the errors.
+        joined = 0
+        errors: list[str] = []
+        for seed in seeds:
+            try:
+                # Serf's Replay flag: without it, user events from before the join are ignored.
+                joined += await self._agent.join([seed], replay=replay)
+            except (JoinError, ValueError, UsageError) as exc:
+                errors.extend(seed_failures(seed, str(exc)))
+        if joined == 0 and errors:
+            raise BackendError(multierror(errors))
+        return joined
 
     async def leave(self) -> None:
         if self._leaving:
