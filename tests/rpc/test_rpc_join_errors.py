@@ -41,4 +41,4 @@ def test_what_go_has_no_words_for_keeps_ours_in_serfs_shape() -> None:
         "Failed to join ::1: cannot join through '[::1]:5': IPv6 seed"
     ]
     bad = seed_failures("a:b:c", "port out of range")
-    assert bad == ["Failed to join a:b:c: port out of range"]
+    assert bad == ["Failed to join a:b:c: port out of range"]  # no port: a bare v6 address

@@ -16,13 +16,13 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from swimguard.aio.sockets import DEFAULT_PORT, parse_address
-
 __all__ = ["multierror", "seed_failures"]
 
 _CONNECT: Final = re.compile(r"connect to (?P<addr>\S+) failed: .*?\[Errno (?P<errno>\d+)\]")
 _NO_SEED: Final = "no seed answered: "
 _UNRESOLVED: Final = "cannot resolve seed "
+_DEFAULT_PORT: Final = "7946"
+"""memberlist's port, which a seed without one gets."""
 
 
 def multierror(errors: Sequence[str]) -> str:
@@ -52,11 +52,20 @@ def _failure(seed: str, part: str) -> str:
         ip = addr.rpartition(":")[0].strip("[]")
         why = _go_strerror(int(connect["errno"]))
         return f"Failed to join {ip}: dial tcp {addr}: connect: {why}"
-    try:
-        host, port = parse_address(seed, default_port=DEFAULT_PORT)
-    except ValueError:
-        return f"Failed to join {seed}: {part}"
+    host, port = _split(seed)
     if "timed out" in part or "timeout" in part:
         addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return f"Failed to join {host}: dial tcp {addr}: i/o timeout"
     return f"Failed to join {host}: {part}"
+
+
+def _split(seed: str) -> tuple[str, str]:
+    """`host`, `host:port`, `[v6]:port` or a bare v6 address as (host, port), leniently:
+    only for the text, the agent already refused what it could not parse."""
+    if seed.startswith("[") and "]" in seed:
+        host, _, rest = seed[1:].partition("]")
+        return host, rest.removeprefix(":") or _DEFAULT_PORT
+    if seed.count(":") == 1:
+        host, _, port = seed.partition(":")
+        return host, port
+    return seed, _DEFAULT_PORT
