@@ -16,9 +16,9 @@ from swimguard.protocol.names import name_problem
 from swimguard.rpc.backend import BackendError, KeyCommand, KeyResult, QueryItemKind
 from swimguard.rpc.codec import sorted_map
 from swimguard.rpc.event_filter import EventKind, StreamRecord
+from swimguard.rpc.handlers import user_record
 from swimguard.rpc.join_errors import multierror, seed_failures
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
-from swimguard.rpc.server import user_record
 from swimguard.serf import encode_tags
 from swimguard.serf.coordinate import Coordinate
 from swimguard.serf.coordinate_exchange import coordinate_map
