@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 
@@ -138,6 +139,11 @@ def test_a_client_that_does_not_read_its_stream_loses_records_not_our_memory() -
         msgpack.packb({"Command": "handshake", "Seq": 0}) + msgpack.packb([1]),  # body not a map
         b"\xc6\x7f\xff\xff\xff" + b"x" * 70000,  # a 2 GiB bin announced: bigger than the limit
         msgpack.packb({"Command": "handshake", "Seq": 0, 5: 1}),  # non-string key
+        # Small requests that would unpack into a flood of Python objects:
+        msgpack.packb({"Command": "handshake", "Seq": 0, "x": [{}] * 9000}),  # nested maps
+        msgpack.packb({"Command": "handshake", "Seq": 0, "x": ["ab"] * 9000}),  # a long list
+        b"\xdd\x00\x01\x00\x00",  # an array announcing 65,536 elements
+        msgpack.packb({"Command": "handshake", "Seq": 0, "x": [[[]] * 100] * 90}),  # nesting
     ],
 )
 def test_undecodable_requests_close_the_connection_without_reply(data: bytes) -> None:
@@ -151,6 +157,54 @@ def test_undecodable_requests_close_the_connection_without_reply(data: bytes) ->
             assert await client.closed()
             assert server.drops["protocol_violations"] == 1
             await _still_serves(server)
+        finally:
+            await client.aclose()
+            await server.close()
+
+    run(body)
+
+
+def test_a_request_bomb_is_refused_before_it_is_built() -> None:
+    """A megabyte of empty maps, sent in small pieces: the count spans the pieces, so it
+    is refused once it passes the limit, not rebuilt per read."""
+
+    async def body() -> None:
+        server = await serve(FakeBackend([member("a", 1)]), limits=RpcLimits(max_request_items=64))
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            bomb = msgpack.packb({"Command": "members", "Seq": 1, "x": [[{}] * 40] * 20})
+            sent = 0
+            with contextlib.suppress(ConnectionError):  # hung up on, mid-bomb
+                while sent < len(bomb):  # a few bytes at a time: one read each
+                    await client.send_raw(bomb[sent : sent + 7])
+                    sent += 7
+                    await asyncio.sleep(0)
+                assert await client.closed()
+            await _until_no_connections(server)
+            assert server.drops["protocol_violations"] == 1
+            await _still_serves(server)
+        finally:
+            await client.aclose()
+            await server.close()
+
+    run(body)
+
+
+def test_requests_sent_ahead_wait_as_bytes_and_are_all_answered() -> None:
+    async def body() -> None:
+        server = await serve(FakeBackend([member("a", 1)]))
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            ahead = b"".join(
+                msgpack.packb({"Command": "members", "Seq": seq}) for seq in range(1, 2001)
+            )
+            await client.send_raw(ahead + b"\xc1")  # then garbage: answered up to it
+            replies = await client.read(4000)
+            assert [r["Seq"] for r in replies[::2]] == list(range(1, 2001))
+            assert await client.closed()
+            assert server.drops["protocol_violations"] == 1
         finally:
             await client.aclose()
             await server.close()

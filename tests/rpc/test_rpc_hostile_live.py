@@ -11,6 +11,7 @@ printed when A exits, account for what it dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import re
@@ -38,6 +39,11 @@ RSS_BUDGET = 64 * 1024 * 1024
 MAX_CONNECTIONS = 64  # RpcLimits' default, which the agent uses
 EVENTS = 2000  # user events sent while the lazy client reads nothing
 LAZY_STREAMS = 16  # streams it holds: 16 records per event, ~15 MB in all
+BOMBS = [
+    # Just under 1 MiB each; unpacked, some 70 MB of dicts / 60 MB of strings.
+    msgpack.packb({"Command": "members", "Seq": 2, "x": [[{}] * 8000] * 125}),
+    msgpack.packb({"Command": "members", "Seq": 2, "x": [["ab"] * 8000] * 40}),
+]
 
 
 def _rss(pid: int) -> int:
@@ -157,11 +163,12 @@ async def _attack(a: AgentProcess, c: AgentProcess, lines: _EventLines) -> dict[
     # A client that subscribes to everything and never reads again (a tiny receive window).
     # Several streams, so each event is queued several times: more than the kernel's
     # socket buffers (megabytes on loopback) take, without flooding the cluster for long.
+    # It sends its requests and reads nothing more, not even their replies (records may
+    # come between them); its dropped records below show the streams were open.
     lazy = await _admitted(address, rcvbuf=4096)
     for seq in range(2, 2 + LAZY_STREAMS):
-        assert await lazy.call("stream", seq, {"Type": "*"}) == [{"Error": "", "Seq": seq}]
-    seq = 2 + LAZY_STREAMS
-    assert await lazy.call("monitor", seq, {"LogLevel": "debug"}) == [{"Error": "", "Seq": seq}]
+        await lazy.send({"Command": "stream", "Seq": seq}, {"Type": "*"})
+    await lazy.send({"Command": "monitor", "Seq": 2 + LAZY_STREAMS}, {"LogLevel": "debug"})
 
     # 1,000 idle connections, held open: no handshake, not a byte.
     idle = [await asyncio.open_connection(*address) for _ in range(IDLE)]
@@ -170,6 +177,15 @@ async def _attack(a: AgentProcess, c: AgentProcess, lines: _EventLines) -> dict[
     # A 100 MB body while all of that is held.
     figures["big_body_bytes_sent"] = await _send_big_body(address)
     sample()
+
+    # Requests under the size limit that would unpack into millions of Python objects.
+    for bomb in BOMBS:
+        client = await _admitted(address)
+        with contextlib.suppress(ConnectionError):  # hung up on mid-request
+            await client.send_raw(bomb)
+            assert await client.closed()
+        await client.aclose()
+        sample()
 
     async with Client(*address, auth=TOKEN) as legit:
         # Meanwhile a legitimate client is served, even with the idle sockets held.
@@ -245,8 +261,8 @@ def test_a_live_agent_survives_every_hostile_rpc_client_at_once(tmp_path: Path) 
               f"{figures['big_body_bytes_sent'] >> 20} MiB before hanging up; dropped {dropped}")
         assert growth < RSS_BUDGET
         assert figures["big_body_bytes_sent"] < BIG or dropped["rpc_protocol_violations"] >= 2
-        # Garbage and the 100 MB body broke the protocol: both counted.
-        assert dropped.get("rpc_protocol_violations", 0) >= 2
+        # Garbage, the 100 MB body and the bombs broke the protocol: all counted.
+        assert dropped.get("rpc_protocol_violations", 0) >= 2 + len(BOMBS)
         # Every idle socket beyond the limit was refused or evicted, never all held.
         closed = dropped.get("rpc_connections_refused", 0) + dropped.get(
             "rpc_connections_evicted", 0

@@ -17,7 +17,14 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from swimguard.rpc.codec import FrameReader, ProtocolViolation, decode_body, pack, sorted_map
+from swimguard.rpc.codec import (
+    NEED_MORE,
+    FrameReader,
+    ProtocolViolation,
+    decode_body,
+    pack,
+    sorted_map,
+)
 from swimguard.rpc.commands import BODIES, Command, RpcError
 from swimguard.rpc.event_filter import EventFilter, StreamRecord
 from swimguard.rpc.handlers import HANDLERS
@@ -54,9 +61,9 @@ class Connection:
         self.server = server
         self.reader = reader
         self.writer = writer
-        self.frames = FrameReader(server.limits.max_request_bytes)
-        self.pending: collections.deque[object] = collections.deque()
-        self.broken: ProtocolViolation | None = None
+        self.frames = FrameReader(
+            server.limits.max_request_bytes, max_items=server.limits.max_request_items
+        )
         self.version = 0
         self.authenticated = server.auth_key == ""
         # Serf decodes every header into one struct: a header lacking a key keeps the last.
@@ -200,20 +207,16 @@ class Connection:
         return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
 
     async def _read(self) -> object:
-        while not self.pending:
-            if self.broken is not None:
-                raise self.broken
+        # One object at a time, unpacked when it is wanted: what a client sends ahead waits
+        # as bytes (in the unpacker, at most one request's worth, or in the socket, where
+        # TCP holds the client back), never as a queue of Python objects. Requests before
+        # bad bytes are still answered, as Serf does.
+        while (obj := self.frames.next_object()) is NEED_MORE:
             data = await self.reader.read(65536)
             if not data:
                 raise _Closed
-            try:
-                self.frames.feed(data)
-                for obj in self.frames.objects():
-                    self.pending.append(obj)
-            except ProtocolViolation as exc:
-                # Requests before the garbage are still answered, as Serf would.
-                self.broken = exc
-        return self.pending.popleft()
+            self.frames.feed(data)
+        return obj
 
     async def _serve_one(self) -> None:
         header = await self._read()

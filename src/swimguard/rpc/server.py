@@ -18,7 +18,7 @@ from typing import Final
 
 from swimguard.rpc.backend import RpcBackend
 from swimguard.rpc.coalesce import MemberEventCoalescer, UserEventCoalescer
-from swimguard.rpc.codec import pack
+from swimguard.rpc.codec import MAX_REQUEST_ITEMS, pack
 from swimguard.rpc.connection import Connection, SharedQuery
 from swimguard.rpc.event_filter import EventKind, StreamRecord
 from swimguard.rpc.log_ring import LogRing
@@ -41,6 +41,9 @@ class RpcLimits:
     """Stream/monitor records waiting to be sent per connection; more are dropped."""
     max_request_bytes: int = 1024 * 1024
     """Largest msgpack object a client may send; a bigger one closes the connection."""
+    max_request_items: int = MAX_REQUEST_ITEMS
+    """Maps, arrays and their elements one request object may hold; more close the
+    connection (a small request must not unpack into a huge number of Python objects)."""
     max_streams: int = 64
     """Streams one connection may hold."""
     max_join_addresses: int = 256
