@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgpack
 from bench.serf_harness import free_port
@@ -187,7 +187,14 @@ async def serve(backend: Any, *, auth_key: str = "", log_ring: LogRing | None = 
 class AgentProcess:
     """`python -m swimguard agent` with its RPC on a free port; stopped by its own PID."""
 
-    def __init__(self, name: str, *extra: str, rpc: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        *extra: str,
+        rpc: bool = True,
+        stdout: int | IO[bytes] = subprocess.DEVNULL,
+        stderr: int | IO[bytes] = subprocess.PIPE,
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.rpc_port = free_port() if rpc else 0
@@ -196,7 +203,7 @@ class AgentProcess:
             [sys.executable, "-m", "swimguard", "agent", "--name", name,
              "--bind", f"127.0.0.1:{self.port}", "--profile", "local",
              "--rpc-addr", rpc_addr, *extra],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
         )
         if rpc:
             self._wait_rpc()
@@ -218,9 +225,8 @@ class AgentProcess:
         raise RuntimeError(f"agent {self.name}: RPC never came up")
 
     def stderr(self) -> str:
-        if self.proc.poll() is None:
+        if self.proc.poll() is None or self.proc.stderr is None:
             return ""
-        assert self.proc.stderr is not None
         return self.proc.stderr.read().decode(errors="replace")
 
     def stop(self) -> None:

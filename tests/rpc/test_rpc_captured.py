@@ -13,7 +13,7 @@ from rpc_support import FakeBackend, RawClient, captured, member, run, serve, se
 from swimguard.rpc import SerfStatus
 from swimguard.rpc.backend import KeyResult, QueryItemKind
 from swimguard.rpc.commands import BODIES, Command
-from swimguard.rpc.server import HANDLERS
+from swimguard.rpc.handlers import HANDLERS
 
 
 def _members_of_session() -> FakeBackend:

@@ -1,5 +1,6 @@
 """Our `explain` RPC extension, `Client.explain`, `swimguard explain` and the `health`
-section of `stats`, against real agents (and a backend that cannot explain)."""
+section of `swimguard info` (never of the `stats` reply, which keeps serf's sections),
+against real agents (and a backend that cannot explain)."""
 
 from __future__ import annotations
 
@@ -66,12 +67,8 @@ def test_explain_ourselves_and_a_peer_through_the_client(pair: Any) -> None:
             # The connection survives the error: the next command is answered.
             assert (await client.explain("ea"))["name"] == "ea"
             stats = await client.stats()
-            assert set(stats) >= SERF_SECTIONS
+            assert set(stats) == SERF_SECTIONS  # exactly serf's: `serf info` prints them all
             assert stats["serf"]["health_score"] == str(me["health_score"])
-            health = stats["health"]
-            assert set(health) == {"score", "max", "fence_in", "at_max_for"}
-            assert health["score"] == str(me["health_score"])
-            assert health["fence_in"] == ""  # --self-fence-after is off
             assert all(isinstance(v, str) for s in stats.values() for v in s.values())
 
     run(body)
@@ -94,6 +91,25 @@ def test_swimguard_explain_cli_json_and_text(pair: Any) -> None:
     assert unknown.returncode == 1
     assert "Unknown member: ghost" in unknown.stdout
     assert "Traceback" not in unknown.stderr
+
+
+def test_swimguard_info_adds_our_health_after_serfs_sections(pair: Any) -> None:
+    a, _ = pair
+    base = [sys.executable, "-m", "swimguard", "info", "-rpc-addr", f"127.0.0.1:{a.rpc_port}"]
+    as_json = subprocess.run([*base, "-format", "json"], capture_output=True, text=True,
+                             timeout=60)
+    assert as_json.returncode == 0, as_json.stderr
+    info = json.loads(as_json.stdout)
+    assert set(info) == SERF_SECTIONS | {"health"}
+    health = info["health"]
+    assert set(health) == {"score", "max", "fence_in", "at_max_for"}
+    assert health["score"] == info["serf"]["health_score"]
+    assert health["fence_in"] == ""  # --self-fence-after is off
+    text = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0, text.stderr
+    sections = [ln[:-1] for ln in text.stdout.splitlines() if ln and not ln[0].isspace()]
+    assert sections == sorted(SERF_SECTIONS | {"health"})
+    assert f"\tscore = {health['score']}" in text.stdout
 
 
 class _CannotExplain(FakeBackend):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 
@@ -62,6 +63,48 @@ def test_connections_beyond_the_limit_are_closed_and_counted() -> None:
     run(body)
 
 
+def test_idle_connections_give_their_slot_to_a_new_client() -> None:
+    async def body() -> None:
+        server = await serve(
+            FakeBackend([member("a", 1)]), auth_key="t", limits=RpcLimits(max_connections=3)
+        )
+        admitted = await RawClient.connect(server.address)
+        idle = await RawClient.connect(server.address)
+        no_token = await RawClient.connect(server.address)
+        try:
+            await admitted.handshake()
+            assert await admitted.call("auth", 1, {"AuthKey": "t"}) == [{"Error": "", "Seq": 1}]
+            await no_token.handshake()  # shook hands, but no token: not admitted either
+            # At the limit: the oldest connection not admitted (idle) makes room.
+            newcomer = await RawClient.connect(server.address)
+            await newcomer.handshake()
+            assert await idle.closed()
+            assert server.drops["connections_evicted"] == 1
+            # Then the one without a token; the admitted client is never evicted.
+            late = await RawClient.connect(server.address)
+            assert await no_token.closed()
+            assert server.drops["connections_evicted"] == 2
+            await late.handshake()
+            for client in (newcomer, late):
+                assert await client.call("auth", 1, {"AuthKey": "t"}) == [
+                    {"Error": "", "Seq": 1}
+                ]
+            # Every slot is admitted now: a fourth is refused, nobody is evicted.
+            refused = await RawClient.connect(server.address)
+            assert await refused.closed()
+            assert server.drops["connections_refused"] == 1
+            assert server.drops["connections_evicted"] == 2
+            assert await admitted.call("members", 2, replies=2)
+            for client in (newcomer, late, refused):
+                await client.aclose()
+        finally:
+            for client in (admitted, idle, no_token):
+                await client.aclose()
+            await server.close()
+
+    run(body)
+
+
 def test_a_client_that_does_not_read_its_stream_loses_records_not_our_memory() -> None:
     async def body() -> None:
         server = await serve(FakeBackend([member("a", 1)]), limits=RpcLimits(queue_records=16))
@@ -96,6 +139,11 @@ def test_a_client_that_does_not_read_its_stream_loses_records_not_our_memory() -
         msgpack.packb({"Command": "handshake", "Seq": 0}) + msgpack.packb([1]),  # body not a map
         b"\xc6\x7f\xff\xff\xff" + b"x" * 70000,  # a 2 GiB bin announced: bigger than the limit
         msgpack.packb({"Command": "handshake", "Seq": 0, 5: 1}),  # non-string key
+        # Small requests that would unpack into a flood of Python objects:
+        msgpack.packb({"Command": "handshake", "Seq": 0, "x": [{}] * 9000}),  # nested maps
+        msgpack.packb({"Command": "handshake", "Seq": 0, "x": ["ab"] * 9000}),  # a long list
+        b"\xdd\x00\x01\x00\x00",  # an array announcing 65,536 elements
+        msgpack.packb({"Command": "handshake", "Seq": 0, "x": [[[]] * 100] * 90}),  # nesting
     ],
 )
 def test_undecodable_requests_close_the_connection_without_reply(data: bytes) -> None:
@@ -109,6 +157,54 @@ def test_undecodable_requests_close_the_connection_without_reply(data: bytes) ->
             assert await client.closed()
             assert server.drops["protocol_violations"] == 1
             await _still_serves(server)
+        finally:
+            await client.aclose()
+            await server.close()
+
+    run(body)
+
+
+def test_a_request_bomb_is_refused_before_it_is_built() -> None:
+    """A megabyte of empty maps, sent in small pieces: the count spans the pieces, so it
+    is refused once it passes the limit, not rebuilt per read."""
+
+    async def body() -> None:
+        server = await serve(FakeBackend([member("a", 1)]), limits=RpcLimits(max_request_items=64))
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            bomb = msgpack.packb({"Command": "members", "Seq": 1, "x": [[{}] * 40] * 20})
+            sent = 0
+            with contextlib.suppress(ConnectionError):  # hung up on, mid-bomb
+                while sent < len(bomb):  # a few bytes at a time: one read each
+                    await client.send_raw(bomb[sent : sent + 7])
+                    sent += 7
+                    await asyncio.sleep(0)
+                assert await client.closed()
+            await _until_no_connections(server)
+            assert server.drops["protocol_violations"] == 1
+            await _still_serves(server)
+        finally:
+            await client.aclose()
+            await server.close()
+
+    run(body)
+
+
+def test_requests_sent_ahead_wait_as_bytes_and_are_all_answered() -> None:
+    async def body() -> None:
+        server = await serve(FakeBackend([member("a", 1)]))
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            ahead = b"".join(
+                msgpack.packb({"Command": "members", "Seq": seq}) for seq in range(1, 2001)
+            )
+            await client.send_raw(ahead + b"\xc1")  # then garbage: answered up to it
+            replies = await client.read(4000)
+            assert [r["Seq"] for r in replies[::2]] == list(range(1, 2001))
+            assert await client.closed()
+            assert server.drops["protocol_violations"] == 1
         finally:
             await client.aclose()
             await server.close()
@@ -209,6 +305,25 @@ def test_a_connection_that_never_shakes_hands_is_closed() -> None:
             await _still_serves(server)  # the one slot is free again
         finally:
             await idle.aclose()
+            await server.close()
+
+    run(body)
+
+
+def test_a_connection_that_never_sends_its_token_is_closed() -> None:
+    async def body() -> None:
+        server = await serve(
+            FakeBackend([member("a", 1)]), auth_key="t", limits=RpcLimits(handshake_timeout=1.0)
+        )
+        client = await RawClient.connect(server.address)
+        try:
+            await client.handshake()
+            bad = await client.call("auth", 1, {"AuthKey": "guess"})
+            assert bad == [{"Error": "Invalid authentication token", "Seq": 1}]
+            assert await client.closed()  # waits for the server's timer, however long
+            assert server.drops["handshake_timeouts"] == 1
+        finally:
+            await client.aclose()
             await server.close()
 
     run(body)

@@ -71,8 +71,8 @@ def test_serfclient_members_event_join_stats(agents: tuple[AgentProcess, AgentPr
         assert stats["agent"] == {"name": "a"}
         assert stats["tags"] == {"role": "web"}
         assert stats["serf"]["members"] == "2"
-        # Serf's five sections, and ours: `health` (Lifeguard score, self-fencing).
-        assert set(stats) == {"agent", "runtime", "serf", "tags", "event_handlers", "health"}
+        # Serf's five sections exactly (our health is in `explain`).
+        assert set(stats) == {"agent", "runtime", "serf", "tags", "event_handlers"}
 
         gone = client.force_leave("ghost")  # unknown names succeed, as on serf
         assert gone.head["Error"] == ""

@@ -149,14 +149,14 @@ def test_agent_strings_are_text_not_markup() -> None:
 
 
 class _SerfLikeClient:
-    """A serf agent as the view sees it: no `health` in stats, coordinates unknown."""
+    """A serf agent as the view sees it: Go's runtime in stats, coordinates unknown."""
 
     def __init__(self) -> None:
         self.members: list[MemberInfo] = []
         self.explained: list[str] = []
 
     async def stats(self) -> dict[str, dict[str, str]]:
-        return {"agent": {"name": "s"}}
+        return {"agent": {"name": "s"}, "runtime": {"version": "go1.19.8"}}
 
     async def request(self, command: str, body: dict[str, Any]) -> dict[str, Any]:
         assert command == "get-coordinate"

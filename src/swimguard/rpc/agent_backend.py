@@ -16,9 +16,9 @@ from swimguard.protocol.names import name_problem
 from swimguard.rpc.backend import BackendError, KeyCommand, KeyResult, QueryItemKind
 from swimguard.rpc.codec import sorted_map
 from swimguard.rpc.event_filter import EventKind, StreamRecord
-from swimguard.rpc.explain_cmd import stats_health
+from swimguard.rpc.handlers import user_record
+from swimguard.rpc.join_errors import multierror, seed_failures
 from swimguard.rpc.members import MemberDirectory, RpcMember, SerfStatus
-from swimguard.rpc.server import user_record
 from swimguard.serf import encode_tags
 from swimguard.serf.coordinate import Coordinate
 from swimguard.serf.coordinate_exchange import coordinate_map
@@ -187,13 +187,19 @@ class AgentBackend:
     async def join(self, addresses: Sequence[str], *, replay: bool) -> int:
         # memberlist's `name/host:port` form: the name is only a hint; the address decides.
         seeds = [a.rpartition("/")[2] for a in addresses]
-        if not seeds:
-            return 0
-        try:
-            # Serf's Replay flag: without it, user events from before the join are ignored.
-            return await self._agent.join(seeds, replay=replay)
-        except (JoinError, ValueError, UsageError) as exc:
-            raise BackendError(f"1 error occurred:\n\t* {exc}\n\n") from None
+        # One seed at a time, as memberlist: a bad one is one error line, the others are
+        # still tried, and any success clears the errors.
+        joined = 0
+        errors: list[str] = []
+        for seed in seeds:
+            try:
+                # Serf's Replay flag: without it, user events from before the join are ignored.
+                joined += await self._agent.join([seed], replay=replay)
+            except (JoinError, ValueError, UsageError) as exc:
+                errors.extend(seed_failures(seed, str(exc)))
+        if joined == 0 and errors:
+            raise BackendError(multierror(errors))
+        return joined
 
     async def leave(self) -> None:
         if self._leaving:
@@ -338,15 +344,6 @@ class AgentBackend:
             raise BackendError(str(exc)) from None
         return explanation.to_dict() if explanation is not None else None
 
-    def _health(self) -> dict[str, dict[str, str]]:
-        # Ours, beside Serf's sections: serf clients read `stats` as maps of strings and
-        # look up only the sections they know, so one more is harmless.
-        try:
-            health = stats_health(self.explain(self.name))
-        except BackendError:
-            return {}
-        return {"health": health} if health else {}
-
     def stats(self) -> dict[str, dict[str, str]]:
         members = self._agent.members()
         failed = sum(1 for m in members if m.state is MemberState.DEAD)
@@ -380,6 +377,7 @@ class AgentBackend:
                 **self._coordinate_resets(),
             },
             "tags": dict(self._tags),
+            # Serf's five sections exactly (`serf info` prints every section it gets):
+            # our health facts are in `explain`, which `swimguard info` also asks.
             "event_handlers": {},
-            **self._health(),
         }

@@ -21,7 +21,7 @@ from typing import Any, Final, NoReturn
 
 from swimguard.rpc import cli_cluster
 from swimguard.rpc.client import Client, MemberInfo, RpcClientError, StreamEvent
-from swimguard.rpc.explain_cmd import run_explain
+from swimguard.rpc.explain_cmd import run_explain, speaks_explain, stats_health
 from swimguard.rpc.watch import add_watch_flags, run_watch
 
 __all__ = ["COMMANDS", "main"]
@@ -200,6 +200,14 @@ async def _tags(client: Client, args: argparse.Namespace) -> int:
 
 async def _info(client: Client, args: argparse.Namespace) -> int:
     stats = await client.stats()
+    if speaks_explain(stats):
+        # Our agent's health is not in `stats` (serf's exact sections, for `serf info`):
+        # ask `explain` of ourselves and show it as one more section.
+        own = stats.get("agent", {}).get("name", "")
+        with contextlib.suppress(RpcClientError):
+            health = stats_health(await client.explain(own))
+            if health:
+                stats = {**stats, "health": health}
     if args.format == "json":
         print(json.dumps(stats, indent=2, sort_keys=True))
         return 0
@@ -291,6 +299,10 @@ def main(argv: Sequence[str]) -> int:
     if complaint is not None:
         print(complaint)
         return 1
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         return asyncio.run(_run(command, args))
-    return 0
+    except KeyboardInterrupt:
+        status, last_words = cli_cluster.INTERRUPTED.get(command, (0, None))
+        if last_words is not None:
+            print(last_words)
+        return status

@@ -12,7 +12,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final
 
 from swimguard.rpc.client import Client, KeyReport, RpcClientError
@@ -20,6 +20,14 @@ from swimguard.rpc.client import Client, KeyReport, RpcClientError
 __all__ = ["COMMANDS", "RUN", "add_flags", "parse_duration", "usage_error"]
 
 COMMANDS: Final = ("force-leave", "query", "keys", "rtt", "reachability")
+
+INTERRUPTED: Final[Mapping[str, tuple[int, str | None]]] = {
+    "query": (1, None),
+    "reachability": (1, "Test interrupted"),
+}
+"""Exit status (and last line) of a command Ctrl-C stops, as serf's: it catches SIGINT, and
+the two commands that wait on the cluster give up with status 1 (checked against
+/usr/bin/serf 0.9.4); the others finish what they were doing (0)."""
 
 _TROUBLESHOOTING: Final = """
 Troubleshooting tips:

@@ -22,6 +22,8 @@ import msgpack
 
 __all__ = [
     "MAX_REQUEST_BYTES",
+    "MAX_REQUEST_ITEMS",
+    "NEED_MORE",
     "FieldType",
     "FrameReader",
     "ProtocolViolation",
@@ -77,20 +79,74 @@ def sorted_map(**fields: Any) -> dict[str, Any]:
     return {key: fields[key] for key in sorted(fields, key=str.encode)}
 
 
-class FrameReader:
-    """Splits the bytes a client sent into msgpack objects, each at most `max_object` bytes.
+MAX_REQUEST_ITEMS: Final = 8192
+"""Maps, arrays and elements of them one request object may hold. Serf's requests are a
+map with at most one list or map of strings in it (`join` names at most 256 addresses);
+a megabyte of empty maps, or of two-letter strings in a list, would unpack into tens of
+megabytes of Python objects, so a request with more is refused while it is unpacked."""
 
-    `feed` raises `ProtocolViolation` when one unfinished object would exceed the limit
-    (the buffer never grows past it); `objects` raises it on bytes that are not msgpack.
+
+class NeedMore(enum.Enum):
+    """`FrameReader.next_object`'s answer when no complete object is buffered yet."""
+
+    TOKEN = enum.auto()
+
+
+NEED_MORE: Final = NeedMore.TOKEN
+
+
+class _ItemBudget:
+    """Counts the maps, arrays and elements of the object being unpacked (msgpack calls it
+    as each map/array is completed, also across feeds of one object)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.items = 0
+
+    def __call__(self, container: Any) -> Any:
+        self.items += 1 + len(container) * (2 if isinstance(container, dict) else 1)
+        if self.items > self.limit:
+            raise ProtocolViolation(
+                f"request holds more than {self.limit} maps, arrays and elements"
+            )
+        return container
+
+
+class FrameReader:
+    """Splits the bytes a client sent into msgpack objects, each at most `max_object` bytes
+    and (if `max_items` is set) at most that many maps, arrays and elements of them.
+
+    `feed` raises `ProtocolViolation` when one unfinished object would exceed the byte
+    limit (the buffer never grows past it); `next_object`/`objects` raise it on bytes that
+    are not msgpack and on an object with too many items: a map or array announcing more
+    is refused before it is built, and nesting is refused as soon as the count is passed.
     """
 
-    def __init__(self, max_object: int = MAX_REQUEST_BYTES) -> None:
+    def __init__(
+        self, max_object: int = MAX_REQUEST_BYTES, *, max_items: int | None = None
+    ) -> None:
         self._max = max_object
+        self._budget: _ItemBudget | None = None
+        limits: dict[str, Any] = {}
+        if max_items is not None:
+            # The hook is its own object, not a bound method of ours: no reference cycle,
+            # so a closed connection's reader is freed at once, not at the next GC pass.
+            self._budget = _ItemBudget(max_items)
+            limits = {
+                "object_hook": self._budget,
+                "list_hook": self._budget,
+                "max_array_len": max_items,
+                "max_map_len": max_items,
+            }
         self._unpacker = msgpack.Unpacker(
             raw=False,
             strict_map_key=False,  # a non-string key is refused by `decode_body` with the rest
             max_buffer_size=max_object,
+            # The buffer grows as bytes come (to max_object); msgpack would otherwise
+            # allocate up to 1 MiB per reader at once.
+            read_size=min(max_object, 4096),
             unicode_errors="strict",
+            **limits,
         )
 
     def feed(self, data: bytes) -> None:
@@ -99,16 +155,22 @@ class FrameReader:
         except msgpack.BufferFull:
             raise ProtocolViolation(f"request larger than {self._max} bytes") from None
 
+    def next_object(self) -> object:
+        """The next complete object, or `NEED_MORE` (feed more bytes, then ask again)."""
+        try:
+            obj = self._unpacker.unpack()
+        except msgpack.OutOfData:
+            return NEED_MORE
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+                TypeError, UnicodeDecodeError) as exc:
+            raise ProtocolViolation(f"undecodable request: {exc}") from None
+        if self._budget is not None:
+            self._budget.items = 0
+        return obj
+
     def objects(self) -> Iterator[object]:
         """The complete objects fed so far, in order."""
-        while True:
-            try:
-                obj = self._unpacker.unpack()
-            except msgpack.OutOfData:
-                return
-            except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
-                    TypeError, UnicodeDecodeError) as exc:
-                raise ProtocolViolation(f"undecodable request: {exc}") from None
+        while (obj := self.next_object()) is not NEED_MORE:
             yield obj
 
 

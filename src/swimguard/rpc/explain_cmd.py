@@ -20,7 +20,7 @@ from typing import Any
 
 from swimguard.rpc.client import Client, RpcClientError
 
-__all__ = ["UNKNOWN_MEMBER", "explain_story", "run_explain", "stats_health"]
+__all__ = ["UNKNOWN_MEMBER", "explain_story", "run_explain", "speaks_explain", "stats_health"]
 
 UNKNOWN_MEMBER = "Unknown member: {}"
 """The error text when the agent knows no member of that name."""
@@ -165,9 +165,20 @@ async def run_explain(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def speaks_explain(stats: Mapping[str, Mapping[str, str]]) -> bool:
+    """Whether the agent that sent `stats` is ours, so it answers `explain`.
+
+    A serf agent hangs up on a command it does not know, so clients ask first: ours says
+    `runtime.version = pythonX.Y.Z` where serf says `goX.Y.Z`.
+    """
+    runtime = stats.get("runtime")
+    version = runtime.get("version") if isinstance(runtime, Mapping) else None
+    return isinstance(version, str) and version.startswith("python")
+
+
 def stats_health(explanation: Mapping[str, Any] | None) -> dict[str, str]:
-    """The `health` section we add to `stats` (Serf's sections stay as they are; every
-    value a string, as serf clients decode `stats` into maps of strings)."""
+    """The `health` section `swimguard info` prints after Serf's sections, from our own
+    explanation (every value a string, as in the sections of `stats`)."""
     if explanation is None:
         return {}
     now = _num(explanation.get("now")) or 0.0

@@ -4,7 +4,7 @@ Each refresh asks the agent for its members (with `members`' filters), the coord
 both ends of every row (`get-coordinate`, for a Vivaldi RTT estimate) and, from a swimguard
 agent, `explain` of every member: our own health score, and for a peer a running
 suspicion. A serf agent has no `explain` (it hangs up on unknown commands), so it is only
-asked of an agent whose `stats` carries our `health` section.
+asked of an agent whose `stats` says it runs on Python (`speaks_explain`).
 
 On a terminal the table is redrawn in place (`rich.live.Live`); otherwise one table is
 printed per refresh, so a pipe or a test reads each refresh in turn. Every string from the
@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from swimguard.rpc.client import Client, MemberInfo, RpcClientError
+from swimguard.rpc.explain_cmd import speaks_explain
 from swimguard.serf.coordinate import Coordinate, estimate_rtt
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ class MemberView:
         """Our agent's name and one row per member, from a fresh round of requests."""
         stats = await client.stats()
         own = stats.get("agent", {}).get("name", "")
-        explains = "health" in stats
+        explains = speaks_explain(stats)
         listed = sorted(await members(), key=lambda m: m.name)
         ours = await _coordinate(client, own)
         rows = []
