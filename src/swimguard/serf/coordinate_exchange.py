@@ -98,31 +98,33 @@ def decode_ack_payload(payload: bytes) -> Coordinate | AckPayloadProblem:
         return AckPayloadProblem.BAD_VERSION
     if len(payload) > _MAX_PAYLOAD:
         return AckPayloadProblem.UNDECODABLE
-    unpacker = msgpack.Unpacker(
-        raw=True, max_buffer_size=_MAX_PAYLOAD, max_array_len=64, max_map_len=16
-    )
-    unpacker.feed(payload[1:])
+    # One call, not a streaming Unpacker: this runs for every probe ack, and building an
+    # Unpacker cost more than decoding. The payload's length is bounded above; the limits
+    # bound what a hostile map or array may hold.
     try:
-        body = unpacker.unpack()
+        body = msgpack.unpackb(payload[1:], raw=True, max_array_len=64, max_map_len=16)
+    except msgpack.ExtraData as extra:
+        # Serf's decoder stops after the map (the stubs do not declare `unpacked`).
+        body = extra.unpacked  # type: ignore[attr-defined]
     except (ValueError, msgpack.UnpackException):
         return AckPayloadProblem.UNDECODABLE
     if body is None:
         body = {}
     if not isinstance(body, dict):
         return AckPayloadProblem.UNDECODABLE
-    fields: dict[bytes, Any] = {}
-    for key, value in body.items():
-        if not isinstance(key, bytes):
-            return AckPayloadProblem.UNDECODABLE
-        fields[key] = value
+    if not set(map(type, body)) <= _BYTES_ONLY:
+        return AckPayloadProblem.UNDECODABLE
+    fields: dict[bytes, Any] = body
     try:
         vec_raw = fields.get(b"Vec")
         if vec_raw is None:
             vec: tuple[float, ...] = ()
-        elif isinstance(vec_raw, list):
-            vec = tuple(_number(v) for v in vec_raw)
-        else:
+        elif not isinstance(vec_raw, list):
             return AckPayloadProblem.UNDECODABLE
+        elif set(map(type, vec_raw)) == _FLOATS_ONLY:  # what Serf sends: no conversion
+            vec = tuple(vec_raw)
+        else:
+            vec = tuple(_number(v) for v in vec_raw)
         return Coordinate(
             vec=vec,
             error=_number(fields.get(b"Error")),
@@ -131,6 +133,10 @@ def decode_ack_payload(payload: bytes) -> Coordinate | AckPayloadProblem:
         )
     except TypeError:
         return AckPayloadProblem.UNDECODABLE
+
+
+_BYTES_ONLY: Final = frozenset((bytes,))
+_FLOATS_ONLY: Final = frozenset((float,))
 
 
 def _number(value: object) -> float:
