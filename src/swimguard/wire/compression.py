@@ -285,6 +285,9 @@ def _phrase_limit(size: int) -> int:
     return phrases
 
 
+_PHRASE_LIMITS: Final = tuple(_phrase_limit(size) for size in range(_SHORT_INPUT + 1))
+
+
 def compress_message_if_shorter(message: bytes) -> bytes | None:
     """`compress_message(message)` if it is shorter than `message`, else None.
 
@@ -297,7 +300,7 @@ def compress_message_if_shorter(message: bytes) -> bytes | None:
     """
     size = len(message)
     if 0 < size <= _SHORT_INPUT:
-        limit = _phrase_limit(size)
+        limit = _PHRASE_LIMITS[size]
         # A pair of adjacent bytes never seen before cannot lie inside a phrase (every
         # phrase longer than one byte occurred earlier in the input), so each distinct pair
         # ends a phrase: on high-entropy input (an ack's coordinate) this settles it at once.
