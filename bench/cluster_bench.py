@@ -21,7 +21,11 @@ output is recorded too (timestamped by the handler) but is ~1 s late by design (
 agent coalesces member events with a 1 s quiescent period), so it is reported separately
 and not used for the ratios.
 
-Run: `python -m bench.cluster_bench [--members 20] [--idle-seconds 60] [--kills 5]`.
+With `--metrics`, a third cluster of swimguard agents serving Prometheus metrics
+(`--metrics-addr 127.0.0.1:0`) runs after the plain one and is reported beside it, so one
+command gives serf / swimguard / swimguard+metrics idle CPU and RSS.
+
+Run: `python -m bench.cluster_bench [--members 20] [--idle-seconds 60] [--kills 5] [--metrics]`.
 """
 
 from __future__ import annotations
@@ -63,6 +67,12 @@ from bench.procs import (
 TARGET_CPU_RATIO = 1.5
 TARGET_RSS_BYTES = 40_000_000  # 40 MB (decimal; 38.1 MiB), the stricter reading
 TARGET_DETECT_RATIO = 1.1
+TARGET_METRICS_CPU_RATIO = 1.1  # issue 14: idle CPU with metrics within 10 % of without
+
+METRICS_ARGS = ("--metrics-addr", f"{LOOPBACK}:0")
+"""What `--metrics` adds to every agent of the third cluster: an unscraped /metrics server
+(a scrape costs the agent about a millisecond; what we want to see is the idle cost of
+counting and of the listening server)."""
 
 MIB = 1024 * 1024
 
@@ -153,11 +163,10 @@ class SerfKind(Kind):
 class SwimguardKind(Kind):
     """`python -m swimguard agent`, LAN profile, events from its JSON lines."""
 
-    label = "swimguard"
-
-    def __init__(self, python: str, extra: Sequence[str] = ()) -> None:
+    def __init__(self, python: str, extra: Sequence[str] = (), label: str = "swimguard") -> None:
         self.python = python
         self.extra = list(extra)
+        self.label = label
 
     def argv(self, name: str, ports: Sequence[int], seed: str | None, run_dir: Path) -> list[str]:
         cmd = [self.python, "-m", "swimguard", "agent", "--name", name,
@@ -601,8 +610,12 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
 ]
 
 
-def compare(serf: dict[str, Any] | None, sg: dict[str, Any] | None) -> dict[str, Any]:
-    """Ratios swimguard/serf and the issue's targets, each with pass/fail (None = unknown)."""
+def compare(serf: dict[str, Any] | None, sg: dict[str, Any] | None,
+            sg_metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ratios swimguard/serf and the issue's targets, each with pass/fail (None = unknown).
+
+    With `sg_metrics` (the `--metrics` cluster), also its idle CPU over plain swimguard's.
+    """
     cpu_r = ratio(
         _med(sg, "idle", "cpu_percent_per_agent"), _med(serf, "idle", "cpu_percent_per_agent")
     )
@@ -618,6 +631,12 @@ def compare(serf: dict[str, Any] | None, sg: dict[str, Any] | None) -> dict[str,
         "detect_first": first_r,
         "detect_all": all_r,
     }  # fmt: skip
+    metrics_r = ratio(_med(sg_metrics, "idle", "cpu_percent_per_agent"),
+                      _med(sg, "idle", "cpu_percent_per_agent"))
+    if sg_metrics is not None:
+        ratios["metrics_cpu_per_agent"] = metrics_r
+        ratios["metrics_rss_per_agent"] = ratio(_med(sg_metrics, "idle", "rss_mib_per_agent"),
+                                                _med(sg, "idle", "rss_mib_per_agent"))
 
     def ok(value: float | None, limit: float) -> bool | None:
         return None if value is None else value <= limit
@@ -628,27 +647,39 @@ def compare(serf: dict[str, Any] | None, sg: dict[str, Any] | None) -> dict[str,
         "detect_first_le_1.1x_serf": ok(first_r, TARGET_DETECT_RATIO),
         "detect_all_le_1.1x_serf": ok(all_r, TARGET_DETECT_RATIO),
     }
+    if sg_metrics is not None:
+        targets["metrics_cpu_le_1.1x_plain"] = ok(metrics_r, TARGET_METRICS_CPU_RATIO)
     return {"ratios": ratios, "targets": targets}
 
 
 def render(results: dict[str, Any]) -> str:
-    """Plain-text table of both clusters, the ratios and the targets."""
+    """Plain-text table of the clusters (serf, swimguard, swimguard+metrics), the ratios
+    and the targets; the metrics columns appear only when that cluster ran."""
     serf, sg = results.get("serf"), results.get("swimguard")
+    sgm = results.get("swimguard_metrics")
     cmp_ = results["comparison"]
     w = 44
-    lines = [f"{'metric':<{w}} {'serf':>10} {'swimguard':>10} {'sg/serf':>8}"]
-    lines.append("-" * len(lines[0]))
+
+    def cell(value: float | None, fmt: str) -> str:
+        return fmt.format(value) if value is not None else "-"
+
+    def times(r: float | None) -> str:
+        return f"{r:.2f}x" if r is not None else "-"
+
+    head = f"{'metric':<{w}} {'serf':>10} {'swimguard':>10} {'sg/serf':>8}"
+    if sgm is not None:
+        head += f" {'sg+metrics':>10} {'m/sg':>6}"
+    lines = [head, "-" * len(head)]
     for label, path, fmt in ROWS:
         a, b = _med(serf, *path), _med(sg, *path)
-        if a is None and b is None:
+        m = _med(sgm, *path)
+        if a is None and b is None and m is None:
             continue
-        r = ratio(b, a)
-        lines.append(
-            f"{label:<{w}} {fmt.format(a) if a is not None else '-':>10} "
-            f"{fmt.format(b) if b is not None else '-':>10} "
-            f"{f'{r:.2f}x' if r is not None else '-':>8}"
-        )
-    for res, name in ((serf, "serf"), (sg, "swimguard")):
+        line = f"{label:<{w}} {cell(a, fmt):>10} {cell(b, fmt):>10} {times(ratio(b, a)):>8}"
+        if sgm is not None:
+            line += f" {cell(m, fmt):>10} {times(ratio(m, b)):>6}"
+        lines.append(line)
+    for res, name in ((serf, "serf"), (sg, "swimguard"), (sgm, "swimguard+metrics")):
         if not res:
             continue
         d = res.get("detect", {})
@@ -715,6 +746,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="random seed for victims and timing")
     p.add_argument("--skip-serf", action="store_true", help="do not run the serf cluster")
     p.add_argument("--skip-swimguard", action="store_true", help="do not run the swimguard cluster")
+    p.add_argument("--metrics", action="store_true",
+                   help="also run a swimguard cluster whose agents serve /metrics "
+                        "(--metrics-addr 127.0.0.1:0, unscraped), reported beside the plain one")
     p.add_argument(
         "--out",
         default="results/cluster_bench.json",
@@ -798,9 +832,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_swimguard:
         kind = SwimguardKind(args.python, args.swimguard_arg)
         results["swimguard"] = run_cluster(kind, opts, keep)
-    results["comparison"] = compare(results.get("serf"), results.get("swimguard"))
+    if args.metrics:
+        kind = SwimguardKind(args.python, [*args.swimguard_arg, *METRICS_ARGS],
+                             label="swimguard+metrics")
+        results["swimguard_metrics"] = run_cluster(kind, opts, keep)
+    results["comparison"] = compare(results.get("serf"), results.get("swimguard"),
+                                    results.get("swimguard_metrics"))
     results["meta"]["loadavg_at_end"] = list(os.getloadavg())
-    for key in ("serf", "swimguard"):
+    for key in ("serf", "swimguard", "swimguard_metrics"):
         res = results.get(key)
         if res is not None and ("error" in res or res.get("detect", {}).get("incomplete_kills")):
             failed = True

@@ -18,6 +18,7 @@ from swimguard.aio.sockets import (
     normalize_peer,
     parse_address,
 )
+from swimguard.aio.udp import MAX_DATAGRAM_BYTES, UdpEndpoint
 
 
 @pytest.mark.parametrize(
@@ -116,3 +117,32 @@ def test_drop_logger_is_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
 def test_agent_config_names_the_bad_field(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         AgentConfig(**{field: 0})
+
+
+def test_udp_endpoint_reads_the_largest_datagram_into_a_64k_buffer() -> None:
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        got: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+        drops: list[str] = []
+        endpoint = UdpEndpoint(lambda data, sender: got.put_nowait((data, sender)), drops.append)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        transport, _ = await loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
+        try:
+            # The selector transport's default (256 KiB per read) churned the heap.
+            assert getattr(transport, "max_size", MAX_DATAGRAM_BYTES) == MAX_DATAGRAM_BYTES
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+                peer.bind(("127.0.0.1", 0))
+                peer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 17)
+                largest = bytes(range(256)) * 255 + b"\xff" * 227  # 65,507: IPv4's largest
+                peer.sendto(largest, sock.getsockname())
+                peer.sendto(b"small", sock.getsockname())
+                data, sender = await got.get()
+                assert data == largest
+                assert sender == peer.getsockname()
+                assert (await got.get())[0] == b"small"
+            assert drops == []
+        finally:
+            endpoint.close()
+
+    asyncio.run(body())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 import signal
 import socket
@@ -73,6 +74,14 @@ async def wait_for_event(a: Agent, done: Callable[[object], bool]) -> object:
         if done(ev):
             return ev
     raise AssertionError("agent closed before the event came")
+
+
+async def poll(predicate: Callable[[], bool]) -> None:
+    """Returns once `predicate()` holds; the pytest timeout bounds the wait."""
+    for _ in itertools.count():
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
 
 
 async def http_get(addr: tuple[str, int], request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -487,5 +496,42 @@ def test_serf_queues_are_told_apart_by_message_type() -> None:
         finally:
             await a.close()
             await plain.close()
+
+    run(body)
+
+
+def test_coordinate_updates_move_serfs_adjustment_metric() -> None:
+    async def body() -> None:
+        a, b = agents = [agent("a"), agent("b")]
+        plain = agent("p", serf_compat=False)
+        server: MetricsServer | None = None
+        try:
+            await a.start()
+            server = await a.serve_metrics(LOCAL)
+            assert server.address is not None
+            before = await scrape(server.address)
+            assert value(before, "serf_coordinate_adjustment_ms_count") == 0  # alone
+            await b.start()
+            await b.join([a.advertise_address])
+            # Each direct probe's ack carries the peer's coordinate; the first one moves ours.
+            # No event marks it, so poll; the test's timeout bounds the wait.
+            await poll(lambda: a.coordinate("b") is not None)
+            after = await scrape(server.address)
+            count = value(after, "serf_coordinate_adjustment_ms_count")
+            assert count >= 1
+            assert count == value(after, "serf_coordinate_adjustment_ms_bucket", le="+Inf")
+            # A new member starts at the origin with the largest error: its first update
+            # moves it by more than nothing.
+            assert value(after, "serf_coordinate_adjustment_ms_sum") > 0.0
+            assert value(after, "serf_coordinate_rejected_total") == 0
+            assert value(after, "swimguard_coordinate_resets_total") == 0
+            # A plain memberlist agent has no coordinates to report.
+            await plain.start()
+            assert plain.metrics.get_sample_value("serf_coordinate_adjustment_ms_count") is None
+        finally:
+            if server is not None:
+                await server.close()
+            for ag in (*agents, plain):
+                await ag.close()
 
     run(body)

@@ -147,6 +147,38 @@ def test_compare_targets_and_render() -> None:
     assert "PASS" in text
 
 
+def test_metrics_cluster_is_reported_beside_the_plain_one() -> None:
+    serf = _result(0.3, 14.7, 6.8, 6.9)
+    plain = _result(0.1, 30.0, 7.0, 7.5)
+    within = _result(0.105, 33.0, 7.0, 7.5)
+    over = _result(0.12, 33.0, 7.0, 7.5)
+    cmp_ = cb.compare(serf, plain, within)
+    assert cmp_["targets"]["metrics_cpu_le_1.1x_plain"] is True
+    assert cmp_["ratios"]["metrics_cpu_per_agent"] == pytest.approx(1.05)
+    assert cb.compare(serf, plain, over)["targets"]["metrics_cpu_le_1.1x_plain"] is False
+    assert "metrics_cpu_le_1.1x_plain" not in cb.compare(serf, plain)["targets"]
+    text = cb.render({"serf": serf, "swimguard": plain, "swimguard_metrics": within,
+                      "comparison": cmp_})
+    head, _, cpu_row = text.splitlines()[:3]
+    assert "sg+metrics" in head
+    assert cpu_row.split()[-2:] == ["0.105", "1.05x"]
+    assert "sg+metrics" not in cb.render({"serf": serf, "swimguard": plain,
+                                          "comparison": cb.compare(serf, plain)})
+
+
+def test_metrics_kind_serves_metrics_on_a_free_loopback_port(tmp_path: Path) -> None:
+    args = cb.parse_args(["--metrics", "--swimguard-arg=--log-level=debug"])
+    assert args.metrics
+    assert not cb.parse_args([]).metrics
+    kind = cb.SwimguardKind(sys.executable, [*args.swimguard_arg, *cb.METRICS_ARGS],
+                            label="swimguard+metrics")
+    argv = kind.argv("n1", [7000], None, tmp_path)
+    assert argv[argv.index("--metrics-addr") + 1] == "127.0.0.1:0"
+    assert "--log-level=debug" in argv
+    assert kind.label == "swimguard+metrics"
+    assert cb.SwimguardKind(sys.executable).label == "swimguard"
+
+
 def test_main_writes_json_when_both_skipped(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     rc = cb.main(["--skip-serf", "--skip-swimguard", "--out", str(out)])

@@ -139,6 +139,13 @@ def test_a_sample_moves_us_and_caches_the_peer() -> None:
     assert ex.updates == 1
     assert ex.drops == {}
     assert len(ex) == 1
+    # Serf's adjustment-ms sample: how far that update moved us, in ms.
+    assert ex.adjustment_ms.count == 1
+    assert ex.adjustment_ms.sum == pytest.approx(
+        Coordinate.origin().distance_to(ex.own) * 1000.0)
+    assert ex.adjustment_ms.sum > 0.0
+    assert ex.rejected == 0
+    assert ex.zero_rtt == 0
 
 
 def test_empty_payload_is_ignored_silently() -> None:
@@ -179,6 +186,18 @@ def test_bad_input_is_counted_and_never_stored(
     assert ex.own == before
     assert ex.ack_payload() == before_ack
     assert ex.client.tracked == 1  # no latency samples for "bad"
+    # Serf counts refused samples in `coordinate.rejected`; payloads it cannot decode are
+    # not samples and only logged there (here: drops).
+    assert ex.rejected == (2 if isinstance(reason, CoordinateRejected) else 0)
+    assert ex.adjustment_ms.count == 1  # only the good sample moved us
+
+
+def test_a_zero_rtt_sample_is_used_and_counted() -> None:
+    ex = exchange()
+    ex.ping_completed("peer", 0.0, raw_payload(good_map()))
+    assert ex.zero_rtt == 1
+    assert ex.updates == 1
+    assert ex.rejected == 0
 
 
 def test_refusal_reasons_are_distinct_counters() -> None:

@@ -21,13 +21,15 @@ from swimguard.wire import (
 )
 from swimguard.wire.compression import (
     DecompressionBudget,
+    _compress_message_size,
     compress_message,
+    compress_message_if_shorter,
     decompress_message,
     lzw_compress,
     lzw_decompress,
 )
 from swimguard.wire.errors import DecodeError
-from swimguard.wire.messages import Compress, MessageType, encode_body
+from swimguard.wire.messages import Compress, MessageType, Ping, encode_body
 from swimguard.wire.packet import DEFAULT_MAX_DECOMPRESSED, encode_message
 
 
@@ -279,3 +281,40 @@ def test_failed_parts_are_freed_at_once_without_the_cycle_collector() -> None:
     finally:
         gc.enable()
     assert reasons == ["compress", "body", "unknown_type", "compound", "too_large"]
+
+
+def _kept(message: bytes) -> bytes | None:
+    compressed = compress_message(message)
+    return compressed if len(compressed) < len(message) else None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compress_if_shorter_decides_exactly_as_compressing_and_comparing(seed: int) -> None:
+    # Short inputs take the phrase-count shortcut; the boundary (200 bytes), inputs either
+    # side of where LZW starts to pay, and long inputs compare with the real thing.
+    rng = random.Random(seed)
+    kept = dropped = 0
+    for _ in range(1500):
+        size = rng.choice([rng.randint(1, 40), rng.randint(1, 260), 199, 200, 201])
+        alphabet = rng.choice([1, 2, 3, 5, 8, 16, 64, 256])
+        message = bytes(rng.randrange(alphabet) for _ in range(size))
+        expected = _kept(message)
+        assert compress_message_if_shorter(message) == expected
+        kept += expected is not None
+        dropped += expected is None
+    assert kept > 100  # both answers were exercised
+    assert dropped > 100
+
+
+def test_compress_if_shorter_on_pings_and_acks() -> None:
+    ping = encode_message(Ping(seq_no=321, node="n4", source_addr=b"\x7f\x00\x00\x01",
+                               source_port=31000, source_node="n1"))
+    ack = encode_message(AckResp(seq_no=321, payload=b"\x01" + bytes(range(129))))
+    for message in (ping, ack, ping * 3):
+        assert compress_message_if_shorter(message) == _kept(message)
+    assert compress_message_if_shorter(ping) is None  # too short to gain, like most UDP
+
+
+def test_compress_message_size_formula() -> None:
+    for size in (0, 1, 31, 32, 33, 200, 255, 256, 300):
+        assert _compress_message_size(size) == 1 + len(encode_body(Compress(buf=bytes(size))))

@@ -39,6 +39,7 @@ from swimguard.protocol.members import MemberState
 from swimguard.protocol.node import Node
 from swimguard.protocol.outgoing import Address
 from swimguard.protocol.stats import Histogram
+from swimguard.serf.coordinate_exchange import CoordinateExchange
 from swimguard.serf.messages import SerfMessageType
 from swimguard.serf.node import SerfNode
 
@@ -74,6 +75,8 @@ class AgentCollector(Collector):
             return
         yield from _memberlist_families(view)
         yield from _serf_families(view.driver.tally)
+        if isinstance(view.node, SerfNode):
+            yield from _coordinate_families(view.node.coordinates)
         yield from _swimguard_families(view)
 
 
@@ -161,6 +164,21 @@ def _serf_queues(node: Node) -> Iterator[Metric]:
     by_type = node.user_broadcasts_by_first_byte()
     for name, doc, types in _SERF_QUEUES:
         yield _gauge(name, doc, sum(by_type.get(int(t), 0) for t in types))
+
+
+def _coordinate_families(coords: CoordinateExchange) -> Iterator[Metric]:
+    # Serf's name keeps its unit (ms), so dashboards built on Serf's sample still match.
+    yield _histogram("serf_coordinate_adjustment_ms",
+                     "How far each Vivaldi update moved our coordinate (ms)",
+                     coords.adjustment_ms)
+    yield _counter("serf_coordinate_rejected",
+                   "Coordinate samples refused (bad coordinate or round-trip time)",
+                   coords.rejected)
+    yield _counter("serf_coordinate_zero_rtt", "Coordinate samples with a round-trip time of 0",
+                   coords.zero_rtt)
+    yield _counter("swimguard_coordinate_resets",
+                   "Times our coordinate went non-finite and restarted at the origin",
+                   coords.resets)
 
 
 def _serf_families(tally: EventTally) -> Iterator[Metric]:

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import msgpack
 
+from swimguard.protocol.stats import Histogram
 from swimguard.serf.coordinate import (
     DEFAULT_CONFIG,
     Coordinate,
@@ -33,6 +34,7 @@ from swimguard.serf.coordinate import (
 )
 
 __all__ = [
+    "ADJUSTMENT_MS_BUCKETS",
     "GONE_RETENTION",
     "PING_VERSION",
     "AckPayloadProblem",
@@ -48,6 +50,13 @@ PING_VERSION: Final = 1
 GONE_RETENTION: Final = 24 * 3600.0
 """How long a failed or left member's coordinate is kept (s): Serf reaps such members, and
 their coordinates with them, after its 24 h reconnect and tombstone timeouts."""
+
+ADJUSTMENT_MS_BUCKETS: Final = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0
+)
+"""Upper bounds (milliseconds) of the per-update move of our coordinate. Serf reports the
+move in ms (`serf.coordinate.adjustment-ms`); on a LAN a settled member moves by hundredths
+of a millisecond, a new one (at the origin, with the largest error) by up to a few ms."""
 
 _MAX_PAYLOAD: Final = 4096
 """Far above Serf's 130 bytes; a larger payload is not decoded at all."""
@@ -89,31 +98,33 @@ def decode_ack_payload(payload: bytes) -> Coordinate | AckPayloadProblem:
         return AckPayloadProblem.BAD_VERSION
     if len(payload) > _MAX_PAYLOAD:
         return AckPayloadProblem.UNDECODABLE
-    unpacker = msgpack.Unpacker(
-        raw=True, max_buffer_size=_MAX_PAYLOAD, max_array_len=64, max_map_len=16
-    )
-    unpacker.feed(payload[1:])
+    # One call, not a streaming Unpacker: this runs for every probe ack, and building an
+    # Unpacker cost more than decoding. The payload's length is bounded above; the limits
+    # bound what a hostile map or array may hold.
     try:
-        body = unpacker.unpack()
+        body = msgpack.unpackb(payload[1:], raw=True, max_array_len=64, max_map_len=16)
+    except msgpack.ExtraData as extra:
+        # Serf's decoder stops after the map (the stubs do not declare `unpacked`).
+        body = extra.unpacked  # type: ignore[attr-defined]
     except (ValueError, msgpack.UnpackException):
         return AckPayloadProblem.UNDECODABLE
     if body is None:
         body = {}
     if not isinstance(body, dict):
         return AckPayloadProblem.UNDECODABLE
-    fields: dict[bytes, Any] = {}
-    for key, value in body.items():
-        if not isinstance(key, bytes):
-            return AckPayloadProblem.UNDECODABLE
-        fields[key] = value
+    if not set(map(type, body)) <= _BYTES_ONLY:
+        return AckPayloadProblem.UNDECODABLE
+    fields: dict[bytes, Any] = body
     try:
         vec_raw = fields.get(b"Vec")
         if vec_raw is None:
             vec: tuple[float, ...] = ()
-        elif isinstance(vec_raw, list):
-            vec = tuple(_number(v) for v in vec_raw)
-        else:
+        elif not isinstance(vec_raw, list):
             return AckPayloadProblem.UNDECODABLE
+        elif set(map(type, vec_raw)) == _FLOATS_ONLY:  # what Serf sends: no conversion
+            vec = tuple(vec_raw)
+        else:
+            vec = tuple(_number(v) for v in vec_raw)
         return Coordinate(
             vec=vec,
             error=_number(fields.get(b"Error")),
@@ -122,6 +133,10 @@ def decode_ack_payload(payload: bytes) -> Coordinate | AckPayloadProblem:
         )
     except TypeError:
         return AckPayloadProblem.UNDECODABLE
+
+
+_BYTES_ONLY: Final = frozenset((bytes,))
+_FLOATS_ONLY: Final = frozenset((float,))
 
 
 def _number(value: object) -> float:
@@ -161,6 +176,14 @@ class CoordinateExchange:
         self._cache: OrderedDict[str, Coordinate] = OrderedDict()
         self._drops: dict[str, int] = {}
         self.updates = 0
+        """Samples that moved our coordinate."""
+        self.adjustment_ms = Histogram(ADJUSTMENT_MS_BUCKETS)
+        """How far each update moved our coordinate, in ms (Serf's `adjustment-ms`)."""
+        self.rejected = 0
+        """Samples the Vivaldi client refused: a bad coordinate or round-trip time (Serf's
+        `coordinate.rejected`; payloads that do not decode are not samples, as in Serf)."""
+        self.zero_rtt = 0
+        """Accepted samples whose round-trip time was 0 (a coarse clock; Serf's `zero-rtt`)."""
         # Our coordinate only changes in `ping_completed`; acks reuse its encoding.
         self._payload = encode_ack_payload(self.client.coordinate)
 
@@ -184,11 +207,16 @@ class CoordinateExchange:
         if isinstance(coord, AckPayloadProblem):
             self._count(coord.value)
             return
+        before = self.client.coordinate
         problem = self.client.update(node, coord, rtt)
         if problem is not None:
+            self.rejected += 1
             self._count(problem.value)
             return
+        if rtt == 0.0:
+            self.zero_rtt += 1
         self.updates += 1
+        self.adjustment_ms.observe(before.distance_to(self.client.coordinate) * 1000.0)
         self._payload = encode_ack_payload(self.client.coordinate)
         self._cache[node] = coord
         self._cache.move_to_end(node)

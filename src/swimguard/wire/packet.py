@@ -16,7 +16,7 @@ from swimguard.wire import compound as _compound
 from swimguard.wire.checksum import CRC_HEADER_LEN, CRC_TYPE, add_crc, strip_crc
 from swimguard.wire.compression import (
     DecompressionBudget,
-    compress_message,
+    compress_message_if_shorter,
     decompress_message,
 )
 from swimguard.wire.encryption import Keyring
@@ -138,8 +138,8 @@ def encode_packet(
     if not payload:
         raise ValueError("refusing to send an empty message")
     if compress:
-        compressed = compress_message(payload)
-        if len(compressed) < len(payload):
+        compressed = compress_message_if_shorter(payload)
+        if compressed is not None:
             payload = compressed
     if crc:
         payload = add_crc(payload)
