@@ -174,3 +174,18 @@ def test_tiny_map_runs_writes_and_resumes(tmp_path: Path) -> None:
     # Resuming with one more configuration runs only that configuration's cells.
     assert main([*argv, "--resume", "--configs", "lifeguard,lha-probe", "--no-plot"]) == 0
     assert len((out / "results.partial.jsonl").read_text().splitlines()) == 2 * 4
+
+
+def test_report_only_writes_the_outputs_of_partial_runs(tmp_path: Path) -> None:
+    rows = synthetic()
+    lines = [json.dumps(r.to_json()) for r in rows[:3]]  # B's lifeguard run not finished
+    lone = MapRow(MapCell(DelayKind.EXP, 8.0, Episodes.SHORT, True, True, 4), result("lifeguard"))
+    lines.append(json.dumps(lone.to_json()))  # no SWIM run in its cell yet: left out
+    (tmp_path / "results.partial.jsonl").write_text("\n".join(lines) + "\n")
+    argv = ["map", "--out", str(tmp_path), "--report-only", "--no-plot", "--quiet"]
+    assert main(argv) == 0
+    with (tmp_path / "results.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 3
+    assert "`exp:8/1-4/a4`" not in (tmp_path / "map.md").read_text()
+    (tmp_path / "results.partial.jsonl").write_text("{not json\n")
+    assert main(argv) == 2

@@ -106,6 +106,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--resume", action="store_true",
                    help="reuse the runs already in OUT/results.partial.jsonl")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: write the outputs from the runs already in "
+                   "OUT/results.partial.jsonl (e.g. of a map still running or interrupted)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-plot", action="store_true",
                    help="tables only, no heatmaps (which need matplotlib: the sim extra)")
@@ -150,7 +153,6 @@ def load_rows(path: Path) -> list[MapRow]:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Run the map the arguments describe; 0 on success, 1 on a broken run, 2 on bad usage."""
-    from swimguard.sim.map_output import map_markdown, write_map
     from swimguard.sim.runner import ProgressBar, plot_unavailable
 
     if plot_unavailable("map", args):
@@ -164,6 +166,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     partial = args.out / "results.partial.jsonl"
     done: dict[tuple[str, str, int], MapRow] = {}
+    if args.report_only:
+        return _report_only(args, argv, grid)
     if args.resume and partial.exists():
         try:
             for row in load_rows(partial):
@@ -193,12 +197,38 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"\n{exc}", file=sys.stderr)
         return 1
     rows = [done[(cell.key, spec.config, spec.seed)] for cell, spec in specs]
+    return _write(args, argv, grid, rows, time.perf_counter() - started)
+
+
+def _report_only(args: argparse.Namespace, argv: Sequence[str], grid: MapGrid) -> int:
+    partial = args.out / "results.partial.jsonl"
+    try:
+        rows = load_rows(partial)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"swimguard sim map: cannot read {partial}: {exc!r}", file=sys.stderr)
+        return 2
+    # Only cells whose SWIM run is there can be compared.
+    with_swim = {(r.cell.key, r.result.seed) for r in rows if r.result.config == "swim"}
+    rows = [r for r in rows if (r.cell.key, r.result.seed) in with_swim]
+    return _write(args, argv, grid, rows, 0.0)
+
+
+def _write(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    grid: MapGrid,
+    rows: list[MapRow],
+    wall: float,
+) -> int:
+    from swimguard.sim.map_output import map_markdown, write_map
+
     meta = {
         **{k: v for k, v in dataclasses.asdict(grid).items()
            if k in ("members", "duration", "seeds", "configs", "crash_interval")},
-        "cells": len(grid.cells()),
+        "cells": len({r.cell for r in rows}),
+        "cells_in_grid": len(grid.cells()),
         "command": "swimguard sim " + " ".join(argv),
-        "wall_s": round(time.perf_counter() - started, 1),
+        "wall_s": round(wall, 1),
         "cpu_s_of_runs": round(sum(r.result.wall_s for r in rows), 1),
     }
     paths = write_map(args.out, rows, meta, plot_png=not args.no_plot)
