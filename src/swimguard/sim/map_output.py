@@ -182,7 +182,7 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fields: Sequence[s
 def heatmap(rows: Sequence[MapRow], metric: Metric, path: Path, configs: Sequence[str]) -> None:
     """One PNG: a panel per (timers, FIFO) and configuration; delay down, episodes x count across.
 
-    Colour: ratio to SWIM on a log scale (counts 1/1000x to 10x, latency and load 0.5x to 2x);
+    Colour: ratio to SWIM on a log scale (counts 1/1000x to 10x, latency and load 1/4x to 8x);
     a count of 0 where SWIM had some is drawn at the bottom of the scale, grey means neither
     had any (or no detection to compare).
     """
@@ -201,7 +201,7 @@ def heatmap(rows: Sequence[MapRow], metric: Metric, path: Path, configs: Sequenc
     order = list(Episodes)
     xs = sorted({(c.episodes, c.anomalies) for c in cells},
                 key=lambda e: (order.index(e[0]), e[1]))
-    low, high = (1e-3, 10.0) if metric.is_count else (0.5, 2.0)
+    low, high = (1e-3, 10.0) if metric.is_count else (0.25, 8.0)
     norm = LogNorm(vmin=low, vmax=high)
     cmap = plt.get_cmap("RdYlGn_r").with_extremes(bad="lightgrey")
     fig, axes = plt.subplots(
@@ -217,6 +217,7 @@ def heatmap(rows: Sequence[MapRow], metric: Metric, path: Path, configs: Sequenc
         for j, config in enumerate(configs):
             ax = axes[i][j]
             grid = [[math.nan] * len(xs) for _ in ys]
+            raw: dict[tuple[int, int], float] = {}
             for cell in cells:
                 if (cell.timers_late, cell.fifo) != (timers, fifo):
                     continue
@@ -224,17 +225,16 @@ def heatmap(rows: Sequence[MapRow], metric: Metric, path: Path, configs: Sequenc
                 if s is None:
                     continue
                 r = ratio(s.values[metric.name], base[cell].values[metric.name])
-                if not math.isnan(r):
-                    r = min(max(r, low), high)
-                grid[ys.index((cell.dist.value, cell.mean))][
-                    xs.index((cell.episodes, cell.anomalies))] = r
+                at = (ys.index((cell.dist.value, cell.mean)),
+                      xs.index((cell.episodes, cell.anomalies)))
+                raw[at] = r
+                grid[at[0]][at[1]] = r if math.isnan(r) else min(max(r, low), high)
             image = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto")
-            if len(xs) * len(ys) <= 120:  # small maps: the numbers too
-                for yi, line in enumerate(grid):
-                    for xi, value in enumerate(line):
-                        if not math.isnan(value):
-                            ax.text(xi, yi, f"{value:.2g}", ha="center", va="center",
-                                    fontsize=6)
+            if len(xs) * len(ys) <= 120:  # small maps: the numbers too (unclipped)
+                for (yi, xi), value in raw.items():
+                    if not math.isnan(value):
+                        ax.text(xi, yi, _fmt_ratio(value), ha="center", va="center",
+                                fontsize=6)
             ax.set_title(
                 f"{_label(config)}\ntimers {'late' if timers else 'on time'}, "
                 f"{'FIFO' if fifo else 'no FIFO'}", fontsize=8,
