@@ -19,6 +19,11 @@ PUBLISHED = [
     "results/lifeguard_short/README.md",
     "results/lifeguard_short/summary.md",
     "results/lifeguard_short/lifeguard.png",
+    "results/map/README.md",
+    "results/map/map.md",
+    "results/map/map_fp_total.png",
+    "results/map/map_detect_full_s.png",
+    "results/map/map_bytes_per_member_s.png",
     "results/sim_scale/README.md",
     "results/hostile/README.md",
 ]

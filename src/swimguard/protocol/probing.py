@@ -74,6 +74,15 @@ class ProbeState:
     tcp_ok: bool = False
 
 
+# A relay nacks after this fraction of its probe timeout (the Lifeguard paper's rule), not
+# after all of it (memberlist's code). The requester sends its indirect pings one probe
+# timeout into its probe and gives up one probe interval in; with LAN timing (0.5 s of 1 s) a
+# nack sent after a whole probe timeout lands just after the requester stopped counting, so
+# a healthy requester scored every nack as missed (+3 for one real failure) and stretched
+# its probes and suspicions. At 80 % the nack has 20 % of the timeout for its trip back.
+NACK_FRACTION: Final = 0.8
+
+
 @dataclasses.dataclass(slots=True)
 class Relay:
     """An indirect ping we run for `origin` (memberlist `handleIndirectPing`)."""
@@ -81,6 +90,9 @@ class Relay:
     origin: Address
     origin_seq: int
     nack: bool
+    expires: float
+    """When we stop waiting for the target's ack (our probe timeout after the request)."""
+    nacked: bool = False
 
 
 class Prober:
@@ -368,16 +380,27 @@ class Prober:
                 self._drops["bad_address"] += 1
             return
         seq = self._next_seq()
-        self.relays[seq] = Relay(origin=origin, origin_seq=ind.seq_no, nack=ind.nack)
-        self._deadlines.set(RelayTimeout(seq), now + self._config.probe_timeout)
+        timeout = self._config.probe_timeout
+        self.relays[seq] = Relay(
+            origin=origin, origin_seq=ind.seq_no, nack=ind.nack, expires=now + timeout
+        )
+        first = now + (NACK_FRACTION * timeout if ind.nack else timeout)
+        self._deadlines.set(RelayTimeout(seq), first)
         ping = self.own_ping(seq, ind.node)
         self._tx.send_msg((host, port), encode_message(ping))
 
     def relay_timeout(self, seq: int) -> None:
-        """The `RelayTimeout` timer: the relayed ping got no ack; nack if asked to."""
-        relay = self.relays.pop(seq, None)
-        if relay is not None and relay.nack:
+        """The `RelayTimeout` timer: nack if asked to (at `NACK_FRACTION` of the timeout),
+        then keep relaying a late ack until the whole timeout is over."""
+        relay = self.relays.get(seq)
+        if relay is None:
+            return
+        if relay.nack and not relay.nacked:
+            relay.nacked = True
             self._tx.send_msg(relay.origin, encode_message(NackResp(seq_no=relay.origin_seq)))
+            self._deadlines.set(RelayTimeout(seq), relay.expires)
+            return
+        del self.relays[seq]
 
     def handle_ack(self, ack: AckResp, *, now: float) -> None:
         """memberlist `handleAck`: completes our probe or a relayed ping."""

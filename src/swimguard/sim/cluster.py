@@ -263,6 +263,7 @@ class SimCluster:
             if slow.fifo:
                 t = max(t, m.fifo_time)
                 m.fifo_time = t
+            m.record_lag(now, t - now)
         self.queue.push(max(t, m.stalled_until), self._process_datagram, m, m.epoch, data, sender)
 
     def _process_datagram(self, m: SimMember, epoch: int, data: bytes, sender: Address) -> None:

@@ -149,6 +149,10 @@ class RunResult:
     wall_s: float
     # Last and defaulted so that rows written before it existed still load (--resume).
     fp_deaths: int = -1
+    # The classes of fp_total (report.py): about never-slowed members (= fp_healthy), about
+    # slowed members that could have refuted, about members unresponsive for the timeout.
+    fp_responsive: int = -1
+    fp_unresponsive: int = -1
 
 
 def _anomaly_schedule(
@@ -244,6 +248,8 @@ def _run_one(spec: RunSpec) -> RunResult:
         settle_s=round(settle, 3),
         wall_s=round(time.perf_counter() - wall, 3),
         fp_deaths=metrics.fp_deaths,
+        fp_responsive=metrics.fp_responsive,
+        fp_unresponsive=metrics.fp_unresponsive,
     )
 
 

@@ -43,6 +43,12 @@ def _median(values: Sequence[float]) -> float:
     return statistics.median(data) if data else math.nan
 
 
+def _sum_recorded(rows: Sequence[RunResult], key: str) -> float:
+    """Sum of a count column; NaN when some row predates it (recorded as -1)."""
+    values = [getattr(r, key) for r in rows]
+    return sum(values) if all(v >= 0 for v in values) else math.nan
+
+
 def aggregate(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
     """Per configuration: sums of FP counts, medians of latencies, means of load."""
     out: dict[str, dict[str, float]] = {}
@@ -60,6 +66,8 @@ def aggregate(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
             "fp_deaths": (
                 sum(r.fp_deaths for r in rows) if all(r.fp_deaths >= 0 for r in rows) else math.nan
             ),
+            "fp_responsive": _sum_recorded(rows, "fp_responsive"),
+            "fp_unresponsive": _sum_recorded(rows, "fp_unresponsive"),
             "detect_first_s": _median([r.detect_first_s for r in rows]),
             "detect_full_s": _median([r.detect_full_s for r in rows]),
             "msgs_per_member_s": statistics.fmean(r.msgs_per_member_s for r in rows),
@@ -68,7 +76,15 @@ def aggregate(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
     base = out.get("swim")
     if base is not None:
         for agg in out.values():
-            for key in ("fp_total", "fp_healthy", "fp_at_healthy", "fp_observed", "fp_deaths"):
+            for key in (
+                "fp_total",
+                "fp_healthy",
+                "fp_at_healthy",
+                "fp_observed",
+                "fp_deaths",
+                "fp_responsive",
+                "fp_unresponsive",
+            ):
                 agg[f"{key}_reduction"] = _ratio(base[key], agg[key])
             agg["detect_full_vs_swim"] = agg["detect_full_s"] / base["detect_full_s"]
             agg["msgs_pct_swim"] = 100 * agg["msgs_per_member_s"] / base["msgs_per_member_s"]
@@ -95,8 +111,11 @@ def summary_markdown(results: Sequence[RunResult], meta: Mapping[str, Any]) -> s
         "| config | FP declarations | reduction vs SWIM | paper FP reduction | "
         "FP declared by never-slowed members | reduction | paper FP- reduction | "
         "FP about never-slowed members | reduction | distinct false deaths | reduction | "
-        "median full detection (s) | vs SWIM | msgs % SWIM (paper) | bytes % SWIM (paper) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "median full detection (s) | vs SWIM | msgs % SWIM (paper) | bytes % SWIM (paper) | "
+        "FP about slowed but responsive members | reduction | "
+        "FP about unresponsive members | reduction |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:"
+        "|---:|---:|---:|---:|",
     ]
     paper_swim = PAPER["swim"]
     for name, a in agg.items():
@@ -113,7 +132,11 @@ def summary_markdown(results: Sequence[RunResult], meta: Mapping[str, Any]) -> s
             f"| {_fmt_n(a['fp_deaths'])} | {_fmt_x(a.get('fp_deaths_reduction', math.nan))} "
             f"| {a['detect_full_s']:.2f} | {a.get('detect_full_vs_swim', math.nan):.2f}x "
             f"| {a.get('msgs_pct_swim', math.nan):.1f} ({p_msgs}) "
-            f"| {a.get('bytes_pct_swim', math.nan):.1f} ({p_bytes}) |"
+            f"| {a.get('bytes_pct_swim', math.nan):.1f} ({p_bytes}) "
+            f"| {_fmt_n(a['fp_responsive'])} "
+            f"| {_fmt_x(a.get('fp_responsive_reduction', math.nan))} "
+            f"| {_fmt_n(a['fp_unresponsive'])} "
+            f"| {_fmt_x(a.get('fp_unresponsive_reduction', math.nan))} |"
         )
     head = [
         "# Lifeguard reproduction",
@@ -121,7 +144,10 @@ def summary_markdown(results: Sequence[RunResult], meta: Mapping[str, Any]) -> s
         f"Members {meta.get('members')}, anomalies {meta.get('anomalies')}, "
         f"{meta.get('duration')} virtual s per run, seeds {meta.get('seeds')}, "
         f"α={meta.get('alpha')} β={meta.get('beta')}; anomaly model: {meta.get('anomaly')}. "
-        f"Sums over all anomaly counts and seeds; latencies are medians over all crashes.",
+        f"Sums over all anomaly counts and seeds; latencies are medians over all crashes. "
+        f"Every false declaration is about a never-slowed member, a slowed but responsive one "
+        f"(every input read within the suspicion timeout used: it could have refuted) or an "
+        f"unresponsive one (some input waited at least that long).",
         "",
         f"Command: `{meta.get('command')}`",
         "",

@@ -8,6 +8,8 @@ their epoch.
 
 from __future__ import annotations
 
+import bisect
+
 from swimguard.protocol.api import NodeAPI
 from swimguard.protocol.outgoing import Address
 from swimguard.sim.slow import SlowSpec
@@ -34,6 +36,8 @@ class SimMember:
         "ever_slow",
         "fifo_time",
         "index",
+        "lag_times",
+        "lag_values",
         "msgs_sent",
         "name",
         "node",
@@ -65,6 +69,31 @@ class SimMember:
         self.msgs_sent = 0
         self.bytes_sent = 0
         self.down_at: float | None = None
+        # Inputs that waited (arrival time, lag), in arrival order: what the member's peers
+        # could not see, kept so a false declaration can be judged afterwards (report.py).
+        self.lag_times: list[float] = []
+        self.lag_values: list[float] = []
+
+    def record_lag(self, arrival: float, lag: float) -> None:
+        """An input arriving at `arrival` will be processed `lag` seconds later."""
+        if lag <= 0.0:
+            return
+        times = self.lag_times
+        if not times or arrival >= times[-1]:
+            times.append(arrival)
+            self.lag_values.append(lag)
+            return
+        # Stream segments are recorded when sent, ahead of their arrival: keep the order.
+        at = bisect.bisect_right(times, arrival)
+        times.insert(at, arrival)
+        self.lag_values.insert(at, lag)
+
+    def max_input_lag(self, start: float, end: float) -> float:
+        """The longest wait of any input that arrived in [start, end] (0.0 if none waited)."""
+        times = self.lag_times
+        lo = bisect.bisect_left(times, start)
+        hi = bisect.bisect_right(times, end, lo)
+        return max(self.lag_values[lo:hi], default=0.0)
 
     @property
     def state(self) -> str:

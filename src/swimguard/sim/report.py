@@ -12,6 +12,14 @@ Definitions (used by the Lifeguard experiment and documented in its README secti
   `fp_deaths`: distinct false deaths, i.e. (member, incarnation) pairs that at least one
   member declared dead while the member was running. Several members whose suspicion timers
   for the same rumour run out count once here: this is how often a running member was killed.
+- Each false declaration is also put in exactly one class by what the declared member was
+  doing during the declarer's suspicion window (from the declarer's own `MemberSuspected` to
+  its `MemberFailed`; its length T is the suspicion timeout that was actually used):
+  `fp_never_slowed` (never slowed at all; equals `fp_healthy`), `fp_responsive` (slowed at
+  some time, but every input that reached it in the window was read within T: it could have
+  refuted, a true false positive) and `fp_unresponsive` (some input in the window waited T or
+  longer: effectively unresponsive for as long as the declarer waited, a defensible
+  declaration). Input lag is what the simulator drew for each datagram and stream segment.
 - Detection of a real crash at time c: `first` = first `MemberFailed` about it anywhere,
   `full` = the moment the last member that was running at c (and still is) has one.
 """
@@ -72,6 +80,10 @@ class FailureMetrics:
         self.false_suspicions = 0
         self.crashes: dict[str, CrashRecord] = {}
         self.fp_log: list[tuple[float, str, str]] = []
+        self.fp_responsive = 0
+        self.fp_unresponsive = 0
+        # (observer, subject) -> when the observer last started suspecting the subject.
+        self._suspected_at: dict[tuple[str, str], float] = {}
 
     def crash(self, name: str) -> None:
         """Crash `name` in the cluster and start timing its detection."""
@@ -102,6 +114,8 @@ class FailureMetrics:
                         )
                         if not subject.ever_slow:
                             self.fp_healthy += 1
+                        else:
+                            self._classify(now, member.name, subject)
                         if not member.ever_slow:
                             self.fp_at_healthy += 1
                 else:
@@ -114,9 +128,25 @@ class FailureMetrics:
                     record.seen[member.name] = now
             elif kind is MemberSuspected:
                 self.suspicions += 1
-                subject = by_name.get(event.member.name)  # type: ignore[union-attr]
+                subject_name = event.member.name  # type: ignore[union-attr]
+                self._suspected_at[(member.name, subject_name)] = now
+                subject = by_name.get(subject_name)
                 if subject is not None and subject.up:
                     self.false_suspicions += 1
+
+    def _classify(self, now: float, observer: str, subject: SimMember) -> None:
+        """Responsive or unresponsive: the subject's longest input wait vs the timeout used."""
+        # Without a suspicion seen (not expected), judge the whole measured span.
+        since = self._suspected_at.get((observer, subject.name), self.start)
+        if subject.max_input_lag(since, now) >= now - since:
+            self.fp_unresponsive += 1
+        else:
+            self.fp_responsive += 1
+
+    @property
+    def fp_never_slowed(self) -> int:
+        """False declarations about members never slowed (the first class; `fp_healthy`)."""
+        return self.fp_healthy
 
     @property
     def fp_deaths(self) -> int:

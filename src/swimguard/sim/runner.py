@@ -1,6 +1,7 @@
 """`swimguard sim ...`: the Lifeguard experiment and the scenario runner.
 
     swimguard sim lifeguard --members 100 --anomalies 1,4,8,16,32 --duration 300 --seeds 5 --out DIR
+    swimguard sim map --out DIR [--jobs 2] [--resume]   (the anomaly map, see sim/map_cli.py)
     swimguard sim run SCENARIO_FILE [--seed N] [--json]
 
 (`python -m swimguard.sim.runner ...` works the same.) Exit status: 0 on success, 1 when a
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from swimguard.sim import map_cli
 from swimguard.sim.experiment import (
     CONFIG_NAMES,
     AnomalyModel,
@@ -159,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, required=True)
     rep.add_argument("--no-plot", action="store_true", help="write the tables only")
 
+    map_cli.add_parser(sub)
+
     run = sub.add_parser("run", help="run a scenario file and report what each member saw")
     run.add_argument("scenario", type=Path)
     run.add_argument("--seed", type=int, default=None, help="override the file's seed")
@@ -166,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plot_unavailable(command: str, args: argparse.Namespace) -> bool:
+def plot_unavailable(command: str, args: argparse.Namespace) -> bool:
     """Say so (one line) when the plot is wanted but matplotlib is not installed.
 
     Checked before any work: a study runs for minutes and must not die at its last step.
@@ -201,7 +205,7 @@ def _lifeguard_problem(args: argparse.Namespace) -> str | None:
 
 
 def _lifeguard(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    if _plot_unavailable("lifeguard", args):
+    if plot_unavailable("lifeguard", args):
         return 2
     problem = _lifeguard_problem(args)
     if problem is not None:
@@ -292,7 +296,7 @@ def load_partial(path: Path) -> list[RunResult]:
 def _lifeguard_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from swimguard.sim.lifeguard_output import summary_markdown, write_all
 
-    if _plot_unavailable("lifeguard-report", args):
+    if plot_unavailable("lifeguard-report", args):
         return 2
 
     partial = args.out / "results.partial.jsonl"
@@ -389,6 +393,8 @@ def main(argv: list[str]) -> int:
         return _lifeguard(args, argv)
     if args.command == "lifeguard-report":
         return _lifeguard_report(args, argv)
+    if args.command == "map":
+        return map_cli.run(args, argv)
     return _run_scenario(args, argv)
 
 

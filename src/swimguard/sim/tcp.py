@@ -144,6 +144,7 @@ class TcpModel:
             t += slow.delay.sample(self._slow_rng)
         t = max(t, m.stream_fifo_time)
         m.stream_fifo_time = t
+        m.record_lag(arrival, t - arrival)
         return t
 
     def _held(self, m: SimMember, action: Callable[..., None], *args: Any) -> bool:
