@@ -1,9 +1,10 @@
 """Run every benchmark module that exists, in order: `python -m bench [NAME...]`.
 
-Modules: bench.wire_bench, bench.cluster_bench, bench.interop_bench, bench.sim_scale, each
-exposing `main(argv=None)` (or `main()`). Missing modules are skipped and said so; a
-sub-bench that raises or returns non-zero is reported and the run goes on, but the exit
-status is then 1. With names on the command line, only those run (each with defaults).
+Modules: bench.wire_bench, bench.cluster_bench, bench.interop_bench, bench.sim_scale and
+bench.mass_join, each exposing `main(argv=None)` (or `main()`). Missing modules are
+skipped and said so; a sub-bench that raises or returns non-zero is reported and the run
+goes on, but the exit status is then 1. With names on the command line, only those run
+(each with defaults).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-BENCHES = ("wire_bench", "cluster_bench", "interop_bench", "sim_scale")
+BENCHES = ("wire_bench", "cluster_bench", "interop_bench", "sim_scale", "mass_join")
 
 
 def _load(name: str) -> Callable[..., Any] | None:
