@@ -13,7 +13,7 @@ the real core and the default (LAN) configuration. Reported per rule set:
   convergence;
 - the CPU seconds the simulation took (noisy: the machine is shared).
 
-`--rules memberlist` runs `Config(mass_join_sync=False)`, memberlist's own rules;
+`--rules memberlist` runs `Config(join_sync_delay=0)`, memberlist's own rules;
 `--rules swimguard` (default) the default configuration. `--rules both` runs the two side
 by side in one process. `--real` runs real agents instead (see `bench.mass_join_real`).
 Results go to stdout and, with `--out DIR`, to DIR/mass_join_sim.json.
@@ -22,7 +22,6 @@ Results go to stdout and, with `--out DIR`, to DIR/mass_join_sim.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import random
 import sys
@@ -42,9 +41,7 @@ def rules_config(rules: str) -> Config:
     if rules == "swimguard":
         return Config.lan()
     if rules == "memberlist":
-        if "mass_join_sync" in {f.name for f in dataclasses.fields(Config)}:
-            return Config.lan(mass_join_sync=False)
-        return Config.lan()
+        return Config.lan(join_sync_delay=0.0)
     raise ValueError(f"unknown rules {rules!r}; choose from {', '.join(RULES)}")
 
 

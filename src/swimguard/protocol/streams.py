@@ -77,6 +77,25 @@ _MEMBER_STATE: Final = {int(NodeState[state.name]): state for state in MemberSta
 ALIVE, DEAD = MemberState.ALIVE, MemberState.DEAD
 
 
+def join_sync_deadline(
+    due: float | None, *, now: float, delay: float, interval: float
+) -> float | None:
+    """When our next periodic push/pull should run once a join succeeded at `now`.
+
+    `due` is when it is scheduled today. Returns the new time, or None to leave it: the
+    extension is off (`delay` 0), periodic push/pull is off (`interval` 0: the tick would
+    then repeat at once), or it is already due within `delay`. Moving the push/pull (not
+    adding one) keeps a join storm's bytes at memberlist's: the next one still comes one
+    scaled interval after it.
+    """
+    if delay <= 0 or interval <= 0:
+        return None
+    target = now + delay
+    if due is not None and due <= target:
+        return None
+    return target
+
+
 class StreamKind(enum.Enum):
     """Why a stream is open."""
 
@@ -472,12 +491,26 @@ class Streams:
             error = self._merge_remote_state(msg, now=now)
             where = f"{st.peer[0]}:{st.peer[1]}"
             self._stats.push_pull_node.observe(now - st.started)
+            if error is None and st.join:
+                self._bring_sync_forward(now=now)
             self._push_pull_done(st, None if error is None else f"{where}: {error}")
         elif isinstance(msg, ErrResp):
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: remote error: {msg.error}")
         else:
             self._drops["unexpected_stream_message"] += 1
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: unexpected reply")
+
+    def _bring_sync_forward(self, *, now: float) -> None:
+        """A join succeeded: `Config.join_sync_delay` (the join-time sync extension)."""
+        cfg = self._config
+        due = join_sync_deadline(
+            self._deadlines.get(PUSH_PULL_TICK),
+            now=now,
+            delay=cfg.join_sync_delay,
+            interval=cfg.push_pull_interval,
+        )
+        if due is not None:
+            self._deadlines.set(PUSH_PULL_TICK, due)
 
     def _push_pull_done(self, st: StreamState, error: str | None) -> None:
         if st.batch is None:
