@@ -166,8 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=60.0, help="byte-count window (s)")
     parser.add_argument("--cap", type=float, default=900.0, help="give up after (virtual s)")
     parser.add_argument("--sample", type=float, default=0.5, help="convergence check period")
+    parser.add_argument("--real", action="store_true", help="real agents: bench.mass_join_real")
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv if argv is not None else [])
+    args, rest = parser.parse_known_args(argv if argv is not None else [])
+    if args.real:
+        from bench import mass_join_real
+
+        out = [f"--out={args.out}"] if args.out is not None else []
+        common = [f"--members={args.members}", f"--seed={args.seed}", *out]
+        return mass_join_real.main([*common, *rest])
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.members < 2:
         parser.error("--members must be at least 2")
     rules = RULES if args.rules == "both" else (args.rules,)
