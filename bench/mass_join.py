@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
 
 from swimguard.config import Config
-from swimguard.protocol.members import MemberState
 from swimguard.sim.cluster import SimCluster
-from swimguard.sim.scenarios import node_factory
+from swimguard.sim.invariants import missing_alive_pairs
+from swimguard.sim.network import LinkModel
+from swimguard.sim.scenarios import join_storm
 
 RULES = ("memberlist", "swimguard")
 
@@ -45,37 +45,6 @@ def rules_config(rules: str) -> Config:
     raise ValueError(f"unknown rules {rules!r}; choose from {', '.join(RULES)}")
 
 
-def missing_pairs(cluster: SimCluster) -> int:
-    """(member, other member) pairs where the member does not list the other alive.
-
-    Every member is up in a join storm, so a member is complete when its table holds N
-    alive records; `count_by_state` counts them without building snapshots.
-    """
-    n = len(cluster.members)
-    missing = 0
-    for m in cluster.members:
-        count_by_state = getattr(m.node, "count_by_state", None)
-        if count_by_state is None:  # pragma: no cover - another NodeAPI
-            alive = sum(1 for mem in m.node.members() if mem.state is MemberState.ALIVE)
-        else:
-            alive = count_by_state()[MemberState.ALIVE]
-        missing += n - alive
-    return missing
-
-
-def join_storm(
-    n: int, *, seed: int, spread: float, config: Config, trace: bool = False
-) -> SimCluster:
-    """Schedule members m0..m{n-1} over `spread` s, each joining a random earlier member."""
-    cluster = SimCluster(node_factory(config), seed=seed, trace=trace)
-    rng = random.Random(f"{seed}/mass_join")
-    cluster.add_member("m0")
-    for i in range(1, n):
-        seed_name = f"m{rng.randrange(i)}"
-        cluster.at(spread * i / (n - 1), cluster.start_member, f"m{i}", [seed_name])
-    return cluster
-
-
 def _sent(cluster: SimCluster) -> tuple[int, int]:
     return (
         sum(m.bytes_sent for m in cluster.members),
@@ -84,12 +53,21 @@ def _sent(cluster: SimCluster) -> tuple[int, int]:
 
 
 def measure(
-    n: int, *, rules: str, seed: int, spread: float, window: float, cap: float, sample: float
+    n: int,
+    *,
+    rules: str,
+    seed: int,
+    spread: float,
+    window: float,
+    cap: float,
+    sample: float,
+    loss: float = 0.0,
 ) -> dict[str, object]:
     """Run one storm to convergence (or `cap` virtual s); returns the figures."""
     config = rules_config(rules)
     cpu = time.process_time()
-    cluster = join_storm(n, seed=seed, spread=spread, config=config)
+    link = LinkModel(loss=loss) if loss else None
+    cluster = join_storm(n, seed=seed, spread=spread, config=config, link=link)
     timeline: list[tuple[float, int]] = []
     converged_at: float | None = None
     at_window: tuple[int, int] | None = None
@@ -99,7 +77,7 @@ def measure(
             at_window = _sent(cluster)
         if cluster.now < spread:
             continue
-        gaps = missing_pairs(cluster)
+        gaps = missing_alive_pairs(cluster)
         timeline.append((round(cluster.now, 3), gaps))
         if gaps == 0:
             converged_at = cluster.now
@@ -113,6 +91,7 @@ def measure(
         "rules": rules,
         "seed": seed,
         "spread_s": spread,
+        "loss": loss,
         "converged": converged_at is not None,
         "converge_from_first_start_s": None if converged_at is None else round(converged_at, 2),
         "converge_after_last_start_s": (
@@ -141,7 +120,7 @@ def _thin(timeline: list[tuple[float, int]], keep: int = 40) -> list[tuple[float
 def _line(row: dict[str, object]) -> str:
     conv = row["converge_from_first_start_s"]
     return (
-        f"N={row['members']} rules={row['rules']}: "
+        f"N={row['members']} rules={row['rules']} loss={row['loss']}: "
         + (
             f"converged {conv} virtual s after the first start "
             f"({row['converge_after_last_start_s']} s after the last)"
@@ -166,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=60.0, help="byte-count window (s)")
     parser.add_argument("--cap", type=float, default=900.0, help="give up after (virtual s)")
     parser.add_argument("--sample", type=float, default=0.5, help="convergence check period")
+    parser.add_argument("--loss", type=float, default=0.0, help="datagram loss rate (0..1)")
     parser.add_argument("--real", action="store_true", help="real agents: bench.mass_join_real")
     parser.add_argument("--out", type=Path, default=None)
     args, rest = parser.parse_known_args(argv if argv is not None else [])
@@ -191,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             window=args.window,
             cap=args.cap,
             sample=args.sample,
+            loss=args.loss,
         )
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -203,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bytes per member over the storm window, swimguard/memberlist: {ratio:.3f}")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"mass_join_sim_{args.members}.json"
+        suffix = f"_loss{args.loss:g}" if args.loss else ""
+        path = args.out / f"mass_join_sim_{args.members}{suffix}.json"
         path.write_text(json.dumps(rows, indent=1) + "\n")
     ok = all(r["converged"] for r in rows if r["rules"] == "swimguard")
     return 0 if ok else 1

@@ -112,14 +112,13 @@ class Config:
     """Also drop *left* members after `gossip_to_the_dead_time` (memberlist >= 0.3 does;
     0.2.2 keeps them forever). Set False for exact 0.2.2 table contents."""
     join_sync_delay: float = 2.0
-    """Join-time sync (0 = off, memberlist's rule): once a join's push/pull with a seed
-    succeeds, our first periodic push/pull is brought forward to this many seconds later
-    (if it was due later), with a random alive member. The seed's table lacks whoever
-    joined just before us, and their alive gossip mostly ran before anyone knew us enough
-    to gossip to us; without this we would wait for the periodic push/pull (its first one
-    falls anywhere in `push_pull_interval`, later ones every 150 s at N=500). It moves a
-    push/pull rather than adding one, so a join storm costs no extra bytes; needs
-    `push_pull_interval > 0`. Plain push/pull on the wire: memberlist peers answer it."""
+    """Join-time sync (0 = off, memberlist's rule): once a join succeeded, our first
+    periodic push/pull waits until our member table has not changed size for this many
+    seconds (a storm of joins has passed), and comes at the latest `push_pull_interval`
+    after the join, instead of at a random time within `push_pull_interval`. Closes the
+    gaps a mass join leaves in seconds instead of scaled push/pull periods (minutes); it
+    moves a push/pull and adds none. Needs `push_pull_interval > 0`. A plain push/pull on
+    the wire, which serf and memberlist answer. See `protocol.join_sync`."""
     max_inbound_streams: int = 128
     """Concurrent inbound streams; more are closed at once (memberlist: 128 push/pulls)."""
     max_user_broadcasts: int = 4096

@@ -33,6 +33,7 @@ from swimguard.protocol.events import (
     deliver_user_message,
 )
 from swimguard.protocol.hooks import MergeHook, MessageHook, StateHook
+from swimguard.protocol.join_sync import JoinSync
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.outgoing import Address, StreamClose, StreamOpen, StreamSend
@@ -75,25 +76,6 @@ _MEMBER_STATE: Final = {int(NodeState[state.name]): state for state in MemberSta
 
 
 ALIVE, DEAD = MemberState.ALIVE, MemberState.DEAD
-
-
-def join_sync_deadline(
-    due: float | None, *, now: float, delay: float, interval: float
-) -> float | None:
-    """When our next periodic push/pull should run once a join succeeded at `now`.
-
-    `due` is when it is scheduled today. Returns the new time, or None to leave it: the
-    extension is off (`delay` 0), periodic push/pull is off (`interval` 0: the tick would
-    then repeat at once), or it is already due within `delay`. Moving the push/pull (not
-    adding one) keeps a join storm's bytes at memberlist's: the next one still comes one
-    scaled interval after it.
-    """
-    if delay <= 0 or interval <= 0:
-        return None
-    target = now + delay
-    if due is not None and due <= target:
-        return None
-    return target
 
 
 class StreamKind(enum.Enum):
@@ -168,6 +150,8 @@ class Streams:
         """How many of them are inbound."""
         self._next_stream = 1
         self._joins: dict[int, JoinBatch] = {}
+        self.join_sync = JoinSync(config.join_sync_delay, config.push_pull_interval)
+        """The join-time sync extension's pending sync (`Config.join_sync_delay`)."""
         self._next_join = 1
 
     @property
@@ -243,7 +227,14 @@ class Streams:
                 self._deadlines.set(key, max(when + lag, now))
 
     def push_pull_tick(self, *, now: float) -> None:
-        """The `PushPullTick` timer: push/pull with one random alive member."""
+        """The `PushPullTick` timer: push/pull with one random alive member (a pending
+        join-time sync may first wait for our table to stop changing)."""
+        sync = self.join_sync
+        if sync.pending:  # only then is the rng drawn: memberlist's rules stay as they were
+            later = sync.tick(now=now, table_size=len(self._table), jitter=self._rng.random())
+            if later is not None:
+                self._deadlines.set(PUSH_PULL_TICK, later)
+                return
         cfg = self._config
         self._deadlines.set(
             PUSH_PULL_TICK, now + push_pull_scale(cfg.push_pull_interval, len(self._table))
@@ -501,14 +492,8 @@ class Streams:
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: unexpected reply")
 
     def _bring_sync_forward(self, *, now: float) -> None:
-        """A join succeeded: `Config.join_sync_delay` (the join-time sync extension)."""
-        cfg = self._config
-        due = join_sync_deadline(
-            self._deadlines.get(PUSH_PULL_TICK),
-            now=now,
-            delay=cfg.join_sync_delay,
-            interval=cfg.push_pull_interval,
-        )
+        """A join succeeded: schedule the join-time sync (`protocol.join_sync`)."""
+        due = self.join_sync.joined(now=now, table_size=len(self._table))
         if due is not None:
             self._deadlines.set(PUSH_PULL_TICK, due)
 
