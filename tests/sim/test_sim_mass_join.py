@@ -1,7 +1,8 @@
 """A mass join on the simulator (issue 17): 80 members started within 2 virtual s, each
-joining one random earlier member. With the join-time sync (`Config.join_sync_delay`, on by
-default) every member lists every other alive a few seconds after the last start; with
-memberlist's rules some pairs wait for a scaled push/pull (tens of seconds)."""
+joining one random earlier member. With the join-time sync (`Config.join_sync_delay` =
+2.0; off by default, see docs/research/mass-join.md) every member lists every other alive a
+few seconds after the last start; with memberlist's rules some pairs wait for a scaled
+push/pull (tens of seconds)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ N = 80
 SPREAD = 2.0
 BOUND = 8.0  # virtual seconds after the last start
 SLOW_SEED = 2  # a storm whose gaps memberlist's rules leave open for ~30 s
+SYNC = Config.lan(join_sync_delay=2.0)
 
 
 def _converged_by(cluster: SimCluster, limit: float) -> float | None:
@@ -27,13 +29,13 @@ def _converged_by(cluster: SimCluster, limit: float) -> float | None:
 
 
 def test_mass_join_converges_within_seconds_of_the_last_start(sim_seed: int) -> None:
-    cluster = join_storm(N, seed=sim_seed, spread=SPREAD, config=Config.lan())
+    cluster = join_storm(N, seed=sim_seed, spread=SPREAD, config=SYNC)
     assert _converged_by(cluster, SPREAD + BOUND) is not None
     check_converged(cluster)
 
 
 def test_memberlist_rules_leave_the_same_storm_open_longer() -> None:
-    ours = join_storm(N, seed=SLOW_SEED, spread=SPREAD, config=Config.lan())
+    ours = join_storm(N, seed=SLOW_SEED, spread=SPREAD, config=SYNC)
     theirs = join_storm(N, seed=SLOW_SEED, spread=SPREAD, config=Config.lan(join_sync_delay=0))
     assert _converged_by(ours, SPREAD + BOUND) is not None
     assert _converged_by(theirs, SPREAD + BOUND) is None
