@@ -72,7 +72,10 @@ def _swim_argv(name: str, port: int, rpc: int, seed: int | None) -> list[str]:
         "WARNING",
     ]
     if seed is not None:
-        argv += ["--join", f"127.0.0.1:{seed}"]
+        # --retry-join, not --join: in this session 24 agents joining one swimguard seed at
+        # once got a connection reset for some of them and `--join` makes an agent exit
+        # then (serf's -join coped). Retrying every second keeps the storm's shape.
+        argv += ["--retry-join", f"127.0.0.1:{seed}", "--retry-interval", "1"]
     return argv
 
 
