@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.procs import free_ports
+from bench.procs import LOOPBACK, _port_free
 from bench.serf_harness import SERF, Proc, SerfRPC, wait_for
 
 IMPLS = ("serf", "swimguard", "mixed")
@@ -79,6 +79,21 @@ def _swim_argv(name: str, port: int, rpc: int, seed: int | None) -> list[str]:
     return argv
 
 
+def _storm_ports(count: int, rng: random.Random) -> list[int]:
+    """`count` ports free now, below Linux's ephemeral range (32768+): ports the kernel
+    hands out are also the source ports of the storm's own TCP connections, and one of
+    them took an agent's port before it started in a 100-agent run."""
+    chosen: list[int] = []
+    port = rng.randrange(10000, 20000)
+    while len(chosen) < count:
+        port += 1
+        if port >= 32768:
+            raise RuntimeError("no free ports below the ephemeral range")
+        if _port_free(LOOPBACK, port):
+            chosen.append(port)
+    return chosen
+
+
 def _statuses(rpc_port: int) -> dict[str, str] | None:
     try:
         with SerfRPC(rpc_port, timeout=5.0) as rpc:
@@ -90,7 +105,7 @@ def _statuses(rpc_port: int) -> dict[str, str] | None:
 def run_storm(impl: str, n: int, *, batch: int, seed: int, cap: float, workdir: Path) -> dict:
     """Start the storm for one implementation, wait for convergence, stop everything."""
     rng = random.Random(f"{seed}/mass_join_real")
-    ports = free_ports(2 * n)
+    ports = _storm_ports(2 * n, rng)
     names = [f"{impl[:2]}{i}" for i in range(n)]
     kinds = [
         ("serf" if impl == "serf" or (impl == "mixed" and i % 2 == 0) else "swimguard")
