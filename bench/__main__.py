@@ -1,10 +1,10 @@
 """Run every benchmark module that exists, in order: `python -m bench [NAME...]`.
 
 Modules: bench.wire_bench, bench.cluster_bench, bench.interop_bench, bench.sim_scale,
-bench.cli_latency, bench.agent_rss, each exposing `main(argv=None)` (or `main()`). Missing
-modules are skipped and said so; a sub-bench that raises or returns non-zero is reported and
-the run goes on, but the exit status is then 1. With names on the command line, only those
-run (each with defaults).
+bench.cli_latency, bench.agent_rss, bench.mass_join, each exposing `main(argv=None)` (or
+`main()`). Missing modules are skipped and said so; a sub-bench that raises or returns
+non-zero is reported and the run goes on, but the exit status is then 1. With names on the
+command line, only those run (each with defaults).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 BENCHES = (
-    "wire_bench", "cluster_bench", "interop_bench", "sim_scale", "cli_latency", "agent_rss"
+    "wire_bench", "cluster_bench", "interop_bench", "sim_scale", "cli_latency", "agent_rss",
+    "mass_join",
 )
 
 

@@ -235,8 +235,12 @@ def extrapolate(rows: list[dict[str, object]], target: int) -> dict[str, object]
     }
 
 
-def digests() -> list[str]:
-    """Trace digests of three fixed scenarios (joins, meta update, crash, leave, restart)."""
+def digests(join_sync_delay: float | None = None) -> list[str]:
+    """Trace digests of three fixed scenarios (joins, meta update, crash, leave, restart).
+
+    `join_sync_delay` overrides the config's (0 runs memberlist's rules, whose digests
+    are the ones recorded before the join-time sync extension existed)."""
+    extra = {} if join_sync_delay is None else {"join_sync_delay": join_sync_delay}
     out = []
     for n, compress, link, seed in (
         (60, False, None, 1),
@@ -244,7 +248,11 @@ def digests() -> list[str]:
         (200, False, None, 3),
     ):
         cluster = start_cluster(
-            n, seed=seed, config=Config.lan(enable_compression=compress), link=link, trace=True
+            n,
+            seed=seed,
+            config=Config.lan(enable_compression=compress, **extra),
+            link=link,
+            trace=True,
         )
         cluster.run_for(20)
         cluster.update_meta("m1", b"v2")
@@ -307,6 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--digests", action="store_true", help="print trace digests and exit")
     parser.add_argument(
+        "--join-sync-delay",
+        type=float,
+        default=None,
+        help="with --digests: Config.join_sync_delay (0 = memberlist's rules)",
+    )
+    parser.add_argument(
         "--extrapolate", type=int, default=None, help="estimate bootstrap CPU/memory at this N"
     )
     parser.add_argument("--out", type=Path, default=None)
@@ -320,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv if argv is not None else [])
     if args.digests:
         print(f"code: {Path(swimguard.__file__).parent}")
-        for line in digests():
+        for line in digests(args.join_sync_delay):
             print(line, flush=True)
         return 0
     rows: list[dict[str, object]] = []

@@ -111,6 +111,15 @@ class Config:
     reap_left_nodes: bool = True
     """Also drop *left* members after `gossip_to_the_dead_time` (memberlist >= 0.3 does;
     0.2.2 keeps them forever). Set False for exact 0.2.2 table contents."""
+    join_sync_delay: float = 0.0
+    """Join-time sync (0 = off, memberlist's rule, the default; 2.0 is the setting
+    measured in docs/research/mass-join.md): once a join succeeded, our first
+    periodic push/pull waits until our member table has not changed size for this many
+    seconds (a storm of joins has passed), and comes at the latest `push_pull_interval`
+    after the join, instead of at a random time within `push_pull_interval`. Closes the
+    gaps a mass join leaves in seconds instead of scaled push/pull periods (minutes); it
+    moves a push/pull and adds none. Needs `push_pull_interval > 0`. A plain push/pull on
+    the wire, which serf and memberlist answer. See `protocol.join_sync`."""
     max_inbound_streams: int = 128
     """Concurrent inbound streams; more are closed at once (memberlist: 128 push/pulls)."""
     max_user_broadcasts: int = 4096
@@ -144,6 +153,7 @@ class Config:
         _check_non_negative(
             self,
             "push_pull_interval",
+            "join_sync_delay",
             "gossip_interval",
             "gossip_to_the_dead_time",
             "dead_node_reclaim_time",

@@ -33,6 +33,7 @@ from swimguard.protocol.events import (
     deliver_user_message,
 )
 from swimguard.protocol.hooks import MergeHook, MessageHook, StateHook
+from swimguard.protocol.join_sync import JoinSync
 from swimguard.protocol.members import Member, MemberState
 from swimguard.protocol.membership import Membership
 from swimguard.protocol.outgoing import Address, StreamClose, StreamOpen, StreamSend
@@ -149,6 +150,8 @@ class Streams:
         """How many of them are inbound."""
         self._next_stream = 1
         self._joins: dict[int, JoinBatch] = {}
+        self.join_sync = JoinSync(config.join_sync_delay, config.push_pull_interval)
+        """The join-time sync extension's pending sync (`Config.join_sync_delay`)."""
         self._next_join = 1
 
     @property
@@ -224,7 +227,14 @@ class Streams:
                 self._deadlines.set(key, max(when + lag, now))
 
     def push_pull_tick(self, *, now: float) -> None:
-        """The `PushPullTick` timer: push/pull with one random alive member."""
+        """The `PushPullTick` timer: push/pull with one random alive member (a pending
+        join-time sync may first wait for our table to stop changing)."""
+        sync = self.join_sync
+        if sync.pending:  # only then is the rng drawn: memberlist's rules stay as they were
+            later = sync.tick(now=now, table_size=len(self._table), jitter=self._rng.random())
+            if later is not None:
+                self._deadlines.set(PUSH_PULL_TICK, later)
+                return
         cfg = self._config
         self._deadlines.set(
             PUSH_PULL_TICK, now + push_pull_scale(cfg.push_pull_interval, len(self._table))
@@ -472,12 +482,20 @@ class Streams:
             error = self._merge_remote_state(msg, now=now)
             where = f"{st.peer[0]}:{st.peer[1]}"
             self._stats.push_pull_node.observe(now - st.started)
+            if error is None and st.join:
+                self._bring_sync_forward(now=now)
             self._push_pull_done(st, None if error is None else f"{where}: {error}")
         elif isinstance(msg, ErrResp):
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: remote error: {msg.error}")
         else:
             self._drops["unexpected_stream_message"] += 1
             self._push_pull_done(st, f"{st.peer[0]}:{st.peer[1]}: unexpected reply")
+
+    def _bring_sync_forward(self, *, now: float) -> None:
+        """A join succeeded: schedule the join-time sync (`protocol.join_sync`)."""
+        due = self.join_sync.joined(now=now, table_size=len(self._table))
+        if due is not None:
+            self._deadlines.set(PUSH_PULL_TICK, due)
 
     def _push_pull_done(self, st: StreamState, error: str | None) -> None:
         if st.batch is None:

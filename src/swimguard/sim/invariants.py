@@ -36,6 +36,7 @@ __all__ = [
     "attach_all",
     "check_converged",
     "convergence_gaps",
+    "missing_alive_pairs",
 ]
 
 _MEMBER_EVENTS = (MemberJoined, MemberUpdated, MemberSuspected, MemberFailed, MemberLeft)
@@ -190,6 +191,23 @@ def convergence_gaps(cluster: SimCluster) -> list[str]:
             if state is MemberState.ALIVE:
                 gaps.append(f"{m.name} still sees departed {name} as ALIVE")
     return gaps
+
+
+def missing_alive_pairs(cluster: SimCluster) -> int:
+    """(running member, running member) pairs where the first does not list the second
+    alive: 0 once converged. Cheaper than `convergence_gaps` (no snapshots, no text) for
+    checking a large cluster often, and blind to departed members still listed alive."""
+    live = cluster.live()
+    n = len(live)
+    missing = 0
+    for m in live:
+        count_by_state = getattr(m.node, "count_by_state", None)  # `Node`'s, not NodeAPI's
+        if callable(count_by_state):
+            alive = int(count_by_state()[MemberState.ALIVE])
+        else:
+            alive = sum(1 for mem in m.node.members() if mem.state is MemberState.ALIVE)
+        missing += max(0, n - alive)
+    return missing
 
 
 def check_converged(cluster: SimCluster, *, limit: int = 10) -> None:

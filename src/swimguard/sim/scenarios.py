@@ -15,7 +15,14 @@ from swimguard.sim.faults import ScenarioSpec
 from swimguard.sim.invariants import convergence_gaps
 from swimguard.sim.network import LinkModel
 
-__all__ = ["node_factory", "replay_command", "run_scenario_spec", "start_cluster", "warm_cluster"]
+__all__ = [
+    "join_storm",
+    "node_factory",
+    "replay_command",
+    "run_scenario_spec",
+    "start_cluster",
+    "warm_cluster",
+]
 
 
 def node_factory(config: Config, **options: Any) -> NodeFactory:
@@ -65,6 +72,35 @@ def start_cluster(
     cluster.run_until(spread)
     if settle > 0:
         cluster.run_until_true(lambda: not convergence_gaps(cluster), cluster.now + settle, 0.5)
+    return cluster
+
+
+def join_storm(
+    n: int,
+    *,
+    seed: int,
+    spread: float,
+    config: Config | None = None,
+    link: LinkModel | None = None,
+    trace: bool = False,
+) -> SimCluster:
+    """Members m0 .. m{n-1} started in order over `spread` s, each joining ONE random
+    earlier member (a mass join: not everyone the same seed). Nothing is run yet.
+
+    The seeds are drawn from their own stream of `seed`, so they do not depend on the
+    configuration; `start_cluster` is the other storm, everyone joining m0.
+    """
+    cluster = SimCluster(
+        node_factory(config if config is not None else Config.lan()),
+        seed=seed,
+        link=link,
+        trace=trace,
+    )
+    rng = random.Random(f"{seed}/join_storm")
+    cluster.add_member("m0")
+    for i in range(1, n):
+        target = f"m{rng.randrange(i)}"
+        cluster.at(spread * i / max(1, n - 1), cluster.start_member, f"m{i}", [target])
     return cluster
 
 
