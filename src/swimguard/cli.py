@@ -45,6 +45,8 @@ from swimguard.agent_handlers import EventHandlerRunner, HandlerSpec, parse_hand
 from swimguard.aio import Agent, EventsLost
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
 from swimguard.aio.agent_config import AgentConfig
+from swimguard.aio.gray_flags import add_arguments as add_gray_flags
+from swimguard.aio.gray_flags import options_from as gray_fault_options
 from swimguard.aio.sockets import format_address, is_ip, parse_address, resolve_host
 from swimguard.config import Config
 from swimguard.errors import JoinError, UsageError
@@ -252,6 +254,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="seconds to wait for the leave broadcast (>= 0)",
     )
     _add_persist_flags(agent)
+    add_gray_flags(agent)
     agent.add_argument(
         "--rpc-addr",
         default=DEFAULT_RPC_ADDR,
@@ -748,7 +751,9 @@ def _agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
         meta=meta,
         tags=tags,
         serf_compat=not args.no_serf,
-        options=_persist_options(args),
+        options=dataclasses.replace(
+            _persist_options(args), gray_fault=gray_fault_options(args)
+        ),
     )
     return agent, bind
 
