@@ -494,13 +494,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mlnode", help="mlnode binary (default: build/mlnode, `make mlnode`)")
     parser.add_argument("--out", type=Path, default=None, help="write runs and the table here")
     parser.add_argument("--tag", default=None, help="file name stem in --out")
-    parser.add_argument("--from-json", type=Path, default=None,
-                        help="re-count the runs a previous --out wrote, run nothing")  # fmt: skip
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        action="append",
+        default=[],
+        help="re-count the runs an --out wrote (repeatable); run nothing",
+    )
     args = parser.parse_args(argv)
-    if args.from_json is not None:
-        saved = json.loads(args.from_json.read_text())
+    if args.from_json:
         recounted: list[dict[str, Any]] = []
-        for raw in saved["runs"]:
+        saved_runs = [r for path in args.from_json for r in json.loads(path.read_text())["runs"]]
+        for raw in saved_runs:
             run = Run(**raw)
             recounted.append({"flavour": run.flavour, "dialed": run.dialed, "seed": run.seed,
                          **analyse(run)})  # fmt: skip
