@@ -464,6 +464,17 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rounded(value: Any) -> Any:
+    """`value` with every float rounded to the millisecond (the JSON stays small)."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def _floats(text: str) -> tuple[float, float]:
     a, b = (float(x) for x in text.split(","))
     return a, b
@@ -554,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         stem = args.tag or ("small" if args.small else f"n{p.members}-k{p.slowed}")
         (args.out / f"{stem}.json").write_text(
-            json.dumps({"params": asdict(p), "rows": rows, "runs": runs}) + "\n"
+            json.dumps(_rounded({"params": asdict(p), "rows": rows, "runs": runs})) + "\n"
         )
         (args.out / f"{stem}.md").write_text(
             f"`python -m bench.gray_bench {' '.join(argv if argv is not None else sys.argv[1:])}`"

@@ -114,3 +114,10 @@ def test_tiny_real_run_swimguard_and_memberlist_share_the_schedule() -> None:
     # The same seed draws the same episodes in Go memberlist and in swimguard.
     assert schedules["default"] == schedules["memberlist"]
     assert len(schedules["default"]) >= 4
+
+
+def test_saved_runs_are_rounded_to_the_millisecond() -> None:
+    assert gb._rounded({"a": [(1.23456, "x", None, True)], "b": 2}) == {
+        "a": [[1.235, "x", None, True]],
+        "b": 2,
+    }
