@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast test-slow lint bench hostile experiments experiments-short scale-10k serf clean
+.PHONY: venv demo test test-fast test-slow lint bench hostile experiments experiments-short scale-10k serf mlnode gray-bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,21 @@ serf:
 	  else echo "serf not installed and not root: interop tests will be skipped (failed under CI=1)"; fi; \
 	fi
 
+# mlnode (tools/mlnode): a bare Go memberlist 0.2.2 node with mlnode's gray-failure flags,
+# for bench.gray_bench and its test; built from Debian's Go packages (installed only as root).
+MLNODE := build/mlnode
+MEMBERLIST_GO := /usr/share/gocode/src/github.com/hashicorp/memberlist
+mlnode: $(MLNODE)
+
+$(MLNODE): tools/mlnode/main.go tools/mlnode/gray.go tools/mlnode/build.sh
+	@if ! command -v go >/dev/null 2>&1 || [ ! -d $(MEMBERLIST_GO) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      golang-go golang-github-hashicorp-memberlist-dev) >/dev/null; \
+	  else echo "Go or memberlist sources missing and not root: mlnode tests will be skipped (failed under CI=1)"; exit 0; fi; \
+	fi; \
+	tools/mlnode/build.sh $(MLNODE)
+
 demo: venv
 	$(BIN)/python -m swimguard.demo
 
@@ -38,7 +53,7 @@ test-slow: venv
 
 # The fast suite runs against the built wheel on the oldest and newest supported CPython, a
 # smoke test of the wheel on each (.ci/test-pythons).
-test: venv serf lint docs
+test: venv serf mlnode lint docs
 	BUILD_PY=$(BIN)/python .ci/test-pythons
 	$(BIN)/python -m pytest -q -m slow
 
@@ -65,6 +80,11 @@ experiments: venv
 experiments-short: venv
 	$(BIN)/python -m swimguard sim lifeguard --members 100 --anomalies 1,4,8,16,32 --duration 300 --seeds 5 --jobs 2 \
 	  --slow exp:6,notimers --slow-on 1,4 --slow-off 20,40 --out results/lifeguard_short
+
+# Lifeguard on real processes (issue 15): 16 agents, 4 slowed, swimguard vs Go memberlist
+# (mlnode), 5 configurations x 2 variants x 2 seeds x 180 s: about an hour.
+gray-bench: venv mlnode
+	$(BIN)/python -m bench.gray_bench --out results/gray_bench
 
 # N=10,000 members from a warm start: ~6 GB of memory, ~25 CPU minutes.
 scale-10k: venv

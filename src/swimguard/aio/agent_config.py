@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from swimguard.aio.gray_fault import GrayFaultOptions
 from swimguard.serf.coalesce import Coalesce
 from swimguard.serf.status import StatusTimes
 
@@ -84,6 +85,10 @@ class AgentConfig:
     """Seconds leaving `async with Agent(...)` may spend on a graceful `leave()` before the
     agent closes (peers then see the member left, not failed). Skipped when we already
     left or know no other live member; 0 closes at once, like `close()`."""
+
+    gray_fault: GrayFaultOptions | None = None
+    """Injected gray failure for tests and benchmarks (`aio.gray_fault`): slow episodes
+    during which our input is read late. None (the default) builds none of it."""
 
     # -- files kept across restarts (`aio.agent_persist`) --
 

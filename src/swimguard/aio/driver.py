@@ -24,6 +24,7 @@ from typing import TypeVar
 from swimguard.aio.agent_config import AgentConfig
 from swimguard.aio.drop_log import DropLogger
 from swimguard.aio.event_tally import EventTally
+from swimguard.aio.gray_fault import GrayFault
 from swimguard.aio.listener import Listener
 from swimguard.aio.tcp import StreamManager
 from swimguard.aio.udp import UdpEndpoint
@@ -79,6 +80,7 @@ class Driver:
         self._udp: UdpEndpoint | None = None
         self._listener: Listener | None = None
         self._streams: StreamManager | None = None
+        self.gray: GrayFault | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
         self._last_now = 0.0
@@ -90,12 +92,34 @@ class Driver:
     ) -> None:
         """Serve the bound sockets, then drain the node's first outputs."""
         loop = self._loop
-        streams = StreamManager(loop, self, options, self.count_drop)
+        on_datagram: Callable[[bytes, Address], None] = self.on_datagram
+        gray = None
+        if options.gray_fault is not None:  # tests and benchmarks only: input read late
+            gray = GrayFault(
+                options.gray_fault, name=self._name, loop=loop, count_drop=self.count_drop
+            )
+            self.gray = gray
+            on_datagram = gray.delay_datagrams(on_datagram)
+        streams = StreamManager(
+            loop,
+            self,
+            options,
+            self.count_drop,
+            delay_reply=gray.delay_reply if gray is not None and gray.dialed else None,
+        )
         self._streams = streams
-        udp = UdpEndpoint(self.on_datagram, self.count_drop)
+        udp = UdpEndpoint(on_datagram, self.count_drop)
         await loop.create_datagram_endpoint(lambda: udp, sock=udp_sock)
         self._udp = udp
-        self._listener = Listener(loop, tcp_sock, streams.protocol_factory, self.count_drop)
+        self._listener = Listener(
+            loop,
+            tcp_sock,
+            streams.protocol_factory,
+            self.count_drop,
+            admit=gray.admit_stream if gray is not None else None,
+        )
+        if gray is not None:
+            gray.start()
         self.drain()
 
     async def aclose(self) -> None:
@@ -104,6 +128,8 @@ class Driver:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.gray is not None:
+            self.gray.close()
         if self._udp is not None:
             self._udp.close()
         if self._listener is not None:

@@ -15,6 +15,9 @@ import logging
 import socket
 from collections.abc import Callable
 
+Admit = Callable[[socket.socket, Callable[[socket.socket], None]], None]
+"""Takes an accepted socket and hands it over later (`aio.gray_fault`'s delay queue)."""
+
 log = logging.getLogger("swimguard.agent")
 
 ACCEPT_RETRY_DELAY = 1.0
@@ -32,8 +35,10 @@ class Listener:
         sock: socket.socket,
         protocol_factory: Callable[[], asyncio.Protocol],
         count_drop: Callable[[str], None],
+        admit: Admit | None = None,
     ) -> None:
         self._loop = loop
+        self._admit = admit
         self._sock = sock
         self._factory = protocol_factory
         self._count_drop = count_drop
@@ -57,9 +62,18 @@ class Listener:
                 self._loop.remove_reader(self._sock.fileno())
                 self._retry = self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
                 return
-            task = self._loop.create_task(self._hand_over(conn))
-            self._handovers[task] = conn
-            task.add_done_callback(self._handovers.pop)
+            if self._admit is None:
+                self._start_hand_over(conn)
+            else:
+                self._admit(conn, self._start_hand_over)
+
+    def _start_hand_over(self, conn: socket.socket) -> None:
+        if not self._open:  # admitted after close(): nobody will serve it
+            conn.close()
+            return
+        task = self._loop.create_task(self._hand_over(conn))
+        self._handovers[task] = conn
+        task.add_done_callback(self._handovers.pop)
 
     def _resume(self) -> None:
         self._retry = None

@@ -35,6 +35,8 @@ from swimguard.aio.sockets import normalize_peer
 from swimguard.protocol.outgoing import Address
 
 CountDrop = Callable[[str], None]
+DelayReply = Callable[[Callable[[], None]], None]
+"""Calls its argument later (`aio.gray_fault`: replies on dialed streams read late)."""
 log = logging.getLogger("swimguard.agent")
 
 _CLOSE_TURNS = 40
@@ -80,6 +82,7 @@ class _Connection(asyncio.Protocol):
         self.close_requested = False
         self.peer_ip: str | None = None  # inbound: counted against its source IP
         self.queued = False  # waiting for a slice of parsing, reading paused
+        self.reply_seen = inbound  # outbound: the first bytes may be held (gray fault)
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -90,7 +93,27 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.state is _State.OPEN and self.stream_id is not None:
+            delay = self.manager._delay_reply
+            if delay is not None and not self.reply_seen:
+                self.reply_seen = True
+                self._hold(data, delay)
+                return
             self.manager._received(self, data)
+
+    def _hold(self, data: bytes, delay: DelayReply) -> None:
+        """Read the first reply bytes of a dialed stream only when `delay` says so."""
+        assert self.transport is not None
+        self.transport.pause_reading()
+
+        def release() -> None:
+            if self.state is not _State.OPEN or self.core_knows_closed:
+                return  # the core gave up waiting (its own deadline): the reply is lost
+            self.manager._received(self, data)
+            transport = self.transport
+            if self.state is _State.OPEN and not self.queued and transport is not None:
+                transport.resume_reading()
+
+        delay(release)
 
     def eof_received(self) -> bool | None:
         return False  # no half-close in memberlist: EOF ends the connection
@@ -108,8 +131,10 @@ class StreamManager:
         sink: StreamSink,
         options: AgentConfig,
         count_drop: CountDrop,
+        delay_reply: DelayReply | None = None,
     ) -> None:
         self._loop = loop
+        self._delay_reply = delay_reply
         self._sink = sink
         self._options = options
         self._count_drop = count_drop

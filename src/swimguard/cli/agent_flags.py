@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from swimguard.agent_config_file import load_config_files
 from swimguard.aio.agent import DEFAULT_PORT
+from swimguard.aio.gray_flags import add_arguments as add_gray_flags
 from swimguard.cli.addresses import address_arg
 from swimguard.cli.exit_codes import ExitCode
 from swimguard.config import Config
@@ -105,6 +106,7 @@ def build_parser(
         help="seconds to wait for the leave broadcast (>= 0)",
     )
     _add_persist_flags(agent)
+    add_gray_flags(agent)
     agent.add_argument(
         "--rpc-addr",
         default=DEFAULT_RPC_ADDR,

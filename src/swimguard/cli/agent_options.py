@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import dataclasses
 import logging
 from collections.abc import Sequence
 
@@ -12,6 +13,7 @@ from swimguard.agent_handlers import HandlerSpec, parse_handler_spec
 from swimguard.aio import Agent
 from swimguard.aio.agent import DEFAULT_PORT, seed_family_problem
 from swimguard.aio.agent_config import AgentConfig
+from swimguard.aio.gray_flags import options_from as gray_fault_options
 from swimguard.aio.sockets import format_address, is_ip
 from swimguard.cli.addresses import address_arg, resolve
 from swimguard.cli.agent_flags import META_LIMIT, PROFILES
@@ -101,7 +103,7 @@ def agent_from_args(args: argparse.Namespace) -> tuple[Agent, Address]:
         meta=meta,
         tags=tags,
         serf_compat=not args.no_serf,
-        options=_persist_options(args),
+        options=dataclasses.replace(_persist_options(args), gray_fault=gray_fault_options(args)),
     )
     return agent, bind
 
