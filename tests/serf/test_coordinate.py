@@ -11,6 +11,7 @@ import hashlib
 import math
 import random
 import statistics
+import sys
 
 import pytest
 
@@ -346,6 +347,12 @@ def test_updates_are_bit_for_bit_those_of_the_step_by_step_rule() -> None:
         assert clients[i].update(f"n{j}", other, rtt) is None
         c = clients[i].coordinate
         digest.update(repr((c.vec, c.error, c.adjustment, c.height)).encode())
-    assert digest.hexdigest() == (
+    # Python 3.12 made the builtin sum() of floats compensated (Neumaier), so the floats
+    # differ in their last bits from 3.11's: one digest per side, both taken from the
+    # step-by-step rule (fedfaaa^) on 3.11.7, 3.12.1 and 3.13.0, where it equals the fused one.
+    expected = (
         "fa0370cc44e3805e523a702761d7c4d8046488a3fc7d36bb3e178c1a215c621a"
+        if sys.version_info < (3, 12)
+        else "615ff477a571e28fe20d5f303c14cd09370b34ee18ddc6670d3508ce35cf2a82"
     )
+    assert digest.hexdigest() == expected
