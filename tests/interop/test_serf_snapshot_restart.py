@@ -51,7 +51,7 @@ def test_restart_with_snapshot_does_not_replay_serf_user_events(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     a = cluster.start_serf("a")
-    cluster.start_serf("b", [a.addr])
+    b = cluster.start_serf("b", [a.addr])
     opts = AgentConfig(snapshot_path=str(tmp_path / "py.snap"))
 
     async def scenario() -> None:
@@ -61,6 +61,14 @@ def test_restart_with_snapshot_does_not_replay_serf_user_events(
         await py.join([a.addr])
         await asyncio.to_thread(a.user_event, "old", b"1")
         await until(lambda: log.of(UserEventReceived), 15, "py sees old")
+        # Both seeds must hold "old" before the crash, so that the rejoin's push/pull
+        # carries it whichever seed answers (CI once saw b learn it only afterwards; the
+        # drop then came by gossip, later than the assertion looked).
+        await until(
+            lambda: b.proc.log.find("Received event: user-event: old") is not None,
+            15,
+            "b sees old",
+        )
         port = py.bound_address[1]
         await log.stop()
         await py.close()  # a crash: no leave
